@@ -1,0 +1,219 @@
+//! The controller's configuration file (`--config`, a ConfigMap rendered from Helm values in a cluster).
+//!
+//! It names the agent profiles (images, commands, secrets), the attempt defaults and the routing rules.
+//! Secrets are referenced by name, never inlined. A missing file means [`ControllerConfig::default`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use serde::{Deserialize, Serialize};
+
+use crate::crd::{EnvVar, SecretKeyRef, StepSpec};
+use crate::triage::RoutingConfig;
+
+/// Path inside the attempt pod where the first step copies the `healer` binary.
+pub const HEALER_BIN: &str = "/healer/bin/healer";
+
+/// Top-level controller configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Image that carries the `healer` binary (and git, for checkout).
+    #[serde(default = "default_healer_image")]
+    pub healer_image: String,
+    /// Defaults for every attempt's Job.
+    #[serde(default)]
+    pub attempt: AttemptDefaults,
+    /// The Secret key holding the git token for checkout (and pushes, in pull-request mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_token_secret: Option<SecretKeyRef>,
+    /// Agent profiles by name. `general` must exist: it is the routing fallback.
+    #[serde(default = "default_profiles")]
+    pub profiles: BTreeMap<String, Profile>,
+    /// Triage routing rules.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+}
+
+/// Job-level defaults for attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttemptDefaults {
+    /// Seconds before Kubernetes stops an attempt's Job (`activeDeadlineSeconds`). Default 1800.
+    #[serde(default = "default_deadline")]
+    pub active_deadline_seconds: i64,
+    /// Seconds a finished Job is kept (`ttlSecondsAfterFinished`). Default 86400.
+    #[serde(default = "default_ttl")]
+    pub ttl_seconds_after_finished: i32,
+    /// Requests and limits for steps that set none.
+    #[serde(default = "default_resources")]
+    pub resources: ResourceRequirements,
+}
+
+/// An agent profile: which images run the agent and validation steps, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    /// Toolchain image for the agent and validate steps (e.g. `rust:1.95`, `node:22`).
+    pub image: String,
+    /// The agent step. Default: `healer agent` (fixers, then the built-in LLM agent).
+    #[serde(default = "default_agent_step")]
+    pub agent: ProfileStep,
+    /// The validation step. Default: `healer validate`.
+    #[serde(default = "default_validate_step")]
+    pub validate: ProfileStep,
+    /// The Secret key holding the LLM provider's API key, mounted into the agent step only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_api_key_secret: Option<SecretKeyRef>,
+}
+
+/// One step of a profile. `image` overrides the profile's image (an external agent image).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfileStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl ProfileStep {
+    /// Resolve into the frozen [`StepSpec`] an attempt records.
+    pub fn resolve(&self, profile_image: &str) -> StepSpec {
+        StepSpec {
+            image: self.image.clone().unwrap_or_else(|| profile_image.to_string()),
+            command: self.command.clone(),
+            env: self.env.clone(),
+            resources: self.resources.clone(),
+        }
+    }
+}
+
+/// Errors reading the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: String, source: serde_yaml_ng::Error },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl ControllerConfig {
+    /// Read and validate a YAML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::from_yaml(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.display().to_string(), source },
+            other => other,
+        })
+    }
+
+    /// Parse and validate YAML text.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Parse { path: "<inline>".into(), source })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.profiles.contains_key(&self.routing.fallback_profile) {
+            return Err(ConfigError::Invalid(format!(
+                "routing.fallbackProfile '{}' is not a configured profile (have: {})",
+                self.routing.fallback_profile,
+                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for (name, p) in &self.profiles {
+            if p.image.is_empty() {
+                return Err(ConfigError::Invalid(format!("profile '{name}' has no image")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            healer_image: default_healer_image(),
+            attempt: AttemptDefaults::default(),
+            git_token_secret: None,
+            profiles: default_profiles(),
+            routing: RoutingConfig::default(),
+        }
+    }
+}
+
+impl Default for AttemptDefaults {
+    fn default() -> Self {
+        Self {
+            active_deadline_seconds: default_deadline(),
+            ttl_seconds_after_finished: default_ttl(),
+            resources: default_resources(),
+        }
+    }
+}
+
+fn default_healer_image() -> String {
+    format!("ghcr.io/ci-healer/healer:{}", env!("CARGO_PKG_VERSION"))
+}
+fn default_deadline() -> i64 {
+    1800
+}
+fn default_ttl() -> i32 {
+    86400
+}
+fn default_resources() -> ResourceRequirements {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let q = |cpu: &str, mem: &str| {
+        BTreeMap::from([("cpu".to_string(), Quantity(cpu.into())), ("memory".to_string(), Quantity(mem.into()))])
+    };
+    ResourceRequirements { requests: Some(q("500m", "1Gi")), limits: Some(q("2", "4Gi")), ..Default::default() }
+}
+fn default_agent_step() -> ProfileStep {
+    ProfileStep { command: vec![HEALER_BIN.into(), "agent".into()], ..Default::default() }
+}
+fn default_validate_step() -> ProfileStep {
+    ProfileStep { command: vec![HEALER_BIN.into(), "validate".into()], ..Default::default() }
+}
+fn default_profiles() -> BTreeMap<String, Profile> {
+    let p = |image: &str| Profile {
+        image: image.into(),
+        agent: default_agent_step(),
+        validate: default_validate_step(),
+        llm_api_key_secret: None,
+    };
+    BTreeMap::from([
+        ("general".into(), p("docker.io/library/buildpack-deps:bookworm")),
+        ("rust".into(), p("docker.io/library/rust:1.95")),
+        ("frontend".into(), p("docker.io/library/node:22")),
+        ("infrastructure".into(), p("docker.io/alpine/helm:3")),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_four_default_profiles() {
+        let cfg = ControllerConfig::from_yaml("{}").unwrap();
+        assert_eq!(cfg.profiles.keys().collect::<Vec<_>>(), ["frontend", "general", "infrastructure", "rust"]);
+        assert_eq!(cfg.profiles["rust"].agent.command, [HEALER_BIN, "agent"]);
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_fallback_are_rejected() {
+        let err = ControllerConfig::from_yaml("healerImg: x").unwrap_err().to_string();
+        assert!(err.contains("unknown field `healerImg`"), "{err}");
+        let err = ControllerConfig::from_yaml("profiles: {rust: {image: rust:1}}").unwrap_err().to_string();
+        assert!(err.contains("fallbackProfile 'general' is not a configured profile"), "{err}");
+    }
+}

@@ -1,0 +1,267 @@
+//! The controllers: HealingRun → HealingAttempt → Job, and results back up.
+//!
+//! Two kube-runtime controllers share one [`Context`]. Each reconcile is a pipeline: observe (read the
+//! object and its children), decide (a pure function, [`state::decide`] / [`crate::resources::job::observe`]),
+//! build (pure builders), apply (create-if-absent for immutable children, server-side apply under
+//! [`FIELD_MANAGER`] otherwise), write status (skipped when unchanged).
+
+pub mod attempt;
+pub mod run;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource};
+use prometheus_client::registry::Registry;
+use tokio::sync::RwLock;
+
+use crate::config::ControllerConfig;
+use crate::crd::{HealingAttempt, HealingRun, LABEL_ATTEMPT};
+use crate::telemetry::{ControllerLabels, ErrorLabels, Metrics};
+
+/// Server-side apply field manager for everything the controller writes.
+pub const FIELD_MANAGER: &str = "ci-healer";
+
+/// Flags of `healer controller`; each has an environment fallback.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Controller configuration file (profiles, routing, attempt defaults). Absent: built-in defaults.
+    #[arg(long, env = "HEALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the metrics and health server (`/metrics`, `/healthz`, `/readyz`).
+    #[arg(long, env = "HEALER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "HEALER_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Seconds between checks while waiting for the CRDs to be installed.
+    #[arg(long, env = "HEALER_CRD_WAIT_SECONDS", default_value_t = 5)]
+    pub crd_wait_seconds: u64,
+}
+
+/// One error type with stable reasons (used for condition reasons, Event reasons and metric labels).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("object has no namespace")]
+    MissingNamespace,
+    #[error("cannot serialise: {0}")]
+    Serialization(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A stable CamelCase reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
+            Error::Kube(kube::Error::Api(s)) if s.code == 404 => "NotFound",
+            Error::Kube(kube::Error::Api(_)) => "ApiError",
+            Error::Kube(_) => "KubeClientError",
+            Error::MissingNamespace => "MissingNamespace",
+            Error::Serialization(_) => "SerializationError",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// State shared by both controllers.
+pub struct Context {
+    pub client: Client,
+    pub config: ControllerConfig,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// Runs seen by the run controller's reflector (for dedup lookups).
+    pub runs: kube::runtime::reflector::Store<HealingRun>,
+    /// Consecutive failures per object, for per-object exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    fn backoff(&self, key: String) -> Duration {
+        let mut f = self.failures.lock().expect("backoff map");
+        let n = f.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        // 1s, 2s, 4s … capped at 5 minutes.
+        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("backoff map").remove(key);
+    }
+}
+
+fn object_key<K: Resource<DynamicType = ()>>(o: &K) -> String {
+    format!("{}/{}/{}", K::kind(&()), o.meta().namespace.as_deref().unwrap_or(""), o.meta().name.as_deref().unwrap_or(""))
+}
+
+/// Run both controllers until a termination signal.
+///
+/// Waits for the CRDs instead of crashing; serves `/metrics`, `/healthz` and `/readyz` on
+/// `args.metrics_addr`. Errors: invalid config, no cluster credentials, the metrics port is taken.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(p) => ControllerConfig::load(p)?,
+        None => ControllerConfig::default(),
+    };
+    let client = Client::try_default().await?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let ready = Arc::new(RwLock::new(false));
+    let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
+
+    wait_for_crds(&client, args.crd_wait_seconds).await;
+
+    let (runs_api, attempts_api, jobs_api, pods_api) = match &args.namespace {
+        Some(ns) => (
+            Api::<HealingRun>::namespaced(client.clone(), ns),
+            Api::<HealingAttempt>::namespaced(client.clone(), ns),
+            Api::<Job>::namespaced(client.clone(), ns),
+            Api::<Pod>::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=ci-healer");
+    let run_controller = Controller::new(runs_api.clone(), watcher::Config::default())
+        .owns(attempts_api.clone(), watcher::Config::default())
+        .shutdown_on_signal();
+    let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var("POD_NAME").ok() };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        runs: run_controller.store(),
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    let attempt_controller = Controller::new(attempts_api, watcher::Config::default())
+        .owns(jobs_api, owned)
+        .watches(pods_api, watcher::Config::default().labels(LABEL_ATTEMPT), |pod: Pod| {
+            let ns = pod.metadata.namespace.clone()?;
+            let name = pod.metadata.labels.as_ref()?.get(LABEL_ATTEMPT)?.clone();
+            Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
+        })
+        .watches(runs_api, watcher::Config::default(), |run: HealingRun| {
+            // A run's abort must reach its attempts.
+            let ns = run.metadata.namespace.clone().unwrap_or_default();
+            let name = run.metadata.name.clone().unwrap_or_default();
+            let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
+            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&format!("{name}-{i}")).within(&ns))
+        })
+        .shutdown_on_signal();
+
+    *ready.write().await = true;
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), "controllers started");
+    let c1 = ctx.clone();
+    let runs = run_controller.run(run::reconcile, error_policy::<HealingRun>, c1).for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "run reconcile event");
+        }
+    });
+    let attempts = attempt_controller.run(attempt::reconcile, error_policy::<HealingAttempt>, ctx).for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "attempt reconcile event");
+        }
+    });
+    tokio::join!(runs, attempts);
+    server.abort();
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+/// Transient errors requeue with per-object exponential backoff (1 s doubling to 5 min).
+fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    let controller = K::kind(&()).to_string();
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels { controller: controller.clone(), reason: err.reason().into() })
+        .inc();
+    let delay = ctx.backoff(object_key(obj.as_ref()));
+    tracing::warn!(
+        kind = %controller,
+        name = obj.meta().name.as_deref().unwrap_or(""),
+        namespace = obj.meta().namespace.as_deref().unwrap_or(""),
+        reason = err.reason(),
+        error = %err,
+        retry_in_seconds = delay.as_secs(),
+        "reconcile failed; retrying"
+    );
+    Action::requeue(delay)
+}
+
+/// Bookkeeping every reconcile does: count it, time it, reset backoff on success.
+pub(crate) async fn instrumented<K, F>(obj: &K, ctx: &Context, fut: F) -> Result<Action>
+where
+    K: Resource<DynamicType = ()>,
+    F: std::future::Future<Output = Result<Action>>,
+{
+    let labels = ControllerLabels { controller: K::kind(&()).to_string() };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let start = std::time::Instant::now();
+    let res = fut.await;
+    ctx.metrics.reconcile_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    if res.is_ok() {
+        ctx.succeeded(&object_key(obj));
+    }
+    res
+}
+
+async fn wait_for_crds(client: &Client, every: u64) {
+    loop {
+        let runs = Api::<HealingRun>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
+        let attempts = Api::<HealingAttempt>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
+        match (runs, attempts) {
+            (Ok(_), Ok(_)) => return,
+            (r, a) => {
+                let e = r.err().or(a.err()).map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(error = %e, "waiting for the HealingRun and HealingAttempt CRDs (install them with `healer crd | kubectl apply -f -`)");
+                tokio::time::sleep(Duration::from_secs(every.max(1))).await;
+            }
+        }
+    }
+}
+
+async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> anyhow::Result<()> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut body = String::new();
+                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
+                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], String::new()),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move { if *ready.read().await { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "waiting for CRDs") } }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    axum::serve(listener, app).await?;
+    Ok(())
+}

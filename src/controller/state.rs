@@ -1,0 +1,467 @@
+//! The HealingRun phase machine, as one pure function: observed state in, desired status and actions out.
+//!
+//! ```text
+//!   Queued ──triaged, unique──► Running ──attempt n passed──► Fixed
+//!     │  ▲                        │  │
+//!     │  └─duplicate of X (waits)─┘  └─attempt n failed: n < max → attempt n+1; n = max → Escalated
+//!     └─ spec.action=abort at any non-final point ──────────────────────────────► Aborted
+//! ```
+//! A duplicate takes the final phase of the run it waits behind. Every change of phase or condition
+//! is also returned as a [`Transition`] for Events and logs.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::conditions::{self, get, is_true};
+use crate::crd::{AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase};
+
+/// Condition types of a HealingRun.
+pub mod cond {
+    pub const ACCEPTED: &str = "Accepted";
+    pub const TRIAGED: &str = "Triaged";
+    pub const DUPLICATE: &str = "Duplicate";
+    pub const HEALING: &str = "Healing";
+    pub const FIXED: &str = "Fixed";
+    pub const ESCALATED: &str = "Escalated";
+    pub const ABORTED: &str = "Aborted";
+}
+
+/// One attempt of the run as the run controller sees it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AttemptView {
+    pub number: i32,
+    pub name: String,
+    pub phase: AttemptPhase,
+    pub failure_reason: Option<String>,
+    pub summary: Option<String>,
+    pub patch_config_map: Option<String>,
+    pub diffstat: Option<Diffstat>,
+}
+
+/// Triage's answer for the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriageView {
+    pub failure_class: String,
+    pub confidence: f32,
+    pub agent: String,
+    pub error_hash: String,
+}
+
+/// The older active run with the same repository, head SHA and error hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrimaryView {
+    pub name: String,
+    pub phase: Option<RunPhase>,
+}
+
+/// Everything [`decide`] needs.
+#[derive(Debug, Clone)]
+pub struct RunObservation<'a> {
+    pub run: &'a HealingRun,
+    /// Attempts owned by the run, any order.
+    pub attempts: Vec<AttemptView>,
+    /// `Ok` with triage's answer, or `Err((reason, message))` for a permanent spec error.
+    pub triage: Result<TriageView, (String, String)>,
+    /// The run this one duplicates, if any (see [`super::run::find_primary`]).
+    pub primary: Option<PrimaryView>,
+    pub now: Time,
+}
+
+/// What the controller should do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub status: HealingRunStatus,
+    /// Start attempt number n (create `<run>-<n>`).
+    pub start_attempt: Option<i32>,
+    /// Stop running attempts (abort).
+    pub stop_attempts: bool,
+}
+
+/// An observable change, published as an Event and logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub warning: bool,
+    /// CamelCase Event reason.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Compute the next status and actions. Pure: same observation, same decision.
+pub fn decide(obs: &RunObservation<'_>) -> Decision {
+    let run = obs.run;
+    let gen_ = run.metadata.generation;
+    let now = obs.now.clone();
+    let old = run.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    st.observed_generation = gen_;
+    st.short_sha = Some(run.spec.source.head_sha.chars().take(7).collect());
+    let set = |st: &mut HealingRunStatus, t: &str, ok: bool, reason: &str, msg: String| {
+        conditions::set(&mut st.conditions, conditions::new(t, ok, reason, msg, gen_, now.clone()));
+    };
+
+    let mut attempts = obs.attempts.clone();
+    attempts.sort_by_key(|a| a.number);
+    let latest = attempts.last().cloned();
+    st.attempts = st.attempts.max(attempts.len() as i32);
+    if let Some(l) = &latest {
+        st.current_attempt = Some(l.number);
+    }
+    let any_active = attempts.iter().any(|a| !a.phase.is_terminal());
+    let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false };
+
+    // Final phases stay final; an abort still stops attempts that outlived it.
+    if let Some(p) = old.phase.filter(|p| p.is_terminal()) {
+        d.stop_attempts = p == RunPhase::Aborted && any_active;
+        d.status = st;
+        return d;
+    }
+
+    // A person's abort wins over everything else.
+    if run.spec.action == Some(RunAction::Abort) {
+        st.phase = Some(RunPhase::Aborted);
+        st.completion_time = Some(now.clone());
+        let msg = match &latest {
+            Some(l) if !l.phase.is_terminal() => format!("aborted by request; attempt {} stopped", l.number),
+            _ => "aborted by request".to_string(),
+        };
+        set(&mut st, cond::ABORTED, true, "AbortRequested", msg.clone());
+        set(&mut st, cond::HEALING, false, "Aborted", msg);
+        d.stop_attempts = any_active;
+        d.status = st;
+        return d;
+    }
+
+    // A spec the controller cannot act on waits for a change.
+    let triage = match &obs.triage {
+        Ok(t) => t,
+        Err((reason, message)) => {
+            st.phase = Some(RunPhase::Queued);
+            set(&mut st, cond::ACCEPTED, false, reason, message.clone());
+            d.status = st;
+            return d;
+        }
+    };
+    set(&mut st, cond::ACCEPTED, true, "SpecValid", "the spec is valid".into());
+    st.failure_class = Some(triage.failure_class.clone());
+    st.agent = Some(triage.agent.clone());
+    st.error_hash = Some(triage.error_hash.clone());
+    set(
+        &mut st,
+        cond::TRIAGED,
+        true,
+        "Classified",
+        format!(
+            "classified as {} (confidence {:.2}); agent profile {}; error hash {}",
+            triage.failure_class, triage.confidence, triage.agent, triage.error_hash
+        ),
+    );
+
+    // Dedup: wait behind the primary, then take its final phase.
+    if attempts.is_empty() {
+        if let Some(primary) = &obs.primary {
+            st.duplicate_of = Some(primary.name.clone());
+            set(
+                &mut st,
+                cond::DUPLICATE,
+                true,
+                "DuplicateOfActiveRun",
+                format!("run {} heals the same failure (repository, head SHA and error hash); this run starts no attempts", primary.name),
+            );
+            match primary.phase.filter(|p| p.is_terminal()) {
+                Some(final_phase) => {
+                    st.phase = Some(final_phase);
+                    st.completion_time = Some(now.clone());
+                    let msg = format!("the run this one duplicates, {}, ended {:?}", primary.name, final_phase);
+                    let (t, reason) = match final_phase {
+                        RunPhase::Fixed => (cond::FIXED, "DuplicateFixed"),
+                        RunPhase::Aborted => (cond::ABORTED, "DuplicateAborted"),
+                        _ => (cond::ESCALATED, "DuplicateEscalated"),
+                    };
+                    if final_phase == RunPhase::Escalated {
+                        st.escalation_reason = Some(msg.clone());
+                    }
+                    set(&mut st, t, true, reason, msg.clone());
+                    set(&mut st, cond::HEALING, false, reason, msg);
+                }
+                None => st.phase = Some(RunPhase::Queued),
+            }
+            d.status = st;
+            return d;
+        }
+    }
+    if st.duplicate_of.is_none() {
+        set(&mut st, cond::DUPLICATE, false, "NoActiveDuplicate", "no other active run heals the same failure".into());
+    }
+
+    let max = run.spec.policy.max_attempts.max(1);
+    match latest {
+        None => start(&mut st, &mut d, 1, max, &triage.agent, &now, set),
+        Some(l) if !l.phase.is_terminal() => {
+            st.phase = Some(RunPhase::Running);
+            st.start_time.get_or_insert(now.clone());
+            set(&mut st, cond::HEALING, true, "AttemptRunning", format!("attempt {} of {} is running", l.number, max));
+        }
+        Some(l) if l.phase == AttemptPhase::Succeeded => {
+            st.phase = Some(RunPhase::Fixed);
+            st.completion_time = Some(now.clone());
+            st.patch = Some(PatchRef { attempt: l.name.clone(), config_map: l.patch_config_map.clone(), diffstat: l.diffstat.clone() });
+            let msg = format!(
+                "attempt {} passed validation{}",
+                l.number,
+                l.summary.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
+            );
+            set(&mut st, cond::FIXED, true, "ValidationPassed", msg.clone());
+            set(&mut st, cond::HEALING, false, "Fixed", msg);
+        }
+        Some(l) if l.number < max => start(&mut st, &mut d, l.number + 1, max, &triage.agent, &now, set),
+        Some(l) => {
+            st.phase = Some(RunPhase::Escalated);
+            st.completion_time = Some(now.clone());
+            let reason = l.failure_reason.clone().unwrap_or_else(|| "Unknown".into());
+            let msg = format!("all {} attempts failed; the last failed with {}", l.number, reason);
+            st.escalation_reason = Some(msg.clone());
+            set(&mut st, cond::ESCALATED, true, "AttemptsExhausted", msg.clone());
+            set(&mut st, cond::HEALING, false, "AttemptsExhausted", msg);
+        }
+    }
+    d.status = st;
+    d
+}
+
+fn start(
+    st: &mut HealingRunStatus,
+    d: &mut Decision,
+    n: i32,
+    max: i32,
+    agent: &str,
+    now: &Time,
+    set: impl Fn(&mut HealingRunStatus, &str, bool, &str, String),
+) {
+    d.start_attempt = Some(n);
+    st.phase = Some(RunPhase::Running);
+    st.attempts = st.attempts.max(n);
+    st.current_attempt = Some(n);
+    st.start_time.get_or_insert(now.clone());
+    set(st, cond::HEALING, true, "AttemptRunning", format!("attempt {n} of {max} started with agent profile {agent}"));
+}
+
+/// The Events a status change deserves, computed from the old and new status. Pure.
+pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Vec<Transition> {
+    let empty = HealingRunStatus::default();
+    let old = old.unwrap_or(&empty);
+    let mut out = Vec::new();
+    let became = |t: &str, status: &str| {
+        let n = get(&new.conditions, t).filter(|c| c.status == status)?;
+        let o = get(&old.conditions, t);
+        (o.map(|o| (&o.status, &o.reason)) != Some((&n.status, &n.reason))).then(|| n.message.clone())
+    };
+    if let Some(m) = became(cond::ACCEPTED, conditions::FALSE) {
+        out.push(Transition { warning: true, reason: "InvalidSpec", message: m });
+    }
+    if let Some(m) = became(cond::TRIAGED, conditions::TRUE) {
+        out.push(Transition { warning: false, reason: "Triaged", message: m });
+    }
+    if let Some(m) = became(cond::DUPLICATE, conditions::TRUE) {
+        out.push(Transition { warning: false, reason: "Duplicate", message: m });
+    }
+    if new.current_attempt > old.current_attempt && new.phase == Some(RunPhase::Running) {
+        let m = get(&new.conditions, cond::HEALING).map(|c| c.message.clone()).unwrap_or_default();
+        out.push(Transition { warning: false, reason: "AttemptStarted", message: m });
+    }
+    if new.phase != old.phase {
+        let msg = |t| get(&new.conditions, t).map(|c| c.message.clone()).unwrap_or_default();
+        match new.phase {
+            Some(RunPhase::Fixed) => out.push(Transition { warning: false, reason: "Fixed", message: msg(cond::FIXED) }),
+            Some(RunPhase::Escalated) => out.push(Transition { warning: true, reason: "Escalated", message: msg(cond::ESCALATED) }),
+            Some(RunPhase::Aborted) => out.push(Transition { warning: false, reason: "Aborted", message: msg(cond::ABORTED) }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// True when a run is not final and does not wait behind another.
+pub fn is_active(status: Option<&HealingRunStatus>) -> bool {
+    status.is_none_or(|s| !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, cond::DUPLICATE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{FailureSource, HealingPolicy, HealingRunSpec};
+
+    fn t(s: i64) -> Time {
+        Time(jiff::Timestamp::from_second(s).unwrap())
+    }
+
+    fn run(status: Option<HealingRunStatus>) -> HealingRun {
+        let mut r = HealingRun::new(
+            "r",
+            HealingRunSpec {
+                source: FailureSource {
+                    repository: "o/r".into(),
+                    branch: "main".into(),
+                    head_sha: "3484a3fb816e0859fd6e1cea078d76385ff50625".into(),
+                    ..Default::default()
+                },
+                failure: None,
+                policy: HealingPolicy::default(),
+                action: None,
+            },
+        );
+        r.metadata.generation = Some(1);
+        r.status = status;
+        r
+    }
+
+    fn triage() -> Result<TriageView, (String, String)> {
+        Ok(TriageView { failure_class: "rust_fmt".into(), confidence: 0.9, agent: "rust".into(), error_hash: "abcd".into() })
+    }
+
+    fn att(n: i32, phase: AttemptPhase) -> AttemptView {
+        AttemptView { number: n, name: format!("r-{n}"), phase, failure_reason: Some("ValidationFailed".into()), ..Default::default() }
+    }
+
+    fn obs(r: &HealingRun, attempts: Vec<AttemptView>) -> RunObservation<'_> {
+        RunObservation { run: r, attempts, triage: triage(), primary: None, now: t(100) }
+    }
+
+    /// Walks the whole table of run transitions.
+    #[test]
+    fn phase_table() {
+        use AttemptPhase::*;
+        struct Case {
+            name: &'static str,
+            attempts: Vec<AttemptView>,
+            phase: RunPhase,
+            start: Option<i32>,
+        }
+        let cases = [
+            Case { name: "new run starts attempt 1", attempts: vec![], phase: RunPhase::Running, start: Some(1) },
+            Case { name: "pending attempt keeps running", attempts: vec![att(1, Pending)], phase: RunPhase::Running, start: None },
+            Case { name: "running attempt keeps running", attempts: vec![att(1, Running)], phase: RunPhase::Running, start: None },
+            Case { name: "passed attempt fixes", attempts: vec![att(1, Succeeded)], phase: RunPhase::Fixed, start: None },
+            Case { name: "failed attempt 1 starts 2", attempts: vec![att(1, Failed)], phase: RunPhase::Running, start: Some(2) },
+            Case {
+                name: "failed attempt 2 starts 3",
+                attempts: vec![att(2, Failed), att(1, Failed)],
+                phase: RunPhase::Running,
+                start: Some(3),
+            },
+            Case {
+                name: "failed attempt 3 of 3 escalates",
+                attempts: vec![att(1, Failed), att(2, Failed), att(3, Failed)],
+                phase: RunPhase::Escalated,
+                start: None,
+            },
+            Case {
+                name: "attempt 2 passed after 1 failed",
+                attempts: vec![att(1, Failed), att(2, Succeeded)],
+                phase: RunPhase::Fixed,
+                start: None,
+            },
+        ];
+        for c in cases {
+            let r = run(None);
+            let d = decide(&obs(&r, c.attempts));
+            assert_eq!(d.status.phase, Some(c.phase), "{}", c.name);
+            assert_eq!(d.start_attempt, c.start, "{}", c.name);
+            assert!(!d.stop_attempts, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn escalation_names_the_last_reason_and_emits_one_warning() {
+        let r = run(Some(HealingRunStatus { phase: Some(RunPhase::Running), current_attempt: Some(3), attempts: 3, ..Default::default() }));
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Failed), att(2, AttemptPhase::Failed), att(3, AttemptPhase::Failed)]));
+        assert_eq!(d.status.escalation_reason.as_deref(), Some("all 3 attempts failed; the last failed with ValidationFailed"));
+        assert_eq!(d.status.completion_time, Some(t(100)));
+        let tr = transitions(r.status.as_ref(), &d.status);
+        let esc: Vec<_> = tr.iter().filter(|t| t.reason == "Escalated").collect();
+        assert_eq!(esc.len(), 1);
+        assert!(esc[0].warning);
+    }
+
+    #[test]
+    fn max_attempts_one_escalates_after_one() {
+        let mut r = run(None);
+        r.spec.policy.max_attempts = 1;
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Failed)]));
+        assert_eq!(d.status.phase, Some(RunPhase::Escalated));
+        assert_eq!(d.start_attempt, None);
+    }
+
+    #[test]
+    fn abort_stops_the_running_attempt_and_is_final() {
+        let mut r = run(Some(HealingRunStatus { phase: Some(RunPhase::Running), ..Default::default() }));
+        r.spec.action = Some(RunAction::Abort);
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Running)]));
+        assert_eq!(d.status.phase, Some(RunPhase::Aborted));
+        assert!(d.stop_attempts);
+        assert_eq!(d.start_attempt, None);
+        assert!(is_true(&d.status.conditions, cond::ABORTED));
+        // Once Aborted, a failed attempt never starts another.
+        let mut r2 = r.clone();
+        r2.status = Some(d.status.clone());
+        let d2 = decide(&obs(&r2, vec![att(1, AttemptPhase::Failed)]));
+        assert_eq!(d2.status.phase, Some(RunPhase::Aborted));
+        assert_eq!(d2.start_attempt, None);
+        assert!(!d2.stop_attempts);
+    }
+
+    #[test]
+    fn final_phases_never_start_attempts() {
+        for p in [RunPhase::Fixed, RunPhase::Escalated, RunPhase::Aborted] {
+            let r = run(Some(HealingRunStatus { phase: Some(p), ..Default::default() }));
+            let d = decide(&obs(&r, vec![att(1, AttemptPhase::Failed)]));
+            assert_eq!(d.status.phase, Some(p));
+            assert_eq!(d.start_attempt, None);
+        }
+    }
+
+    #[test]
+    fn invalid_spec_waits_with_a_false_condition() {
+        let r = run(None);
+        let mut o = obs(&r, vec![]);
+        o.triage = Err(("UnknownProfile".into(), "agent profile 'nope' is not configured".into()));
+        let d = decide(&o);
+        assert_eq!(d.status.phase, Some(RunPhase::Queued));
+        assert_eq!(d.start_attempt, None);
+        let c = get(&d.status.conditions, cond::ACCEPTED).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnknownProfile"));
+        let tr = transitions(None, &d.status);
+        assert_eq!(tr[0].reason, "InvalidSpec");
+    }
+
+    #[test]
+    fn duplicate_waits_then_takes_the_primarys_final_phase() {
+        let r = run(None);
+        let mut o = obs(&r, vec![]);
+        o.primary = Some(PrimaryView { name: "first".into(), phase: Some(RunPhase::Running) });
+        let d = decide(&o);
+        assert_eq!(d.status.phase, Some(RunPhase::Queued));
+        assert_eq!(d.status.duplicate_of.as_deref(), Some("first"));
+        assert_eq!(d.start_attempt, None);
+        assert!(is_true(&d.status.conditions, cond::DUPLICATE));
+        let mut r2 = r.clone();
+        r2.status = Some(d.status);
+        let mut o2 = obs(&r2, vec![]);
+        o2.primary = Some(PrimaryView { name: "first".into(), phase: Some(RunPhase::Fixed) });
+        let d2 = decide(&o2);
+        assert_eq!(d2.status.phase, Some(RunPhase::Fixed));
+        assert_eq!(d2.start_attempt, None);
+    }
+
+    #[test]
+    fn steady_state_is_a_fixed_point() {
+        let r = run(None);
+        let d = decide(&obs(&r, vec![]));
+        let mut r2 = r.clone();
+        r2.status = Some(d.status.clone());
+        let d2 = decide(&obs(&r2, vec![att(1, AttemptPhase::Running)]));
+        let mut r3 = r.clone();
+        r3.status = Some(d2.status.clone());
+        let d3 = decide(&RunObservation { now: t(500), ..obs(&r3, vec![att(1, AttemptPhase::Running)]) });
+        assert_eq!(d3.status, d2.status, "nothing changed, so nothing to write (even later)");
+        assert!(transitions(Some(&d2.status), &d3.status).is_empty());
+    }
+}

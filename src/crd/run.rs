@@ -1,0 +1,296 @@
+//! `HealingRun` (`cihealer.dev/v1alpha1`): one failed CI job that ci-healer tries to heal.
+//!
+//! Created by an Argo Events Sensor from a GitHub `workflow_job` / `check_run` delivery (see
+//! `config/argo-events/`), or by hand. The spec says where the failure came from and what the
+//! operator may do about it; the status follows the Kubernetes API conventions (phase for
+//! `kubectl get`, `metav1.Condition`s keyed by `type` for machines).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Diffstat;
+
+/// Desired state of a HealingRun: the failure's origin, an optional excerpt, the healing policy.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "cihealer.dev",
+    version = "v1alpha1",
+    kind = "HealingRun",
+    plural = "healingruns",
+    shortname = "hrun",
+    category = "cihealer",
+    namespaced,
+    status = "HealingRunStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Attempts","type":"integer","jsonPath":".status.attempts"}"#,
+    printcolumn = r#"{"name":"Repository","type":"string","jsonPath":".spec.source.repository"}"#,
+    printcolumn = r#"{"name":"Branch","type":"string","jsonPath":".spec.source.branch"}"#,
+    printcolumn = r#"{"name":"SHA","type":"string","jsonPath":".status.shortSha"}"#,
+    printcolumn = r#"{"name":"Class","type":"string","jsonPath":".status.failureClass","priority":1}"#,
+    printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".status.agent","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HealingRunSpec {
+    /// Where the failure came from: provider, repository, commit and the CI job that failed.
+    pub source: FailureSource,
+    /// An inline excerpt of the failing log, for senders that have it. Bounded to 64 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureExcerpt>,
+    /// What the operator may do: how many attempts, whether it may open a pull request, which agent.
+    #[serde(default)]
+    pub policy: HealingPolicy,
+    /// What a person asked for. `abort` stops the running attempt and ends the run as Aborted:
+    /// `kubectl patch hrun NAME --type merge -p '{"spec":{"action":"abort"}}'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<RunAction>,
+}
+
+/// The CI failure a HealingRun heals, in GitHub's terms (workflow run, job, head SHA, delivery).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureSource {
+    /// The code host. Only `github` is acted upon today.
+    #[serde(default)]
+    pub provider: Provider,
+    /// The repository as `owner/name`, e.g. `octo-org/octo-repo`.
+    #[x_kube(validation = kube::core::Rule::new(
+        "self.matches('^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$')"
+    ).message("repository must be 'owner/name', e.g. octo-org/octo-repo"))]
+    #[schemars(length(min = 1, max = 140))]
+    pub repository: String,
+    /// The branch the failing commit was built on (GitHub `head_branch`).
+    #[x_kube(validation = kube::core::Rule::new("self != ''").message("branch must not be empty"))]
+    #[schemars(length(max = 255))]
+    pub branch: String,
+    /// The commit that failed (GitHub `head_sha`): 7 to 40 lowercase hex digits.
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9a-f]{7,40}$')")
+        .message("headSha must be 7 to 40 lowercase hex digits (a git commit SHA)"))]
+    #[schemars(length(max = 40))]
+    pub head_sha: String,
+    /// The webhook event that reported the failure.
+    #[serde(default)]
+    pub event: SourceEvent,
+    /// The webhook delivery id (`X-GitHub-Delivery`), for tracing a run back to its delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub delivery_id: Option<String>,
+    /// The workflow's name (`workflow_job.workflow_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub workflow_name: Option<String>,
+    /// The job's name (`workflow_job.name` or `check_run.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub job_name: Option<String>,
+    /// The workflow run id (`workflow_job.run_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub run_id: Option<i64>,
+    /// The workflow run attempt, starting at 1 (`workflow_job.run_attempt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub run_attempt: Option<i64>,
+    /// The job id (`workflow_job.id`), which is also its check run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub job_id: Option<i64>,
+    /// A link for people to the failing job (`workflow_job.html_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub url: Option<String>,
+    /// The login that caused the event (`sender.login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub sender: Option<String>,
+    /// Names of the steps whose conclusion was `failure`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub failed_steps: Vec<String>,
+}
+
+/// The code host a failure came from.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Github,
+    Gitlab,
+    Generic,
+}
+
+/// The webhook event kind that reported the failure, named as GitHub names its events.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceEvent {
+    #[default]
+    WorkflowJob,
+    WorkflowRun,
+    CheckRun,
+    CheckSuite,
+    Status,
+    Generic,
+}
+
+/// A bounded inline excerpt of the failing log.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureExcerpt {
+    /// Log lines around the failure, at most 65536 bytes.
+    #[schemars(length(max = 65536))]
+    pub excerpt: String,
+    /// The sender's own label for the failure, if it has one (e.g. `rust_fmt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub error_type: Option<String>,
+}
+
+/// What ci-healer may do for this run.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealingPolicy {
+    /// How many HealingAttempts to run before escalating to people, 1 to 10.
+    #[serde(default = "default_max_attempts")]
+    #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 10")
+        .message("maxAttempts must be between 1 and 10"))]
+    pub max_attempts: i32,
+    /// `propose` keeps a validated patch for people to apply; `pull-request` pushes it and opens a PR.
+    #[serde(default)]
+    pub mode: HealingMode,
+    /// `auto` lets triage pick the agent profile; otherwise the name of a profile in the controller's config.
+    #[serde(default = "default_agent")]
+    #[x_kube(validation = kube::core::Rule::new("self == 'auto' || self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')")
+        .message("agent must be 'auto' or a profile name (lowercase letters, digits and '-')"))]
+    #[schemars(length(max = 63))]
+    pub agent: String,
+    /// Extra paths (globs) the agent must not touch, added to the profile's protected paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub protected_paths: Vec<String>,
+}
+
+impl Default for HealingPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            mode: HealingMode::default(),
+            agent: default_agent(),
+            protected_paths: Vec::new(),
+        }
+    }
+}
+
+fn default_max_attempts() -> i32 {
+    3
+}
+fn default_agent() -> String {
+    "auto".into()
+}
+
+/// How a validated fix leaves the cluster.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HealingMode {
+    /// Keep the patch in the cluster for people to review; push nothing (the safe default).
+    #[default]
+    #[serde(rename = "propose")]
+    Propose,
+    /// Push a branch and open a pull request into the failing branch.
+    #[serde(rename = "pull-request")]
+    PullRequest,
+}
+
+/// An action a person asks of a run.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunAction {
+    /// Stop the running attempt and end the run as Aborted.
+    Abort,
+}
+
+/// Where a run is in its life, for `kubectl get`. Conditions carry the detail.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RunPhase {
+    /// Accepted, not attempting yet (also: waiting behind the run it duplicates).
+    #[default]
+    Queued,
+    /// An attempt is running.
+    Running,
+    /// An attempt's validation passed; the patch is kept.
+    Fixed,
+    /// Attempts ran out (or the run cannot proceed); people must look.
+    Escalated,
+    /// A person aborted the run.
+    Aborted,
+}
+
+impl RunPhase {
+    /// Fixed, Escalated and Aborted are final: the controller starts nothing more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Fixed | Self::Escalated | Self::Aborted)
+    }
+}
+
+/// The patch a run kept: which attempt produced it and where it is stored.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchRef {
+    /// The HealingAttempt whose validation passed.
+    pub attempt: String,
+    /// The ConfigMap that holds the patch (key `patch.diff`), if it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
+    /// Size of the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffstat: Option<Diffstat>,
+}
+
+/// Observed state of a HealingRun.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HealingRunStatus {
+    /// Queued, Running, Fixed, Escalated or Aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RunPhase>,
+    /// The generation of the spec this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions, keyed by type: Accepted, Triaged, Duplicate, Healing, Fixed, Escalated, Aborted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The first 7 characters of the head SHA, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_sha: Option<String>,
+    /// The failure class triage assigned (e.g. `rust_fmt`, `frontend_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_class: Option<String>,
+    /// The agent profile that attempts use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// A stable hash of the failure (normalised), used for dedup; also the `cihealer.dev/error-hash` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_hash: Option<String>,
+    /// How many attempts have been started.
+    #[serde(default)]
+    pub attempts: i32,
+    /// The number of the attempt that is running or ran last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_attempt: Option<i32>,
+    /// The validated patch, once a run is Fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchRef>,
+    /// Why the run was escalated to people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_reason: Option<String>,
+    /// The active run for the same repository, head SHA and error hash that this one waits behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+    /// When the first attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the run reached Fixed, Escalated or Aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+}

@@ -1,0 +1,15 @@
+//! ci-healer: a Kubernetes operator that heals failing CI.
+//!
+//! A failed GitHub `workflow_job` becomes a [`crd::HealingRun`]; the controller triages it, runs up to
+//! `maxAttempts` [`crd::HealingAttempt`]s (one Job each, whose validation step alone decides success) and
+//! keeps the validated patch, or escalates to people.
+
+pub mod config;
+pub mod controller;
+pub mod agent;
+pub mod crd;
+pub mod resources;
+pub mod runner;
+pub mod telemetry;
+pub mod triage;
+pub mod verdict;

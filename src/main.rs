@@ -1,0 +1,63 @@
+//! `healer`: the ci-healer binary. The controller and every attempt-pod step are subcommands of it.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "healer", version, about = "ci-healer: a Kubernetes operator that heals failing CI")]
+struct Cli {
+    #[command(flatten)]
+    log: ci_healer::telemetry::LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (HealingRun → HealingAttempt → Job).
+    Controller(ci_healer::controller::Args),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Triage a CI log: failing step, diagnostics, class, profile, error hash, excerpt (JSON).
+    Triage(ci_healer::triage::cli::TriageArgs),
+    /// Attempt-pod step: copy this binary to a shared volume.
+    InstallBinary(ci_healer::agent::cli::InstallBinaryArgs),
+    /// Attempt-pod step: clone the repository at the failing commit.
+    Checkout(ci_healer::agent::cli::CheckoutArgs),
+    /// Attempt-pod step: change the workspace (fixers, LLM agent).
+    Agent(ci_healer::agent::cli::AgentArgs),
+    /// Attempt-pod step: judge the change and write the verdict.
+    Validate(ci_healer::agent::cli::ValidateArgs),
+    /// Stand in for the kubelet: run attempt Jobs' steps as host processes.
+    HostRunner(ci_healer::runner::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ci_healer::telemetry::init_logging(&cli.log);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Controller(args) => ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS),
+            Command::Crd => {
+                print!("{}", ci_healer::crd::crds_yaml());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Triage(args) => ci_healer::triage::cli::run(args),
+            Command::InstallBinary(args) => ci_healer::agent::cli::install_binary(args),
+            Command::Checkout(args) => ci_healer::agent::cli::checkout(args).await,
+            Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
+            Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
+            Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "healer failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The HealingAttempt for attempt `n` of a run, built by a pure function from the run and the config.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use crate::config::{ControllerConfig, HEALER_BIN, ProfileStep};
+use crate::crd::{
+    HealingAttempt, HealingAttemptSpec, HealingRun, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY,
+};
+use crate::resources::configmap;
+
+/// `<run>-<n>`: deterministic, so a restarted controller finds the attempt it already created.
+pub fn attempt_name(run: &str, n: i32) -> String {
+    format!("{run}-{n}")
+}
+
+/// Build attempt `n` of `run` with the named profile, freezing the profile's images and commands
+/// into the spec. Returns `None` when the profile is not configured.
+pub fn build_attempt(run: &HealingRun, n: i32, profile_name: &str, config: &ControllerConfig) -> Option<HealingAttempt> {
+    let profile = config.profiles.get(profile_name)?;
+    let owner = run.controller_owner_ref(&())?;
+    let checkout = ProfileStep { command: vec![HEALER_BIN.into(), "checkout".into()], ..Default::default() };
+    Some(HealingAttempt {
+        metadata: ObjectMeta {
+            name: Some(attempt_name(&run.name_any(), n)),
+            namespace: run.namespace(),
+            labels: Some(BTreeMap::from([
+                ("app.kubernetes.io/name".into(), "ci-healer".into()),
+                ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
+                (LABEL_RUN.into(), run.name_any()),
+                (LABEL_ATTEMPT_NUMBER.into(), n.to_string()),
+            ])),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: HealingAttemptSpec {
+            run_name: run.name_any(),
+            attempt: n,
+            profile: profile_name.into(),
+            healer_image: config.healer_image.clone(),
+            checkout: checkout.resolve(&config.healer_image),
+            agent: profile.agent.resolve(&profile.image),
+            validate: profile.validate.resolve(&profile.image),
+            active_deadline_seconds: config.attempt.active_deadline_seconds,
+            ttl_seconds_after_finished: config.attempt.ttl_seconds_after_finished,
+            git_token_secret: config.git_token_secret.clone(),
+            llm_api_key_secret: profile.llm_api_key_secret.clone(),
+            context_config_map: Some(configmap::context_name(&run.name_any())),
+        },
+        status: None,
+    })
+}

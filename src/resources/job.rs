@@ -1,0 +1,384 @@
+//! The attempt Job, built by a pure function from its HealingAttempt, and read back by another.
+//!
+//! Pod layout (steps run in order as init containers, so each starts only when the previous succeeded):
+//!
+//! | step       | image            | does                                                     | secrets           |
+//! |------------|------------------|----------------------------------------------------------|-------------------|
+//! | `prepare`  | healer image     | copies `healer` to `/healer/bin` (like Tekton/Argo)       | none              |
+//! | `checkout` | healer image     | clones the failing commit into `/workspace/src`           | git token (file)  |
+//! | `agent`    | profile / agent  | changes the workspace                                      | LLM key (file)    |
+//! | `validate` | profile          | judges the change; verdict → termination message          | none              |
+//!
+//! The Job follows the Kubernetes Job API (`batch/v1`): `backoffLimit: 0` (a failed attempt is the
+//! run's business, not the Job's), `activeDeadlineSeconds`, `ttlSecondsAfterFinished`,
+//! `restartPolicy: Never`, no service-account token, non-root, resource requests and limits.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::{Resource, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+use crate::crd::{HealingAttempt, LABEL_ATTEMPT, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY, StepSpec};
+use crate::verdict::{VALIDATE_CONTAINER, Verdict, VerdictError};
+
+/// Where the `healer` binary lands inside the pod.
+pub const BIN_DIR: &str = "/healer/bin";
+/// The shared workspace volume; the repository is cloned into `src/` below it.
+pub const WORKSPACE_DIR: &str = "/workspace";
+/// The attempt's context (excerpt, attempt.json), read-only.
+pub const CONTEXT_DIR: &str = "/healer/context";
+/// The git token file, in the checkout step only.
+pub const GIT_SECRET_DIR: &str = "/healer/secrets/git";
+/// The LLM API key file, in the agent step only.
+pub const LLM_SECRET_DIR: &str = "/healer/secrets/llm";
+/// Kubernetes' default termination message path.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+/// UID and GID the steps run as.
+pub const RUN_AS: i64 = 65532;
+/// Where the healer image keeps its own binary.
+pub const IMAGE_BINARY: &str = "/usr/local/bin/healer";
+
+/// Name of the Job for an attempt: the attempt's own name (`<run>-<n>`), so a restart finds it again.
+pub fn job_name(attempt: &HealingAttempt) -> String {
+    attempt.name_any()
+}
+
+/// Labels shared by an attempt's Job and pod.
+pub fn attempt_labels(attempt: &HealingAttempt) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "ci-healer".into()),
+        ("app.kubernetes.io/component".into(), "attempt".into()),
+        ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
+        (LABEL_RUN.into(), attempt.spec.run_name.clone()),
+        (LABEL_ATTEMPT.into(), attempt.name_any()),
+        (LABEL_ATTEMPT_NUMBER.into(), attempt.spec.attempt.to_string()),
+    ])
+}
+
+/// Build the complete Job for `attempt`. Pure; `default_resources` fills steps that set none.
+pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequirements) -> Job {
+    let spec = &attempt.spec;
+    let labels = attempt_labels(attempt);
+    let owner = attempt.controller_owner_ref(&()).expect("a HealingAttempt from the API server has a name and uid");
+
+    let env_common = |step: &str| -> Vec<EnvVar> {
+        let mut env = vec![
+            env("HEALER_STEP", step),
+            env("HEALER_RUN", &spec.run_name),
+            env("HEALER_ATTEMPT", &spec.attempt.to_string()),
+            env("HEALER_PROFILE", &spec.profile),
+            env("HEALER_WORKSPACE", &format!("{WORKSPACE_DIR}/src")),
+            env("HEALER_STATE_DIR", &format!("{WORKSPACE_DIR}/.healer")),
+            env("HEALER_CONTEXT_DIR", CONTEXT_DIR),
+            env("HEALER_TERMINATION_MESSAGE_PATH", TERMINATION_LOG),
+            env("HOME", &format!("{WORKSPACE_DIR}/home")),
+        ];
+        env.extend(spec_env(step, attempt));
+        env
+    };
+    let mount = |name: &str, path: &str, ro: bool| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: ro.then_some(true),
+        ..Default::default()
+    };
+    let context_mount = spec.context_config_map.as_ref().map(|_| mount("context", CONTEXT_DIR, true));
+
+    let step = |name: &str, s: &StepSpec, extra_env: Vec<EnvVar>, extra_mounts: Vec<VolumeMount>, read_only_root: bool| {
+        let mut env = env_common(name);
+        env.extend(extra_env);
+        env.extend(s.env.iter().map(|e| self::env(&e.name, &e.value)));
+        let mut mounts = vec![mount("healer-bin", BIN_DIR, name != "prepare"), mount("workspace", WORKSPACE_DIR, false)];
+        mounts.extend(context_mount.clone());
+        mounts.extend(extra_mounts);
+        Container {
+            name: name.into(),
+            image: Some(s.image.clone()),
+            command: Some(s.command.clone()).filter(|c| !c.is_empty()),
+            env: Some(env),
+            volume_mounts: Some(mounts),
+            working_dir: Some(WORKSPACE_DIR.into()),
+            resources: Some(s.resources.clone().unwrap_or_else(|| default_resources.clone())),
+            termination_message_path: Some(TERMINATION_LOG.into()),
+            termination_message_policy: Some("File".into()),
+            security_context: Some(container_security(read_only_root)),
+            ..Default::default()
+        }
+    };
+
+    let small = ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("50m".into())),
+            ("memory".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("64Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([
+            ("cpu".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("500m".into())),
+            ("memory".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("256Mi".into())),
+        ])),
+        ..Default::default()
+    };
+    let prepare = StepSpec {
+        image: spec.healer_image.clone(),
+        command: vec![IMAGE_BINARY.into(), "install-binary".into(), "--to".into(), format!("{BIN_DIR}/healer")],
+        env: vec![],
+        resources: Some(small),
+    };
+
+    let (git_env, git_mounts) = match &spec.git_token_secret {
+        Some(_) => (vec![env("HEALER_GIT_TOKEN_FILE", &format!("{GIT_SECRET_DIR}/token"))], vec![mount("git-token", GIT_SECRET_DIR, true)]),
+        None => (vec![], vec![]),
+    };
+    let (llm_env, llm_mounts) = match &spec.llm_api_key_secret {
+        Some(_) => (vec![env("HEALER_LLM_API_KEY_FILE", &format!("{LLM_SECRET_DIR}/api-key"))], vec![mount("llm-api-key", LLM_SECRET_DIR, true)]),
+        None => (vec![], vec![]),
+    };
+
+    let mut volumes = vec![empty_dir("healer-bin"), empty_dir("workspace")];
+    if let Some(cm) = &spec.context_config_map {
+        volumes.push(Volume {
+            name: "context".into(),
+            config_map: Some(ConfigMapVolumeSource { name: cm.clone(), optional: Some(false), ..Default::default() }),
+            ..Default::default()
+        });
+    }
+    for (vol, secret, file) in [("git-token", &spec.git_token_secret, "token"), ("llm-api-key", &spec.llm_api_key_secret, "api-key")] {
+        if let Some(s) = secret {
+            volumes.push(Volume {
+                name: vol.into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(s.name.clone()),
+                    items: Some(vec![KeyToPath { key: s.key.clone(), path: file.into(), mode: Some(0o400) }]),
+                    default_mode: Some(0o400),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            });
+        }
+    }
+
+    let pod_spec = PodSpec {
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            fs_group: Some(RUN_AS),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        init_containers: Some(vec![
+            step("prepare", &prepare, vec![], vec![], true),
+            step("checkout", &spec.checkout, git_env, git_mounts, false),
+            step("agent", &spec.agent, llm_env, llm_mounts, false),
+        ]),
+        containers: vec![step(VALIDATE_CONTAINER, &spec.validate, vec![], vec![], false)],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
+
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(attempt)),
+            namespace: attempt.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(spec.active_deadline_seconds),
+            ttl_seconds_after_finished: Some(spec.ttl_seconds_after_finished),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(pod_spec),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn spec_env(step: &str, attempt: &HealingAttempt) -> Vec<EnvVar> {
+    // Only the context the step needs; nothing secret is ever passed as an env value.
+    match step {
+        "checkout" | "agent" | "validate" => vec![env("HEALER_ATTEMPT_NAME", &attempt.name_any())],
+        _ => vec![],
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume { name: name.into(), empty_dir: Some(Default::default()), ..Default::default() }
+}
+
+fn container_security(read_only_root: bool) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(read_only_root),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// What a step (other than validate) may leave in its termination message when it fails:
+/// `{"reason":"CommitNotFound","message":"…"}`. Plain text is taken as the message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// What the agent step leaves in its termination message: a diagnosis for people. Informational only;
+/// success is decided by the validate step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentReport {
+    #[serde(default)]
+    pub diagnosis: String,
+}
+
+/// An attempt Job as observed through its Job and pods.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobObservation {
+    /// No Job exists yet.
+    Missing,
+    /// The Job exists; no pod is running yet.
+    Pending,
+    /// A pod is running steps.
+    Running { started: Option<Time> },
+    /// The validate step wrote a verdict.
+    Judged { verdict: Verdict, diagnosis: Option<String>, started: Option<Time>, finished: Option<Time> },
+    /// The attempt ended without a usable verdict.
+    Failed { reason: String, message: String, diagnosis: Option<String>, started: Option<Time>, finished: Option<Time> },
+}
+
+/// Read an attempt's outcome from its Job and the pods labelled with the attempt. Pure.
+///
+/// The verdict comes only from the validate container's termination message; a step that failed
+/// earlier is reported with its own reason (`<Step>Failed`, or the reason the step wrote); a Job that
+/// Kubernetes failed (`DeadlineExceeded`, `BackoffLimitExceeded`) or completed without a verdict gives
+/// that reason (`VerdictMissing`).
+pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
+    let Some(job) = job else { return JobObservation::Missing };
+    let pod = pods.iter().max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+    let status = pod.and_then(|p| p.status.as_ref());
+    let started = status.and_then(|s| s.start_time.clone()).or_else(|| job.status.as_ref().and_then(|s| s.start_time.clone()));
+    let job_finished = job.status.as_ref().and_then(|s| s.completion_time.clone());
+
+    let diagnosis = status
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "agent"))
+        .and_then(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+        .and_then(|m| serde_json::from_str::<AgentReport>(&m).ok())
+        .map(|r| r.diagnosis)
+        .filter(|d| !d.is_empty());
+
+    // 1. The validate step ended: its termination message is the verdict, or the attempt failed.
+    if let Some(term) = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == VALIDATE_CONTAINER))
+        .and_then(|c| c.state.as_ref()?.terminated.as_ref())
+    {
+        let finished = term.finished_at.clone().or(job_finished);
+        return match Verdict::from_termination_message(term.message.as_deref()) {
+            Ok(verdict) => JobObservation::Judged { verdict, diagnosis, started, finished },
+            Err(VerdictError::Missing) => JobObservation::Failed {
+                reason: "VerdictMissing".into(),
+                message: format!("the validate step exited with code {} without writing a verdict", term.exit_code),
+                diagnosis,
+                started,
+                finished,
+            },
+            Err(VerdictError::Malformed(e)) => JobObservation::Failed {
+                reason: "VerdictMalformed".into(),
+                message: format!("the validate step's termination message is not a verdict: {e}"),
+                diagnosis,
+                started,
+                finished,
+            },
+        };
+    }
+
+    // 2. An earlier step failed: report it with the step's own reason when it wrote one.
+    if let Some((name, term)) = status.and_then(|s| s.init_container_statuses.as_ref()).and_then(|cs| {
+        cs.iter().find_map(|c| {
+            let t = c.state.as_ref()?.terminated.as_ref()?;
+            (t.exit_code != 0).then(|| (c.name.clone(), t.clone()))
+        })
+    }) {
+        let (reason, message) = match term.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+            Some(m) => match serde_json::from_str::<StepFailure>(m) {
+                Ok(f) => (f.reason, f.message),
+                Err(_) => (step_reason(&name), m.to_string()),
+            },
+            None => (step_reason(&name), format!("step {name} exited with code {}", term.exit_code)),
+        };
+        return JobObservation::Failed { reason, message, diagnosis, started, finished: term.finished_at.or(job_finished) };
+    }
+
+    // 3. Kubernetes ended the Job (deadline, backoff) or it completed without a verdict.
+    if let Some(conds) = job.status.as_ref().and_then(|s| s.conditions.as_ref()) {
+        if let Some(c) = conds.iter().find(|c| c.type_ == "Failed" && c.status == "True") {
+            return JobObservation::Failed {
+                reason: c.reason.clone().unwrap_or_else(|| "JobFailed".into()),
+                message: c.message.clone().unwrap_or_else(|| "the Job failed".into()),
+                diagnosis,
+                started,
+                finished: c.last_transition_time.clone().or(job_finished),
+            };
+        }
+        if conds.iter().any(|c| c.type_ == "Complete" && c.status == "True") {
+            return JobObservation::Failed {
+                reason: "VerdictMissing".into(),
+                message: "the Job completed but no validate step status was found".into(),
+                diagnosis,
+                started,
+                finished: job_finished,
+            };
+        }
+    }
+    if status.and_then(|s| s.phase.as_deref()) == Some("Failed") {
+        return JobObservation::Failed {
+            reason: "PodFailed".into(),
+            message: status.and_then(|s| s.message.clone()).unwrap_or_else(|| "the attempt pod failed".into()),
+            diagnosis,
+            started,
+            finished: job_finished,
+        };
+    }
+    match status.and_then(|s| s.phase.as_deref()) {
+        Some("Running") => JobObservation::Running { started },
+        _ => JobObservation::Pending,
+    }
+}
+
+fn step_reason(step: &str) -> String {
+    let mut c = step.chars();
+    let cap: String = c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default();
+    format!("{cap}Failed")
+}
+
+/// The pods of an attempt are found by this label selector.
+pub fn pod_selector(attempt_name: &str) -> String {
+    format!("{LABEL_ATTEMPT}={attempt_name}")
+}
+
+/// True when `job` is a Job this attempt owns (guards against a same-named foreign Job).
+pub fn is_owned_by(job: &Job, attempt: &HealingAttempt) -> bool {
+    let uid = attempt.meta().uid.as_deref();
+    job.owner_references().iter().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}

@@ -1,0 +1,81 @@
+//! Logs (tracing-subscriber) and Prometheus metrics (prometheus-client, OpenMetrics text format).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+/// Logging flags shared by every subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log filter in `RUST_LOG` syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn", global = true)]
+    pub log_filter: String,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "HEALER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    pub log_format: String,
+}
+
+/// Install the global subscriber; logs go to stderr so step output on stdout stays clean.
+pub fn init_logging(args: &LogArgs) {
+    let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if args.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+    pub reason: String,
+}
+
+/// The controller's metrics. Label values are stable reasons, never object names.
+#[derive(Clone)]
+pub struct Metrics {
+    pub reconciles: Family<ControllerLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    pub run_transitions: Family<PhaseLabels, Counter>,
+    pub attempts_finished: Family<OutcomeLabels, Counter>,
+    pub jobs_created: Counter,
+}
+
+impl Metrics {
+    /// Create the metrics and register them under the `cihealer` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            reconciles: Family::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14))),
+            run_transitions: Family::default(),
+            attempts_finished: Family::default(),
+            jobs_created: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("cihealer");
+        r.register("reconciles", "Reconciliations by controller", m.reconciles.clone());
+        r.register("reconcile_errors", "Failed reconciliations by controller and reason", m.reconcile_errors.clone());
+        r.register("reconcile_duration_seconds", "Reconciliation duration in seconds", m.reconcile_duration.clone());
+        r.register("run_transitions", "HealingRun phase transitions by new phase", m.run_transitions.clone());
+        r.register("attempts_finished", "HealingAttempts finished by outcome and reason", m.attempts_finished.clone());
+        r.register("jobs_created", "Attempt Jobs created", m.jobs_created.clone());
+        m
+    }
+}
