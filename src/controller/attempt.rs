@@ -103,6 +103,10 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
         }
         JobObservation::Judged { verdict, diagnosis, started, finished } => {
             let passed = verdict.outcome == Outcome::Passed;
+            if passed && st.patch_config_map.is_none() {
+                let newest = pod_list.iter().max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+                st.patch_config_map = super::patch::keep_patch(attempt, newest, &verdict, ctx).await?;
+            }
             st.phase = Some(if passed { AttemptPhase::Succeeded } else { AttemptPhase::Failed });
             st.failure_reason = (!passed).then(|| verdict.reason.clone());
             st.diagnosis = diagnosis;

@@ -6,6 +6,7 @@
 //! [`FIELD_MANAGER`] otherwise), write status (skipped when unchanged).
 
 pub mod attempt;
+pub mod patch;
 pub mod run;
 pub mod state;
 
