@@ -2,6 +2,8 @@
 //! nodes, running an attempt Job's steps as local processes.
 //! PLACEHOLDER (spine issue): the attempt-runtime issue implements it.
 
+pub mod sim;
+
 /// `healer host-runner` arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {}

@@ -1,0 +1,266 @@
+//! Shared test support: the local control plane, one namespace per test, the controller as a real
+//! subprocess, a kubelet stand-in that finishes attempt pods with chosen termination messages, and an
+//! Argo Events Sensor evaluator (gjson paths, dataTemplate, useRawData, filters) as Argo documents it.
+#![allow(dead_code)]
+
+pub mod argo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ci_healer::crd::{HealingAttempt, HealingRun};
+use ci_healer::runner::sim::{self, StepOutcome};
+use ci_healer::verdict::{Diffstat, Outcome, Verdict};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubeconfig of the local control plane: `$KUBECONFIG`, else the one `hack/control-plane.sh`
+/// writes. Panics with the command to run when neither exists.
+pub fn kubeconfig() -> PathBuf {
+    if let Ok(p) = std::env::var("KUBECONFIG") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new("bash").arg(root().join("hack/control-plane.sh")).arg("env").output().expect("run control-plane.sh env");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let p = text
+        .lines()
+        .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+        .map(PathBuf::from)
+        .expect("control-plane.sh env prints KUBECONFIG");
+    assert!(p.exists(), "no local control plane: run `make control-plane` (or `hack/control-plane.sh start`) first");
+    p
+}
+
+/// A client for the local control plane.
+pub async fn client() -> Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig()).expect("read kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig is usable");
+    Client::try_from(cfg).expect("client")
+}
+
+/// Apply both CRDs (server-side apply) and wait until they are Established.
+pub async fn install_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in [HealingRun::crd(), HealingAttempt::crd()] {
+        let name = crd.name_any();
+        api.patch(&name, &PatchParams::apply("ci-healer-tests").force(), &Patch::Apply(&crd)).await.expect("apply CRD");
+        wait_for(&format!("CRD {name} established"), Duration::from_secs(30), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let c = api.get(&name).await.ok()?;
+                c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+/// A fresh namespace for one test: `<prefix>-<random>`.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let suffix: String = format!("{:x}", rand_u64()).chars().take(6).collect();
+    let name = format!("{prefix}-{suffix}");
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    name
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.finish()
+}
+
+/// Poll `f` every 100 ms until it returns `Some`, or panic after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `healer controller` as a real subprocess, watching one namespace; killed on drop.
+pub struct ControllerProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl ControllerProcess {
+    /// Start the controller for `namespace` with an optional config file.
+    pub fn start(namespace: &str, config: Option<&Path>) -> Self {
+        let dir = std::env::temp_dir().join("ci-healer-test-logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("controller-{namespace}-{}.log", rand_u64() % 100000));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_healer"));
+        cmd.arg("controller")
+            .arg("--namespace")
+            .arg(namespace)
+            .arg("--metrics-addr")
+            .arg("127.0.0.1:0")
+            .env("KUBECONFIG", kubeconfig())
+            .env("RUST_LOG", "info,kube=warn,ci_healer=debug")
+            .stdout(Stdio::null())
+            .stderr(file);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd.spawn().expect("start healer controller");
+        Self { child, log }
+    }
+
+    /// Kill the process at once (SIGKILL), as a node failure or OOM kill would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Typed APIs for a test namespace.
+#[derive(Clone)]
+pub struct Apis {
+    pub client: Client,
+    pub ns: String,
+    pub runs: Api<HealingRun>,
+    pub attempts: Api<HealingAttempt>,
+    pub jobs: Api<Job>,
+    pub pods: Api<Pod>,
+    pub events: Api<Event>,
+}
+
+impl Apis {
+    pub fn new(client: &Client, ns: &str) -> Self {
+        Self {
+            client: client.clone(),
+            ns: ns.into(),
+            runs: Api::namespaced(client.clone(), ns),
+            attempts: Api::namespaced(client.clone(), ns),
+            jobs: Api::namespaced(client.clone(), ns),
+            pods: Api::namespaced(client.clone(), ns),
+            events: Api::namespaced(client.clone(), ns),
+        }
+    }
+
+    /// Wait until the Job `name` exists.
+    pub async fn job(&self, name: &str) -> Job {
+        let jobs = self.jobs.clone();
+        wait_for(&format!("Job {name}"), Duration::from_secs(30), || {
+            let jobs = jobs.clone();
+            let name = name.to_string();
+            async move { jobs.get_opt(&name).await.ok().flatten() }
+        })
+        .await
+    }
+
+    /// Wait until run `name` reaches `phase`.
+    pub async fn run_phase(&self, name: &str, phase: &str) -> HealingRun {
+        let runs = self.runs.clone();
+        wait_for(&format!("HealingRun {name} phase {phase}"), Duration::from_secs(45), || {
+            let runs = runs.clone();
+            let name = name.to_string();
+            let phase = phase.to_string();
+            async move {
+                let r = runs.get(&name).await.ok()?;
+                let p = r.status.as_ref()?.phase?;
+                (format!("{p:?}") == phase).then_some(r)
+            }
+        })
+        .await
+    }
+
+    /// All Jobs in the namespace, sorted by name.
+    pub async fn job_names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.jobs.list(&ListParams::default()).await.unwrap().items.iter().map(|j| j.name_any()).collect();
+        v.sort();
+        v
+    }
+
+    /// Reasons of the Events about `kind`/`name`, oldest first.
+    pub async fn event_reasons(&self, kind: &str, name: &str) -> Vec<String> {
+        let mut evs: Vec<_> = self
+            .events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.kind.as_deref() == Some(kind) && e.involved_object.name.as_deref() == Some(name))
+            .collect();
+        evs.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+        evs.into_iter().filter_map(|e| e.reason).collect()
+    }
+}
+
+/// A verdict as the validate step writes it.
+pub fn verdict(outcome: Outcome, reason: &str, summary: &str) -> String {
+    Verdict {
+        outcome,
+        reason: reason.into(),
+        summary: summary.into(),
+        diffstat: Some(Diffstat { files: 1, insertions: 3, deletions: 2 }),
+        tokens: None,
+        durations: None,
+        patch_sha256: None,
+    }
+    .to_termination_message()
+}
+
+/// The kubelet stand-in: create the Job's pod, report it running, then finished with all steps
+/// exiting 0 and the validate step leaving `validate_message`.
+pub async fn finish_attempt(apis: &Apis, job: &Job, validate_message: &str) {
+    let pod = start_attempt_pod(apis, job).await;
+    let outcomes = vec![
+        StepOutcome::new("prepare", 0, None),
+        StepOutcome::new("checkout", 0, None),
+        StepOutcome::new("agent", 0, Some(r#"{"diagnosis":"reformatted src/lib.rs"}"#)),
+        StepOutcome::new("validate", 0, Some(validate_message)),
+    ];
+    let pod = sim::report_finished(&apis.client, &pod, &outcomes).await.expect("report pod finished");
+    let ok = pod.status.and_then(|s| s.phase).as_deref() == Some("Succeeded");
+    sim::report_job_finished(&apis.client, job, ok).await.expect("report job finished");
+}
+
+/// Create the Job's pod and report every init step done and validate running.
+pub async fn start_attempt_pod(apis: &Apis, job: &Job) -> Pod {
+    let pod = sim::ensure_pod(&apis.client, job).await.expect("create pod for job");
+    let done = vec![StepOutcome::new("prepare", 0, None), StepOutcome::new("checkout", 0, None), StepOutcome::new("agent", 0, None)];
+    sim::report_running(&apis.client, &pod, &done).await.expect("report pod running")
+}
+
+/// Run `kubectl` against the local control plane; returns (success, stdout+stderr).
+pub fn kubectl(args: &[&str]) -> (bool, String) {
+    let bin = std::env::var("KUBECTL_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+        let out = Command::new("bash").arg(root().join("hack/control-plane.sh")).arg("bin-dir").output().unwrap();
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl")
+    });
+    let out = Command::new(bin).args(args).env("KUBECONFIG", kubeconfig()).output().expect("run kubectl");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
