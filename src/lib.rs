@@ -4,9 +4,9 @@
 //! `maxAttempts` [`crd::HealingAttempt`]s (one Job each, whose validation step alone decides success) and
 //! keeps the validated patch, or escalates to people.
 
+pub mod agent;
 pub mod config;
 pub mod controller;
-pub mod agent;
 pub mod crd;
 pub mod resources;
 pub mod runner;

@@ -106,7 +106,12 @@ impl Context {
 }
 
 fn object_key<K: Resource<DynamicType = ()>>(o: &K) -> String {
-    format!("{}/{}/{}", K::kind(&()), o.meta().namespace.as_deref().unwrap_or(""), o.meta().name.as_deref().unwrap_or(""))
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        o.meta().namespace.as_deref().unwrap_or(""),
+        o.meta().name.as_deref().unwrap_or("")
+    )
 }
 
 /// Run both controllers until a termination signal.
@@ -122,7 +127,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let ready = Arc::new(RwLock::new(false));
-    let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
+    let server = tokio::spawn(serve_metrics(
+        args.metrics_addr,
+        Arc::new(registry),
+        ready.clone(),
+    ));
 
     wait_for_crds(&client, args.crd_wait_seconds).await;
 
@@ -133,13 +142,44 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Api::<Job>::namespaced(client.clone(), ns),
             Api::<Pod>::namespaced(client.clone(), ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=ci-healer");
-    let run_controller = Controller::new(runs_api.clone(), watcher::Config::default())
+    let run_controller = Controller::new(runs_api.clone(), watcher::Config::default());
+    let run_store = run_controller.store();
+    let run_controller = run_controller
         .owns(attempts_api.clone(), watcher::Config::default())
+        // A duplicate waits behind its primary: wake it when the primary changes.
+        .watches(
+            runs_api.clone(),
+            watcher::Config::default(),
+            move |primary: HealingRun| {
+                let (ns, name) = (
+                    primary.metadata.namespace.clone(),
+                    primary.metadata.name.clone(),
+                );
+                run_store
+                    .state()
+                    .into_iter()
+                    .filter(|r| {
+                        r.metadata.namespace == ns
+                            && r.status.as_ref().and_then(|s| s.duplicate_of.as_ref())
+                                == name.as_ref()
+                    })
+                    .map(|r| ObjectRef::from_obj(r.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .shutdown_on_signal();
-    let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter {
+        controller: "ci-healer".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -151,33 +191,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let attempt_controller = Controller::new(attempts_api, watcher::Config::default())
         .owns(jobs_api, owned)
-        .watches(pods_api, watcher::Config::default().labels(LABEL_ATTEMPT), |pod: Pod| {
-            let ns = pod.metadata.namespace.clone()?;
-            let name = pod.metadata.labels.as_ref()?.get(LABEL_ATTEMPT)?.clone();
-            Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
-        })
+        .watches(
+            pods_api,
+            watcher::Config::default().labels(LABEL_ATTEMPT),
+            |pod: Pod| {
+                let ns = pod.metadata.namespace.clone()?;
+                let name = pod.metadata.labels.as_ref()?.get(LABEL_ATTEMPT)?.clone();
+                Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
+            },
+        )
         .watches(runs_api, watcher::Config::default(), |run: HealingRun| {
             // A run's abort must reach its attempts.
             let ns = run.metadata.namespace.clone().unwrap_or_default();
             let name = run.metadata.name.clone().unwrap_or_default();
             let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
-            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&format!("{name}-{i}")).within(&ns))
+            (1..=n)
+                .map(move |i| ObjectRef::<HealingAttempt>::new(&format!("{name}-{i}")).within(&ns))
         })
         .shutdown_on_signal();
 
     *ready.write().await = true;
-    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), "controllers started");
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("<all>"),
+        "controllers started"
+    );
     let c1 = ctx.clone();
-    let runs = run_controller.run(run::reconcile, error_policy::<HealingRun>, c1).for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "run reconcile event");
-        }
-    });
-    let attempts = attempt_controller.run(attempt::reconcile, error_policy::<HealingAttempt>, ctx).for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "attempt reconcile event");
-        }
-    });
+    let runs = run_controller
+        .run(run::reconcile, error_policy::<HealingRun>, c1)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "run reconcile event");
+            }
+        });
+    let attempts = attempt_controller
+        .run(attempt::reconcile, error_policy::<HealingAttempt>, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "attempt reconcile event");
+            }
+        });
     tokio::join!(runs, attempts);
     server.abort();
     tracing::info!("controllers stopped");
@@ -185,11 +237,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Transient errors requeue with per-object exponential backoff (1 s doubling to 5 min).
-fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let controller = K::kind(&()).to_string();
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&ErrorLabels { controller: controller.clone(), reason: err.reason().into() })
+        .get_or_create(&ErrorLabels {
+            controller: controller.clone(),
+            reason: err.reason().into(),
+        })
         .inc();
     let delay = ctx.backoff(object_key(obj.as_ref()));
     tracing::warn!(
@@ -210,11 +269,16 @@ where
     K: Resource<DynamicType = ()>,
     F: std::future::Future<Output = Result<Action>>,
 {
-    let labels = ControllerLabels { controller: K::kind(&()).to_string() };
+    let labels = ControllerLabels {
+        controller: K::kind(&()).to_string(),
+    };
     ctx.metrics.reconciles.get_or_create(&labels).inc();
     let start = std::time::Instant::now();
     let res = fut.await;
-    ctx.metrics.reconcile_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
     if res.is_ok() {
         ctx.succeeded(&object_key(obj));
     }
@@ -223,12 +287,20 @@ where
 
 async fn wait_for_crds(client: &Client, every: u64) {
     loop {
-        let runs = Api::<HealingRun>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
-        let attempts = Api::<HealingAttempt>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
+        let runs = Api::<HealingRun>::all(client.clone())
+            .list_metadata(&ListParams::default().limit(1))
+            .await;
+        let attempts = Api::<HealingAttempt>::all(client.clone())
+            .list_metadata(&ListParams::default().limit(1))
+            .await;
         match (runs, attempts) {
             (Ok(_), Ok(_)) => return,
             (r, a) => {
-                let e = r.err().or(a.err()).map(|e| e.to_string()).unwrap_or_default();
+                let e = r
+                    .err()
+                    .or(a.err())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
                 tracing::warn!(error = %e, "waiting for the HealingRun and HealingAttempt CRDs (install them with `healer crd | kubectl apply -f -`)");
                 tokio::time::sleep(Duration::from_secs(every.max(1))).await;
             }
@@ -236,7 +308,11 @@ async fn wait_for_crds(client: &Client, every: u64) {
     }
 }
 
-async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> anyhow::Result<()> {
+async fn serve_metrics(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    ready: Arc<RwLock<bool>>,
+) -> anyhow::Result<()> {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
     let app = axum::Router::new()
@@ -247,8 +323,19 @@ async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwL
                 async move {
                     let mut body = String::new();
                     match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
-                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], String::new()),
+                        Ok(()) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            body,
+                        ),
+                        Err(_) => (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            [(header::CONTENT_TYPE, "text/plain")],
+                            String::new(),
+                        ),
                     }
                 }
             }),
@@ -258,7 +345,13 @@ async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwL
             "/readyz",
             get(move || {
                 let ready = ready.clone();
-                async move { if *ready.read().await { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "waiting for CRDs") } }
+                async move {
+                    if *ready.read().await {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "waiting for CRDs")
+                    }
+                }
             }),
         );
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -11,6 +11,11 @@ use crate::verdict::Verdict;
 
 /// Store the patch of a passed attempt. Returns the ConfigMap's name, or `None` when there is no patch
 /// to keep. Errors: transient API failures (retried by the caller's backoff).
-pub async fn keep_patch(_attempt: &HealingAttempt, _pod: Option<&Pod>, _verdict: &Verdict, _ctx: &Context) -> Result<Option<String>> {
+pub async fn keep_patch(
+    _attempt: &HealingAttempt,
+    _pod: Option<&Pod>,
+    _verdict: &Verdict,
+    _ctx: &Context,
+) -> Result<Option<String>> {
     Ok(None)
 }

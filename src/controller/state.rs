@@ -12,7 +12,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::conditions::{self, get, is_true};
-use crate::crd::{AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase};
+use crate::crd::{
+    AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase,
+};
 
 /// Condition types of a HealingRun.
 pub mod cond {
@@ -95,7 +97,10 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     st.observed_generation = gen_;
     st.short_sha = Some(run.spec.source.head_sha.chars().take(7).collect());
     let set = |st: &mut HealingRunStatus, t: &str, ok: bool, reason: &str, msg: String| {
-        conditions::set(&mut st.conditions, conditions::new(t, ok, reason, msg, gen_, now.clone()));
+        conditions::set(
+            &mut st.conditions,
+            conditions::new(t, ok, reason, msg, gen_, now.clone()),
+        );
     };
 
     let mut attempts = obs.attempts.clone();
@@ -106,7 +111,11 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         st.current_attempt = Some(l.number);
     }
     let any_active = attempts.iter().any(|a| !a.phase.is_terminal());
-    let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false };
+    let mut d = Decision {
+        status: st.clone(),
+        start_attempt: None,
+        stop_attempts: false,
+    };
 
     // Final phases stay final; an abort still stops attempts that outlived it.
     if let Some(p) = old.phase.filter(|p| p.is_terminal()) {
@@ -120,7 +129,9 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         st.phase = Some(RunPhase::Aborted);
         st.completion_time = Some(now.clone());
         let msg = match &latest {
-            Some(l) if !l.phase.is_terminal() => format!("aborted by request; attempt {} stopped", l.number),
+            Some(l) if !l.phase.is_terminal() => {
+                format!("aborted by request; attempt {} stopped", l.number)
+            }
             _ => "aborted by request".to_string(),
         };
         set(&mut st, cond::ABORTED, true, "AbortRequested", msg.clone());
@@ -140,7 +151,13 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             return d;
         }
     };
-    set(&mut st, cond::ACCEPTED, true, "SpecValid", "the spec is valid".into());
+    set(
+        &mut st,
+        cond::ACCEPTED,
+        true,
+        "SpecValid",
+        "the spec is valid".into(),
+    );
     st.failure_class = Some(triage.failure_class.clone());
     st.agent = Some(triage.agent.clone());
     st.error_hash = Some(triage.error_hash.clone());
@@ -164,13 +181,19 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
                 cond::DUPLICATE,
                 true,
                 "DuplicateOfActiveRun",
-                format!("run {} heals the same failure (repository, head SHA and error hash); this run starts no attempts", primary.name),
+                format!(
+                    "run {} heals the same failure (repository, head SHA and error hash); this run starts no attempts",
+                    primary.name
+                ),
             );
             match primary.phase.filter(|p| p.is_terminal()) {
                 Some(final_phase) => {
                     st.phase = Some(final_phase);
                     st.completion_time = Some(now.clone());
-                    let msg = format!("the run this one duplicates, {}, ended {:?}", primary.name, final_phase);
+                    let msg = format!(
+                        "the run this one duplicates, {}, ended {:?}",
+                        primary.name, final_phase
+                    );
                     let (t, reason) = match final_phase {
                         RunPhase::Fixed => (cond::FIXED, "DuplicateFixed"),
                         RunPhase::Aborted => (cond::ABORTED, "DuplicateAborted"),
@@ -189,7 +212,13 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         }
     }
     if st.duplicate_of.is_none() {
-        set(&mut st, cond::DUPLICATE, false, "NoActiveDuplicate", "no other active run heals the same failure".into());
+        set(
+            &mut st,
+            cond::DUPLICATE,
+            false,
+            "NoActiveDuplicate",
+            "no other active run heals the same failure".into(),
+        );
     }
 
     let max = run.spec.policy.max_attempts.max(1);
@@ -198,28 +227,52 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         Some(l) if !l.phase.is_terminal() => {
             st.phase = Some(RunPhase::Running);
             st.start_time.get_or_insert(now.clone());
-            set(&mut st, cond::HEALING, true, "AttemptRunning", format!("attempt {} of {} is running", l.number, max));
+            set(
+                &mut st,
+                cond::HEALING,
+                true,
+                "AttemptRunning",
+                format!("attempt {} of {} is running", l.number, max),
+            );
         }
         Some(l) if l.phase == AttemptPhase::Succeeded => {
             st.phase = Some(RunPhase::Fixed);
             st.completion_time = Some(now.clone());
-            st.patch = Some(PatchRef { attempt: l.name.clone(), config_map: l.patch_config_map.clone(), diffstat: l.diffstat.clone() });
+            st.patch = Some(PatchRef {
+                attempt: l.name.clone(),
+                config_map: l.patch_config_map.clone(),
+                diffstat: l.diffstat.clone(),
+            });
             let msg = format!(
                 "attempt {} passed validation{}",
                 l.number,
-                l.summary.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
+                l.summary
+                    .as_deref()
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
             );
             set(&mut st, cond::FIXED, true, "ValidationPassed", msg.clone());
             set(&mut st, cond::HEALING, false, "Fixed", msg);
         }
-        Some(l) if l.number < max => start(&mut st, &mut d, l.number + 1, max, &triage.agent, &now, set),
+        Some(l) if l.number < max => {
+            start(&mut st, &mut d, l.number + 1, max, &triage.agent, &now, set)
+        }
         Some(l) => {
             st.phase = Some(RunPhase::Escalated);
             st.completion_time = Some(now.clone());
             let reason = l.failure_reason.clone().unwrap_or_else(|| "Unknown".into());
-            let msg = format!("all {} attempts failed; the last failed with {}", l.number, reason);
+            let msg = format!(
+                "all {} attempts failed; the last failed with {}",
+                l.number, reason
+            );
             st.escalation_reason = Some(msg.clone());
-            set(&mut st, cond::ESCALATED, true, "AttemptsExhausted", msg.clone());
+            set(
+                &mut st,
+                cond::ESCALATED,
+                true,
+                "AttemptsExhausted",
+                msg.clone(),
+            );
             set(&mut st, cond::HEALING, false, "AttemptsExhausted", msg);
         }
     }
@@ -241,7 +294,13 @@ fn start(
     st.attempts = st.attempts.max(n);
     st.current_attempt = Some(n);
     st.start_time.get_or_insert(now.clone());
-    set(st, cond::HEALING, true, "AttemptRunning", format!("attempt {n} of {max} started with agent profile {agent}"));
+    set(
+        st,
+        cond::HEALING,
+        true,
+        "AttemptRunning",
+        format!("attempt {n} of {max} started with agent profile {agent}"),
+    );
 }
 
 /// The Events a status change deserves, computed from the old and new status. Pure.
@@ -252,27 +311,62 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
     let became = |t: &str, status: &str| {
         let n = get(&new.conditions, t).filter(|c| c.status == status)?;
         let o = get(&old.conditions, t);
-        (o.map(|o| (&o.status, &o.reason)) != Some((&n.status, &n.reason))).then(|| n.message.clone())
+        (o.map(|o| (&o.status, &o.reason)) != Some((&n.status, &n.reason)))
+            .then(|| n.message.clone())
     };
     if let Some(m) = became(cond::ACCEPTED, conditions::FALSE) {
-        out.push(Transition { warning: true, reason: "InvalidSpec", message: m });
+        out.push(Transition {
+            warning: true,
+            reason: "InvalidSpec",
+            message: m,
+        });
     }
     if let Some(m) = became(cond::TRIAGED, conditions::TRUE) {
-        out.push(Transition { warning: false, reason: "Triaged", message: m });
+        out.push(Transition {
+            warning: false,
+            reason: "Triaged",
+            message: m,
+        });
     }
     if let Some(m) = became(cond::DUPLICATE, conditions::TRUE) {
-        out.push(Transition { warning: false, reason: "Duplicate", message: m });
+        out.push(Transition {
+            warning: false,
+            reason: "Duplicate",
+            message: m,
+        });
     }
     if new.current_attempt > old.current_attempt && new.phase == Some(RunPhase::Running) {
-        let m = get(&new.conditions, cond::HEALING).map(|c| c.message.clone()).unwrap_or_default();
-        out.push(Transition { warning: false, reason: "AttemptStarted", message: m });
+        let m = get(&new.conditions, cond::HEALING)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        out.push(Transition {
+            warning: false,
+            reason: "AttemptStarted",
+            message: m,
+        });
     }
     if new.phase != old.phase {
-        let msg = |t| get(&new.conditions, t).map(|c| c.message.clone()).unwrap_or_default();
+        let msg = |t| {
+            get(&new.conditions, t)
+                .map(|c| c.message.clone())
+                .unwrap_or_default()
+        };
         match new.phase {
-            Some(RunPhase::Fixed) => out.push(Transition { warning: false, reason: "Fixed", message: msg(cond::FIXED) }),
-            Some(RunPhase::Escalated) => out.push(Transition { warning: true, reason: "Escalated", message: msg(cond::ESCALATED) }),
-            Some(RunPhase::Aborted) => out.push(Transition { warning: false, reason: "Aborted", message: msg(cond::ABORTED) }),
+            Some(RunPhase::Fixed) => out.push(Transition {
+                warning: false,
+                reason: "Fixed",
+                message: msg(cond::FIXED),
+            }),
+            Some(RunPhase::Escalated) => out.push(Transition {
+                warning: true,
+                reason: "Escalated",
+                message: msg(cond::ESCALATED),
+            }),
+            Some(RunPhase::Aborted) => out.push(Transition {
+                warning: false,
+                reason: "Aborted",
+                message: msg(cond::ABORTED),
+            }),
             _ => {}
         }
     }
@@ -281,7 +375,9 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
 
 /// True when a run is not final and does not wait behind another.
 pub fn is_active(status: Option<&HealingRunStatus>) -> bool {
-    status.is_none_or(|s| !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, cond::DUPLICATE))
+    status.is_none_or(|s| {
+        !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, cond::DUPLICATE)
+    })
 }
 
 #[cfg(test)]
@@ -314,15 +410,32 @@ mod tests {
     }
 
     fn triage() -> Result<TriageView, (String, String)> {
-        Ok(TriageView { failure_class: "rust_fmt".into(), confidence: 0.9, agent: "rust".into(), error_hash: "abcd".into() })
+        Ok(TriageView {
+            failure_class: "rust_fmt".into(),
+            confidence: 0.9,
+            agent: "rust".into(),
+            error_hash: "abcd".into(),
+        })
     }
 
     fn att(n: i32, phase: AttemptPhase) -> AttemptView {
-        AttemptView { number: n, name: format!("r-{n}"), phase, failure_reason: Some("ValidationFailed".into()), ..Default::default() }
+        AttemptView {
+            number: n,
+            name: format!("r-{n}"),
+            phase,
+            failure_reason: Some("ValidationFailed".into()),
+            ..Default::default()
+        }
     }
 
     fn obs(r: &HealingRun, attempts: Vec<AttemptView>) -> RunObservation<'_> {
-        RunObservation { run: r, attempts, triage: triage(), primary: None, now: t(100) }
+        RunObservation {
+            run: r,
+            attempts,
+            triage: triage(),
+            primary: None,
+            now: t(100),
+        }
     }
 
     /// Walks the whole table of run transitions.
@@ -336,11 +449,36 @@ mod tests {
             start: Option<i32>,
         }
         let cases = [
-            Case { name: "new run starts attempt 1", attempts: vec![], phase: RunPhase::Running, start: Some(1) },
-            Case { name: "pending attempt keeps running", attempts: vec![att(1, Pending)], phase: RunPhase::Running, start: None },
-            Case { name: "running attempt keeps running", attempts: vec![att(1, Running)], phase: RunPhase::Running, start: None },
-            Case { name: "passed attempt fixes", attempts: vec![att(1, Succeeded)], phase: RunPhase::Fixed, start: None },
-            Case { name: "failed attempt 1 starts 2", attempts: vec![att(1, Failed)], phase: RunPhase::Running, start: Some(2) },
+            Case {
+                name: "new run starts attempt 1",
+                attempts: vec![],
+                phase: RunPhase::Running,
+                start: Some(1),
+            },
+            Case {
+                name: "pending attempt keeps running",
+                attempts: vec![att(1, Pending)],
+                phase: RunPhase::Running,
+                start: None,
+            },
+            Case {
+                name: "running attempt keeps running",
+                attempts: vec![att(1, Running)],
+                phase: RunPhase::Running,
+                start: None,
+            },
+            Case {
+                name: "passed attempt fixes",
+                attempts: vec![att(1, Succeeded)],
+                phase: RunPhase::Fixed,
+                start: None,
+            },
+            Case {
+                name: "failed attempt 1 starts 2",
+                attempts: vec![att(1, Failed)],
+                phase: RunPhase::Running,
+                start: Some(2),
+            },
             Case {
                 name: "failed attempt 2 starts 3",
                 attempts: vec![att(2, Failed), att(1, Failed)],
@@ -371,9 +509,24 @@ mod tests {
 
     #[test]
     fn escalation_names_the_last_reason_and_emits_one_warning() {
-        let r = run(Some(HealingRunStatus { phase: Some(RunPhase::Running), current_attempt: Some(3), attempts: 3, ..Default::default() }));
-        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Failed), att(2, AttemptPhase::Failed), att(3, AttemptPhase::Failed)]));
-        assert_eq!(d.status.escalation_reason.as_deref(), Some("all 3 attempts failed; the last failed with ValidationFailed"));
+        let r = run(Some(HealingRunStatus {
+            phase: Some(RunPhase::Running),
+            current_attempt: Some(3),
+            attempts: 3,
+            ..Default::default()
+        }));
+        let d = decide(&obs(
+            &r,
+            vec![
+                att(1, AttemptPhase::Failed),
+                att(2, AttemptPhase::Failed),
+                att(3, AttemptPhase::Failed),
+            ],
+        ));
+        assert_eq!(
+            d.status.escalation_reason.as_deref(),
+            Some("all 3 attempts failed; the last failed with ValidationFailed")
+        );
         assert_eq!(d.status.completion_time, Some(t(100)));
         let tr = transitions(r.status.as_ref(), &d.status);
         let esc: Vec<_> = tr.iter().filter(|t| t.reason == "Escalated").collect();
@@ -392,7 +545,10 @@ mod tests {
 
     #[test]
     fn abort_stops_the_running_attempt_and_is_final() {
-        let mut r = run(Some(HealingRunStatus { phase: Some(RunPhase::Running), ..Default::default() }));
+        let mut r = run(Some(HealingRunStatus {
+            phase: Some(RunPhase::Running),
+            ..Default::default()
+        }));
         r.spec.action = Some(RunAction::Abort);
         let d = decide(&obs(&r, vec![att(1, AttemptPhase::Running)]));
         assert_eq!(d.status.phase, Some(RunPhase::Aborted));
@@ -411,7 +567,10 @@ mod tests {
     #[test]
     fn final_phases_never_start_attempts() {
         for p in [RunPhase::Fixed, RunPhase::Escalated, RunPhase::Aborted] {
-            let r = run(Some(HealingRunStatus { phase: Some(p), ..Default::default() }));
+            let r = run(Some(HealingRunStatus {
+                phase: Some(p),
+                ..Default::default()
+            }));
             let d = decide(&obs(&r, vec![att(1, AttemptPhase::Failed)]));
             assert_eq!(d.status.phase, Some(p));
             assert_eq!(d.start_attempt, None);
@@ -422,12 +581,18 @@ mod tests {
     fn invalid_spec_waits_with_a_false_condition() {
         let r = run(None);
         let mut o = obs(&r, vec![]);
-        o.triage = Err(("UnknownProfile".into(), "agent profile 'nope' is not configured".into()));
+        o.triage = Err((
+            "UnknownProfile".into(),
+            "agent profile 'nope' is not configured".into(),
+        ));
         let d = decide(&o);
         assert_eq!(d.status.phase, Some(RunPhase::Queued));
         assert_eq!(d.start_attempt, None);
         let c = get(&d.status.conditions, cond::ACCEPTED).unwrap();
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnknownProfile"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "UnknownProfile")
+        );
         let tr = transitions(None, &d.status);
         assert_eq!(tr[0].reason, "InvalidSpec");
     }
@@ -436,7 +601,10 @@ mod tests {
     fn duplicate_waits_then_takes_the_primarys_final_phase() {
         let r = run(None);
         let mut o = obs(&r, vec![]);
-        o.primary = Some(PrimaryView { name: "first".into(), phase: Some(RunPhase::Running) });
+        o.primary = Some(PrimaryView {
+            name: "first".into(),
+            phase: Some(RunPhase::Running),
+        });
         let d = decide(&o);
         assert_eq!(d.status.phase, Some(RunPhase::Queued));
         assert_eq!(d.status.duplicate_of.as_deref(), Some("first"));
@@ -445,7 +613,10 @@ mod tests {
         let mut r2 = r.clone();
         r2.status = Some(d.status);
         let mut o2 = obs(&r2, vec![]);
-        o2.primary = Some(PrimaryView { name: "first".into(), phase: Some(RunPhase::Fixed) });
+        o2.primary = Some(PrimaryView {
+            name: "first".into(),
+            phase: Some(RunPhase::Fixed),
+        });
         let d2 = decide(&o2);
         assert_eq!(d2.status.phase, Some(RunPhase::Fixed));
         assert_eq!(d2.start_attempt, None);
@@ -460,8 +631,14 @@ mod tests {
         let d2 = decide(&obs(&r2, vec![att(1, AttemptPhase::Running)]));
         let mut r3 = r.clone();
         r3.status = Some(d2.status.clone());
-        let d3 = decide(&RunObservation { now: t(500), ..obs(&r3, vec![att(1, AttemptPhase::Running)]) });
-        assert_eq!(d3.status, d2.status, "nothing changed, so nothing to write (even later)");
+        let d3 = decide(&RunObservation {
+            now: t(500),
+            ..obs(&r3, vec![att(1, AttemptPhase::Running)])
+        });
+        assert_eq!(
+            d3.status, d2.status,
+            "nothing changed, so nothing to write (even later)"
+        );
         assert!(transitions(Some(&d2.status), &d3.status).is_empty());
     }
 }

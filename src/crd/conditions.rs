@@ -9,7 +9,14 @@ pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
 
 /// Build a condition; `reason` must be CamelCase, `message` is for people.
-pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: Time) -> Condition {
+pub fn new(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Time,
+) -> Condition {
     Condition {
         type_: type_.to_string(),
         status: if status { TRUE } else { FALSE }.to_string(),
@@ -32,8 +39,15 @@ pub fn set(conds: &mut Vec<Condition>, cond: Condition) -> bool {
             if !changed {
                 return false;
             }
-            let ltt = if existing.status == cond.status { existing.last_transition_time.clone() } else { cond.last_transition_time.clone() };
-            *existing = Condition { last_transition_time: ltt, ..cond };
+            let ltt = if existing.status == cond.status {
+                existing.last_transition_time.clone()
+            } else {
+                cond.last_transition_time.clone()
+            };
+            *existing = Condition {
+                last_transition_time: ltt,
+                ..cond
+            };
             true
         }
         None => {
@@ -64,12 +78,31 @@ mod tests {
     #[test]
     fn transition_time_moves_only_with_status() {
         let mut conds = vec![];
-        assert!(set(&mut conds, new("Fixed", false, "AttemptRunning", "a", Some(1), t(10))));
-        assert!(set(&mut conds, new("Fixed", false, "AttemptRunning", "b", Some(1), t(20))));
-        assert_eq!(conds[0].last_transition_time, t(10), "same status keeps the time");
+        assert!(set(
+            &mut conds,
+            new("Fixed", false, "AttemptRunning", "a", Some(1), t(10))
+        ));
+        assert!(set(
+            &mut conds,
+            new("Fixed", false, "AttemptRunning", "b", Some(1), t(20))
+        ));
+        assert_eq!(
+            conds[0].last_transition_time,
+            t(10),
+            "same status keeps the time"
+        );
         assert_eq!(conds[0].message, "b");
-        assert!(!set(&mut conds, new("Fixed", false, "AttemptRunning", "b", Some(1), t(30))), "no-op");
-        assert!(set(&mut conds, new("Fixed", true, "ValidationPassed", "c", Some(1), t(40))));
+        assert!(
+            !set(
+                &mut conds,
+                new("Fixed", false, "AttemptRunning", "b", Some(1), t(30))
+            ),
+            "no-op"
+        );
+        assert!(set(
+            &mut conds,
+            new("Fixed", true, "ValidationPassed", "c", Some(1), t(40))
+        ));
         assert_eq!(conds[0].last_transition_time, t(40));
         assert_eq!(conds.len(), 1);
         assert!(is_true(&conds, "Fixed"));

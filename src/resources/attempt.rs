@@ -18,10 +18,18 @@ pub fn attempt_name(run: &str, n: i32) -> String {
 
 /// Build attempt `n` of `run` with the named profile, freezing the profile's images and commands
 /// into the spec. Returns `None` when the profile is not configured.
-pub fn build_attempt(run: &HealingRun, n: i32, profile_name: &str, config: &ControllerConfig) -> Option<HealingAttempt> {
+pub fn build_attempt(
+    run: &HealingRun,
+    n: i32,
+    profile_name: &str,
+    config: &ControllerConfig,
+) -> Option<HealingAttempt> {
     let profile = config.profiles.get(profile_name)?;
     let owner = run.controller_owner_ref(&())?;
-    let checkout = ProfileStep { command: vec![HEALER_BIN.into(), "checkout".into()], ..Default::default() };
+    let checkout = ProfileStep {
+        command: vec![HEALER_BIN.into(), "checkout".into()],
+        ..Default::default()
+    };
     Some(HealingAttempt {
         metadata: ObjectMeta {
             name: Some(attempt_name(&run.name_any(), n)),
