@@ -141,6 +141,11 @@ pub struct ControllerProcess {
 impl ControllerProcess {
     /// Start the controller for `namespace` with an optional config file.
     pub fn start(namespace: &str, config: Option<&Path>) -> Self {
+        Self::start_with_kubeconfig(namespace, config, &kubeconfig())
+    }
+
+    /// Start the controller with a specific kubeconfig (e.g. one that impersonates a ServiceAccount).
+    pub fn start_with_kubeconfig(namespace: &str, config: Option<&Path>, kubeconfig: &Path) -> Self {
         let dir = std::env::temp_dir().join("ci-healer-test-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!(
@@ -154,7 +159,7 @@ impl ControllerProcess {
             .arg(namespace)
             .arg("--metrics-addr")
             .arg("127.0.0.1:0")
-            .env("KUBECONFIG", kubeconfig())
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn,ci_healer=debug")
             .stdout(Stdio::null())
             .stderr(file);
