@@ -26,9 +26,12 @@ pub struct LogArgs {
 /// Install the global subscriber; logs go to stderr so step output on stdout stays clean.
 pub fn init_logging(args: &LogArgs) {
     let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal; never in files or log pipelines.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if args.log_format == "json" {
         builder.json().try_init()
     } else {

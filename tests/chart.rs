@@ -12,9 +12,25 @@ use kube::api::PostParams;
 
 fn helm(args: &[&str]) -> String {
     let bin = support::root().join("hack/control-plane.sh");
-    let dir = String::from_utf8(Command::new("bash").arg(bin).arg("bin-dir").output().unwrap().stdout).unwrap();
-    let out = Command::new(format!("{}/helm", dir.trim())).args(args).current_dir(support::root()).output().expect("run helm");
-    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = String::from_utf8(
+        Command::new("bash")
+            .arg(bin)
+            .arg("bin-dir")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let out = Command::new(format!("{}/helm", dir.trim()))
+        .args(args)
+        .current_dir(support::root())
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -24,33 +40,68 @@ fn read(path: &str) -> String {
 
 #[test]
 fn generated_copies_match() {
-    let rendered = helm(&["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"]);
-    assert!(rendered == read("charts/rendered/ci-healer.yaml"), "charts/rendered/ci-healer.yaml is stale: run `make generate`");
-    let rbac = helm(&[
-        "template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer",
-        "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
+    let rendered = helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        "ci-healer",
     ]);
-    assert!(rbac == read("config/rbac/controller.yaml"), "config/rbac/controller.yaml is stale: run `make generate`");
+    assert!(
+        rendered == read("charts/rendered/ci-healer.yaml"),
+        "charts/rendered/ci-healer.yaml is stale: run `make generate`"
+    );
+    let rbac = helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        "ci-healer",
+        "--show-only",
+        "templates/serviceaccount.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
+    ]);
+    assert!(
+        rbac == read("config/rbac/controller.yaml"),
+        "config/rbac/controller.yaml is stale: run `make generate`"
+    );
     assert!(
         read("charts/ci-healer/crds/cihealer.dev.yaml") == ci_healer::crd::crds_yaml(),
         "charts/ci-healer/crds/ is stale: run `make generate`"
     );
-    let cfg = ci_healer::config::ControllerConfig::load(&support::root().join("config/samples/controller-config.yaml")).unwrap();
+    let cfg = ci_healer::config::ControllerConfig::load(
+        &support::root().join("config/samples/controller-config.yaml"),
+    )
+    .unwrap();
     assert_eq!(cfg.git_token_secret.unwrap().name, "ci-healer-github");
     // The ConfigMap the chart renders is a valid controller config.
     let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
     let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
-    ci_healer::config::ControllerConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap()).expect("chart config parses");
+    ci_healer::config::ControllerConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap())
+        .expect("chart config parses");
 }
 
 #[test]
 fn api_server_accepts_the_rendered_chart() {
     let (_, _) = support::kubectl(&["create", "namespace", "ci-healer"]);
-    let (ok, out) = support::kubectl(&["apply", "--dry-run=server", "-f", support::root().join("charts/rendered/ci-healer.yaml").to_str().unwrap()]);
+    let (ok, out) = support::kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        support::root()
+            .join("charts/rendered/ci-healer.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
     assert!(ok, "{out}");
-    for kind in ["serviceaccount/ci-healer", "clusterrole.rbac.authorization.k8s.io/ci-healer", "deployment.apps/ci-healer"] {
+    for kind in [
+        "serviceaccount/ci-healer",
+        "clusterrole.rbac.authorization.k8s.io/ci-healer",
+        "deployment.apps/ci-healer",
+    ] {
         assert!(out.contains(kind), "{kind} missing in {out}");
     }
 }
@@ -62,14 +113,30 @@ async fn controller_heals_under_the_charts_rbac_only() {
     let ns = support::namespace(&client, "rbac").await;
     // The chart's ClusterRole, bound to a ServiceAccount in this namespace.
     let _ = support::kubectl(&["create", "namespace", "ci-healer"]);
-    let (ok, out) = support::kubectl(&["apply", "--server-side", "--force-conflicts", "-f", support::root().join("config/rbac/controller.yaml").to_str().unwrap()]);
+    let (ok, out) = support::kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        support::root()
+            .join("config/rbac/controller.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
     assert!(ok, "{out}");
     let (ok, out) = support::kubectl(&["create", "serviceaccount", "ci-healer", "-n", &ns]);
     assert!(ok, "{out}");
-    let (ok, out) = support::kubectl(&["create", "clusterrolebinding", &format!("ci-healer-{ns}"), "--clusterrole=ci-healer", &format!("--serviceaccount={ns}:ci-healer")]);
+    let (ok, out) = support::kubectl(&[
+        "create",
+        "clusterrolebinding",
+        &format!("ci-healer-{ns}"),
+        "--clusterrole=ci-healer",
+        &format!("--serviceaccount={ns}:ci-healer"),
+    ]);
     assert!(ok, "{out}");
     // A kubeconfig that impersonates the ServiceAccount: every request is authorised as it.
-    let mut kc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(support::kubeconfig()).unwrap()).unwrap();
+    let mut kc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(support::kubeconfig()).unwrap()).unwrap();
     kc["users"][0]["user"]["as"] = format!("system:serviceaccount:{ns}:ci-healer").into();
     let path = std::env::temp_dir().join(format!("kubeconfig-{ns}"));
     std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
@@ -79,12 +146,28 @@ async fn controller_heals_under_the_charts_rbac_only() {
     let text = read("config/samples/healingrun-from-workflow-job.yaml");
     let mut run: ci_healer::crd::HealingRun = serde_yaml_ng::from_str(&text).unwrap();
     run.metadata.namespace = Some(ns.clone());
-    let name = apis.runs.create(&PostParams::default(), &run).await.unwrap().name_any();
+    let name = apis
+        .runs
+        .create(&PostParams::default(), &run)
+        .await
+        .unwrap()
+        .name_any();
     let job = apis.job(&format!("{name}-1")).await;
-    support::finish_attempt(&apis, &job, &support::verdict(Outcome::Passed, "ValidationPassed", "ok")).await;
+    support::finish_attempt(
+        &apis,
+        &job,
+        &support::verdict(Outcome::Passed, "ValidationPassed", "ok"),
+    )
+    .await;
     apis.run_phase(&name, "Fixed").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logs = ctrl.logs();
-    assert!(!logs.contains("forbidden"), "the chart's RBAC is missing a permission:\n{logs}");
-    assert!(apis.event_count("HealingRun", &name, "Fixed").await >= 1, "Events are allowed too");
+    assert!(
+        !logs.contains("forbidden"),
+        "the chart's RBAC is missing a permission:\n{logs}"
+    );
+    assert!(
+        apis.event_count("HealingRun", &name, "Fixed").await >= 1,
+        "Events are allowed too"
+    );
 }

@@ -156,7 +156,28 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
         ok && out.contains("ValidationPassed") && out.contains("AttemptSucceeded"),
         "{out}"
     );
-    drop(ctrl);
+    // Metrics and health, from the controller's own server.
+    let metrics = ctrl.http_get("/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for line in [
+        r#"cihealer_run_transitions_total{phase="Fixed"} 1"#,
+        r#"cihealer_run_transitions_total{phase="Running"} 1"#,
+        r#"cihealer_attempts_finished_total{outcome="Succeeded",reason="ValidationPassed"} 1"#,
+        "cihealer_jobs_created_total 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("cihealer_reconcile_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(ctrl.http_get("/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(ctrl.http_get("/healthz").await.starts_with("HTTP/1.1 200"));
+    // The log names each transition.
+    let logs = ctrl.logs();
+    for want in ["created HealingAttempt", "created Job", "reason=\"Fixed\""] {
+        assert!(logs.contains(want), "missing {want} in logs:\n{logs}");
+    }
 }
 
 #[tokio::test]

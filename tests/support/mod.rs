@@ -145,7 +145,11 @@ impl ControllerProcess {
     }
 
     /// Start the controller with a specific kubeconfig (e.g. one that impersonates a ServiceAccount).
-    pub fn start_with_kubeconfig(namespace: &str, config: Option<&Path>, kubeconfig: &Path) -> Self {
+    pub fn start_with_kubeconfig(
+        namespace: &str,
+        config: Option<&Path>,
+        kubeconfig: &Path,
+    ) -> Self {
         let dir = std::env::temp_dir().join("ci-healer-test-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!(
@@ -174,6 +178,47 @@ impl ControllerProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The metrics server's address, read from the controller's log line.
+    pub async fn metrics_addr(&self) -> String {
+        let log = self.log.clone();
+        wait_for(
+            "the controller's metrics address",
+            Duration::from_secs(20),
+            || {
+                let log = log.clone();
+                async move {
+                    let text = std::fs::read_to_string(&log).ok()?;
+                    let line = text.lines().find(|l| l.contains("serving /metrics"))?;
+                    let addr = line
+                        .split("addr=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .to_string();
+                    Some(addr)
+                }
+            },
+        )
+        .await
+    }
+
+    /// GET a path from the metrics server with a plain HTTP/1.1 request.
+    pub async fn http_get(&self, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.metrics_addr().await;
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect to metrics server");
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
     }
 
     pub fn logs(&self) -> String {
