@@ -569,3 +569,46 @@ async fn an_unknown_profile_sets_accepted_false_and_waits_for_a_fix() {
     assert_eq!(cond(&r, "Accepted"), ("True", "SpecValid"));
     assert_eq!(r.status.unwrap().agent.as_deref(), Some("frontend"));
 }
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_a_standby_takes_over() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "leader").await;
+    let apis = Apis::new(&client, &ns);
+    let mut a = ControllerProcess::start(&ns, None);
+    a.wait_log("acquired leadership", Duration::from_secs(20))
+        .await;
+    let b = ControllerProcess::start(&ns, None);
+    b.wait_log("waiting for leadership", Duration::from_secs(20))
+        .await;
+
+    let name = apis
+        .runs
+        .create(&PostParams::default(), &sample_run(&ns))
+        .await
+        .unwrap()
+        .name_any();
+    let job1 = apis.job(&format!("{name}-1")).await;
+    assert!(
+        !b.logs().contains("acquired leadership"),
+        "the standby must not lead while the leader lives"
+    );
+    assert!(
+        !b.logs().contains("created"),
+        "the standby must not act:\n{}",
+        b.logs()
+    );
+
+    a.kill();
+    b.wait_log("acquired leadership", Duration::from_secs(20))
+        .await;
+    finish_attempt(
+        &apis,
+        &job1,
+        &verdict(Outcome::Passed, "ValidationPassed", "ok"),
+    )
+    .await;
+    apis.run_phase(&name, "Fixed").await;
+    assert_eq!(apis.job_names().await, [format!("{name}-1")]);
+}

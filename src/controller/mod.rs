@@ -50,6 +50,15 @@ pub struct Args {
     /// Seconds between checks while waiting for the CRDs to be installed.
     #[arg(long, env = "HEALER_CRD_WAIT_SECONDS", default_value_t = 5)]
     pub crd_wait_seconds: u64,
+    /// Elect a leader on a Lease before reconciling, so replicas never act at once.
+    #[arg(long, env = "HEALER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader-election Lease (default: the watched namespace, else `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "HEALER_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Seconds a leader's Lease stays valid without renewal; a successor waits at most this long.
+    #[arg(long, env = "HEALER_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
 }
 
 /// One error type with stable reasons (used for condition reasons, Event reasons and metric labels).
@@ -134,6 +143,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ));
 
     wait_for_crds(&client, args.crd_wait_seconds).await;
+    let leadership = match args.leader_election {
+        true => Some(acquire_leadership(&client, &args).await?),
+        false => None,
+    };
 
     let (runs_api, attempts_api, jobs_api, pods_api) = match &args.namespace {
         Some(ns) => (
@@ -230,10 +243,64 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 tracing::debug!(error = %e, "attempt reconcile event");
             }
         });
-    tokio::join!(runs, attempts);
-    server.abort();
-    tracing::info!("controllers stopped");
-    Ok(())
+    let lost = async {
+        match leadership {
+            Some(mut ch) => loop {
+                if ch.changed().await.is_err() || !*ch.borrow_and_update() {
+                    return;
+                }
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = async { tokio::join!(runs, attempts) } => {
+            server.abort();
+            tracing::info!("controllers stopped");
+            Ok(())
+        }
+        _ = lost => {
+            // Another replica may already act: stop at once, as client-go's leader election does.
+            anyhow::bail!("lost leadership of the Lease; exiting so a restart rejoins the election")
+        }
+    }
+}
+
+/// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.
+/// Errors: the Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
+async fn acquire_leadership(
+    client: &Client,
+    args: &Args,
+) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    let ns = args
+        .lease_namespace
+        .clone()
+        .or_else(|| args.namespace.clone())
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let duration = args.lease_duration_seconds.max(2);
+    let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "ci-healer")
+        .with_namespace(&ns)
+        .with_duration(duration)
+        .with_grace((duration / 3).max(1))
+        .with_field_manager(FIELD_MANAGER);
+    if let Ok(pod) = std::env::var("POD_NAME") {
+        builder = builder.with_identity(pod);
+    }
+    let manager = builder.build().await?;
+    let (mut ch, task) = manager.watch().await;
+    tracing::info!(lease = %format!("{ns}/ci-healer"), "waiting for leadership");
+    while !*ch.borrow_and_update() {
+        if ch.changed().await.is_err() {
+            let e = task
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r.map(|_| ()).map_err(anyhow::Error::from));
+            anyhow::bail!("leader election stopped: {e:?}");
+        }
+    }
+    tracing::info!(lease = %format!("{ns}/ci-healer"), "acquired leadership");
+    Ok(ch)
 }
 
 /// Transient errors requeue with per-object exponential backoff (1 s doubling to 5 min).

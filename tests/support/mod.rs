@@ -164,6 +164,8 @@ impl ControllerProcess {
             .arg("--metrics-addr")
             .arg("127.0.0.1:0")
             .env("KUBECONFIG", kubeconfig)
+            // A short Lease so a successor takes over quickly after a SIGKILL.
+            .env("HEALER_LEASE_DURATION_SECONDS", "3")
             .env("RUST_LOG", "info,kube=warn,ci_healer=debug")
             .stdout(Stdio::null())
             .stderr(file);
@@ -219,6 +221,21 @@ impl ControllerProcess {
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
+    }
+
+    /// Wait until the log contains `needle`.
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) {
+        let log = self.log.clone();
+        wait_for(&format!("controller log line {needle:?}"), timeout, || {
+            let log = log.clone();
+            async move {
+                std::fs::read_to_string(&log)
+                    .ok()?
+                    .contains(needle)
+                    .then_some(())
+            }
+        })
+        .await
     }
 
     pub fn logs(&self) -> String {
