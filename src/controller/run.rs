@@ -84,15 +84,13 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         )
         .await?;
         let old_phase = run.status.as_ref().and_then(|s| s.phase);
-        if decision.status.phase != old_phase {
-            if let Some(p) = decision.status.phase {
-                ctx.metrics
-                    .run_transitions
-                    .get_or_create(&PhaseLabels {
-                        phase: format!("{p:?}"),
-                    })
-                    .inc();
-            }
+        if let Some(p) = decision.status.phase.filter(|p| Some(*p) != old_phase) {
+            ctx.metrics
+                .run_transitions
+                .get_or_create(&PhaseLabels {
+                    phase: format!("{p:?}"),
+                })
+                .inc();
         }
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             tracing::info!(run = %name, namespace = %ns, reason = t.reason, phase = ?decision.status.phase, "{}", t.message);

@@ -173,43 +173,41 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     );
 
     // Dedup: wait behind the primary, then take its final phase.
-    if attempts.is_empty() {
-        if let Some(primary) = &obs.primary {
-            st.duplicate_of = Some(primary.name.clone());
-            set(
-                &mut st,
-                cond::DUPLICATE,
-                true,
-                "DuplicateOfActiveRun",
-                format!(
-                    "run {} heals the same failure (repository, head SHA and error hash); this run starts no attempts",
-                    primary.name
-                ),
-            );
-            match primary.phase.filter(|p| p.is_terminal()) {
-                Some(final_phase) => {
-                    st.phase = Some(final_phase);
-                    st.completion_time = Some(now.clone());
-                    let msg = format!(
-                        "the run this one duplicates, {}, ended {:?}",
-                        primary.name, final_phase
-                    );
-                    let (t, reason) = match final_phase {
-                        RunPhase::Fixed => (cond::FIXED, "DuplicateFixed"),
-                        RunPhase::Aborted => (cond::ABORTED, "DuplicateAborted"),
-                        _ => (cond::ESCALATED, "DuplicateEscalated"),
-                    };
-                    if final_phase == RunPhase::Escalated {
-                        st.escalation_reason = Some(msg.clone());
-                    }
-                    set(&mut st, t, true, reason, msg.clone());
-                    set(&mut st, cond::HEALING, false, reason, msg);
+    if let Some(primary) = obs.primary.as_ref().filter(|_| attempts.is_empty()) {
+        st.duplicate_of = Some(primary.name.clone());
+        set(
+            &mut st,
+            cond::DUPLICATE,
+            true,
+            "DuplicateOfActiveRun",
+            format!(
+                "run {} heals the same failure (repository, head SHA and error hash); this run starts no attempts",
+                primary.name
+            ),
+        );
+        match primary.phase.filter(|p| p.is_terminal()) {
+            Some(final_phase) => {
+                st.phase = Some(final_phase);
+                st.completion_time = Some(now.clone());
+                let msg = format!(
+                    "the run this one duplicates, {}, ended {:?}",
+                    primary.name, final_phase
+                );
+                let (t, reason) = match final_phase {
+                    RunPhase::Fixed => (cond::FIXED, "DuplicateFixed"),
+                    RunPhase::Aborted => (cond::ABORTED, "DuplicateAborted"),
+                    _ => (cond::ESCALATED, "DuplicateEscalated"),
+                };
+                if final_phase == RunPhase::Escalated {
+                    st.escalation_reason = Some(msg.clone());
                 }
-                None => st.phase = Some(RunPhase::Queued),
+                set(&mut st, t, true, reason, msg.clone());
+                set(&mut st, cond::HEALING, false, reason, msg);
             }
-            d.status = st;
-            return d;
+            None => st.phase = Some(RunPhase::Queued),
         }
+        d.status = st;
+        return d;
     }
     if st.duplicate_of.is_none() {
         set(

@@ -146,7 +146,10 @@ fn status_of(name: &str, image: &str, state: ContainerState, ready: bool) -> Con
     }
 }
 
-fn images(pod: &Pod) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// (container name, image) pairs.
+type Images = Vec<(String, String)>;
+
+fn images(pod: &Pod) -> (Images, Images) {
     let spec = pod.spec.clone().unwrap_or_default();
     let f = |cs: Vec<k8s_openapi::api::core::v1::Container>| {
         cs.into_iter()
