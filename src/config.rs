@@ -66,6 +66,10 @@ pub struct Profile {
     /// The Secret key holding the LLM provider's API key, mounted into the agent step only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_api_key_secret: Option<SecretKeyRef>,
+    /// Fixers, LLM provider and model, validation commands and guard rails of the steps
+    /// (see [`crate::agent::settings::AgentSettings`]); frozen into each attempt's `spec.settings`.
+    #[serde(default)]
+    pub settings: crate::agent::settings::AgentSettings,
 }
 
 /// One step of a profile. `image` overrides the profile's image (an external agent image).
@@ -222,6 +226,7 @@ fn default_profiles() -> BTreeMap<String, Profile> {
         agent: default_agent_step(),
         validate: default_validate_step(),
         llm_api_key_secret: None,
+        settings: Default::default(),
     };
     BTreeMap::from([
         (

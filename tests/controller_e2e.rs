@@ -158,10 +158,27 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     );
     // Nothing changes any more, so the controller writes nothing: the resourceVersions stay put.
     let rv_run = apis.runs.get(&name).await.unwrap().resource_version();
-    let rv_att = apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version();
+    let rv_att = apis
+        .attempts
+        .get(&format!("{name}-1"))
+        .await
+        .unwrap()
+        .resource_version();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(apis.runs.get(&name).await.unwrap().resource_version(), rv_run, "no-op writes to the run");
-    assert_eq!(apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version(), rv_att, "no-op writes to the attempt");
+    assert_eq!(
+        apis.runs.get(&name).await.unwrap().resource_version(),
+        rv_run,
+        "no-op writes to the run"
+    );
+    assert_eq!(
+        apis.attempts
+            .get(&format!("{name}-1"))
+            .await
+            .unwrap()
+            .resource_version(),
+        rv_att,
+        "no-op writes to the attempt"
+    );
 
     // Metrics and health, from the controller's own server.
     let metrics = ctrl.http_get("/metrics").await;

@@ -1,7 +1,20 @@
 //! Subcommands run inside the attempt pod.
+//!
+//! Exit codes: `checkout` and `agent` exit 0 on success, 1 after writing a
+//! [`StepFailure`](crate::resources::job::StepFailure) (`{"reason","message"}`) to the termination
+//! message; `agent` writes an [`AgentReport`](crate::resources::job::AgentReport) on success.
+//! `validate` always exits 0 after writing a verdict; non-zero only when it cannot write one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+use super::builtin::{self, AgentEnd, AgentStats};
+use super::checkout::{self, CheckoutPlan};
+use super::context::Masker;
+use super::validate::{self, ValidateInput};
+use super::{StepEnv, external, process};
+use crate::resources::job::{AgentReport, StepFailure};
 
 /// `healer install-binary --to PATH`: copy this executable to PATH (the pod's shared bin volume).
 #[derive(clap::Args, Debug)]
@@ -10,15 +23,27 @@ pub struct InstallBinaryArgs {
     pub to: PathBuf,
 }
 
-/// `healer checkout` arguments.
+/// `healer checkout` arguments (everything comes from the step's environment).
 #[derive(clap::Args, Debug)]
 pub struct CheckoutArgs {}
 
 /// `healer agent` arguments.
 #[derive(clap::Args, Debug)]
-pub struct AgentArgs {}
+pub struct AgentArgs {
+    /// Run an external agent: write the prompt file, then run the command after `--` in the
+    /// workspace with `HEALER_PROMPT_FILE` set (e.g. `healer agent --exec -- ./fix.sh`).
+    #[arg(long)]
+    pub exec: bool,
+    /// Only write the prompt file (`$HEALER_STATE_DIR/prompt.md`) and print its path, for images
+    /// that run their own agent afterwards.
+    #[arg(long, conflicts_with = "exec")]
+    pub prepare_prompt: bool,
+    /// The external agent's command (with `--exec`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
 
-/// `healer validate` arguments.
+/// `healer validate` arguments (everything comes from the step's environment).
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {}
 
@@ -37,14 +62,141 @@ pub fn install_binary(args: InstallBinaryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn fail(reason: &str, message: &str, masker: &Masker) -> anyhow::Result<ExitCode> {
+    let f = StepFailure {
+        reason: reason.into(),
+        message: super::context::bound(&masker.mask(message), 3000),
+    };
+    eprintln!("{}: {}", f.reason, f.message);
+    process::write_termination_message(&serde_json::to_string(&f)?)?;
+    Ok(ExitCode::FAILURE)
+}
+
+/// `healer checkout`: clone the failing commit into `HEALER_WORKSPACE`.
 pub async fn checkout(_args: CheckoutArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("healer checkout is not implemented yet")
+    let masker = Masker::from_env();
+    let plan = match CheckoutPlan::from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(e.reason, &e.message, &masker),
+    };
+    match checkout::checkout(&plan, &masker).await {
+        Ok(sha) => {
+            println!("checked out {sha}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e.reason, &e.message, &masker),
+    }
 }
 
-pub async fn agent(_args: AgentArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("healer agent is not implemented yet")
+/// `healer agent`: fixers then the LLM (built-in), or an external agent (`--exec`).
+pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let env = match StepEnv::from_env() {
+        Ok(e) => e,
+        Err(e) => return fail("SettingsInvalid", &e.to_string(), &Masker::from_env()),
+    };
+    if args.prepare_prompt {
+        let p = external::prepare_prompt(&env)?;
+        println!("{}", p.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut stats = AgentStats::default();
+    let end = if args.exec {
+        stats.method = "external".into();
+        if env.settings.fixers.as_ref().is_some_and(|f| !f.is_empty()) {
+            let names = env.settings.fixers.clone().unwrap_or_default();
+            super::fixers::run_fixers(
+                &names,
+                &env.workspace,
+                std::time::Duration::from_secs(env.settings.validation_timeout_seconds),
+            )
+            .await;
+        }
+        match external::exec(&env, &args.command).await {
+            Err(e) => AgentEnd::Failed {
+                reason: "ExternalAgentNotStarted".into(),
+                message: e.to_string(),
+            },
+            Ok(x) if x.exit_code == Some(0) => AgentEnd::Changed {
+                diagnosis: if x.diagnosis.is_empty() {
+                    "the external agent finished".into()
+                } else {
+                    x.diagnosis
+                },
+            },
+            Ok(x) => AgentEnd::Failed {
+                reason: "ExternalAgentFailed".into(),
+                message: format!(
+                    "the external agent exited with {}: {}",
+                    x.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "a signal".into()),
+                    x.tail
+                ),
+            },
+        }
+    } else {
+        builtin::run(&env, &mut stats).await
+    };
+    process::write_record(
+        "agent",
+        &serde_json::json!({
+            "seconds": builtin::seconds(start),
+            "tokens": stats.tokens,
+            "turns": stats.turns,
+            "method": stats.method,
+        }),
+    );
+    tracing::info!(method = %stats.method, input_tokens = stats.tokens.input, output_tokens = stats.tokens.output, turns = stats.turns, "agent finished");
+    match end {
+        AgentEnd::Changed { diagnosis } | AgentEnd::Nothing { diagnosis } => {
+            let report = AgentReport {
+                diagnosis: super::context::bound(&env.masker.mask(&diagnosis), 2000),
+            };
+            println!("{}", report.diagnosis);
+            process::write_termination_message(&serde_json::to_string(&report)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentEnd::Failed { reason, message } => fail(&reason, &message, &env.masker),
+    }
 }
 
+/// `healer validate`: judge the workspace, write the verdict, print the patch between the delimiters.
 pub async fn validate(_args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("healer validate is not implemented yet")
+    use std::io::Write;
+    let env = match StepEnv::from_env() {
+        Ok(e) => e,
+        Err(e) => {
+            let v = crate::verdict::Verdict {
+                outcome: crate::verdict::Outcome::Error,
+                reason: "SettingsInvalid".into(),
+                summary: e.to_string(),
+                diffstat: None,
+                tokens: None,
+                durations: None,
+                patch_sha256: None,
+            };
+            process::write_termination_message(&v.to_termination_message())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let input = ValidateInput {
+        workspace: env.workspace.clone(),
+        base: env.base_sha(),
+        settings: env.settings.clone(),
+        context: env.context.clone(),
+    };
+    let j = validate::judge(&input, &env.masker).await;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "verdict: {:?} {} — {}",
+        j.verdict.outcome, j.verdict.reason, j.verdict.summary
+    )?;
+    if let Some(p) = &j.patch {
+        out.write_all(validate::framed_patch(p).as_bytes())?;
+    }
+    out.flush()?;
+    process::write_termination_message(&j.verdict.to_termination_message())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,126 @@
-//! The steps inside an attempt pod: install-binary, checkout, agent, validate.
-//! PLACEHOLDER (spine issue): the attempt-runtime issue implements them.
+//! The steps inside an attempt pod: `install-binary`, `checkout`, `agent`, `validate`.
+//!
+//! Each is a subcommand of the one `healer` binary that the `prepare` step copies into the pod, so
+//! any toolchain image can run them as `/healer/bin/healer <step>`. Steps talk to each other only
+//! through the workspace volume (`HEALER_WORKSPACE`, records in `HEALER_STATE_DIR`) and to the
+//! controller only through termination messages and, for validate, the patch in its log.
+//!
+//! | module | answers |
+//! |---|---|
+//! | [`checkout`] | how the failing commit gets into the workspace |
+//! | [`context`] | what failure text the agent may see (bounded, stripped, masked) |
+//! | [`fixers`] | which deterministic fixers and checks fit a failure |
+//! | [`llm`] | how to talk to the Anthropic and OpenAI-compatible APIs |
+//! | [`prompt`] | what the model is told |
+//! | [`builtin`] | the fixers-then-LLM loop |
+//! | [`external`] | how an external agent command is run |
+//! | [`diff`] | what changed, and whether it is acceptable |
+//! | [`validate`] | the verdict |
 
+pub mod builtin;
+pub mod checkout;
 pub mod cli;
+pub mod context;
+pub mod diff;
+pub mod external;
+pub mod fixers;
+pub mod llm;
+pub mod process;
+pub mod prompt;
+pub mod settings;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use context::{FailureContext, Masker};
+use settings::{AgentSettings, LlmSettings};
+
+/// What every step reads from its environment.
+#[derive(Debug, Clone)]
+pub struct StepEnv {
+    pub workspace: PathBuf,
+    pub settings: AgentSettings,
+    pub context: FailureContext,
+    pub masker: Masker,
+    pub profile: String,
+    pub repository: String,
+    pub branch: String,
+    pub head_sha: String,
+}
+
+impl StepEnv {
+    /// Read the step's environment: `HEALER_WORKSPACE`, `HEALER_SETTINGS`, `HEALER_CONTEXT_DIR`,
+    /// `HEALER_PROFILE`, `HEALER_REPOSITORY`, `HEALER_BRANCH`, `HEALER_HEAD_SHA` and the secret files
+    /// (for masking). Errors: invalid settings JSON.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let settings = AgentSettings::from_env()?;
+        let masker = Masker::from_env();
+        let ctx_dir = std::env::var_os("HEALER_CONTEXT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/healer/context"));
+        let context = FailureContext::load(&ctx_dir, &masker, settings.excerpt_max_bytes);
+        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        Ok(Self {
+            workspace: process::workspace(),
+            settings,
+            context,
+            masker,
+            profile: var("HEALER_PROFILE"),
+            repository: var("HEALER_REPOSITORY"),
+            branch: var("HEALER_BRANCH"),
+            head_sha: var("HEALER_HEAD_SHA"),
+        })
+    }
+
+    /// The failing commit: the checkout record's full SHA, else `HEALER_HEAD_SHA`.
+    pub fn base_sha(&self) -> String {
+        process::read_record("checkout")
+            .and_then(|r| r["sha"].as_str().map(str::to_string))
+            .unwrap_or_else(|| self.head_sha.clone())
+    }
+
+    /// Render the prompt for the built-in agent.
+    pub fn render_prompt(
+        &self,
+        llm: &LlmSettings,
+        validation: &[String],
+        external: bool,
+    ) -> anyhow::Result<String> {
+        self.render_prompt_with(llm.prompt_template.as_deref(), validation, external)
+    }
+
+    /// Render the prompt with an optional template file.
+    pub fn render_prompt_with(
+        &self,
+        template: Option<&str>,
+        validation: &[String],
+        external: bool,
+    ) -> anyhow::Result<String> {
+        let tree: Vec<String> = std::process::Command::new("git")
+            .args(["ls-files"])
+            .current_dir(&self.workspace)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .take(200)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let vars = prompt::PromptVars {
+            repository: self.repository.clone(),
+            branch: self.branch.clone(),
+            head_sha: self.head_sha.clone(),
+            profile: self.profile.clone(),
+            failure_class: self.context.failure_class.clone(),
+            failing_step: self.context.failing_step.clone(),
+            excerpt: self.context.excerpt.clone(),
+            files: prompt::files_from_excerpt(&self.context.excerpt, &self.workspace, &self.masker),
+            tree,
+            validation_commands: validation.to_vec(),
+            external,
+        };
+        prompt::render(&self.profile, template.map(Path::new), &vars, &self.masker)
+    }
+}

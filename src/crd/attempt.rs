@@ -62,6 +62,25 @@ pub struct HealingAttemptSpec {
     /// The ConfigMap holding the attempt's context (`excerpt.txt`, `attempt.json`), mounted read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_config_map: Option<String>,
+    /// The failing commit to check out, copied from the run's `spec.source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<AttemptSource>,
+    /// The profile's step settings (fixers, LLM, validation commands, guard rails), frozen at creation,
+    /// with the run's `spec.policy.protectedPaths` added. Passed to the pod as `HEALER_SETTINGS` (JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::agent::settings::AgentSettings>,
+}
+
+/// The commit an attempt works on.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptSource {
+    /// `owner/name`.
+    pub repository: String,
+    /// The branch the failing commit was built on.
+    pub branch: String,
+    /// The failing commit (7 to 40 hex digits).
+    pub head_sha: String,
 }
 
 /// One step of the attempt pod: an image and the command it runs.

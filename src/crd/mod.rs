@@ -9,8 +9,8 @@ pub mod run;
 
 pub use crate::verdict::Diffstat;
 pub use attempt::{
-    AttemptPhase, EnvVar, HealingAttempt, HealingAttemptSpec, HealingAttemptStatus, SecretKeyRef,
-    StepSpec,
+    AttemptPhase, AttemptSource, EnvVar, HealingAttempt, HealingAttemptSpec, HealingAttemptStatus,
+    SecretKeyRef, StepSpec,
 };
 pub use run::{
     FailureExcerpt, FailureSource, HealingMode, HealingPolicy, HealingRun, HealingRunSpec,

@@ -7,7 +7,8 @@ use kube::{Resource, ResourceExt};
 
 use crate::config::{ControllerConfig, HEALER_BIN, ProfileStep};
 use crate::crd::{
-    HealingAttempt, HealingAttemptSpec, HealingRun, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY,
+    AttemptSource, HealingAttempt, HealingAttemptSpec, HealingRun, LABEL_ATTEMPT_NUMBER, LABEL_RUN,
+    MANAGED_BY,
 };
 use crate::resources::configmap;
 
@@ -56,6 +57,20 @@ pub fn build_attempt(
             git_token_secret: config.git_token_secret.clone(),
             llm_api_key_secret: profile.llm_api_key_secret.clone(),
             context_config_map: Some(configmap::context_name(&run.name_any())),
+            source: Some(AttemptSource {
+                repository: run.spec.source.repository.clone(),
+                branch: run.spec.source.branch.clone(),
+                head_sha: run.spec.source.head_sha.clone(),
+            }),
+            settings: Some({
+                let mut s = profile.settings.clone();
+                for p in &run.spec.policy.protected_paths {
+                    if !s.protected_paths.contains(p) {
+                        s.protected_paths.push(p.clone());
+                    }
+                }
+                s
+            }),
         },
         status: None,
     })

@@ -283,7 +283,24 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
 fn spec_env(step: &str, attempt: &HealingAttempt) -> Vec<EnvVar> {
     // Only the context the step needs; nothing secret is ever passed as an env value.
     match step {
-        "checkout" | "agent" | "validate" => vec![env("HEALER_ATTEMPT_NAME", &attempt.name_any())],
+        "checkout" | "agent" | "validate" => {
+            let mut v = vec![env("HEALER_ATTEMPT_NAME", &attempt.name_any())];
+            if let Some(src) = &attempt.spec.source {
+                v.push(env("HEALER_REPOSITORY", &src.repository));
+                v.push(env("HEALER_BRANCH", &src.branch));
+                v.push(env("HEALER_HEAD_SHA", &src.head_sha));
+            }
+            if let Some(settings) = &attempt.spec.settings {
+                if let Some(base) = &settings.git_base_url {
+                    v.push(env("HEALER_GIT_BASE_URL", base));
+                }
+                v.push(env(
+                    crate::agent::settings::SETTINGS_ENV,
+                    &serde_json::to_string(settings).unwrap_or_default(),
+                ));
+            }
+            v
+        }
         _ => vec![],
     }
 }

@@ -1,0 +1,221 @@
+//! The failure context an agent sees: the excerpt (bounded, ANSI and control characters stripped,
+//! secrets masked) and the triage answer, read from the context dir (`HEALER_CONTEXT_DIR`, the run's
+//! context ConfigMap: `excerpt.txt`, `triage.json`).
+//!
+//! Masking covers common token formats (GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, AWS
+//! access keys, Slack `xox?-`, PEM private key blocks, `Bearer …`, `sk-…` API keys) and the exact values
+//! of every secret file mounted into the step (`HEALER_*_FILE` env vars).
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// What replaces a secret.
+pub const MASK: &str = "[MASKED]";
+
+static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\z)",
+        r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b",
+        r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
+        r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
+        r"(?i)\baws_?secret_?access_?key\b\s*[:=]\s*['\x22]?[A-Za-z0-9/+=]{40}",
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+        r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}",
+        r"\bsk-[A-Za-z0-9_-]{16,}",
+        r"\bglpat-[A-Za-z0-9_-]{20,}",
+    ]
+    .iter()
+    .map(|p| Regex::new(p).expect("mask pattern compiles"))
+    .collect()
+});
+
+static ANSI: LazyLock<Regex> = LazyLock::new(|| {
+    // CSI sequences, OSC sequences (terminated by BEL or ST), and lone two-byte escapes.
+    Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
+        .expect("ansi regex")
+});
+
+/// Masks secrets in text: known token formats plus literal values (each at least 6 bytes long).
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    literals: Vec<String>,
+}
+
+impl Masker {
+    /// A masker for the given literal secret values (shorter than 6 bytes are ignored: masking "abc"
+    /// everywhere would destroy the text and reveal the secret's length pattern).
+    pub fn new(literals: impl IntoIterator<Item = String>) -> Self {
+        let mut literals: Vec<String> = literals
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| s.len() >= 6)
+            .collect();
+        // Longest first, so a secret containing another is masked whole.
+        literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        literals.dedup();
+        Self { literals }
+    }
+
+    /// A masker for the secret files this step has: every `HEALER_*_FILE` env var that names a
+    /// readable file. Also each line of a multi-line file.
+    pub fn from_env() -> Self {
+        let mut vals = Vec::new();
+        for (k, v) in std::env::vars() {
+            if k.starts_with("HEALER_")
+                && k.ends_with("_FILE")
+                && let Ok(s) = std::fs::read_to_string(&v)
+            {
+                vals.extend(s.lines().map(str::to_string));
+                vals.push(s);
+            }
+        }
+        Self::new(vals)
+    }
+
+    /// Add a literal secret value.
+    pub fn add(&mut self, secret: &str) {
+        let s = secret.trim();
+        if s.len() >= 6 && !self.literals.iter().any(|l| l == s) {
+            self.literals.push(s.to_string());
+            self.literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// Replace every secret in `text` by [`MASK`].
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for l in &self.literals {
+            if out.contains(l.as_str()) {
+                out = out.replace(l.as_str(), MASK);
+            }
+        }
+        for re in PATTERNS.iter() {
+            if re.is_match(&out) {
+                out = re.replace_all(&out, MASK).into_owned();
+            }
+        }
+        out
+    }
+}
+
+/// Remove ANSI escape sequences and control characters other than newline and tab; `\r\n` becomes
+/// `\n`, a lone `\r` (progress bars) keeps only what followed it on that line.
+pub fn strip_control(text: &str) -> String {
+    let no_ansi = ANSI.replace_all(text, "");
+    let mut out = String::with_capacity(no_ansi.len());
+    for line in no_ansi.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = line.rsplit('\r').next().unwrap_or(line);
+        out.extend(line.chars().filter(|c| !c.is_control() || *c == '\t'));
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+/// Cut `text` to at most `max` bytes, keeping the head and the tail (errors appear at both ends of
+/// a build log) around a marker line.
+pub fn bound(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let marker = format!("\n[… {} bytes elided …]\n", text.len().saturating_sub(max));
+    let budget = max.saturating_sub(marker.len());
+    let mut head = budget / 3;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - (budget - head);
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}{}{}", &text[..head], marker, &text[tail..])
+}
+
+/// Sanitise a log for an agent or a status: strip control characters, mask, then bound to `max` bytes.
+pub fn sanitize(text: &str, masker: &Masker, max: usize) -> String {
+    bound(&masker.mask(&strip_control(text)), max)
+}
+
+/// The failure context of an attempt.
+#[derive(Debug, Clone, Default)]
+pub struct FailureContext {
+    /// The sanitised excerpt.
+    pub excerpt: String,
+    /// Triage's failure class (`rust_fmt`, `rust_clippy`, `frontend_format` …), `unknown` when absent.
+    pub failure_class: String,
+    /// The failing CI step's name, when triage knew it.
+    pub failing_step: Option<String>,
+}
+
+impl FailureContext {
+    /// Read `excerpt.txt` and `triage.json` from `dir` (either may be missing), sanitised with `masker`
+    /// and bounded to `max_bytes`.
+    pub fn load(dir: &Path, masker: &Masker, max_bytes: usize) -> Self {
+        let raw = std::fs::read(dir.join("excerpt.txt")).unwrap_or_default();
+        let excerpt = sanitize(&String::from_utf8_lossy(&raw), masker, max_bytes);
+        let triage: serde_json::Value = std::fs::read_to_string(dir.join("triage.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let failure_class = triage
+            .get("failureClass")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string();
+        let failing_step = triage
+            .get("failingStep")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        Self {
+            excerpt,
+            failure_class,
+            failing_step,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_known_formats_and_literals() {
+        let m = Masker::new(["s3cr3t-value-42".to_string(), "abc".to_string()]);
+        let text = "token ghp_0123456789abcdefghijABCDEFGHIJ0123 key AKIAIOSFODNN7EXAMPLE slack xoxb-1234-5678-abcdefghij \
+                    auth: Bearer eyJhbGciOiJIUzI1NiJ9.abc sk-proj-abcdefghijklmnop1234 github_pat_11AAAAAAA0123456789_abcdefghijklmnopqrstuv \
+                    literal s3cr3t-value-42 abc\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\nafter";
+        let out = m.mask(text);
+        for s in [
+            "ghp_",
+            "AKIA",
+            "xoxb-",
+            "eyJhbG",
+            "sk-proj",
+            "github_pat_",
+            "s3cr3t",
+            "MIIE",
+        ] {
+            assert!(!out.contains(s), "{s} leaked: {out}");
+        }
+        assert!(
+            out.contains("abc\n"),
+            "short literals are not masked: {out}"
+        );
+        assert!(out.ends_with("after"));
+    }
+
+    #[test]
+    fn strips_ansi_and_control_and_bounds() {
+        let s = strip_control(
+            "\x1b[1;31merror\x1b[0m: bad\r\nprogress 10%\rprogress 100%\n\x07bell\x1b]0;title\x07ok",
+        );
+        assert_eq!(s, "error: bad\nprogress 100%\nbellok");
+        let long = "a".repeat(1000) + &"z".repeat(1000);
+        let b = bound(&long, 300);
+        assert!(b.len() <= 300, "{}", b.len());
+        assert!(b.starts_with('a') && b.ends_with('z') && b.contains("elided"));
+    }
+}

@@ -1,0 +1,128 @@
+//! External agents (Claude Code, Codex CLI, aider, a shell script …): `healer agent --exec -- CMD…`
+//! writes the prompt to a file and runs CMD in the workspace.
+//!
+//! Contract for CMD: working directory and `HEALER_WORKSPACE` = the repository at the failing commit;
+//! `HEALER_PROMPT_FILE` = the prompt (Markdown); `HEALER_VALIDATION_COMMANDS` = the commands that must
+//! pass, one per line; `HEALER_DIAGNOSIS_FILE` = where to write a one-paragraph diagnosis (optional);
+//! `HEALER_FAILURE_CLASS`; the API key file stays at `HEALER_LLM_API_KEY_FILE` (and is exported as the
+//! env var named by `HEALER_EXPORT_API_KEY_AS`, e.g. `ANTHROPIC_API_KEY`, when a profile sets it in the
+//! step's env). Exit 0 means "done"; the change is whatever the workspace holds. Its output is masked
+//! before it reaches the pod log.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use std::io::Write;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{StepEnv, process, validate};
+
+/// Render the prompt for an external agent and write it to `<state>/prompt.md`. Returns the path.
+/// Errors: template or I/O failures.
+pub fn prepare_prompt(env: &StepEnv) -> anyhow::Result<PathBuf> {
+    let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
+    let llm = env.settings.llm.clone();
+    let text = env.render_prompt_with(
+        llm.as_ref().and_then(|l| l.prompt_template.as_deref()),
+        &validation,
+        true,
+    )?;
+    let dir = process::state_dir();
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("prompt.md");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// The outcome of an external agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalEnd {
+    pub exit_code: Option<i32>,
+    pub diagnosis: String,
+    /// Last lines of its (masked) output, for the failure message.
+    pub tail: String,
+}
+
+/// Write the prompt and run `command` with the contract's environment; its stdout and stderr are
+/// masked line by line and forwarded to this step's stdout/stderr. Errors: the command cannot start.
+pub async fn exec(env: &StepEnv, command: &[String]) -> anyhow::Result<ExternalEnd> {
+    anyhow::ensure!(!command.is_empty(), "--exec needs a command after `--`");
+    let prompt = prepare_prompt(env)?;
+    let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
+    let diag = process::state_dir().join("diagnosis.txt");
+    let _ = std::fs::remove_file(&diag);
+    let mut masker = env.masker.clone();
+    let mut cmd = tokio::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .current_dir(&env.workspace)
+        .env("HEALER_PROMPT_FILE", &prompt)
+        .env("HEALER_DIAGNOSIS_FILE", &diag)
+        .env("HEALER_VALIDATION_COMMANDS", validation.join("\n"))
+        .env("HEALER_FAILURE_CLASS", &env.context.failure_class)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    process::tool_env(&mut cmd);
+    if let (Ok(var), Ok(file)) = (
+        std::env::var("HEALER_EXPORT_API_KEY_AS"),
+        std::env::var("HEALER_LLM_API_KEY_FILE"),
+    ) && let Ok(key) = std::fs::read_to_string(&file)
+    {
+        masker.add(&key);
+        cmd.env(var, key.trim());
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start the external agent {:?}: {e}", command[0]))?;
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(
+        std::collections::VecDeque::<String>::new(),
+    ));
+    let forward = |r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, to_err: bool| {
+        let masker = masker.clone();
+        let tail = tail.clone();
+        async move {
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let l = masker.mask(&l);
+                // Small line writes: blocking std handles are fine here.
+                if to_err {
+                    let _ = writeln!(std::io::stderr(), "{l}");
+                } else {
+                    let _ = writeln!(std::io::stdout(), "{l}");
+                }
+                let mut t = tail.lock().expect("tail");
+                t.push_back(l);
+                if t.len() > 20 {
+                    t.pop_front();
+                }
+            }
+        }
+    };
+    let so = child.stdout.take().expect("piped");
+    let se = child.stderr.take().expect("piped");
+    let (_, _, status) = tokio::join!(
+        forward(Box::new(so), false),
+        forward(Box::new(se), true),
+        child.wait()
+    );
+    let status = status?;
+    let diagnosis = std::fs::read_to_string(&diag)
+        .map(|d| masker.mask(d.trim()))
+        .unwrap_or_default()
+        .chars()
+        .take(1000)
+        .collect();
+    let tail = tail
+        .lock()
+        .expect("tail")
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(ExternalEnd {
+        exit_code: status.code(),
+        diagnosis,
+        tail,
+    })
+}

@@ -1,0 +1,434 @@
+//! LLM providers behind one small interface: a chat turn in, text and token usage out.
+//!
+//! Two wire formats: [`anthropic`] (Messages API) and [`openai`] (chat completions, which Gemini's,
+//! Grok's, vLLM's and Ollama's OpenAI-compatible endpoints also speak). Transport failures, `429` and
+//! `5xx` (and Anthropic's `529`) are retried with bounded exponential backoff that honours
+//! `Retry-After` (seconds or an HTTP date) and `retry-after-ms`; what remains becomes an [`LlmError`]
+//! with a stable reason.
+
+pub mod anthropic;
+pub mod openai;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+use super::settings::{LlmProvider, LlmSettings};
+
+/// Longest wait between retries (and longest `Retry-After` honoured).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// One request: system prompt, conversation, sampling.
+#[derive(Debug, Clone)]
+pub struct ChatRequest<'a> {
+    pub system: &'a str,
+    pub messages: &'a [Message],
+    pub max_tokens: u32,
+    pub temperature: f32,
+}
+
+/// The model's answer and what it cost, as the provider reported it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatResponse {
+    pub text: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Why a provider call failed, with a stable CamelCase [`LlmError::reason`].
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("the API key file {0} is missing or empty")]
+    ApiKeyMissing(String),
+    #[error("the provider at {url} is unreachable after {attempts} attempt(s): {detail}")]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        detail: String,
+    },
+    #[error(
+        "the provider kept answering 429 Too Many Requests after {attempts} attempt(s): {detail}"
+    )]
+    RateLimited { attempts: u32, detail: String },
+    #[error("the provider kept failing with HTTP {status} after {attempts} attempt(s): {detail}")]
+    Unavailable {
+        status: u16,
+        attempts: u32,
+        detail: String,
+    },
+    #[error("the provider refused the API key (HTTP {status}): {detail}")]
+    AuthFailed { status: u16, detail: String },
+    #[error("the provider rejected the request (HTTP {status}): {detail}")]
+    Rejected { status: u16, detail: String },
+    #[error("the provider's response is not in the expected format: {0}")]
+    InvalidResponse(String),
+}
+
+impl LlmError {
+    /// A stable reason for step failures, conditions and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LlmError::ApiKeyMissing(_) => "ApiKeyMissing",
+            LlmError::Unreachable { .. } => "ProviderUnreachable",
+            LlmError::RateLimited { .. } => "ProviderRateLimited",
+            LlmError::Unavailable { .. } => "ProviderUnavailable",
+            LlmError::AuthFailed { .. } => "ProviderAuthFailed",
+            LlmError::Rejected { .. } => "ProviderRejected",
+            LlmError::InvalidResponse(_) => "ProviderResponseInvalid",
+        }
+    }
+}
+
+/// A configured provider client. The API key is held in memory only and sent as the provider's
+/// header; it never appears in errors.
+pub struct Client {
+    http: reqwest::Client,
+    settings: LlmSettings,
+    base_url: String,
+    api_key: String,
+}
+
+impl Client {
+    /// Build a client. Errors: the HTTP client cannot be built (TLS setup).
+    pub fn new(settings: &LlmSettings, api_key: String) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.request_timeout_seconds.max(1)))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("ci-healer/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let base_url = settings
+            .base_url
+            .clone()
+            .unwrap_or_else(|| match settings.provider {
+                LlmProvider::Anthropic => "https://api.anthropic.com".into(),
+                LlmProvider::OpenaiCompatible => "https://api.openai.com/v1".into(),
+            })
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Self {
+            http,
+            settings: settings.clone(),
+            base_url,
+            api_key,
+        })
+    }
+
+    /// Read the key from `path` (`HEALER_LLM_API_KEY_FILE`). Errors: [`LlmError::ApiKeyMissing`].
+    pub fn read_key(path: Option<&str>) -> Result<String, LlmError> {
+        let p = path.unwrap_or("");
+        let key = std::fs::read_to_string(p).map_err(|_| {
+            LlmError::ApiKeyMissing(if p.is_empty() {
+                "(HEALER_LLM_API_KEY_FILE unset)".into()
+            } else {
+                p.into()
+            })
+        })?;
+        let key = key.trim().to_string();
+        if key.is_empty() {
+            return Err(LlmError::ApiKeyMissing(p.into()));
+        }
+        Ok(key)
+    }
+
+    /// One chat turn, with retries. Errors: [`LlmError`].
+    pub async fn complete(&self, req: &ChatRequest<'_>) -> Result<ChatResponse, LlmError> {
+        let (url, body) = match self.settings.provider {
+            LlmProvider::Anthropic => (
+                format!("{}/v1/messages", self.base_url),
+                anthropic::request_body(&self.settings.model, req),
+            ),
+            LlmProvider::OpenaiCompatible => (
+                format!("{}/chat/completions", self.base_url),
+                openai::request_body(&self.settings.model, req),
+            ),
+        };
+        let max_attempts = self.settings.max_retries + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut rb = self.http.post(&url).json(&body);
+            rb = match self.settings.provider {
+                LlmProvider::Anthropic => rb
+                    .header("x-api-key", &self.api_key)
+                    .header("anthropic-version", anthropic::API_VERSION),
+                LlmProvider::OpenaiCompatible => rb.bearer_auth(&self.api_key),
+            };
+            let last = attempt >= max_attempts;
+            let resp = match rb.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let detail = transport_detail(&e);
+                    if last {
+                        return Err(LlmError::Unreachable {
+                            url: url.clone(),
+                            attempts: attempt,
+                            detail,
+                        });
+                    }
+                    tracing::warn!(attempt, %detail, "LLM request failed; retrying");
+                    tokio::time::sleep(self.backoff(attempt, None)).await;
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let text = resp.text().await.unwrap_or_default();
+            if status.is_success() {
+                let parsed = match self.settings.provider {
+                    LlmProvider::Anthropic => anthropic::parse_response(&text),
+                    LlmProvider::OpenaiCompatible => openai::parse_response(&text),
+                };
+                return parsed.map_err(LlmError::InvalidResponse);
+            }
+            let detail = error_detail(&text);
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || status.is_server_error()
+                || status.as_u16() == 529;
+            if retryable && !last {
+                let wait = self.backoff(attempt, retry_after(&headers));
+                tracing::warn!(
+                    attempt,
+                    status = status.as_u16(),
+                    wait_ms = wait.as_millis() as u64,
+                    "LLM provider asked us to retry"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(match status.as_u16() {
+                429 => LlmError::RateLimited {
+                    attempts: attempt,
+                    detail,
+                },
+                401 | 403 => LlmError::AuthFailed {
+                    status: status.as_u16(),
+                    detail,
+                },
+                s if retryable => LlmError::Unavailable {
+                    status: s,
+                    attempts: attempt,
+                    detail,
+                },
+                s => LlmError::Rejected { status: s, detail },
+            });
+        }
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(d) = retry_after {
+            return d.min(MAX_BACKOFF);
+        }
+        let base = Duration::from_millis(self.settings.initial_backoff_millis);
+        base.saturating_mul(1u32 << (attempt - 1).min(10))
+            .min(MAX_BACKOFF)
+    }
+}
+
+/// `retry-after-ms` (OpenAI) or `Retry-After` (seconds, or an HTTP date).
+pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = h
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return Some(Duration::from_millis(ms.max(0.0) as u64));
+    }
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_millis((secs.max(0.0) * 1000.0) as u64));
+    }
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let d = when.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(d).unwrap_or(Duration::ZERO))
+}
+
+fn transport_detail(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut root = String::new();
+    while let Some(s) = src {
+        root = s.to_string();
+        src = s.source();
+    }
+    if root.is_empty() {
+        kind.into()
+    } else {
+        format!("{kind}: {root}")
+    }
+}
+
+/// The provider's own error message (`error.message` in both formats), bounded.
+fn error_detail(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let msg = v["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| body.chars().take(300).collect());
+    msg.chars().take(500).collect()
+}
+
+/// A change the model proposed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProposedChange {
+    /// A unified diff (`git apply` input).
+    Diff(String),
+    /// Whole files: (relative path, new content).
+    Files(Vec<(String, String)>),
+}
+
+/// Extract the change from a model answer: ```diff / ```patch fenced blocks (joined), or else
+/// `<file path="…">…</file>` blocks. `None` when the answer has neither.
+pub fn parse_change(text: &str) -> Option<ProposedChange> {
+    let mut diffs = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("```") {
+        let after = &rest[i + 3..];
+        let (lang, body_start) = match after.find('\n') {
+            Some(n) => (after[..n].trim(), n + 1),
+            None => break,
+        };
+        let body = &after[body_start..];
+        let Some(end) = find_fence_end(body) else {
+            break;
+        };
+        let block = &body[..end];
+        if matches!(lang, "diff" | "patch" | "udiff")
+            || (lang.is_empty() && (block.starts_with("diff --git") || block.starts_with("--- ")))
+        {
+            diffs.push(block.to_string());
+        }
+        rest = &body[(end + 3).min(body.len())..];
+    }
+    if !diffs.is_empty() {
+        let mut d = diffs.join("\n");
+        if !d.ends_with('\n') {
+            d.push('\n');
+        }
+        return Some(ProposedChange::Diff(d));
+    }
+    let mut files = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("<file path=\"") {
+        let after = &rest[i + 12..];
+        let Some(q) = after.find('"') else { break };
+        let path = after[..q].to_string();
+        let Some(gt) = after[q..].find('>') else {
+            break;
+        };
+        let body = &after[q + gt + 1..];
+        let Some(end) = body.find("</file>") else {
+            break;
+        };
+        let mut content = body[..end]
+            .strip_prefix('\n')
+            .unwrap_or(&body[..end])
+            .to_string();
+        // Tolerate a fenced block inside the file tag.
+        if content.starts_with("```")
+            && let Some(nl) = content.find('\n')
+        {
+            content = content[nl + 1..].to_string();
+            if let Some(f) = content.rfind("```") {
+                content.truncate(f);
+            }
+        }
+        files.push((path, content));
+        rest = &body[end + 7..];
+    }
+    (!files.is_empty()).then_some(ProposedChange::Files(files))
+}
+
+fn find_fence_end(body: &str) -> Option<usize> {
+    let mut pos = 0;
+    for line in body.split_inclusive('\n') {
+        if line.trim_end() == "```" {
+            return Some(pos);
+        }
+        pos += line.len();
+    }
+    None
+}
+
+/// The model's diagnosis: the text before the change, without the `Diagnosis:` label, one paragraph,
+/// at most 1000 characters.
+pub fn diagnosis(text: &str) -> String {
+    let cut = [text.find("```"), text.find("<file path=")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(text.len());
+    let d = text[..cut].trim();
+    let d = d
+        .strip_prefix("Diagnosis:")
+        .or_else(|| d.strip_prefix("**Diagnosis:**"))
+        .unwrap_or(d)
+        .trim();
+    d.split("\n\n")
+        .next()
+        .unwrap_or("")
+        .replace('\n', " ")
+        .chars()
+        .take(1000)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_diff_and_file_answers() {
+        let a = "Diagnosis: wrong type.\n\n```diff\ndiff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-a\n+b\n```\n";
+        assert_eq!(parse_change(a), Some(ProposedChange::Diff("diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-a\n+b\n".into())));
+        assert_eq!(diagnosis(a), "wrong type.");
+        let f = "Diagnosis: x\n<file path=\"src/a.rs\">\nfn a() {}\n</file>\n";
+        assert_eq!(
+            parse_change(f),
+            Some(ProposedChange::Files(vec![(
+                "src/a.rs".into(),
+                "fn a() {}\n".into()
+            )]))
+        );
+        assert_eq!(
+            parse_change("I could not find a safe fix.\n```rust\nfn x() {}\n```"),
+            None
+        );
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", "150".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,197 @@
+//! Running tools from the steps: shell commands with a timeout (the whole process group is killed
+//! when it expires), output captured and bounded, and the environment every tool gets.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+/// Most bytes of a command's output kept (the tail is kept: that is where errors are).
+pub const MAX_OUTPUT: usize = 256 * 1024;
+
+/// A finished (or stopped) command.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    /// Exit code; `None` when killed by a signal or the timeout.
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    /// stdout followed by stderr (for shell commands: both interleaved), at most [`MAX_OUTPUT`] bytes.
+    pub output: String,
+    pub elapsed: Duration,
+}
+
+impl CmdOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+}
+
+/// The state dir (`HEALER_STATE_DIR`), outside the repository: build caches and step records live here.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("HEALER_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/workspace/.healer"))
+}
+
+/// The repository checkout (`HEALER_WORKSPACE`).
+pub fn workspace() -> PathBuf {
+    std::env::var_os("HEALER_WORKSPACE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/workspace/src"))
+}
+
+/// Environment every tool run by a step gets: build output outside the repository (so it never
+/// shows up in the diff), no colours, no interactive prompts.
+pub fn tool_env(cmd: &mut Command) {
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        cmd.env("CARGO_TARGET_DIR", state_dir().join("target"));
+    }
+    cmd.env("CARGO_TERM_COLOR", "never")
+        .env("NO_COLOR", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("CI", "true")
+        .env("npm_config_update_notifier", "false");
+}
+
+/// Run `sh -c <script>` in `dir` with stderr merged into stdout. Errors: the shell cannot start.
+pub async fn shell(script: &str, dir: &Path, timeout: Duration) -> std::io::Result<CmdOutput> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("exec 2>&1\n{script}"))
+        .current_dir(dir);
+    run(cmd, timeout).await
+}
+
+/// Run `program args…` in `dir`. Errors: the program cannot start (e.g. not installed).
+pub async fn program(
+    program: &str,
+    args: &[&str],
+    dir: &Path,
+    timeout: Duration,
+) -> std::io::Result<CmdOutput> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(dir);
+    run(cmd, timeout).await
+}
+
+/// Run a prepared command with [`tool_env`], capture its output, stop it after `timeout`.
+pub async fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<CmdOutput> {
+    tool_env(&mut cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let read = async {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let _ = tokio::join!(out.read_to_end(&mut a), err.read_to_end(&mut b));
+        a.extend(b);
+        a
+    };
+    let both = async { tokio::join!(read, child.wait()) };
+    match tokio::time::timeout(timeout, both).await {
+        Ok((bytes, status)) => {
+            let status = status?;
+            Ok(CmdOutput {
+                code: status.code(),
+                timed_out: false,
+                output: tail(&bytes),
+                elapsed: start.elapsed(),
+            })
+        }
+        Err(_) => {
+            if let Some(pid) = pid {
+                kill_group(pid).await;
+            }
+            Ok(CmdOutput {
+                code: None,
+                timed_out: true,
+                output: format!("timed out after {}s", timeout.as_secs()),
+                elapsed: start.elapsed(),
+            })
+        }
+    }
+}
+
+async fn kill_group(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg(format!("-{pid}"))
+        .status()
+        .await;
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if s.len() <= MAX_OUTPUT {
+        return s.into_owned();
+    }
+    let mut cut = s.len() - MAX_OUTPUT;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    s[cut..].to_string()
+}
+
+/// Last `max` bytes of `s`, on a char boundary.
+pub fn last_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = s.len() - max;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    &s[cut..]
+}
+
+/// Whether `name` is an executable on `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
+/// Write a step's termination message (`HEALER_TERMINATION_MESSAGE_PATH`, default
+/// `/dev/termination-log`). Errors: the file cannot be written.
+pub fn write_termination_message(msg: &str) -> std::io::Result<()> {
+    let path = std::env::var_os("HEALER_TERMINATION_MESSAGE_PATH")
+        .unwrap_or_else(|| "/dev/termination-log".into());
+    std::fs::write(path, msg)
+}
+
+/// Record a step's facts in the state dir (`<step>.json`) for later steps (durations, tokens).
+pub fn write_record(step: &str, value: &serde_json::Value) {
+    let dir = state_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{step}.json")), value.to_string());
+}
+
+/// Read a record written by [`write_record`].
+pub fn read_record(step: &str) -> Option<serde_json::Value> {
+    let s = std::fs::read_to_string(state_dir().join(format!("{step}.json"))).ok()?;
+    serde_json::from_str(&s).ok()
+}

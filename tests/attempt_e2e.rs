@@ -1,0 +1,311 @@
+//! End to end on the local control plane: the controller (subprocess) creates attempt Jobs, the
+//! host runner (subprocess) runs their pods as local processes, serves their logs as a kubelet would,
+//! and the controller keeps the validated patch it reads through `pods/log`.
+//!
+//! Needs `hack/control-plane.sh start`.
+
+#[path = "fixtures/attempt/common.rs"]
+mod common;
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ci_healer::crd::{
+    FailureExcerpt, FailureSource, HealingAttempt, HealingPolicy, HealingRun, HealingRunSpec,
+};
+use common::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, ResourceExt};
+
+/// `healer host-runner` for one namespace, with its own Node; killed on drop.
+struct HostRunner {
+    child: Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HostRunner {
+    fn start(ns: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("host-runner.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_healer"))
+            .args([
+                "host-runner",
+                "--namespace",
+                ns,
+                "--node-name",
+                &format!("host-{ns}"),
+                "--work-dir",
+            ])
+            .arg(dir.path().join("pods"))
+            .env("KUBECONFIG", support::kubeconfig())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start host runner");
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HostRunner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(
+    dir: &Path,
+    rust_settings: serde_json::Value,
+    llm_secret: bool,
+) -> std::path::PathBuf {
+    let mut rust =
+        serde_json::json!({"image": "docker.io/library/rust:1.95", "settings": rust_settings});
+    if llm_secret {
+        rust["llmApiKeySecret"] = serde_json::json!({"name": "llm", "key": "api-key"});
+    }
+    let cfg = serde_json::json!({
+        "healerImage": "healer:test",
+        "profiles": {"general": {"image": "docker.io/library/buildpack-deps:bookworm"}, "rust": rust}
+    });
+    let p = dir.join("config.yaml");
+    std::fs::write(&p, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+    p
+}
+
+fn healing_run(name: &str, repo: &Repo, excerpt: &str, max_attempts: i32) -> HealingRun {
+    HealingRun::new(
+        name,
+        HealingRunSpec {
+            source: FailureSource {
+                repository: REPO.into(),
+                branch: "main".into(),
+                head_sha: repo.sha.clone(),
+                ..Default::default()
+            },
+            failure: Some(FailureExcerpt {
+                excerpt: excerpt.into(),
+                error_type: None,
+            }),
+            policy: HealingPolicy {
+                max_attempts,
+                agent: "rust".into(),
+                ..Default::default()
+            },
+            action: None,
+        },
+    )
+}
+
+async fn wait_terminal(
+    apis: &support::Apis,
+    name: &str,
+    ctl: &support::ControllerProcess,
+    runner: &HostRunner,
+) -> HealingRun {
+    let runs = apis_runs(apis);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let r = runs.get(name).await.unwrap();
+        if r.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_terminal())
+        {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {name} did not finish: {:?}\n--- controller\n{}\n--- host runner\n{}",
+            r.status,
+            ctl.logs(),
+            runner.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn apis_runs(apis: &support::Apis) -> Api<HealingRun> {
+    Api::namespaced(apis.client.clone(), &apis.ns)
+}
+
+#[tokio::test]
+async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "att-e2e-clippy").await;
+    let apis = support::Apis::new(&client, &ns);
+    let repo = repo(&as_refs(&crate_files(
+        "pub fn next(x: i32) -> i32 {\n    return x + 1;\n}\n",
+    )));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        serde_json::json!({"gitBaseUrl": repo.base_url, "fixers": ["cargo-clippy"], "validationCommands": ["cargo clippy --all-targets -- -D warnings"]}),
+        false,
+    );
+    let runner = HostRunner::start(&ns);
+    let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
+    let excerpt = "error: unneeded `return` statement\n --> src/lib.rs:2:5\n  = note: `-D clippy::needless-return` implied by `-D warnings`\n";
+    apis_runs(&apis)
+        .create(
+            &PostParams::default(),
+            &healing_run("clippy", &repo, excerpt, 2),
+        )
+        .await
+        .unwrap();
+
+    let run = wait_terminal(&apis, "clippy", &ctl, &runner).await;
+    let st = run.status.clone().unwrap();
+    assert_eq!(
+        format!("{:?}", st.phase.unwrap()),
+        "Fixed",
+        "{st:?}\n{}\n{}",
+        ctl.logs(),
+        runner.logs()
+    );
+    let patch_ref = st.patch.expect("patch ref");
+    let cm_name = patch_ref.config_map.expect("patch ConfigMap");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get(&cm_name)
+        .await
+        .unwrap();
+    let patch = &cm.data.unwrap()["patch.diff"];
+    assert!(
+        patch.contains("-    return x + 1;") && patch.contains("+    x + 1"),
+        "{patch}"
+    );
+    assert_eq!(
+        cm.metadata.owner_references.unwrap()[0].kind,
+        "HealingAttempt"
+    );
+
+    // The patch applies to the failing commit and the tree passes clippy.
+    let check = tempfile::tempdir().unwrap();
+    git(check.path(), &["init", "-q"]);
+    git(
+        check.path(),
+        &[
+            "fetch",
+            "-q",
+            &format!("{}/{REPO}.git", repo.base_url),
+            &repo.sha,
+        ],
+    );
+    git(check.path(), &["checkout", "-q", &repo.sha]);
+    std::fs::write(check.path().join("fix.diff"), patch).unwrap();
+    git(check.path(), &["apply", "fix.diff"]);
+    let out = Command::new("cargo")
+        .args(["clippy", "--quiet", "--", "-D", "warnings"])
+        .current_dir(check.path())
+        .env("CARGO_TARGET_DIR", check.path().join("t"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `kubectl logs` works through the API server and the runner's kubelet endpoint.
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let pod = pods.items.first().expect("attempt pod");
+    assert_eq!(
+        pod.spec.as_ref().unwrap().node_name.as_deref(),
+        Some(format!("host-{ns}").as_str())
+    );
+    let (ok, out) = support::kubectl(&["-n", &ns, "logs", &pod.name_any(), "-c", "checkout"]);
+    assert!(ok && out.contains("checked out"), "{out}");
+}
+
+#[tokio::test]
+async fn a_first_llm_attempt_that_deletes_a_test_leads_to_a_second_attempt() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "att-e2e-llm").await;
+    let apis = support::Apis::new(&client, &ns);
+    let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
+    let llm = ScriptedLlm::start(vec![
+        anthropic_text(DELETE_TEST_ANSWER, 500, 60),
+        anthropic_text(FIX_ANSWER, 520, 40),
+    ])
+    .await;
+    let secret: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": "llm"}, "stringData": {"api-key": "e2e-key-0123456789"}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        serde_json::json!({
+            "gitBaseUrl": repo.base_url, "fixers": [], "validationCommands": ["cargo test --quiet"],
+            "llm": {"provider": "anthropic", "baseUrl": llm.url, "model": "claude-test", "maxTurns": 1, "maxRetries": 1, "initialBackoffMillis": 50}
+        }),
+        true,
+    );
+    let runner = HostRunner::start(&ns);
+    let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
+    apis_runs(&apis)
+        .create(
+            &PostParams::default(),
+            &healing_run("llm", &repo, OFF_BY_ONE_EXCERPT, 3),
+        )
+        .await
+        .unwrap();
+
+    let run = wait_terminal(&apis, "llm", &ctl, &runner).await;
+    let st = run.status.clone().unwrap();
+    assert_eq!(
+        format!("{:?}", st.phase.unwrap()),
+        "Fixed",
+        "{st:?}\n{}\n{}",
+        ctl.logs(),
+        runner.logs()
+    );
+    assert_eq!(st.attempts, 2);
+    let attempts = Api::<HealingAttempt>::namespaced(client.clone(), &ns);
+    let first = attempts.get("llm-1").await.unwrap().status.unwrap();
+    assert_eq!(
+        first.failure_reason.as_deref(),
+        Some("TestWeakened"),
+        "{first:?}"
+    );
+    let second = attempts.get("llm-2").await.unwrap().status.unwrap();
+    assert_eq!(
+        second
+            .verdict
+            .as_ref()
+            .unwrap()
+            .tokens
+            .as_ref()
+            .unwrap()
+            .input,
+        520
+    );
+    assert_eq!(
+        second.diagnosis.as_deref(),
+        Some("add_one adds 2 instead of 1.")
+    );
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get(second.patch_config_map.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(cm.data.unwrap()["patch.diff"].contains("+    x + 1"));
+    assert_eq!(llm.requests().len(), 2);
+}
