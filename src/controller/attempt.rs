@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::run::publish;
@@ -271,7 +271,7 @@ async fn write_status(
             _ => return Ok(()),
         };
         tracing::info!(attempt = %attempt.name_any(), namespace = %ns, reason, "{msg}");
-        publish(ctx, attempt, warning, reason, &msg).await;
+        publish(ctx, attempt, warning, reason, &msg, None).await;
         if st.phase.is_some_and(AttemptPhase::is_terminal) {
             let outcome = format!("{:?}", st.phase.unwrap_or_default());
             let r = st
@@ -284,7 +284,15 @@ async fn write_status(
                 .inc();
             // People read `kubectl describe healingrun`: tell the run too.
             if let Some(run) = run {
-                publish(ctx, run, warning, reason, &msg).await;
+                publish(
+                    ctx,
+                    run,
+                    warning,
+                    reason,
+                    &msg,
+                    Some(attempt.object_ref(&())),
+                )
+                .await;
             }
         }
     }

@@ -94,7 +94,11 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         }
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             tracing::info!(run = %name, namespace = %ns, reason = t.reason, phase = ?decision.status.phase, "{}", t.message);
-            publish(ctx, run, t.warning, t.reason, &t.message).await;
+            let related = (t.reason == "AttemptStarted")
+                .then(|| decision.status.current_attempt)
+                .flatten()
+                .map(|n| attempt_ref(run, n));
+            publish(ctx, run, t.warning, t.reason, &t.message, related).await;
         }
     }
 
@@ -321,12 +325,24 @@ async fn start_attempt(
     Ok(())
 }
 
+/// An ObjectReference to attempt `n` of `run`, for an Event's `related` field.
+fn attempt_ref(run: &HealingRun, n: i32) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("cihealer.dev/v1alpha1".into()),
+        kind: Some("HealingAttempt".into()),
+        name: Some(crate::resources::attempt::attempt_name(&run.name_any(), n)),
+        namespace: run.namespace(),
+        ..Default::default()
+    }
+}
+
 pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     obj: &K,
     warning: bool,
     reason: &str,
     note: &str,
+    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
 ) {
     let ev = Event {
         type_: if warning {
@@ -337,7 +353,8 @@ pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
         reason: reason.into(),
         note: Some(note.chars().take(1024).collect()),
         action: reason.into(),
-        secondary: None,
+        // The attempt an Event is about, so each attempt gets its own Event instead of one series.
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "cannot publish Event");
