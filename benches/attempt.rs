@@ -29,39 +29,18 @@ fn mib(b: u64) -> String {
 }
 
 fn main() {
-    let iters: usize = std::env::var("ATTEMPT_BENCH_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let iters: usize = std::env::var("ATTEMPT_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let fmt = crate_files(
         "pub fn add(a: i32,b: i32)->i32{a+b}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(1, 2), 3); }\n}\n",
     );
     let clippy = crate_files(
         "pub fn next(x: i32) -> i32 {\n    return x + 1;\n}\n\npub fn empty(v: &[i32]) -> bool {\n    v.len() == 0\n}\n",
     );
-    type Case = (
-        &'static str,
-        Vec<(&'static str, String)>,
-        &'static str,
-        &'static str,
-    );
+    type Case = (&'static str, Vec<(&'static str, String)>, &'static str, &'static str);
     let cases: Vec<Case> = vec![
-        (
-            "rust_fmt",
-            fmt,
-            "rust_fmt",
-            "Diff in /src/lib.rs at line 1:\n",
-        ),
-        (
-            "rust_clippy",
-            clippy,
-            "rust_clippy",
-            "error: unneeded `return` statement\n --> src/lib.rs:2:5\n",
-        ),
+        ("rust_fmt", fmt, "rust_fmt", "Diff in /src/lib.rs at line 1:\n"),
+        ("rust_clippy", clippy, "rust_clippy", "error: unneeded `return` statement\n --> src/lib.rs:2:5\n"),
     ];
     println!(
         "attempt pod benchmark: {iters} iteration(s) per case, medians (cold target dir each run: every attempt pod starts empty)\n"

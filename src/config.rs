@@ -90,10 +90,7 @@ impl ProfileStep {
     /// Resolve into the frozen [`StepSpec`] an attempt records.
     pub fn resolve(&self, profile_image: &str) -> StepSpec {
         StepSpec {
-            image: self
-                .image
-                .clone()
-                .unwrap_or_else(|| profile_image.to_string()),
+            image: self.image.clone().unwrap_or_else(|| profile_image.to_string()),
             command: self.command.clone(),
             env: self.env.clone(),
             resources: self.resources.clone(),
@@ -105,15 +102,9 @@ impl ProfileStep {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("invalid config file {path}: {source}")]
-    Parse {
-        path: String,
-        source: serde_yaml_ng::Error,
-    },
+    Parse { path: String, source: serde_yaml_ng::Error },
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -121,25 +112,18 @@ pub enum ConfigError {
 impl ControllerConfig {
     /// Read and validate a YAML config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         Self::from_yaml(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse {
-                path: path.display().to_string(),
-                source,
-            },
+            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.display().to_string(), source },
             other => other,
         })
     }
 
     /// Parse and validate YAML text.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        let cfg: Self = serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Parse {
-            path: "<inline>".into(),
-            source,
-        })?;
+        let cfg: Self =
+            serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Parse { path: "<inline>".into(), source })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -154,9 +138,7 @@ impl ControllerConfig {
         }
         for (name, p) in &self.profiles {
             if p.image.is_empty() {
-                return Err(ConfigError::Invalid(format!(
-                    "profile '{name}' has no image"
-                )));
+                return Err(ConfigError::Invalid(format!("profile '{name}' has no image")));
             }
         }
         Ok(())
@@ -197,28 +179,15 @@ fn default_ttl() -> i32 {
 fn default_resources() -> ResourceRequirements {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     let q = |cpu: &str, mem: &str| {
-        BTreeMap::from([
-            ("cpu".to_string(), Quantity(cpu.into())),
-            ("memory".to_string(), Quantity(mem.into())),
-        ])
+        BTreeMap::from([("cpu".to_string(), Quantity(cpu.into())), ("memory".to_string(), Quantity(mem.into()))])
     };
-    ResourceRequirements {
-        requests: Some(q("500m", "1Gi")),
-        limits: Some(q("2", "4Gi")),
-        ..Default::default()
-    }
+    ResourceRequirements { requests: Some(q("500m", "1Gi")), limits: Some(q("2", "4Gi")), ..Default::default() }
 }
 fn default_agent_step() -> ProfileStep {
-    ProfileStep {
-        command: vec![HEALER_BIN.into(), "agent".into()],
-        ..Default::default()
-    }
+    ProfileStep { command: vec![HEALER_BIN.into(), "agent".into()], ..Default::default() }
 }
 fn default_validate_step() -> ProfileStep {
-    ProfileStep {
-        command: vec![HEALER_BIN.into(), "validate".into()],
-        ..Default::default()
-    }
+    ProfileStep { command: vec![HEALER_BIN.into(), "validate".into()], ..Default::default() }
 }
 fn default_profiles() -> BTreeMap<String, Profile> {
     let p = |image: &str| Profile {
@@ -229,10 +198,7 @@ fn default_profiles() -> BTreeMap<String, Profile> {
         settings: Default::default(),
     };
     BTreeMap::from([
-        (
-            "general".into(),
-            p("docker.io/library/buildpack-deps:bookworm"),
-        ),
+        ("general".into(), p("docker.io/library/buildpack-deps:bookworm")),
         ("rust".into(), p("docker.io/library/rust:1.95")),
         ("frontend".into(), p("docker.io/library/node:22")),
         ("infrastructure".into(), p("docker.io/alpine/helm:3")),
@@ -246,25 +212,15 @@ mod tests {
     #[test]
     fn empty_file_gives_the_four_default_profiles() {
         let cfg = ControllerConfig::from_yaml("{}").unwrap();
-        assert_eq!(
-            cfg.profiles.keys().collect::<Vec<_>>(),
-            ["frontend", "general", "infrastructure", "rust"]
-        );
+        assert_eq!(cfg.profiles.keys().collect::<Vec<_>>(), ["frontend", "general", "infrastructure", "rust"]);
         assert_eq!(cfg.profiles["rust"].agent.command, [HEALER_BIN, "agent"]);
     }
 
     #[test]
     fn unknown_fields_and_missing_fallback_are_rejected() {
-        let err = ControllerConfig::from_yaml("healerImg: x")
-            .unwrap_err()
-            .to_string();
+        let err = ControllerConfig::from_yaml("healerImg: x").unwrap_err().to_string();
         assert!(err.contains("unknown field `healerImg`"), "{err}");
-        let err = ControllerConfig::from_yaml("profiles: {rust: {image: rust:1}}")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("fallbackProfile 'general' is not a configured profile"),
-            "{err}"
-        );
+        let err = ControllerConfig::from_yaml("profiles: {rust: {image: rust:1}}").unwrap_err().to_string();
+        assert!(err.contains("fallbackProfile 'general' is not a configured profile"), "{err}");
     }
 }

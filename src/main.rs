@@ -5,11 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "healer",
-    version,
-    about = "ci-healer: a Kubernetes operator that heals failing CI"
-)]
+#[command(name = "healer", version, about = "ci-healer: a Kubernetes operator that heals failing CI")]
 struct Cli {
     #[command(flatten)]
     log: ci_healer::telemetry::LogArgs,
@@ -40,15 +36,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ci_healer::telemetry::init_logging(&cli.log);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Controller(args) => ci_healer::controller::run(args)
-                .await
-                .map(|_| ExitCode::SUCCESS),
+            Command::Controller(args) => ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS),
             Command::Crd => {
                 print!("{}", ci_healer::crd::crds_yaml());
                 Ok(ExitCode::SUCCESS)
@@ -58,9 +49,7 @@ fn main() -> ExitCode {
             Command::Checkout(args) => ci_healer::agent::cli::checkout(args).await,
             Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
             Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
-            Command::HostRunner(args) => ci_healer::runner::run(args)
-                .await
-                .map(|_| ExitCode::SUCCESS),
+            Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -11,12 +11,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(clap::Args, Debug, Clone)]
 pub struct LogArgs {
     /// Log filter in `RUST_LOG` syntax.
-    #[arg(
-        long,
-        env = "RUST_LOG",
-        default_value = "info,kube=warn",
-        global = true
-    )]
+    #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn", global = true)]
     pub log_filter: String,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "HEALER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
@@ -32,11 +27,7 @@ pub fn init_logging(args: &LogArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = if args.log_format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if args.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,44 +69,18 @@ impl Metrics {
         let m = Self {
             reconciles: Family::default(),
             reconcile_errors: Family::default(),
-            reconcile_duration: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 2.0, 14))
-            }),
+            reconcile_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14))),
             run_transitions: Family::default(),
             attempts_finished: Family::default(),
             jobs_created: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("cihealer");
-        r.register(
-            "reconciles",
-            "Reconciliations by controller",
-            m.reconciles.clone(),
-        );
-        r.register(
-            "reconcile_errors",
-            "Failed reconciliations by controller and reason",
-            m.reconcile_errors.clone(),
-        );
-        r.register(
-            "reconcile_duration_seconds",
-            "Reconciliation duration in seconds",
-            m.reconcile_duration.clone(),
-        );
-        r.register(
-            "run_transitions",
-            "HealingRun phase transitions by new phase",
-            m.run_transitions.clone(),
-        );
-        r.register(
-            "attempts_finished",
-            "HealingAttempts finished by outcome and reason",
-            m.attempts_finished.clone(),
-        );
-        r.register(
-            "jobs_created",
-            "Attempt Jobs created",
-            m.jobs_created.clone(),
-        );
+        r.register("reconciles", "Reconciliations by controller", m.reconciles.clone());
+        r.register("reconcile_errors", "Failed reconciliations by controller and reason", m.reconcile_errors.clone());
+        r.register("reconcile_duration_seconds", "Reconciliation duration in seconds", m.reconcile_duration.clone());
+        r.register("run_transitions", "HealingRun phase transitions by new phase", m.run_transitions.clone());
+        r.register("attempts_finished", "HealingAttempts finished by outcome and reason", m.attempts_finished.clone());
+        r.register("jobs_created", "Attempt Jobs created", m.jobs_created.clone());
         m
     }
 }

@@ -95,10 +95,7 @@ impl Verdict {
     /// Parse a termination message. Errors: [`VerdictError::Missing`] for an empty message,
     /// [`VerdictError::Malformed`] for anything that is not the verdict JSON.
     pub fn from_termination_message(message: Option<&str>) -> Result<Self, VerdictError> {
-        let msg = message
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .ok_or(VerdictError::Missing)?;
+        let msg = message.map(str::trim).filter(|m| !m.is_empty()).ok_or(VerdictError::Missing)?;
         serde_json::from_str(msg).map_err(|e| VerdictError::Malformed(e.to_string()))
     }
 
@@ -110,10 +107,7 @@ impl Verdict {
             if s.len() <= MAX_VERDICT_BYTES || v.summary.is_empty() {
                 return s;
             }
-            let keep = v
-                .summary
-                .len()
-                .saturating_sub(s.len() - MAX_VERDICT_BYTES + 16);
+            let keep = v.summary.len().saturating_sub(s.len() - MAX_VERDICT_BYTES + 16);
             let mut cut = keep.min(v.summary.len());
             while !v.summary.is_char_boundary(cut) {
                 cut -= 1;
@@ -134,25 +128,15 @@ mod tests {
             outcome: Outcome::Passed,
             reason: "ValidationPassed".into(),
             summary: "cargo clippy passed".into(),
-            diffstat: Some(Diffstat {
-                files: 1,
-                insertions: 2,
-                deletions: 1,
-            }),
+            diffstat: Some(Diffstat { files: 1, insertions: 2, deletions: 1 }),
             tokens: None,
             durations: None,
             patch_sha256: None,
         };
         let msg = v.to_termination_message();
         assert_eq!(Verdict::from_termination_message(Some(&msg)).unwrap(), v);
-        assert_eq!(
-            Verdict::from_termination_message(Some("  ")),
-            Err(VerdictError::Missing)
-        );
-        assert!(matches!(
-            Verdict::from_termination_message(Some("I fixed it!")),
-            Err(VerdictError::Malformed(_))
-        ));
+        assert_eq!(Verdict::from_termination_message(Some("  ")), Err(VerdictError::Missing));
+        assert!(matches!(Verdict::from_termination_message(Some("I fixed it!")), Err(VerdictError::Malformed(_))));
     }
 
     #[test]
@@ -168,11 +152,6 @@ mod tests {
         };
         let msg = v.to_termination_message();
         assert!(msg.len() <= MAX_VERDICT_BYTES, "{}", msg.len());
-        assert_eq!(
-            Verdict::from_termination_message(Some(&msg))
-                .unwrap()
-                .outcome,
-            Outcome::Failed
-        );
+        assert_eq!(Verdict::from_termination_message(Some(&msg)).unwrap().outcome, Outcome::Failed);
     }
 }

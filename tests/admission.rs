@@ -42,31 +42,11 @@ async fn invalid_specs_are_rejected_with_clear_messages() {
     empty_branch["branch"] = "".into();
 
     let cases = [
-        (
-            "bad-sha",
-            run("bad-sha", bad_sha, json!({})),
-            "headSha must be 7 to 40 lowercase hex digits",
-        ),
-        (
-            "short-sha",
-            run("short-sha", short_sha, json!({})),
-            "headSha must be 7 to 40 lowercase hex digits",
-        ),
-        (
-            "empty-repo",
-            run("empty-repo", empty_repo, json!({})),
-            "repository must be 'owner/name'",
-        ),
-        (
-            "malformed-repo",
-            run("malformed-repo", malformed_repo, json!({})),
-            "repository must be 'owner/name'",
-        ),
-        (
-            "empty-branch",
-            run("empty-branch", empty_branch, json!({})),
-            "branch must not be empty",
-        ),
+        ("bad-sha", run("bad-sha", bad_sha, json!({})), "headSha must be 7 to 40 lowercase hex digits"),
+        ("short-sha", run("short-sha", short_sha, json!({})), "headSha must be 7 to 40 lowercase hex digits"),
+        ("empty-repo", run("empty-repo", empty_repo, json!({})), "repository must be 'owner/name'"),
+        ("malformed-repo", run("malformed-repo", malformed_repo, json!({})), "repository must be 'owner/name'"),
+        ("empty-branch", run("empty-branch", empty_branch, json!({})), "branch must not be empty"),
         (
             "zero-attempts",
             run("zero-attempts", good_source(), json!({"maxAttempts": 0})),
@@ -84,11 +64,7 @@ async fn invalid_specs_are_rejected_with_clear_messages() {
         ),
         (
             "bad-agent",
-            run(
-                "bad-agent",
-                good_source(),
-                json!({"agent": "Not A Profile"}),
-            ),
+            run("bad-agent", good_source(), json!({"agent": "Not A Profile"})),
             "agent must be 'auto' or a profile name",
         ),
         (
@@ -102,23 +78,15 @@ async fn invalid_specs_are_rejected_with_clear_messages() {
         match api.create(&PostParams::default(), &obj).await {
             Err(kube::Error::Api(s)) => {
                 assert_eq!(s.code, 422, "{name}: {s:?}");
-                assert!(
-                    s.message.contains(want),
-                    "{name}: message {:?} lacks {want:?}",
-                    s.message
-                );
+                assert!(s.message.contains(want), "{name}: message {:?} lacks {want:?}", s.message);
             }
             other => panic!("{name}: expected a 422 rejection, got {other:?}"),
         }
     }
 
     // And a valid one, with the defaults filled in by the schema.
-    let ok: kube::api::DynamicObject =
-        serde_json::from_value(run("valid", good_source(), json!({}))).unwrap();
-    let created = api
-        .create(&PostParams::default(), &ok)
-        .await
-        .expect("a valid run is accepted");
+    let ok: kube::api::DynamicObject = serde_json::from_value(run("valid", good_source(), json!({}))).unwrap();
+    let created = api.create(&PostParams::default(), &ok).await.expect("a valid run is accepted");
     assert_eq!(created.data["spec"]["policy"]["maxAttempts"], 3);
     assert_eq!(created.data["spec"]["policy"]["mode"], "propose");
     assert_eq!(created.data["spec"]["policy"]["agent"], "auto");

@@ -13,14 +13,12 @@ use support::argo::{apply_sensor, github_event};
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
 
 fn sensor() -> Value {
-    let text =
-        std::fs::read_to_string(support::root().join("config/argo-events/sensor.yaml")).unwrap();
+    let text = std::fs::read_to_string(support::root().join("config/argo-events/sensor.yaml")).unwrap();
     serde_yaml_ng::from_str(&text).unwrap()
 }
 
 fn payload(name: &str) -> Value {
-    let text = std::fs::read_to_string(support::root().join("tests/fixtures/payloads").join(name))
-        .unwrap();
+    let text = std::fs::read_to_string(support::root().join("tests/fixtures/payloads").join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -30,15 +28,8 @@ fn sample_path() -> PathBuf {
 
 /// The HealingRun the Sensor creates from the real failure payload.
 fn run_from_payload() -> Value {
-    apply_sensor(
-        &sensor(),
-        &github_event(
-            "workflow_job",
-            DELIVERY,
-            &payload("workflow_job-failure.json"),
-        ),
-    )
-    .expect("the failure passes the filters")
+    apply_sensor(&sensor(), &github_event("workflow_job", DELIVERY, &payload("workflow_job-failure.json")))
+        .expect("the failure passes the filters")
 }
 
 #[test]
@@ -52,16 +43,10 @@ fn real_failure_becomes_a_healingrun_with_typed_fields() {
     assert_eq!(src["deliveryId"], DELIVERY);
     assert_eq!(src["workflowName"], "CodeQL");
     assert_eq!(src["jobName"], "linters");
-    assert_eq!(
-        src["runId"], 2202229078i64,
-        "integers stay JSON numbers (useRawData)"
-    );
+    assert_eq!(src["runId"], 2202229078i64, "integers stay JSON numbers (useRawData)");
     assert_eq!(src["runAttempt"], 1);
     assert_eq!(src["jobId"], 289782451);
-    assert_eq!(
-        src["failedSteps"],
-        serde_json::json!(["Run yarn run format-check"])
-    );
+    assert_eq!(src["failedSteps"], serde_json::json!(["Run yarn run format-check"]));
     // It deserialises into the typed API.
     let typed: HealingRun = serde_json::from_value(run).unwrap();
     assert_eq!(typed.spec.policy.max_attempts, 3);
@@ -91,55 +76,26 @@ fn filters_drop_successes_bots_and_the_operators_own_branches() {
     let s = sensor();
     let ok = payload("workflow_job-failure.json");
     assert!(
-        apply_sensor(
-            &s,
-            &github_event(
-                "workflow_job",
-                DELIVERY,
-                &payload("workflow_job-success.json")
-            )
-        )
-        .is_none(),
+        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &payload("workflow_job-success.json"))).is_none(),
         "success"
     );
-    assert!(
-        apply_sensor(&s, &github_event("check_run", DELIVERY, &ok)).is_none(),
-        "other event"
-    );
+    assert!(apply_sensor(&s, &github_event("check_run", DELIVERY, &ok)).is_none(), "other event");
     let mut p = ok.clone();
     p["action"] = "in_progress".into();
-    assert!(
-        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(),
-        "not completed"
-    );
+    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "not completed");
     let mut p = ok.clone();
     p["workflow_job"]["conclusion"] = "failure_extra".into();
-    assert!(
-        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(),
-        "anchored conclusion"
-    );
+    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "anchored conclusion");
     let mut p = ok.clone();
     p["workflow_job"]["head_branch"] = "ci-healer/fix-2202229078".into();
-    assert!(
-        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(),
-        "operator branch"
-    );
+    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "operator branch");
     let mut p = ok.clone();
     p["sender"]["login"] = "ci-healer[bot]".into();
-    assert!(
-        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(),
-        "bot login"
-    );
+    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "bot login");
     let mut p = ok.clone();
     p["sender"]["type"] = "Bot".into();
-    assert!(
-        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(),
-        "bot type"
-    );
-    assert!(
-        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &ok)).is_some(),
-        "the real failure passes"
-    );
+    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "bot type");
+    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &ok)).is_some(), "the real failure passes");
 }
 
 #[tokio::test]
@@ -151,10 +107,8 @@ async fn api_server_accepts_it_and_a_redelivery_collides() {
     run["metadata"]["namespace"] = ns.clone().into();
     let typed: HealingRun = serde_json::from_value(run).unwrap();
     let api = kube::Api::<HealingRun>::namespaced(client.clone(), &ns);
-    let created = api
-        .create(&PostParams::default(), &typed)
-        .await
-        .expect("the API server accepts the Sensor's HealingRun");
+    let created =
+        api.create(&PostParams::default(), &typed).await.expect("the API server accepts the Sensor's HealingRun");
     assert_eq!(created.spec.source.run_id, Some(2202229078));
     match api.create(&PostParams::default(), &typed).await {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 409, "a redelivery collides: {s:?}"),

@@ -12,9 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ci_healer::crd::{
-    FailureExcerpt, FailureSource, HealingAttempt, HealingPolicy, HealingRun, HealingRunSpec,
-};
+use ci_healer::crd::{FailureExcerpt, FailureSource, HealingAttempt, HealingPolicy, HealingRun, HealingRunSpec};
 use common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{ListParams, PostParams};
@@ -32,14 +30,7 @@ impl HostRunner {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("host-runner.log");
         let child = Command::new(env!("CARGO_BIN_EXE_healer"))
-            .args([
-                "host-runner",
-                "--namespace",
-                ns,
-                "--node-name",
-                &format!("host-{ns}"),
-                "--work-dir",
-            ])
+            .args(["host-runner", "--namespace", ns, "--node-name", &format!("host-{ns}"), "--work-dir"])
             .arg(dir.path().join("pods"))
             .env("KUBECONFIG", support::kubeconfig())
             .env("RUST_LOG", "info,kube=warn")
@@ -47,11 +38,7 @@ impl HostRunner {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start host runner");
-        Self {
-            child,
-            log,
-            _dir: dir,
-        }
+        Self { child, log, _dir: dir }
     }
 
     fn logs(&self) -> String {
@@ -66,13 +53,8 @@ impl Drop for HostRunner {
     }
 }
 
-fn write_config(
-    dir: &Path,
-    rust_settings: serde_json::Value,
-    llm_secret: bool,
-) -> std::path::PathBuf {
-    let mut rust =
-        serde_json::json!({"image": "docker.io/library/rust:1.95", "settings": rust_settings});
+fn write_config(dir: &Path, rust_settings: serde_json::Value, llm_secret: bool) -> std::path::PathBuf {
+    let mut rust = serde_json::json!({"image": "docker.io/library/rust:1.95", "settings": rust_settings});
     if llm_secret {
         rust["llmApiKeySecret"] = serde_json::json!({"name": "llm", "key": "api-key"});
     }
@@ -95,15 +77,8 @@ fn healing_run(name: &str, repo: &Repo, excerpt: &str, max_attempts: i32) -> Hea
                 head_sha: repo.sha.clone(),
                 ..Default::default()
             },
-            failure: Some(FailureExcerpt {
-                excerpt: excerpt.into(),
-                error_type: None,
-            }),
-            policy: HealingPolicy {
-                max_attempts,
-                agent: "rust".into(),
-                ..Default::default()
-            },
+            failure: Some(FailureExcerpt { excerpt: excerpt.into(), error_type: None }),
+            policy: HealingPolicy { max_attempts, agent: "rust".into(), ..Default::default() },
             action: None,
         },
     )
@@ -119,11 +94,7 @@ async fn wait_terminal(
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
         let r = runs.get(name).await.unwrap();
-        if r.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(|p| p.is_terminal())
-        {
+        if r.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_terminal()) {
             return r;
         }
         assert!(
@@ -147,9 +118,7 @@ async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "att-e2e-clippy").await;
     let apis = support::Apis::new(&client, &ns);
-    let repo = repo(&as_refs(&crate_files(
-        "pub fn next(x: i32) -> i32 {\n    return x + 1;\n}\n",
-    )));
+    let repo = repo(&as_refs(&crate_files("pub fn next(x: i32) -> i32 {\n    return x + 1;\n}\n")));
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(
         tmp.path(),
@@ -159,51 +128,22 @@ async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
     let runner = HostRunner::start(&ns);
     let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
     let excerpt = "error: unneeded `return` statement\n --> src/lib.rs:2:5\n  = note: `-D clippy::needless-return` implied by `-D warnings`\n";
-    apis_runs(&apis)
-        .create(
-            &PostParams::default(),
-            &healing_run("clippy", &repo, excerpt, 2),
-        )
-        .await
-        .unwrap();
+    apis_runs(&apis).create(&PostParams::default(), &healing_run("clippy", &repo, excerpt, 2)).await.unwrap();
 
     let run = wait_terminal(&apis, "clippy", &ctl, &runner).await;
     let st = run.status.clone().unwrap();
-    assert_eq!(
-        format!("{:?}", st.phase.unwrap()),
-        "Fixed",
-        "{st:?}\n{}\n{}",
-        ctl.logs(),
-        runner.logs()
-    );
+    assert_eq!(format!("{:?}", st.phase.unwrap()), "Fixed", "{st:?}\n{}\n{}", ctl.logs(), runner.logs());
     let patch_ref = st.patch.expect("patch ref");
     let cm_name = patch_ref.config_map.expect("patch ConfigMap");
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .get(&cm_name)
-        .await
-        .unwrap();
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get(&cm_name).await.unwrap();
     let patch = &cm.data.unwrap()["patch.diff"];
-    assert!(
-        patch.contains("-    return x + 1;") && patch.contains("+    x + 1"),
-        "{patch}"
-    );
-    assert_eq!(
-        cm.metadata.owner_references.unwrap()[0].kind,
-        "HealingAttempt"
-    );
+    assert!(patch.contains("-    return x + 1;") && patch.contains("+    x + 1"), "{patch}");
+    assert_eq!(cm.metadata.owner_references.unwrap()[0].kind, "HealingAttempt");
 
     // The patch applies to the failing commit and the tree passes clippy.
     let check = tempfile::tempdir().unwrap();
     git(check.path(), &["init", "-q"]);
-    git(
-        check.path(),
-        &[
-            "fetch",
-            "-q",
-            &format!("{}/{REPO}.git", repo.base_url),
-            &repo.sha,
-        ],
-    );
+    git(check.path(), &["fetch", "-q", &format!("{}/{REPO}.git", repo.base_url), &repo.sha]);
     git(check.path(), &["checkout", "-q", &repo.sha]);
     std::fs::write(check.path().join("fix.diff"), patch).unwrap();
     git(check.path(), &["apply", "fix.diff"]);
@@ -213,22 +153,12 @@ async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
         .env("CARGO_TARGET_DIR", check.path().join("t"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // `kubectl logs` works through the API server and the runner's kubelet endpoint.
-    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
     let pod = pods.items.first().expect("attempt pod");
-    assert_eq!(
-        pod.spec.as_ref().unwrap().node_name.as_deref(),
-        Some(format!("host-{ns}").as_str())
-    );
+    assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some(format!("host-{ns}").as_str()));
     let (ok, out) = support::kubectl(&["-n", &ns, "logs", &pod.name_any(), "-c", "checkout"]);
     assert!(ok && out.contains("checked out"), "{out}");
 }
@@ -240,16 +170,14 @@ async fn a_first_llm_attempt_that_deletes_a_test_leads_to_a_second_attempt() {
     let ns = support::namespace(&client, "att-e2e-llm").await;
     let apis = support::Apis::new(&client, &ns);
     let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
-    let llm = ScriptedLlm::start(vec![
-        anthropic_text(DELETE_TEST_ANSWER, 500, 60),
-        anthropic_text(FIX_ANSWER, 520, 40),
-    ])
-    .await;
-    let secret: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": "llm"}, "stringData": {"api-key": "e2e-key-0123456789"}})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let llm =
+        ScriptedLlm::start(vec![anthropic_text(DELETE_TEST_ANSWER, 500, 60), anthropic_text(FIX_ANSWER, 520, 40)])
+            .await;
+    let secret: Secret = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "llm"}, "stringData": {"api-key": "e2e-key-0123456789"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(
         tmp.path(),
@@ -261,47 +189,18 @@ async fn a_first_llm_attempt_that_deletes_a_test_leads_to_a_second_attempt() {
     );
     let runner = HostRunner::start(&ns);
     let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
-    apis_runs(&apis)
-        .create(
-            &PostParams::default(),
-            &healing_run("llm", &repo, OFF_BY_ONE_EXCERPT, 3),
-        )
-        .await
-        .unwrap();
+    apis_runs(&apis).create(&PostParams::default(), &healing_run("llm", &repo, OFF_BY_ONE_EXCERPT, 3)).await.unwrap();
 
     let run = wait_terminal(&apis, "llm", &ctl, &runner).await;
     let st = run.status.clone().unwrap();
-    assert_eq!(
-        format!("{:?}", st.phase.unwrap()),
-        "Fixed",
-        "{st:?}\n{}\n{}",
-        ctl.logs(),
-        runner.logs()
-    );
+    assert_eq!(format!("{:?}", st.phase.unwrap()), "Fixed", "{st:?}\n{}\n{}", ctl.logs(), runner.logs());
     assert_eq!(st.attempts, 2);
     let attempts = Api::<HealingAttempt>::namespaced(client.clone(), &ns);
     let first = attempts.get("llm-1").await.unwrap().status.unwrap();
-    assert_eq!(
-        first.failure_reason.as_deref(),
-        Some("TestWeakened"),
-        "{first:?}"
-    );
+    assert_eq!(first.failure_reason.as_deref(), Some("TestWeakened"), "{first:?}");
     let second = attempts.get("llm-2").await.unwrap().status.unwrap();
-    assert_eq!(
-        second
-            .verdict
-            .as_ref()
-            .unwrap()
-            .tokens
-            .as_ref()
-            .unwrap()
-            .input,
-        520
-    );
-    assert_eq!(
-        second.diagnosis.as_deref(),
-        Some("add_one adds 2 instead of 1.")
-    );
+    assert_eq!(second.verdict.as_ref().unwrap().tokens.as_ref().unwrap().input, 520);
+    assert_eq!(second.diagnosis.as_deref(), Some("add_one adds 2 instead of 1."));
     let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
         .get(second.patch_config_map.as_deref().unwrap())
         .await

@@ -25,24 +25,9 @@ async fn anthropic_answer_that_deletes_a_test_is_refused() {
     let setup = llm_setup("anthropic", &llm.url, Some("anthropic-key-123456"));
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     let v = run.verdict();
-    assert_eq!(
-        (v.outcome, v.reason.as_str()),
-        (Outcome::Refused, "TestWeakened"),
-        "{v:?}\n{}",
-        run.all_logs()
-    );
-    assert!(
-        v.summary.contains("removes 1 test definition"),
-        "{}",
-        v.summary
-    );
-    assert_eq!(
-        v.tokens,
-        Some(ci_healer::verdict::TokenUsage {
-            input: 1200,
-            output: 150
-        })
-    );
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Refused, "TestWeakened"), "{v:?}\n{}", run.all_logs());
+    assert!(v.summary.contains("removes 1 test definition"), "{}", v.summary);
+    assert_eq!(v.tokens, Some(ci_healer::verdict::TokenUsage { input: 1200, output: 150 }));
     let diag: ci_healer::resources::job::AgentReport =
         serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
     assert_eq!(diag.diagnosis, "the test is wrong.");
@@ -55,12 +40,7 @@ async fn anthropic_answer_that_deletes_a_test_is_refused() {
     assert_eq!(r.headers["anthropic-version"], "2023-06-01");
     assert_eq!(r.body["model"], "test-model");
     assert_eq!(r.body["max_tokens"], 1024);
-    assert!(
-        r.body["system"]
-            .as_str()
-            .unwrap()
-            .contains("never delete, skip or weaken tests")
-    );
+    assert!(r.body["system"].as_str().unwrap().contains("never delete, skip or weaken tests"));
     let prompt = r.body["messages"][0]["content"].as_str().unwrap();
     assert_eq!(r.body["messages"][0]["role"], "user");
     for needle in [
@@ -71,10 +51,7 @@ async fn anthropic_answer_that_deletes_a_test_is_refused() {
         "```diff",
         "Never delete, skip",
     ] {
-        assert!(
-            prompt.contains(needle),
-            "prompt lacks {needle:?}:\n{prompt}"
-        );
+        assert!(prompt.contains(needle), "prompt lacks {needle:?}:\n{prompt}");
     }
 }
 
@@ -85,34 +62,15 @@ async fn openai_compatible_diff_fixes_a_compile_error() {
     let excerpt = "error[E0308]: mismatched types\n --> src/lib.rs:2:18\n  |\n2 |     let n: i32 = \"42\";\n  |            ---   ^^^^ expected `i32`, found `&str`\n";
     let answer = "Diagnosis: a string literal is assigned to an i32.\n\n```diff\ndiff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,4 +1,4 @@\n pub fn answer() -> i32 {\n-    let n: i32 = \"42\";\n+    let n: i32 = 42;\n     n\n }\n```\n";
     let llm = ScriptedLlm::start(vec![openai_text(answer, 900, 80)]).await;
-    let mut setup = llm_setup(
-        "openai-compatible",
-        &format!("{}/v1", llm.url),
-        Some("openai-key-abcdef"),
-    );
+    let mut setup = llm_setup("openai-compatible", &format!("{}/v1", llm.url), Some("openai-key-abcdef"));
     setup.failure_class = "rust_compile".into();
     setup.excerpt = excerpt.into();
     setup.settings.validation_commands = vec![];
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     let v = run.verdict();
-    assert_eq!(
-        (v.outcome, v.reason.as_str()),
-        (Outcome::Passed, "ValidationPassed"),
-        "{v:?}\n{}",
-        run.all_logs()
-    );
-    assert!(
-        v.summary.contains("cargo build --all-targets"),
-        "class default validation: {}",
-        v.summary
-    );
-    assert_eq!(
-        v.tokens,
-        Some(ci_healer::verdict::TokenUsage {
-            input: 900,
-            output: 80
-        })
-    );
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
+    assert!(v.summary.contains("cargo build --all-targets"), "class default validation: {}", v.summary);
+    assert_eq!(v.tokens, Some(ci_healer::verdict::TokenUsage { input: 900, output: 80 }));
     let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).unwrap();
     assert!(patch.contains("+    let n: i32 = 42;"), "{patch}");
 
@@ -123,32 +81,21 @@ async fn openai_compatible_diff_fixes_a_compile_error() {
     assert_eq!(r.body["max_tokens"], 1024);
     assert!((r.body["temperature"].as_f64().unwrap() - 0.1).abs() < 1e-6);
     assert_eq!(r.body["messages"][0]["role"], "system");
-    assert!(
-        r.body["messages"][1]["content"]
-            .as_str()
-            .unwrap()
-            .contains("expected `i32`, found `&str`")
-    );
+    assert!(r.body["messages"][1]["content"].as_str().unwrap().contains("expected `i32`, found `&str`"));
 }
 
 #[tokio::test]
 async fn rate_limit_with_retry_after_is_honoured_then_succeeds() {
     let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
-    let llm = ScriptedLlm::start(vec![
-        error_reply(429, &[("retry-after", "1")]),
-        anthropic_text(FIX_ANSWER, 100, 20),
-    ])
-    .await;
+    let llm =
+        ScriptedLlm::start(vec![error_reply(429, &[("retry-after", "1")]), anthropic_text(FIX_ANSWER, 100, 20)]).await;
     let setup = llm_setup("anthropic", &llm.url, Some("anthropic-key-123456"));
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     assert_eq!(run.verdict().outcome, Outcome::Passed, "{}", run.all_logs());
     let reqs = llm.requests();
     assert_eq!(reqs.len(), 2);
     let gap = reqs[1].at - reqs[0].at;
-    assert!(
-        gap >= Duration::from_millis(950),
-        "Retry-After: 1 was not honoured: {gap:?}"
-    );
+    assert!(gap >= Duration::from_millis(950), "Retry-After: 1 was not honoured: {gap:?}");
 }
 
 #[tokio::test]
@@ -165,10 +112,7 @@ async fn server_errors_exhaust_the_retries_with_a_precise_reason() {
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     let (reason, msg) = run.failure("agent");
     assert_eq!(reason, "ProviderUnavailable", "{msg}");
-    assert!(
-        msg.contains("HTTP 529") && msg.contains("3 attempt(s)") && msg.contains("scripted 529"),
-        "{msg}"
-    );
+    assert!(msg.contains("HTTP 529") && msg.contains("3 attempt(s)") && msg.contains("scripted 529"), "{msg}");
     assert_eq!(llm.requests().len(), 3, "maxRetries 2 = 3 attempts");
     assert!(run.outcomes.iter().all(|o| o.name != "validate"));
 }
@@ -177,30 +121,16 @@ async fn server_errors_exhaust_the_retries_with_a_precise_reason() {
 async fn an_answer_without_a_change_and_a_diff_that_does_not_apply_are_reported() {
     let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
     let prose = "Diagnosis: I am not sure what is wrong here; please check the test.";
-    let llm = ScriptedLlm::start(vec![
-        anthropic_text(prose, 10, 5),
-        anthropic_text(prose, 10, 5),
-    ])
-    .await;
+    let llm = ScriptedLlm::start(vec![anthropic_text(prose, 10, 5), anthropic_text(prose, 10, 5)]).await;
     let mut setup = llm_setup("anthropic", &llm.url, Some("anthropic-key-123456"));
     setup.settings.llm.as_mut().unwrap().max_turns = 2;
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
-    assert_eq!(
-        run.failure("agent").0,
-        "NoUsableChange",
-        "{}",
-        run.all_logs()
-    );
+    assert_eq!(run.failure("agent").0, "NoUsableChange", "{}", run.all_logs());
     let reqs = llm.requests();
     assert_eq!(reqs.len(), 2);
     let second = reqs[1].body["messages"].as_array().unwrap();
     assert_eq!(second.len(), 3, "prompt, answer, feedback");
-    assert!(
-        second[2]["content"]
-            .as_str()
-            .unwrap()
-            .contains("no change in the required format")
-    );
+    assert!(second[2]["content"].as_str().unwrap().contains("no change in the required format"));
 
     let bad = "Diagnosis: off by one.\n\n```diff\ndiff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,3 +1,3 @@\n pub fn add_two(x: i64) -> i64 {\n-    x + 3\n+    x + 1\n }\n```\n";
     let llm = ScriptedLlm::start(vec![anthropic_text(bad, 10, 5)]).await;
@@ -208,10 +138,7 @@ async fn an_answer_without_a_change_and_a_diff_that_does_not_apply_are_reported(
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     let (reason, msg) = run.failure("agent");
     assert_eq!(reason, "PatchDoesNotApply", "{msg}");
-    assert!(
-        msg.contains("patch does not apply") || msg.contains("patch failed"),
-        "{msg}"
-    );
+    assert!(msg.contains("patch does not apply") || msg.contains("patch failed"), "{msg}");
 }
 
 #[tokio::test]
@@ -223,25 +150,12 @@ async fn missing_key_file_and_unreachable_provider_have_precise_reasons() {
     assert_eq!(reason, "ApiKeyMissing", "{msg}");
 
     // A port nobody listens on.
-    let port = {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let setup = llm_setup(
-        "openai-compatible",
-        &format!("http://127.0.0.1:{port}/v1"),
-        Some("openai-key-abcdef"),
-    );
+    let port = { std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() };
+    let setup = llm_setup("openai-compatible", &format!("http://127.0.0.1:{port}/v1"), Some("openai-key-abcdef"));
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     let (reason, msg) = run.failure("agent");
     assert_eq!(reason, "ProviderUnreachable", "{msg}");
-    assert!(
-        msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("3 attempt(s)"),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("3 attempt(s)"), "{msg}");
 }
 
 #[tokio::test]
@@ -250,33 +164,19 @@ async fn secrets_never_reach_the_prompt_logs_or_verdict() {
     let gh = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
     let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
     let llm = ScriptedLlm::start(vec![anthropic_text(
-        &format!(
-            "Diagnosis: the key {key} is irrelevant.\n\n{}",
-            &FIX_ANSWER[FIX_ANSWER.find("```").unwrap()..]
-        ),
+        &format!("Diagnosis: the key {key} is irrelevant.\n\n{}", &FIX_ANSWER[FIX_ANSWER.find("```").unwrap()..]),
         10,
         5,
     )])
     .await;
     let mut setup = llm_setup("anthropic", &llm.url, Some(key));
-    setup.excerpt = format!(
-        "{OFF_BY_ONE_EXCERPT}\nenv: LLM_KEY={key} GITHUB_TOKEN={gh}\nAuthorization: Bearer {gh}\n"
-    );
+    setup.excerpt = format!("{OFF_BY_ONE_EXCERPT}\nenv: LLM_KEY={key} GITHUB_TOKEN={gh}\nAuthorization: Bearer {gh}\n");
     setup.git_token = Some(gh.into());
-    let run = run_local(
-        &job(&repo, &setup),
-        &setup,
-        vec![("RUST_LOG".into(), "debug".into())],
-    )
-    .await;
+    let run = run_local(&job(&repo, &setup), &setup, vec![("RUST_LOG".into(), "debug".into())]).await;
     assert_eq!(run.verdict().outcome, Outcome::Passed, "{}", run.all_logs());
     let body = serde_json::to_string(&llm.requests()[0].body).unwrap();
-    assert!(
-        body.contains("[MASKED]"),
-        "the excerpt was masked, not dropped"
-    );
-    let prompt_file =
-        std::fs::read_to_string(run.dirs.volumes.join("workspace/.healer/prompt.md")).unwrap();
+    assert!(body.contains("[MASKED]"), "the excerpt was masked, not dropped");
+    let prompt_file = std::fs::read_to_string(run.dirs.volumes.join("workspace/.healer/prompt.md")).unwrap();
     let verdict = run.step("validate").message.clone().unwrap();
     let agent_msg = run.step("agent").message.clone().unwrap();
     for (what, text) in [
@@ -287,14 +187,7 @@ async fn secrets_never_reach_the_prompt_logs_or_verdict() {
         ("agent report", &agent_msg),
     ] {
         assert!(!text.contains(key), "the LLM key leaked into the {what}");
-        assert!(
-            !text.contains(gh),
-            "the GitHub token leaked into the {what}"
-        );
+        assert!(!text.contains(gh), "the GitHub token leaked into the {what}");
     }
-    assert_eq!(
-        llm.requests()[0].headers["x-api-key"],
-        key,
-        "the key is only sent as the provider's header"
-    );
+    assert_eq!(llm.requests()[0].headers["x-api-key"], key, "the key is only sent as the provider's header");
 }

@@ -37,23 +37,10 @@ async fn rustfmt_violation_is_healed_by_the_fixer() {
         assert_eq!(run.step(s).exit_code, 0, "{s}\n{}", run.all_logs());
     }
     let v = run.verdict();
-    assert_eq!(
-        (v.outcome, v.reason.as_str()),
-        (Outcome::Passed, "ValidationPassed"),
-        "{v:?}\n{}",
-        run.all_logs()
-    );
-    assert!(
-        v.summary.contains("cargo fmt --all -- --check"),
-        "{}",
-        v.summary
-    );
-    let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"])
-        .expect("patch in the validate log");
-    assert!(
-        patch.contains("+pub fn add(a: i32, b: i32) -> i32 {"),
-        "{patch}"
-    );
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
+    assert!(v.summary.contains("cargo fmt --all -- --check"), "{}", v.summary);
+    let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).expect("patch in the validate log");
+    assert!(patch.contains("+pub fn add(a: i32, b: i32) -> i32 {"), "{patch}");
     assert_eq!(
         v.patch_sha256.as_deref(),
         Some(
@@ -86,71 +73,33 @@ async fn clippy_lint_is_healed_by_clippy_fix() {
     let setup = AttemptSetup::new("rust", "rust_clippy", excerpt);
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     let v = run.verdict();
-    assert_eq!(
-        (v.outcome, v.reason.as_str()),
-        (Outcome::Passed, "ValidationPassed"),
-        "{v:?}\n{}",
-        run.all_logs()
-    );
-    assert!(
-        v.summary
-            .contains("cargo clippy --all-targets -- -D warnings"),
-        "{}",
-        v.summary
-    );
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
+    assert!(v.summary.contains("cargo clippy --all-targets -- -D warnings"), "{}", v.summary);
     let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).unwrap();
-    assert!(
-        patch.contains("-    return x + 1;") && patch.contains("+    x + 1"),
-        "{patch}"
-    );
+    assert!(patch.contains("-    return x + 1;") && patch.contains("+    x + 1"), "{patch}");
     assert!(patch.contains("v.is_empty()"), "{patch}");
     let d = v.durations.as_ref().unwrap();
-    assert!(
-        d.checkout_seconds.is_some() && d.agent_seconds.is_some() && d.validate_seconds.is_some(),
-        "{d:?}"
-    );
+    assert!(d.checkout_seconds.is_some() && d.agent_seconds.is_some() && d.validate_seconds.is_some(), "{d:?}");
     cargo_clippy_passes(&run.workspace());
 }
 
 #[tokio::test]
 async fn prettier_from_npm_heals_a_frontend_format_failure() {
     let files = vec![
-        (
-            "package.json",
-            "{\n  \"name\": \"web\",\n  \"private\": true\n}\n",
-        ),
-        (
-            "src/app.ts",
-            "export const   config = {a:1,\n  b:  'two'}\n",
-        ),
+        ("package.json", "{\n  \"name\": \"web\",\n  \"private\": true\n}\n"),
+        ("src/app.ts", "export const   config = {a:1,\n  b:  'two'}\n"),
         ("src/ok.ts", "export const ok = 1;\n"),
     ];
     let repo = repo(&files);
     let excerpt = "> prettier --check .\nChecking formatting...\n[warn] src/app.ts\n[warn] Code style issues found in the above file. Run Prettier with --write to fix.\n";
     let setup = AttemptSetup::new("frontend", "frontend_format", excerpt);
-    let run = run_local(
-        &job(&repo, &setup),
-        &setup,
-        vec![("PATH".into(), tools_path())],
-    )
-    .await;
+    let run = run_local(&job(&repo, &setup), &setup, vec![("PATH".into(), tools_path())]).await;
     let v = run.verdict();
-    assert_eq!(
-        (v.outcome, v.reason.as_str()),
-        (Outcome::Passed, "ValidationPassed"),
-        "{v:?}\n{}",
-        run.all_logs()
-    );
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("prettier --check ."), "{}", v.summary);
     let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).unwrap();
-    assert!(
-        patch.contains("+export const config = { a: 1, b: \"two\" };"),
-        "{patch}"
-    );
-    assert!(
-        !patch.contains("package.json") && !patch.contains("ok.ts"),
-        "{patch}"
-    );
+    assert!(patch.contains("+export const config = { a: 1, b: \"two\" };"), "{patch}");
+    assert!(!patch.contains("package.json") && !patch.contains("ok.ts"), "{patch}");
 }
 
 #[tokio::test]
@@ -177,21 +126,12 @@ async fn external_agent_script_edits_the_workspace() {
     setup.agent_command = Some(exec_command(script.to_str().unwrap()));
     setup.settings.validation_commands = vec!["cargo test --quiet".into()];
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
-    assert!(
-        run.logs["agent"].contains("validation: cargo test --quiet"),
-        "{}",
-        run.all_logs()
-    );
+    assert!(run.logs["agent"].contains("validation: cargo test --quiet"), "{}", run.all_logs());
     let diag: ci_healer::resources::job::AgentReport =
         serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
     assert_eq!(diag.diagnosis, "add_one added two instead of one");
     let v = run.verdict();
-    assert_eq!(
-        (v.outcome, v.reason.as_str()),
-        (Outcome::Passed, "ValidationPassed"),
-        "{v:?}\n{}",
-        run.all_logs()
-    );
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
 }
 
 #[tokio::test]
@@ -200,11 +140,7 @@ async fn external_agent_failure_and_unchanged_workspace_have_precise_reasons() {
     let repo = repo(&as_refs(&files));
     let scripts = tempfile::tempdir().unwrap();
     let failing = scripts.path().join("fail.sh");
-    std::fs::write(
-        &failing,
-        "#!/bin/sh\necho 'model quota exceeded' >&2\nexit 3\n",
-    )
-    .unwrap();
+    std::fs::write(&failing, "#!/bin/sh\necho 'model quota exceeded' >&2\nexit 3\n").unwrap();
     let idle = scripts.path().join("idle.sh");
     std::fs::write(&idle, "#!/bin/sh\nexit 0\n").unwrap();
     for s in [&failing, &idle] {
@@ -216,21 +152,12 @@ async fn external_agent_failure_and_unchanged_workspace_have_precise_reasons() {
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     let (reason, msg) = run.failure("agent");
     assert_eq!(reason, "ExternalAgentFailed");
-    assert!(
-        msg.contains("exited with 3") && msg.contains("model quota exceeded"),
-        "{msg}"
-    );
-    assert!(
-        run.outcomes.iter().all(|o| o.name != "validate"),
-        "validate does not run after a failed agent"
-    );
+    assert!(msg.contains("exited with 3") && msg.contains("model quota exceeded"), "{msg}");
+    assert!(run.outcomes.iter().all(|o| o.name != "validate"), "validate does not run after a failed agent");
 
     setup.agent_command = Some(exec_command(idle.to_str().unwrap()));
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
-    assert_eq!(
-        (run.verdict().outcome, run.verdict().reason.as_str()),
-        (Outcome::Refused, "NoChange")
-    );
+    assert_eq!((run.verdict().outcome, run.verdict().reason.as_str()), (Outcome::Refused, "NoChange"));
 }
 
 #[tokio::test]
@@ -246,12 +173,7 @@ async fn checkout_reports_missing_commits_and_repositories() {
 
     r.base_url = format!("{}/elsewhere", r.base_url);
     let run = run_local(&job(&r, &setup), &setup, vec![]).await;
-    assert_eq!(
-        run.failure("checkout").0,
-        "RepositoryNotFound",
-        "{}",
-        run.all_logs()
-    );
+    assert_eq!(run.failure("checkout").0, "RepositoryNotFound", "{}", run.all_logs());
 }
 
 #[tokio::test]
@@ -295,12 +217,6 @@ async fn protected_paths_from_the_run_policy_and_size_caps_refuse_the_change() {
 
     // The run's spec.policy.protectedPaths reach the attempt's settings.
     let cfg = ci_healer::config::ControllerConfig::default();
-    let a = ci_healer::resources::attempt::build_attempt(
-        &common::run(&repo, &["src/**"]),
-        1,
-        "rust",
-        &cfg,
-    )
-    .unwrap();
+    let a = ci_healer::resources::attempt::build_attempt(&common::run(&repo, &["src/**"]), 1, "rust", &cfg).unwrap();
     assert_eq!(a.spec.settings.unwrap().protected_paths, ["src/**"]);
 }

@@ -12,25 +12,13 @@ use kube::api::PostParams;
 
 fn helm(args: &[&str]) -> String {
     let bin = support::root().join("hack/control-plane.sh");
-    let dir = String::from_utf8(
-        Command::new("bash")
-            .arg(bin)
-            .arg("bin-dir")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let dir = String::from_utf8(Command::new("bash").arg(bin).arg("bin-dir").output().unwrap().stdout).unwrap();
     let out = Command::new(format!("{}/helm", dir.trim()))
         .args(args)
         .current_dir(support::root())
         .output()
         .expect("run helm");
-    assert!(
-        out.status.success(),
-        "helm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -40,13 +28,7 @@ fn read(path: &str) -> String {
 
 #[test]
 fn generated_copies_match() {
-    let rendered = helm(&[
-        "template",
-        "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-    ]);
+    let rendered = helm(&["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"]);
     assert!(
         rendered == read("charts/rendered/ci-healer.yaml"),
         "charts/rendered/ci-healer.yaml is stale: run `make generate`"
@@ -62,23 +44,17 @@ fn generated_copies_match() {
         "--show-only",
         "templates/rbac.yaml",
     ]);
-    assert!(
-        rbac == read("config/rbac/controller.yaml"),
-        "config/rbac/controller.yaml is stale: run `make generate`"
-    );
+    assert!(rbac == read("config/rbac/controller.yaml"), "config/rbac/controller.yaml is stale: run `make generate`");
     assert!(
         read("charts/ci-healer/crds/cihealer.dev.yaml") == ci_healer::crd::crds_yaml(),
         "charts/ci-healer/crds/ is stale: run `make generate`"
     );
-    let cfg = ci_healer::config::ControllerConfig::load(
-        &support::root().join("config/samples/controller-config.yaml"),
-    )
-    .unwrap();
+    let cfg = ci_healer::config::ControllerConfig::load(&support::root().join("config/samples/controller-config.yaml"))
+        .unwrap();
     assert_eq!(cfg.git_token_secret.unwrap().name, "ci-healer-github");
     // The ConfigMap the chart renders is a valid controller config.
-    let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> =
+        serde_yaml_ng::Deserializer::from_str(&rendered).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
     let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
     ci_healer::config::ControllerConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap())
         .expect("chart config parses");
@@ -91,17 +67,12 @@ fn api_server_accepts_the_rendered_chart() {
         "apply",
         "--dry-run=server",
         "-f",
-        support::root()
-            .join("charts/rendered/ci-healer.yaml")
-            .to_str()
-            .unwrap(),
+        support::root().join("charts/rendered/ci-healer.yaml").to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
-    for kind in [
-        "serviceaccount/ci-healer",
-        "clusterrole.rbac.authorization.k8s.io/ci-healer",
-        "deployment.apps/ci-healer",
-    ] {
+    for kind in
+        ["serviceaccount/ci-healer", "clusterrole.rbac.authorization.k8s.io/ci-healer", "deployment.apps/ci-healer"]
+    {
         assert!(out.contains(kind), "{kind} missing in {out}");
     }
 }
@@ -118,10 +89,7 @@ async fn controller_heals_under_the_charts_rbac_only() {
         "--server-side",
         "--force-conflicts",
         "-f",
-        support::root()
-            .join("config/rbac/controller.yaml")
-            .to_str()
-            .unwrap(),
+        support::root().join("config/rbac/controller.yaml").to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
     let (ok, out) = support::kubectl(&["create", "serviceaccount", "ci-healer", "-n", &ns]);
@@ -146,28 +114,12 @@ async fn controller_heals_under_the_charts_rbac_only() {
     let text = read("config/samples/healingrun-from-workflow-job.yaml");
     let mut run: ci_healer::crd::HealingRun = serde_yaml_ng::from_str(&text).unwrap();
     run.metadata.namespace = Some(ns.clone());
-    let name = apis
-        .runs
-        .create(&PostParams::default(), &run)
-        .await
-        .unwrap()
-        .name_any();
+    let name = apis.runs.create(&PostParams::default(), &run).await.unwrap().name_any();
     let job = apis.job(&format!("{name}-1")).await;
-    support::finish_attempt(
-        &apis,
-        &job,
-        &support::verdict(Outcome::Passed, "ValidationPassed", "ok"),
-    )
-    .await;
+    support::finish_attempt(&apis, &job, &support::verdict(Outcome::Passed, "ValidationPassed", "ok")).await;
     apis.run_phase(&name, "Fixed").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logs = ctrl.logs();
-    assert!(
-        !logs.contains("forbidden"),
-        "the chart's RBAC is missing a permission:\n{logs}"
-    );
-    assert!(
-        apis.event_count("HealingRun", &name, "Fixed").await >= 1,
-        "Events are allowed too"
-    );
+    assert!(!logs.contains("forbidden"), "the chart's RBAC is missing a permission:\n{logs}");
+    assert!(apis.event_count("HealingRun", &name, "Fixed").await >= 1, "Events are allowed too");
 }

@@ -14,10 +14,8 @@ use support::{Apis, ControllerProcess, finish_attempt, verdict};
 
 /// The sample HealingRun (made by the Sensor from the real failed `workflow_job` delivery).
 fn sample_run(ns: &str) -> HealingRun {
-    let text = std::fs::read_to_string(
-        support::root().join("config/samples/healingrun-from-workflow-job.yaml"),
-    )
-    .unwrap();
+    let text =
+        std::fs::read_to_string(support::root().join("config/samples/healingrun-from-workflow-job.yaml")).unwrap();
     let mut run: HealingRun = serde_yaml_ng::from_str(&text).unwrap();
     run.metadata.namespace = Some(ns.into());
     run
@@ -52,11 +50,7 @@ fn cond<'a>(run: &'a HealingRun, t: &str) -> (&'a str, &'a str) {
 #[tokio::test]
 async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     let (apis, ctrl) = setup("fixed").await;
-    let run = apis
-        .runs
-        .create(&PostParams::default(), &sample_run(&apis.ns))
-        .await
-        .unwrap();
+    let run = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap();
     let name = run.name_any();
 
     let job = apis.job(&format!("{name}-1")).await;
@@ -64,37 +58,18 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     let spec = job.spec.as_ref().unwrap();
     assert_eq!(spec.backoff_limit, Some(0));
     assert_eq!(job.owner_references()[0].kind, "HealingAttempt");
-    assert_eq!(
-        spec.template
-            .spec
-            .as_ref()
-            .unwrap()
-            .automount_service_account_token,
-        Some(false)
-    );
+    assert_eq!(spec.template.spec.as_ref().unwrap().automount_service_account_token, Some(false));
 
     let running = apis.run_phase(&name, "Running").await;
     assert_eq!(running.status.as_ref().unwrap().current_attempt, Some(1));
 
-    finish_attempt(
-        &apis,
-        &job,
-        &verdict(
-            Outcome::Passed,
-            "ValidationPassed",
-            "prettier --check passes",
-        ),
-    )
-    .await;
+    finish_attempt(&apis, &job, &verdict(Outcome::Passed, "ValidationPassed", "prettier --check passes")).await;
     let fixed = apis.run_phase(&name, "Fixed").await;
     let st = fixed.status.as_ref().unwrap();
     assert_eq!(st.attempts, 1);
     assert_eq!(st.short_sha.as_deref(), Some("3484a3f"));
     assert_eq!(st.patch.as_ref().unwrap().attempt, format!("{name}-1"));
-    assert_eq!(
-        st.patch.as_ref().unwrap().diffstat.as_ref().unwrap().files,
-        1
-    );
+    assert_eq!(st.patch.as_ref().unwrap().diffstat.as_ref().unwrap().files, 1);
     assert!(st.completion_time.is_some() && st.start_time.is_some());
     assert_eq!(st.observed_generation, fixed.metadata.generation);
     assert_eq!(cond(&fixed, "Accepted"), ("True", "SpecValid"));
@@ -113,69 +88,27 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     // Events on the run, in order of the transitions.
     let reasons = apis.event_reasons("HealingRun", &name).await;
     for want in ["Triaged", "AttemptStarted", "AttemptSucceeded", "Fixed"] {
-        assert!(
-            reasons.iter().any(|r| r == want),
-            "missing Event {want} in {reasons:?}"
-        );
+        assert!(reasons.iter().any(|r| r == want), "missing Event {want} in {reasons:?}");
     }
 
     // What `kubectl get` shows: printer columns.
     let (ok, out) = support::kubectl(&["get", "healingruns", "-n", &apis.ns, "-o", "wide"]);
     assert!(ok, "{out}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        [
-            "NAME",
-            "PHASE",
-            "ATTEMPTS",
-            "REPOSITORY",
-            "BRANCH",
-            "SHA",
-            "CLASS",
-            "AGENT",
-            "AGE"
-        ]
-    );
+    assert_eq!(header, ["NAME", "PHASE", "ATTEMPTS", "REPOSITORY", "BRANCH", "SHA", "CLASS", "AGENT", "AGE"]);
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(
-        &row[..6],
-        [
-            name.as_str(),
-            "Fixed",
-            "1",
-            "Codertocat/Hello-World",
-            "main",
-            "3484a3f"
-        ]
-    );
+    assert_eq!(&row[..6], [name.as_str(), "Fixed", "1", "Codertocat/Hello-World", "main", "3484a3f"]);
     let (ok, out) = support::kubectl(&["get", "hrun", "-n", &apis.ns]);
     assert!(ok && out.contains("Fixed"), "short name works: {out}");
     let (ok, out) = support::kubectl(&["describe", "healingrun", &name, "-n", &apis.ns]);
-    assert!(
-        ok && out.contains("ValidationPassed") && out.contains("AttemptSucceeded"),
-        "{out}"
-    );
+    assert!(ok && out.contains("ValidationPassed") && out.contains("AttemptSucceeded"), "{out}");
     // Nothing changes any more, so the controller writes nothing: the resourceVersions stay put.
     let rv_run = apis.runs.get(&name).await.unwrap().resource_version();
-    let rv_att = apis
-        .attempts
-        .get(&format!("{name}-1"))
-        .await
-        .unwrap()
-        .resource_version();
+    let rv_att = apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(apis.runs.get(&name).await.unwrap().resource_version(), rv_run, "no-op writes to the run");
     assert_eq!(
-        apis.runs.get(&name).await.unwrap().resource_version(),
-        rv_run,
-        "no-op writes to the run"
-    );
-    assert_eq!(
-        apis.attempts
-            .get(&format!("{name}-1"))
-            .await
-            .unwrap()
-            .resource_version(),
+        apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version(),
         rv_att,
         "no-op writes to the attempt"
     );
@@ -191,10 +124,7 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
-    assert!(
-        metrics.contains("cihealer_reconcile_duration_seconds_bucket"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("cihealer_reconcile_duration_seconds_bucket"), "{metrics}");
     assert!(ctrl.http_get("/readyz").await.starts_with("HTTP/1.1 200"));
     assert!(ctrl.http_get("/healthz").await.starts_with("HTTP/1.1 200"));
     // The log names each transition.
@@ -207,133 +137,83 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
 #[tokio::test]
 async fn failing_attempts_escalate_after_exactly_three() {
     let (apis, _ctrl) = setup("escalate").await;
-    let run = apis
-        .runs
-        .create(&PostParams::default(), &sample_run(&apis.ns))
-        .await
-        .unwrap();
+    let run = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap();
     let name = run.name_any();
     for n in 1..=3 {
         let job = apis.job(&format!("{name}-{n}")).await;
         finish_attempt(
             &apis,
             &job,
-            &verdict(
-                Outcome::Failed,
-                "ValidationFailed",
-                &format!("prettier --check still fails ({n})"),
-            ),
+            &verdict(Outcome::Failed, "ValidationFailed", &format!("prettier --check still fails ({n})")),
         )
         .await;
     }
     let esc = apis.run_phase(&name, "Escalated").await;
     let st = esc.status.as_ref().unwrap();
     assert_eq!(st.attempts, 3);
-    assert_eq!(
-        st.escalation_reason.as_deref(),
-        Some("all 3 attempts failed; the last failed with ValidationFailed")
-    );
+    assert_eq!(st.escalation_reason.as_deref(), Some("all 3 attempts failed; the last failed with ValidationFailed"));
     assert_eq!(cond(&esc, "Escalated"), ("True", "AttemptsExhausted"));
     // Give a wrong controller time to make a 4th, then count.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        apis.job_names().await,
-        [
-            format!("{name}-1"),
-            format!("{name}-2"),
-            format!("{name}-3")
-        ]
-    );
-    assert_eq!(
-        apis.attempts
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        3
-    );
+    assert_eq!(apis.job_names().await, [format!("{name}-1"), format!("{name}-2"), format!("{name}-3")]);
+    assert_eq!(apis.attempts.list(&ListParams::default()).await.unwrap().items.len(), 3);
     let reasons = apis.event_reasons("HealingRun", &name).await;
-    assert_eq!(
-        apis.event_count("HealingRun", &name, "AttemptFailed").await,
-        3,
-        "{reasons:?}"
-    );
-    assert_eq!(
-        apis.event_count("HealingRun", &name, "AttemptStarted")
-            .await,
-        3,
-        "{reasons:?}"
-    );
+    assert_eq!(apis.event_count("HealingRun", &name, "AttemptFailed").await, 3, "{reasons:?}");
+    assert_eq!(apis.event_count("HealingRun", &name, "AttemptStarted").await, 3, "{reasons:?}");
     for n in 1..=3 {
-        assert_eq!(
-            apis.event_count("HealingAttempt", &format!("{name}-{n}"), "AttemptFailed")
-                .await,
-            1
-        );
+        assert_eq!(apis.event_count("HealingAttempt", &format!("{name}-{n}"), "AttemptFailed").await, 1);
     }
     assert!(reasons.iter().any(|r| r == "Escalated"), "{reasons:?}");
+    // Each attempt's Event on the run names that attempt as its related object (events.k8s.io/v1).
+    let evs = kube::Api::<k8s_openapi::api::events::v1::Event>::namespaced(apis.client.clone(), &apis.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let mut related: Vec<String> = evs
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
+        .filter(|e| e.reason.as_deref() == Some("AttemptFailed"))
+        .filter_map(|e| e.related.as_ref()?.name.clone())
+        .collect();
+    related.sort();
+    assert_eq!(related, [format!("{name}-1"), format!("{name}-2"), format!("{name}-3")]);
 }
 
 #[tokio::test]
 async fn a_pod_without_a_verdict_is_a_failed_attempt_and_the_next_one_starts() {
     let (apis, _ctrl) = setup("noverdict").await;
-    let run = apis
-        .runs
-        .create(&PostParams::default(), &sample_run(&apis.ns))
-        .await
-        .unwrap();
+    let run = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap();
     let name = run.name_any();
     let job = apis.job(&format!("{name}-1")).await;
     // The agent claims success on stdout, but validate leaves no verdict.
     finish_attempt(&apis, &job, "").await;
     apis.job(&format!("{name}-2")).await;
     let a1 = apis.attempts.get(&format!("{name}-1")).await.unwrap();
-    assert_eq!(
-        a1.status.unwrap().failure_reason.as_deref(),
-        Some("VerdictMissing")
-    );
+    assert_eq!(a1.status.unwrap().failure_reason.as_deref(), Some("VerdictMissing"));
 
     // A checkout step that fails with its own reason.
     let job2 = apis.job(&format!("{name}-2")).await;
-    let pod = ci_healer::runner::sim::ensure_pod(&apis.client, &job2)
-        .await
-        .unwrap();
+    let pod = ci_healer::runner::sim::ensure_pod(&apis.client, &job2).await.unwrap();
     let outcomes = [
         ci_healer::runner::sim::StepOutcome::new("prepare", 0, None),
         ci_healer::runner::sim::StepOutcome::new(
             "checkout",
             128,
-            Some(
-                r#"{"reason":"CommitNotFound","message":"3484a3f is not in Codertocat/Hello-World"}"#,
-            ),
+            Some(r#"{"reason":"CommitNotFound","message":"3484a3f is not in Codertocat/Hello-World"}"#),
         ),
     ];
-    ci_healer::runner::sim::report_finished(&apis.client, &pod, &outcomes)
-        .await
-        .unwrap();
-    ci_healer::runner::sim::report_job_finished(&apis.client, &job2, false)
-        .await
-        .unwrap();
+    ci_healer::runner::sim::report_finished(&apis.client, &pod, &outcomes).await.unwrap();
+    ci_healer::runner::sim::report_job_finished(&apis.client, &job2, false).await.unwrap();
     apis.job(&format!("{name}-3")).await;
-    let a2 = apis
-        .attempts
-        .get(&format!("{name}-2"))
-        .await
-        .unwrap()
-        .status
-        .unwrap();
+    let a2 = apis.attempts.get(&format!("{name}-2")).await.unwrap().status.unwrap();
     assert_eq!(a2.failure_reason.as_deref(), Some("CommitNotFound"));
 }
 
 #[tokio::test]
 async fn abort_during_an_attempt_stops_the_job() {
     let (apis, _ctrl) = setup("abort").await;
-    let run = apis
-        .runs
-        .create(&PostParams::default(), &sample_run(&apis.ns))
-        .await
-        .unwrap();
+    let run = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap();
     let name = run.name_any();
     let job = apis.job(&format!("{name}-1")).await;
     let pod = support::start_attempt_pod(&apis, &job).await;
@@ -360,13 +240,7 @@ async fn abort_during_an_attempt_stops_the_job() {
     support::wait_for("the Job to be deleted", Duration::from_secs(20), || {
         let jobs = jobs.clone();
         let job_name = job_name.clone();
-        async move {
-            jobs.get_opt(&job_name)
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        }
+        async move { jobs.get_opt(&job_name).await.unwrap().is_none().then_some(()) }
     })
     .await;
     let pods = apis.pods.clone();
@@ -374,68 +248,36 @@ async fn abort_during_an_attempt_stops_the_job() {
     support::wait_for("the pod to be deleted", Duration::from_secs(20), || {
         let pods = pods.clone();
         let pod_name = pod_name.clone();
-        async move {
-            pods.get_opt(&pod_name)
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        }
+        async move { pods.get_opt(&pod_name).await.unwrap().is_none().then_some(()) }
     })
     .await;
-    let a = apis
-        .attempts
-        .get(&format!("{name}-1"))
-        .await
-        .unwrap()
-        .status
-        .unwrap();
+    let a = apis.attempts.get(&format!("{name}-1")).await.unwrap().status.unwrap();
     assert_eq!(a.failure_reason.as_deref(), Some("Aborted"));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        apis.job_names().await.is_empty(),
-        "no further attempt after an abort"
-    );
-    assert_eq!(
-        apis.runs.get(&name).await.unwrap().status.unwrap().phase,
-        Some(RunPhase::Aborted)
-    );
+    assert!(apis.job_names().await.is_empty(), "no further attempt after an abort");
+    assert_eq!(apis.runs.get(&name).await.unwrap().status.unwrap().phase, Some(RunPhase::Aborted));
 }
 
 #[tokio::test]
 async fn a_second_run_for_the_same_failure_is_a_duplicate_and_starts_no_job() {
     let (apis, _ctrl) = setup("dedup").await;
-    let first = apis
-        .runs
-        .create(&PostParams::default(), &sample_run(&apis.ns))
-        .await
-        .unwrap()
-        .name_any();
+    let first = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap().name_any();
     apis.job(&format!("{first}-1")).await;
     // The same job re-run on GitHub: a new delivery, run attempt 2, same commit and failure.
     let mut second = run_named(&apis.ns, "gh-2202229078-2-289782452");
     second.spec.source.run_attempt = Some(2);
     second.spec.source.job_id = Some(289782452);
-    let second = apis
-        .runs
-        .create(&PostParams::default(), &second)
-        .await
-        .unwrap()
-        .name_any();
+    let second = apis.runs.create(&PostParams::default(), &second).await.unwrap().name_any();
 
     let runs = apis.runs.clone();
-    let dup = support::wait_for(
-        "the second run to be marked duplicate",
-        Duration::from_secs(30),
-        || {
-            let runs = runs.clone();
-            let second = second.clone();
-            async move {
-                let r = runs.get(&second).await.ok()?;
-                r.status.as_ref()?.duplicate_of.is_some().then_some(r)
-            }
-        },
-    )
+    let dup = support::wait_for("the second run to be marked duplicate", Duration::from_secs(30), || {
+        let runs = runs.clone();
+        let second = second.clone();
+        async move {
+            let r = runs.get(&second).await.ok()?;
+            r.status.as_ref()?.duplicate_of.is_some().then_some(r)
+        }
+    })
     .await;
     let st = dup.status.as_ref().unwrap();
     assert_eq!(st.duplicate_of.as_deref(), Some(first.as_str()));
@@ -443,20 +285,11 @@ async fn a_second_run_for_the_same_failure_is_a_duplicate_and_starts_no_job() {
     assert_eq!(cond(&dup, "Duplicate"), ("True", "DuplicateOfActiveRun"));
     assert_eq!(st.attempts, 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        apis.job_names().await,
-        [format!("{first}-1")],
-        "the duplicate starts no Job"
-    );
+    assert_eq!(apis.job_names().await, [format!("{first}-1")], "the duplicate starts no Job");
 
     // When the first is fixed, the duplicate ends Fixed too, still without a Job of its own.
     let job = apis.job(&format!("{first}-1")).await;
-    finish_attempt(
-        &apis,
-        &job,
-        &verdict(Outcome::Passed, "ValidationPassed", "formatted"),
-    )
-    .await;
+    finish_attempt(&apis, &job, &verdict(Outcome::Passed, "ValidationPassed", "formatted")).await;
     apis.run_phase(&first, "Fixed").await;
     let d = apis.run_phase(&second, "Fixed").await;
     assert_eq!(cond(&d, "Fixed"), ("True", "DuplicateFixed"));
@@ -466,12 +299,7 @@ async fn a_second_run_for_the_same_failure_is_a_duplicate_and_starts_no_job() {
     let mut other = run_named(&apis.ns, "gh-2202229078-1-289782999");
     other.spec.source.job_name = Some("unit-tests".into());
     other.spec.source.failed_steps = vec!["Run cargo test".into()];
-    let other = apis
-        .runs
-        .create(&PostParams::default(), &other)
-        .await
-        .unwrap()
-        .name_any();
+    let other = apis.runs.create(&PostParams::default(), &other).await.unwrap().name_any();
     apis.job(&format!("{other}-1")).await;
 }
 
@@ -482,12 +310,7 @@ async fn restarting_the_controller_mid_attempt_keeps_one_job_per_attempt() {
     let ns = support::namespace(&client, "restart").await;
     let apis = Apis::new(&client, &ns);
     let mut ctrl = ControllerProcess::start(&ns, None);
-    let name = apis
-        .runs
-        .create(&PostParams::default(), &sample_run(&ns))
-        .await
-        .unwrap()
-        .name_any();
+    let name = apis.runs.create(&PostParams::default(), &sample_run(&ns)).await.unwrap().name_any();
     let job1 = apis.job(&format!("{name}-1")).await;
     support::start_attempt_pod(&apis, &job1).await;
     apis.run_phase(&name, "Running").await;
@@ -497,12 +320,7 @@ async fn restarting_the_controller_mid_attempt_keeps_one_job_per_attempt() {
     let mut ctrl = ControllerProcess::start(&ns, None);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(apis.job_names().await, [format!("{name}-1")]);
-    finish_attempt(
-        &apis,
-        &job1,
-        &verdict(Outcome::Failed, "ValidationFailed", "still failing"),
-    )
-    .await;
+    finish_attempt(&apis, &job1, &verdict(Outcome::Failed, "ValidationFailed", "still failing")).await;
     let job2 = apis.job(&format!("{name}-2")).await;
 
     // Kill it right after attempt 2's Job appeared, twice in a row.
@@ -511,26 +329,15 @@ async fn restarting_the_controller_mid_attempt_keeps_one_job_per_attempt() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     ctrl.kill();
     let ctrl = ControllerProcess::start(&ns, None);
-    finish_attempt(
-        &apis,
-        &job2,
-        &verdict(Outcome::Passed, "ValidationPassed", "fixed"),
-    )
-    .await;
+    finish_attempt(&apis, &job2, &verdict(Outcome::Passed, "ValidationPassed", "fixed")).await;
     let fixed = apis.run_phase(&name, "Fixed").await;
     assert_eq!(fixed.status.unwrap().attempts, 2);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        apis.job_names().await,
-        [format!("{name}-1"), format!("{name}-2")]
-    );
+    assert_eq!(apis.job_names().await, [format!("{name}-1"), format!("{name}-2")]);
     for j in [&job1, &job2] {
         let pods = apis
             .pods
-            .list(
-                &ListParams::default()
-                    .labels(&format!("batch.kubernetes.io/job-name={}", j.name_any())),
-            )
+            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", j.name_any())))
             .await
             .unwrap();
         assert_eq!(pods.items.len(), 1, "one pod per Job");
@@ -543,49 +350,24 @@ async fn an_unknown_profile_sets_accepted_false_and_waits_for_a_fix() {
     let (apis, _ctrl) = setup("badprofile").await;
     let mut run = sample_run(&apis.ns);
     run.spec.policy.agent = "quantum".into();
-    let name = apis
-        .runs
-        .create(&PostParams::default(), &run)
-        .await
-        .unwrap()
-        .name_any();
+    let name = apis.runs.create(&PostParams::default(), &run).await.unwrap().name_any();
     let runs = apis.runs.clone();
     let r = support::wait_for("Accepted=False", Duration::from_secs(30), || {
         let runs = runs.clone();
         let name = name.clone();
         async move {
             let r = runs.get(&name).await.ok()?;
-            r.status
-                .as_ref()?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Accepted" && c.status == "False")
-                .then_some(r)
+            r.status.as_ref()?.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "False").then_some(r)
         }
     })
     .await;
     assert_eq!(cond(&r, "Accepted"), ("False", "UnknownProfile"));
-    let msg = &r
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Accepted")
-        .unwrap()
-        .message;
-    assert!(
-        msg.contains("'quantum' is not a configured profile"),
-        "{msg}"
-    );
+    let msg = &r.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Accepted").unwrap().message;
+    assert!(msg.contains("'quantum' is not a configured profile"), "{msg}");
     assert!(apis.job_names().await.is_empty());
     // Fixing the spec lets it proceed.
     apis.runs
-        .patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"policy": {"agent": "frontend"}}})),
-        )
+        .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"policy": {"agent": "frontend"}}})))
         .await
         .unwrap();
     apis.job(&format!("{name}-1")).await;
@@ -601,38 +383,18 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     let ns = support::namespace(&client, "leader").await;
     let apis = Apis::new(&client, &ns);
     let mut a = ControllerProcess::start(&ns, None);
-    a.wait_log("acquired leadership", Duration::from_secs(20))
-        .await;
+    a.wait_log("acquired leadership", Duration::from_secs(20)).await;
     let b = ControllerProcess::start(&ns, None);
-    b.wait_log("waiting for leadership", Duration::from_secs(20))
-        .await;
+    b.wait_log("waiting for leadership", Duration::from_secs(20)).await;
 
-    let name = apis
-        .runs
-        .create(&PostParams::default(), &sample_run(&ns))
-        .await
-        .unwrap()
-        .name_any();
+    let name = apis.runs.create(&PostParams::default(), &sample_run(&ns)).await.unwrap().name_any();
     let job1 = apis.job(&format!("{name}-1")).await;
-    assert!(
-        !b.logs().contains("acquired leadership"),
-        "the standby must not lead while the leader lives"
-    );
-    assert!(
-        !b.logs().contains("created"),
-        "the standby must not act:\n{}",
-        b.logs()
-    );
+    assert!(!b.logs().contains("acquired leadership"), "the standby must not lead while the leader lives");
+    assert!(!b.logs().contains("created"), "the standby must not act:\n{}", b.logs());
 
     a.kill();
-    b.wait_log("acquired leadership", Duration::from_secs(20))
-        .await;
-    finish_attempt(
-        &apis,
-        &job1,
-        &verdict(Outcome::Passed, "ValidationPassed", "ok"),
-    )
-    .await;
+    b.wait_log("acquired leadership", Duration::from_secs(20)).await;
+    finish_attempt(&apis, &job1, &verdict(Outcome::Passed, "ValidationPassed", "ok")).await;
     apis.run_phase(&name, "Fixed").await;
     assert_eq!(apis.job_names().await, [format!("{name}-1")]);
 }

@@ -48,15 +48,9 @@ async fn has_changes(ws: &Path) -> bool {
 async fn checkpoint(ws: &Path, msg: &str) -> anyhow::Result<()> {
     diff::git(ws, &["add", "--all"]).await?;
     let mut cmd = tokio::process::Command::new("git");
-    cmd.args(["commit", "-q", "--no-verify", "--allow-empty", "-m", msg])
-        .current_dir(ws)
-        .envs(COMMIT_ENV);
+    cmd.args(["commit", "-q", "--no-verify", "--allow-empty", "-m", msg]).current_dir(ws).envs(COMMIT_ENV);
     let out = cmd.output().await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "git commit failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    anyhow::ensure!(out.status.success(), "git commit failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
 
@@ -75,17 +69,12 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     // 1. Fixers.
     let names: Vec<String> = match &s.fixers {
         Some(v) => v.clone(),
-        None => fixers::for_class(&env.context.failure_class, &env.context.excerpt)
-            .into_iter()
-            .map(String::from)
-            .collect(),
+        None => {
+            fixers::for_class(&env.context.failure_class, &env.context.excerpt).into_iter().map(String::from).collect()
+        }
     };
     let runs = fixers::run_fixers(&names, ws, timeout).await;
-    let ran: Vec<&str> = runs
-        .iter()
-        .filter(|r| r.status == "ran")
-        .map(|r| r.name.as_str())
-        .collect();
+    let ran: Vec<&str> = runs.iter().filter(|r| r.status == "ran").map(|r| r.name.as_str()).collect();
     for r in &runs {
         tracing::info!(fixer = %r.name, status = r.status, seconds = r.seconds, "fixer");
     }
@@ -93,19 +82,11 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     if fixed_something {
         stats.method = "fixers".into();
         let diagnosis = format!("deterministic fixer(s) {} changed the code", ran.join(", "));
-        if validation.is_empty()
-            || validate::run_commands(&validation, ws, timeout, &env.masker)
-                .await
-                .is_ok()
-        {
-            return AgentEnd::Changed {
-                diagnosis: format!("{diagnosis}; the validation commands pass"),
-            };
+        if validation.is_empty() || validate::run_commands(&validation, ws, timeout, &env.masker).await.is_ok() {
+            return AgentEnd::Changed { diagnosis: format!("{diagnosis}; the validation commands pass") };
         }
         if s.llm.is_none() {
-            return AgentEnd::Changed {
-                diagnosis: format!("{diagnosis}, but the validation commands still fail"),
-            };
+            return AgentEnd::Changed { diagnosis: format!("{diagnosis}, but the validation commands still fail") };
         }
     }
     let Some(llm_settings) = s.llm.clone() else {
@@ -113,28 +94,17 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
             diagnosis: if names.is_empty() {
                 "no fixer applies to this failure and no LLM is configured for the profile".into()
             } else {
-                format!(
-                    "the fixers ({}) changed nothing and no LLM is configured for the profile",
-                    names.join(", ")
-                )
+                format!("the fixers ({}) changed nothing and no LLM is configured for the profile", names.join(", "))
             },
         };
     };
 
     // 2. The LLM loop.
-    stats.method = if fixed_something {
-        "fixers+llm".into()
-    } else {
-        "llm".into()
-    };
-    let key = match llm::Client::read_key(std::env::var("HEALER_LLM_API_KEY_FILE").ok().as_deref())
-    {
+    stats.method = if fixed_something { "fixers+llm".into() } else { "llm".into() };
+    let key = match llm::Client::read_key(std::env::var("HEALER_LLM_API_KEY_FILE").ok().as_deref()) {
         Ok(k) => k,
         Err(e) => {
-            return AgentEnd::Failed {
-                reason: e.reason().into(),
-                message: e.to_string(),
-            };
+            return AgentEnd::Failed { reason: e.reason().into(), message: e.to_string() };
         }
     };
     let mut masker = env.masker.clone();
@@ -142,37 +112,22 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     let client = match llm::Client::new(&llm_settings, key) {
         Ok(c) => c,
         Err(e) => {
-            return AgentEnd::Failed {
-                reason: "ProviderClientError".into(),
-                message: e.to_string(),
-            };
+            return AgentEnd::Failed { reason: "ProviderClientError".into(), message: e.to_string() };
         }
     };
     if fixed_something && let Err(e) = checkpoint(ws, "ci-healer: fixers").await {
-        return AgentEnd::Failed {
-            reason: "WorkspaceError".into(),
-            message: e.to_string(),
-        };
+        return AgentEnd::Failed { reason: "WorkspaceError".into(), message: e.to_string() };
     }
     let prompt_text = match env.render_prompt(&llm_settings, &validation, false) {
         Ok(p) => p,
         Err(e) => {
-            return AgentEnd::Failed {
-                reason: "PromptTemplateInvalid".into(),
-                message: e.to_string(),
-            };
+            return AgentEnd::Failed { reason: "PromptTemplateInvalid".into(), message: e.to_string() };
         }
     };
     let _ = std::fs::write(process::state_dir().join("prompt.md"), &prompt_text);
 
-    let mut messages = vec![Message {
-        role: Role::User,
-        content: prompt_text,
-    }];
-    let mut last: (String, String) = (
-        "NoUsableChange".into(),
-        "the model proposed no change".into(),
-    );
+    let mut messages = vec![Message { role: Role::User, content: prompt_text }];
+    let mut last: (String, String) = ("NoUsableChange".into(), "the model proposed no change".into());
     let mut diagnosis = String::new();
     let mut applied_any = false;
     for turn in 1..=llm_settings.max_turns.max(1) {
@@ -180,10 +135,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
         if used >= llm_settings.token_budget {
             last = (
                 "TokenBudgetExhausted".into(),
-                format!(
-                    "{used} tokens used of a budget of {}",
-                    llm_settings.token_budget
-                ),
+                format!("{used} tokens used of a budget of {}", llm_settings.token_budget),
             );
             break;
         }
@@ -200,28 +152,17 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
                 if applied_any {
                     break;
                 }
-                return AgentEnd::Failed {
-                    reason: e.reason().into(),
-                    message: masker.mask(&e.to_string()),
-                };
+                return AgentEnd::Failed { reason: e.reason().into(), message: masker.mask(&e.to_string()) };
             }
         };
         stats.tokens.input += resp.input_tokens;
         stats.tokens.output += resp.output_tokens;
-        tracing::info!(
-            turn,
-            input_tokens = resp.input_tokens,
-            output_tokens = resp.output_tokens,
-            "model answered"
-        );
+        tracing::info!(turn, input_tokens = resp.input_tokens, output_tokens = resp.output_tokens, "model answered");
         let d = llm::diagnosis(&resp.text);
         if !d.is_empty() {
             diagnosis = masker.mask(&d);
         }
-        messages.push(Message {
-            role: Role::Assistant,
-            content: resp.text.clone(),
-        });
+        messages.push(Message { role: Role::Assistant, content: resp.text.clone() });
         if applied_any {
             // Each answer is a complete change against the checkpoint, not a delta on the last one.
             reset_to_checkpoint(ws).await;
@@ -244,11 +185,9 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
                     )
                 }
                 Ok(()) if !has_changes(ws).await => {
-                    last = (
-                        "NoUsableChange".into(),
-                        "the model's change leaves the files as they were".into(),
-                    );
-                    "Your change leaves the files exactly as they were. Propose a change that fixes the failure.".to_string()
+                    last = ("NoUsableChange".into(), "the model's change leaves the files as they were".into());
+                    "Your change leaves the files exactly as they were. Propose a change that fixes the failure."
+                        .to_string()
                 }
                 Ok(()) => {
                     applied_any = true;
@@ -273,10 +212,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
             },
         };
         if turn < llm_settings.max_turns.max(1) {
-            messages.push(Message {
-                role: Role::User,
-                content: feedback,
-            });
+            messages.push(Message { role: Role::User, content: feedback });
         }
     }
     if applied_any || fixed_something {
@@ -287,10 +223,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
         };
         return AgentEnd::Changed { diagnosis: d };
     }
-    AgentEnd::Failed {
-        reason: last.0,
-        message: last.1,
-    }
+    AgentEnd::Failed { reason: last.0, message: last.1 }
 }
 
 /// Apply a proposed change to `ws`. Errors: `git apply`'s message, or an unsafe file path.
@@ -301,10 +234,8 @@ pub async fn apply(ws: &Path, change: &ProposedChange, turn: u32) -> Result<(), 
             let _ = std::fs::create_dir_all(process::state_dir());
             std::fs::write(&file, d).map_err(|e| e.to_string())?;
             let f = file.to_string_lossy().to_string();
-            let attempts: [&[&str]; 2] = [
-                &["apply", "--recount", "--whitespace=nowarn"],
-                &["apply", "--recount", "--whitespace=nowarn", "-C1"],
-            ];
+            let attempts: [&[&str]; 2] =
+                [&["apply", "--recount", "--whitespace=nowarn"], &["apply", "--recount", "--whitespace=nowarn", "-C1"]];
             let mut err = String::new();
             for args in attempts {
                 let mut a: Vec<&str> = args.to_vec();
@@ -320,9 +251,7 @@ pub async fn apply(ws: &Path, change: &ProposedChange, turn: u32) -> Result<(), 
             for (path, content) in files {
                 let rel = Path::new(path.trim_start_matches("./"));
                 if rel.is_absolute()
-                    || rel
-                        .components()
-                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                    || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
                     || rel.starts_with(".git")
                 {
                     return Err(format!("refusing to write outside the repository: {path}"));

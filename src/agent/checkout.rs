@@ -15,15 +15,8 @@ use tokio::process::Command;
 use super::context::Masker;
 
 /// Lock files that tools create when a repository does not track them; untracked ones are ignored.
-pub const GENERATED_LOCKS: &[&str] = &[
-    "Cargo.lock",
-    "package-lock.json",
-    "yarn.lock",
-    "pnpm-lock.yaml",
-    "go.sum",
-    "poetry.lock",
-    "uv.lock",
-];
+pub const GENERATED_LOCKS: &[&str] =
+    &["Cargo.lock", "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "go.sum", "poetry.lock", "uv.lock"];
 
 /// Where to clone from and what.
 #[derive(Debug, Clone)]
@@ -55,23 +48,14 @@ impl CheckoutPlan {
     /// repository or SHA is missing.
     pub fn from_env() -> Result<Self, CheckoutError> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let mis = |m: &str| CheckoutError {
-            reason: "CheckoutMisconfigured",
-            message: m.into(),
-        };
+        let mis = |m: &str| CheckoutError { reason: "CheckoutMisconfigured", message: m.into() };
         let sha = var("HEALER_HEAD_SHA").ok_or_else(|| mis("HEALER_HEAD_SHA is not set"))?;
         let url = match var("HEALER_REPO_URL") {
             Some(u) => u,
             None => {
-                let repo =
-                    var("HEALER_REPOSITORY").ok_or_else(|| mis("HEALER_REPOSITORY is not set"))?;
-                let base =
-                    var("HEALER_GIT_BASE_URL").unwrap_or_else(|| "https://github.com".into());
-                format!(
-                    "{}/{}.git",
-                    base.trim_end_matches('/'),
-                    repo.trim_end_matches(".git")
-                )
+                let repo = var("HEALER_REPOSITORY").ok_or_else(|| mis("HEALER_REPOSITORY is not set"))?;
+                let base = var("HEALER_GIT_BASE_URL").unwrap_or_else(|| "https://github.com".into());
+                format!("{}/{}.git", base.trim_end_matches('/'), repo.trim_end_matches(".git"))
             }
         };
         Ok(Self {
@@ -140,18 +124,9 @@ pub async fn checkout(plan: &CheckoutPlan, masker: &Masker) -> Result<String, Ch
     // Keep build output out of the diff even when the repository does not ignore it.
     let exclude = plan.dir.join(".git/info/exclude");
     let _ = std::fs::create_dir_all(exclude.parent().expect("has parent"));
-    let _ = std::fs::write(
-        &exclude,
-        "target/\nnode_modules/\n__pycache__/\n.ruff_cache/\n.pytest_cache/\n.healer/\n",
-    );
+    let _ = std::fs::write(&exclude, "target/\nnode_modules/\n__pycache__/\n.ruff_cache/\n.pytest_cache/\n.healer/\n");
     let _ = run(vec!["remote".into(), "remove".into(), "origin".into()]).await;
-    run(vec![
-        "remote".into(),
-        "add".into(),
-        "origin".into(),
-        plan.url.clone(),
-    ])
-    .await?;
+    run(vec!["remote".into(), "add".into(), "origin".into(), plan.url.clone()]).await?;
 
     let full = plan.sha.len() == 40;
     if full {
@@ -199,22 +174,13 @@ pub async fn checkout(plan: &CheckoutPlan, masker: &Masker) -> Result<String, Ch
             message: format!("fetched {resolved}, expected {}", plan.sha),
         });
     }
-    run(vec![
-        "checkout".into(),
-        "-q".into(),
-        "--detach".into(),
-        resolved.clone(),
-    ])
-    .await?;
+    run(vec!["checkout".into(), "-q".into(), "--detach".into(), resolved.clone()]).await?;
     // Tools generate lock files a repository may not track (a library's Cargo.lock): those are build
     // output, not part of a change.
     let tracked = run(vec!["ls-files".into()]).await.unwrap_or_default();
     let mut exclude_text = std::fs::read_to_string(&exclude).unwrap_or_default();
     for lock in GENERATED_LOCKS {
-        if !tracked
-            .lines()
-            .any(|l| l == *lock || l.ends_with(&format!("/{lock}")))
-        {
+        if !tracked.lines().any(|l| l == *lock || l.ends_with(&format!("/{lock}"))) {
             exclude_text.push_str(lock);
             exclude_text.push('\n');
         }
@@ -227,16 +193,9 @@ pub async fn checkout(plan: &CheckoutPlan, masker: &Masker) -> Result<String, Ch
     Ok(resolved)
 }
 
-async fn git(
-    plan: &CheckoutPlan,
-    args: Vec<String>,
-    masker: &Masker,
-) -> Result<String, CheckoutError> {
+async fn git(plan: &CheckoutPlan, args: Vec<String>, masker: &Masker) -> Result<String, CheckoutError> {
     let mut cmd = Command::new("git");
-    cmd.current_dir(&plan.dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "true")
-        .env_remove("SSH_ASKPASS");
+    cmd.current_dir(&plan.dir).env("GIT_TERMINAL_PROMPT", "0").env("GIT_ASKPASS", "true").env_remove("SSH_ASKPASS");
     if let Some(f) = &plan.token_file {
         // The helper reads the file itself when git needs credentials; only its path is passed.
         cmd.env("HEALER_GIT_TOKEN_FILE", f);
@@ -256,22 +215,13 @@ async fn git(
             reason: "CheckoutFailed",
             message: format!("git {} timed out after 600s", args[0]),
         })?
-        .map_err(|e| CheckoutError {
-            reason: "CheckoutFailed",
-            message: format!("cannot run git: {e}"),
-        })?;
+        .map_err(|e| CheckoutError { reason: "CheckoutFailed", message: format!("cannot run git: {e}") })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let message = super::context::bound(
-        &masker.mask(&format!("git {} failed: {}", args[0], stderr.trim())),
-        1024,
-    );
-    Err(CheckoutError {
-        reason: classify(&stderr),
-        message,
-    })
+    let message = super::context::bound(&masker.mask(&format!("git {} failed: {}", args[0], stderr.trim())), 1024);
+    Err(CheckoutError { reason: classify(&stderr), message })
 }
 
 #[cfg(test)]
@@ -280,18 +230,10 @@ mod tests {
 
     #[test]
     fn classifies_git_errors() {
+        assert_eq!(classify("fatal: remote error: upload-pack: not our ref 0123"), "CommitNotFound");
+        assert_eq!(classify("fatal: couldn't find remote ref refs/heads/x"), "CommitNotFound");
         assert_eq!(
-            classify("fatal: remote error: upload-pack: not our ref 0123"),
-            "CommitNotFound"
-        );
-        assert_eq!(
-            classify("fatal: couldn't find remote ref refs/heads/x"),
-            "CommitNotFound"
-        );
-        assert_eq!(
-            classify(
-                "remote: Repository not found.\nfatal: repository 'https://github.com/a/b.git/' not found"
-            ),
+            classify("remote: Repository not found.\nfatal: repository 'https://github.com/a/b.git/' not found"),
             "RepositoryNotFound"
         );
         assert_eq!(
@@ -300,14 +242,9 @@ mod tests {
             ),
             "RepositoryNotFound"
         );
+        assert_eq!(classify("fatal: Authentication failed for 'https://github.com/a/b.git/'"), "AccessDenied");
         assert_eq!(
-            classify("fatal: Authentication failed for 'https://github.com/a/b.git/'"),
-            "AccessDenied"
-        );
-        assert_eq!(
-            classify(
-                "fatal: could not read Username for 'https://github.com': terminal prompts disabled"
-            ),
+            classify("fatal: could not read Username for 'https://github.com': terminal prompts disabled"),
             "AccessDenied"
         );
         assert_eq!(

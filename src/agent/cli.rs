@@ -63,10 +63,7 @@ pub fn install_binary(args: InstallBinaryArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn fail(reason: &str, message: &str, masker: &Masker) -> anyhow::Result<ExitCode> {
-    let f = StepFailure {
-        reason: reason.into(),
-        message: super::context::bound(&masker.mask(message), 3000),
-    };
+    let f = StepFailure { reason: reason.into(), message: super::context::bound(&masker.mask(message), 3000) };
     eprintln!("{}: {}", f.reason, f.message);
     process::write_termination_message(&serde_json::to_string(&f)?)?;
     Ok(ExitCode::FAILURE)
@@ -113,24 +110,15 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
             .await;
         }
         match external::exec(&env, &args.command).await {
-            Err(e) => AgentEnd::Failed {
-                reason: "ExternalAgentNotStarted".into(),
-                message: e.to_string(),
-            },
+            Err(e) => AgentEnd::Failed { reason: "ExternalAgentNotStarted".into(), message: e.to_string() },
             Ok(x) if x.exit_code == Some(0) => AgentEnd::Changed {
-                diagnosis: if x.diagnosis.is_empty() {
-                    "the external agent finished".into()
-                } else {
-                    x.diagnosis
-                },
+                diagnosis: if x.diagnosis.is_empty() { "the external agent finished".into() } else { x.diagnosis },
             },
             Ok(x) => AgentEnd::Failed {
                 reason: "ExternalAgentFailed".into(),
                 message: format!(
                     "the external agent exited with {}: {}",
-                    x.exit_code
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "a signal".into()),
+                    x.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into()),
                     x.tail
                 ),
             },
@@ -150,9 +138,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(method = %stats.method, input_tokens = stats.tokens.input, output_tokens = stats.tokens.output, turns = stats.turns, "agent finished");
     match end {
         AgentEnd::Changed { diagnosis } | AgentEnd::Nothing { diagnosis } => {
-            let report = AgentReport {
-                diagnosis: super::context::bound(&env.masker.mask(&diagnosis), 2000),
-            };
+            let report = AgentReport { diagnosis: super::context::bound(&env.masker.mask(&diagnosis), 2000) };
             println!("{}", report.diagnosis);
             process::write_termination_message(&serde_json::to_string(&report)?)?;
             Ok(ExitCode::SUCCESS)
@@ -188,11 +174,7 @@ pub async fn validate(_args: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let j = validate::judge(&input, &env.masker).await;
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "verdict: {:?} {} — {}",
-        j.verdict.outcome, j.verdict.reason, j.verdict.summary
-    )?;
+    writeln!(out, "verdict: {:?} {} — {}", j.verdict.outcome, j.verdict.reason, j.verdict.summary)?;
     if let Some(p) = &j.patch {
         out.write_all(validate::framed_patch(p).as_bytes())?;
     }

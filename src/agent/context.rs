@@ -33,8 +33,7 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 
 static ANSI: LazyLock<Regex> = LazyLock::new(|| {
     // CSI sequences, OSC sequences (terminated by BEL or ST), and lone two-byte escapes.
-    Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
-        .expect("ansi regex")
+    Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]").expect("ansi regex")
 });
 
 /// Masks secrets in text: known token formats plus literal values (each at least 6 bytes long).
@@ -47,11 +46,8 @@ impl Masker {
     /// A masker for the given literal secret values (shorter than 6 bytes are ignored: masking "abc"
     /// everywhere would destroy the text and reveal the secret's length pattern).
     pub fn new(literals: impl IntoIterator<Item = String>) -> Self {
-        let mut literals: Vec<String> = literals
-            .into_iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| s.len() >= 6)
-            .collect();
+        let mut literals: Vec<String> =
+            literals.into_iter().map(|s| s.trim().to_string()).filter(|s| s.len() >= 6).collect();
         // Longest first, so a secret containing another is masked whole.
         literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
         literals.dedup();
@@ -160,20 +156,9 @@ impl FailureContext {
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();
-        let failure_class = triage
-            .get("failureClass")
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown")
-            .to_string();
-        let failing_step = triage
-            .get("failingStep")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-        Self {
-            excerpt,
-            failure_class,
-            failing_step,
-        }
+        let failure_class = triage.get("failureClass").and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
+        let failing_step = triage.get("failingStep").and_then(|v| v.as_str()).map(str::to_string);
+        Self { excerpt, failure_class, failing_step }
     }
 }
 
@@ -188,30 +173,16 @@ mod tests {
                     auth: Bearer eyJhbGciOiJIUzI1NiJ9.abc sk-proj-abcdefghijklmnop1234 github_pat_11AAAAAAA0123456789_abcdefghijklmnopqrstuv \
                     literal s3cr3t-value-42 abc\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\nafter";
         let out = m.mask(text);
-        for s in [
-            "ghp_",
-            "AKIA",
-            "xoxb-",
-            "eyJhbG",
-            "sk-proj",
-            "github_pat_",
-            "s3cr3t",
-            "MIIE",
-        ] {
+        for s in ["ghp_", "AKIA", "xoxb-", "eyJhbG", "sk-proj", "github_pat_", "s3cr3t", "MIIE"] {
             assert!(!out.contains(s), "{s} leaked: {out}");
         }
-        assert!(
-            out.contains("abc\n"),
-            "short literals are not masked: {out}"
-        );
+        assert!(out.contains("abc\n"), "short literals are not masked: {out}");
         assert!(out.ends_with("after"));
     }
 
     #[test]
     fn strips_ansi_and_control_and_bounds() {
-        let s = strip_control(
-            "\x1b[1;31merror\x1b[0m: bad\r\nprogress 10%\rprogress 100%\n\x07bell\x1b]0;title\x07ok",
-        );
+        let s = strip_control("\x1b[1;31merror\x1b[0m: bad\r\nprogress 10%\rprogress 100%\n\x07bell\x1b]0;title\x07ok");
         assert_eq!(s, "error: bad\nprogress 100%\nbellok");
         let long = "a".repeat(1000) + &"z".repeat(1000);
         let b = bound(&long, 300);

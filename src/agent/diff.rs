@@ -78,19 +78,13 @@ impl WorkspaceDiff {
 /// Run git in `dir`; returns stdout. Errors: git missing, or a non-zero exit (stderr in the message).
 pub async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let mut cmd = tokio::process::Command::new("git");
-    cmd.args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0");
+    cmd.args(args).current_dir(dir).env("GIT_TERMINAL_PROMPT", "0");
     cmd.stdin(std::process::Stdio::null());
     let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
         .await
         .map_err(|_| anyhow::anyhow!("git {} timed out", args.first().unwrap_or(&"")))??;
     if !out.status.success() {
-        anyhow::bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        anyhow::bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -99,25 +93,11 @@ pub async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
 /// against `base` (the failing commit). Renames show as delete + add. Errors: git failures.
 pub async fn workspace_diff(ws: &Path, base: &str) -> anyhow::Result<WorkspaceDiff> {
     git(ws, &["add", "--all", "--intent-to-add"]).await?;
-    let patch = git(
-        ws,
-        &[
-            "diff",
-            "--binary",
-            "--no-color",
-            "--no-ext-diff",
-            "--no-renames",
-            base,
-        ],
-    )
-    .await?;
+    let patch = git(ws, &["diff", "--binary", "--no-color", "--no-ext-diff", "--no-renames", base]).await?;
     let numstat = git(ws, &["diff", "--numstat", "--no-renames", base]).await?;
     let status = git(ws, &["diff", "--name-status", "--no-renames", base]).await?;
     process::write_record("diff", &serde_json::json!({"bytes": patch.len()}));
-    Ok(WorkspaceDiff {
-        files: parse_stats(&numstat, &status),
-        patch,
-    })
+    Ok(WorkspaceDiff { files: parse_stats(&numstat, &status), patch })
 }
 
 fn parse_stats(numstat: &str, name_status: &str) -> Vec<FileChange> {
@@ -159,11 +139,7 @@ pub fn protected_set(patterns: &[String]) -> anyhow::Result<GlobSet> {
         if p.is_empty() {
             continue;
         }
-        let full = if p.contains('/') {
-            p.trim_start_matches('/').to_string()
-        } else {
-            format!("**/{p}")
-        };
+        let full = if p.contains('/') { p.trim_start_matches('/').to_string() } else { format!("**/{p}") };
         b.add(
             GlobBuilder::new(&full)
                 .literal_separator(true)
@@ -176,10 +152,7 @@ pub fn protected_set(patterns: &[String]) -> anyhow::Result<GlobSet> {
 
 /// The first changed path that a protected glob matches.
 pub fn protected_hit<'a>(files: &'a [FileChange], set: &GlobSet) -> Option<&'a str> {
-    files
-        .iter()
-        .map(|f| f.path.as_str())
-        .find(|p| set.is_match(p))
+    files.iter().map(|f| f.path.as_str()).find(|p| set.is_match(p))
 }
 
 /// Whether a path looks like a test file (Rust `tests/`, Go `_test.go`, Python `test_*.py`,
@@ -211,55 +184,30 @@ static ASSERTION: LazyLock<Regex> = LazyLock::new(|| {
 
 fn is_comment(line: &str) -> bool {
     let t = line.trim_start();
-    t.starts_with("//")
-        || t.starts_with("/*")
-        || t.starts_with('*')
-        || t.starts_with("# ")
-        || t == "#"
+    t.starts_with("//") || t.starts_with("/*") || t.starts_with('*') || t.starts_with("# ") || t == "#"
 }
 
 /// Why a change weakens the tests, if it does: a test file deleted, test definitions removed (net),
 /// a skip/ignore/only marker added, or assertions removed (net) from a test file.
 pub fn weakened_tests(diff: &WorkspaceDiff) -> Option<String> {
-    if let Some(f) = diff
-        .files
-        .iter()
-        .find(|f| f.kind == ChangeKind::Deleted && is_test_path(&f.path))
-    {
+    if let Some(f) = diff.files.iter().find(|f| f.kind == ChangeKind::Deleted && is_test_path(&f.path)) {
         return Some(format!("the change deletes the test file {}", f.path));
     }
     for (path, added, removed) in per_file_lines(&diff.patch) {
-        let count = |lines: &[&str], re: &Regex| {
-            lines
-                .iter()
-                .filter(|l| !is_comment(l) && re.is_match(l))
-                .count()
-        };
+        let count = |lines: &[&str], re: &Regex| lines.iter().filter(|l| !is_comment(l) && re.is_match(l)).count();
         let (defs_added, defs_removed) = (count(&added, &TEST_DEF), count(&removed, &TEST_DEF));
         if defs_removed > defs_added {
-            return Some(format!(
-                "the change removes {} test definition(s) from {path}",
-                defs_removed - defs_added
-            ));
+            return Some(format!("the change removes {} test definition(s) from {path}", defs_removed - defs_added));
         }
         if let Some(l) = added.iter().find(|l| !is_comment(l) && SKIP.is_match(l)) {
-            return Some(format!(
-                "the change skips or narrows tests in {path}: `{}`",
-                l.trim()
-            ));
+            return Some(format!("the change skips or narrows tests in {path}: `{}`", l.trim()));
         }
         let in_test = is_test_path(&path)
-            || removed
-                .iter()
-                .chain(added.iter())
-                .any(|l| l.contains("#[cfg(test)]") || TEST_DEF.is_match(l));
+            || removed.iter().chain(added.iter()).any(|l| l.contains("#[cfg(test)]") || TEST_DEF.is_match(l));
         if in_test {
             let (a, r) = (count(&added, &ASSERTION), count(&removed, &ASSERTION));
             if r > a {
-                return Some(format!(
-                    "the change removes {} assertion(s) from tests in {path}",
-                    r - a
-                ));
+                return Some(format!("the change removes {} assertion(s) from tests in {path}", r - a));
             }
         }
     }
@@ -272,11 +220,7 @@ fn per_file_lines(patch: &str) -> Vec<(String, Vec<&str>, Vec<&str>)> {
     let mut in_hunk = false;
     for line in patch.lines() {
         if let Some(rest) = line.strip_prefix("diff --git ") {
-            let path = rest
-                .rsplit_once(" b/")
-                .map(|(_, b)| b)
-                .unwrap_or(rest)
-                .to_string();
+            let path = rest.rsplit_once(" b/").map(|(_, b)| b).unwrap_or(rest).to_string();
             out.push((path, Vec::new(), Vec::new()));
             in_hunk = false;
             continue;
@@ -302,16 +246,10 @@ fn per_file_lines(patch: &str) -> Vec<(String, Vec<&str>, Vec<&str>)> {
 pub fn too_large(diff: &WorkspaceDiff, max_files: u32, max_lines: u32) -> Option<String> {
     let st = diff.diffstat();
     if st.files > max_files {
-        return Some(format!(
-            "the change touches {} files (cap {max_files})",
-            st.files
-        ));
+        return Some(format!("the change touches {} files (cap {max_files})", st.files));
     }
     if st.insertions + st.deletions > max_lines {
-        return Some(format!(
-            "the change has {} changed lines (cap {max_lines})",
-            st.insertions + st.deletions
-        ));
+        return Some(format!("the change has {} changed lines (cap {max_lines})", st.insertions + st.deletions));
     }
     None
 }
@@ -321,27 +259,16 @@ mod tests {
     use super::*;
 
     fn d(patch: &str, files: Vec<FileChange>) -> WorkspaceDiff {
-        WorkspaceDiff {
-            patch: patch.into(),
-            files,
-        }
+        WorkspaceDiff { patch: patch.into(), files }
     }
     fn fc(path: &str, kind: ChangeKind) -> FileChange {
-        FileChange {
-            path: path.into(),
-            kind,
-            insertions: 1,
-            deletions: 1,
-        }
+        FileChange { path: path.into(), kind, insertions: 1, deletions: 1 }
     }
 
     #[test]
     fn protected_globs_follow_gitignore_rules() {
-        let pats: Vec<String> = DEFAULT_PROTECTED
-            .iter()
-            .map(|s| s.to_string())
-            .chain(["docs/*.md".to_string()])
-            .collect();
+        let pats: Vec<String> =
+            DEFAULT_PROTECTED.iter().map(|s| s.to_string()).chain(["docs/*.md".to_string()]).collect();
         let set = protected_set(&pats).unwrap();
         for p in [
             ".github/workflows/ci.yml",
@@ -355,13 +282,7 @@ mod tests {
         ] {
             assert!(set.is_match(p), "{p} should be protected");
         }
-        for p in [
-            "Cargo.toml",
-            "src/lib.rs",
-            ".github/CODEOWNERS.bak",
-            "docs/sub/a.md",
-            "package.json",
-        ] {
+        for p in ["Cargo.toml", "src/lib.rs", ".github/CODEOWNERS.bak", "docs/sub/a.md", "package.json"] {
             assert!(!set.is_match(p), "{p} should not be protected");
         }
     }
@@ -374,21 +295,16 @@ mod tests {
                 .unwrap()
                 .contains("removes 1 test")
         );
-        let ignore =
-            "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1 +1,2 @@\n+    #[ignore]\n     #[test]\n";
-        assert!(
-            weakened_tests(&d(ignore, vec![]))
-                .unwrap()
-                .contains("#[ignore]")
-        );
+        let ignore = "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1 +1,2 @@\n+    #[ignore]\n     #[test]\n";
+        assert!(weakened_tests(&d(ignore, vec![])).unwrap().contains("#[ignore]"));
         let js = "diff --git a/a.test.ts b/a.test.ts\n@@ -1 +1 @@\n-it('works', () => {\n+it.skip('works', () => {\n";
         assert!(weakened_tests(&d(js, vec![])).is_some());
         let py = "diff --git a/test_a.py b/test_a.py\n@@ -1 +1,2 @@\n+@pytest.mark.skip(reason='x')\n def test_a():\n";
         assert!(weakened_tests(&d(py, vec![])).is_some());
-        let go = "diff --git a/a_test.go b/a_test.go\n@@ -1 +1,2 @@\n func TestA(t *testing.T) {\n+\tt.Skip(\"later\")\n";
+        let go =
+            "diff --git a/a_test.go b/a_test.go\n@@ -1 +1,2 @@\n func TestA(t *testing.T) {\n+\tt.Skip(\"later\")\n";
         assert!(weakened_tests(&d(go, vec![])).is_some());
-        let commented =
-            "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1 +1 @@\n-    #[test]\n+    // #[test]\n";
+        let commented = "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1 +1 @@\n-    #[test]\n+    // #[test]\n";
         assert!(weakened_tests(&d(commented, vec![])).is_some());
         assert!(
             weakened_tests(&d("", vec![fc("tests/it.rs", ChangeKind::Deleted)]))
@@ -397,28 +313,16 @@ mod tests {
         );
         // Ordinary code: iterator .skip(1), a fixed assertion, a renamed variable.
         let ok = "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1,3 +1,3 @@\n-    let x = v.iter().nth(1);\n+    let x = v.iter().skip(1).next();\n-        assert_eq!(f(), 1);\n+        assert_eq!(f(), 2);\n";
-        assert_eq!(
-            weakened_tests(&d(ok, vec![fc("src/lib.rs", ChangeKind::Modified)])),
-            None
-        );
+        assert_eq!(weakened_tests(&d(ok, vec![fc("src/lib.rs", ChangeKind::Modified)])), None);
     }
 
     #[test]
     fn size_caps_and_stats() {
-        let files = parse_stats(
-            "3\t1\tsrc/a.rs\n-\t-\timg.png\n0\t5\told.rs\n",
-            "M\tsrc/a.rs\nA\timg.png\nD\told.rs\n",
-        );
+        let files =
+            parse_stats("3\t1\tsrc/a.rs\n-\t-\timg.png\n0\t5\told.rs\n", "M\tsrc/a.rs\nA\timg.png\nD\told.rs\n");
         assert_eq!(files[2].kind, ChangeKind::Deleted);
         let w = d("", files);
-        assert_eq!(
-            w.diffstat(),
-            Diffstat {
-                files: 3,
-                insertions: 3,
-                deletions: 6
-            }
-        );
+        assert_eq!(w.diffstat(), Diffstat { files: 3, insertions: 3, deletions: 6 });
         assert!(too_large(&w, 2, 100).unwrap().contains("3 files"));
         assert!(too_large(&w, 10, 5).unwrap().contains("9 changed lines"));
         assert_eq!(too_large(&w, 10, 100), None);

@@ -23,11 +23,7 @@ use super::{StepEnv, process, validate};
 pub fn prepare_prompt(env: &StepEnv) -> anyhow::Result<PathBuf> {
     let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
     let llm = env.settings.llm.clone();
-    let text = env.render_prompt_with(
-        llm.as_ref().and_then(|l| l.prompt_template.as_deref()),
-        &validation,
-        true,
-    )?;
+    let text = env.render_prompt_with(llm.as_ref().and_then(|l| l.prompt_template.as_deref()), &validation, true)?;
     let dir = process::state_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("prompt.md");
@@ -64,20 +60,15 @@ pub async fn exec(env: &StepEnv, command: &[String]) -> anyhow::Result<ExternalE
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     process::tool_env(&mut cmd);
-    if let (Ok(var), Ok(file)) = (
-        std::env::var("HEALER_EXPORT_API_KEY_AS"),
-        std::env::var("HEALER_LLM_API_KEY_FILE"),
-    ) && let Ok(key) = std::fs::read_to_string(&file)
+    if let (Ok(var), Ok(file)) = (std::env::var("HEALER_EXPORT_API_KEY_AS"), std::env::var("HEALER_LLM_API_KEY_FILE"))
+        && let Ok(key) = std::fs::read_to_string(&file)
     {
         masker.add(&key);
         cmd.env(var, key.trim());
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start the external agent {:?}: {e}", command[0]))?;
-    let tail = std::sync::Arc::new(std::sync::Mutex::new(
-        std::collections::VecDeque::<String>::new(),
-    ));
+    let mut child =
+        cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start the external agent {:?}: {e}", command[0]))?;
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<String>::new()));
     let forward = |r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, to_err: bool| {
         let masker = masker.clone();
         let tail = tail.clone();
@@ -101,28 +92,10 @@ pub async fn exec(env: &StepEnv, command: &[String]) -> anyhow::Result<ExternalE
     };
     let so = child.stdout.take().expect("piped");
     let se = child.stderr.take().expect("piped");
-    let (_, _, status) = tokio::join!(
-        forward(Box::new(so), false),
-        forward(Box::new(se), true),
-        child.wait()
-    );
+    let (_, _, status) = tokio::join!(forward(Box::new(so), false), forward(Box::new(se), true), child.wait());
     let status = status?;
-    let diagnosis = std::fs::read_to_string(&diag)
-        .map(|d| masker.mask(d.trim()))
-        .unwrap_or_default()
-        .chars()
-        .take(1000)
-        .collect();
-    let tail = tail
-        .lock()
-        .expect("tail")
-        .iter()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
-    Ok(ExternalEnd {
-        exit_code: status.code(),
-        diagnosis,
-        tail,
-    })
+    let diagnosis =
+        std::fs::read_to_string(&diag).map(|d| masker.mask(d.trim())).unwrap_or_default().chars().take(1000).collect();
+    let tail = tail.lock().expect("tail").iter().cloned().collect::<Vec<_>>().join("\n");
+    Ok(ExternalEnd { exit_code: status.code(), diagnosis, tail })
 }

@@ -44,12 +44,7 @@ pub const FIXERS: &[Fixer] = &[
     Fixer {
         name: "prettier",
         tool: "prettier",
-        markers: &[
-            "package.json",
-            ".prettierrc",
-            ".prettierrc.json",
-            "prettier.config.js",
-        ],
+        markers: &["package.json", ".prettierrc", ".prettierrc.json", "prettier.config.js"],
         fix: "{tool} --write .",
         check: "{tool} --check .",
     },
@@ -67,20 +62,8 @@ pub const FIXERS: &[Fixer] = &[
         fix: "{tool} --fix .",
         check: "{tool} .",
     },
-    Fixer {
-        name: "ruff-check",
-        tool: "ruff",
-        markers: &[],
-        fix: "{tool} check --fix .",
-        check: "ruff check .",
-    },
-    Fixer {
-        name: "ruff-format",
-        tool: "ruff",
-        markers: &[],
-        fix: "{tool} format .",
-        check: "ruff format --check .",
-    },
+    Fixer { name: "ruff-check", tool: "ruff", markers: &[], fix: "{tool} check --fix .", check: "ruff check ." },
+    Fixer { name: "ruff-format", tool: "ruff", markers: &[], fix: "{tool} format .", check: "ruff format --check ." },
     Fixer {
         name: "gofmt",
         tool: "gofmt",
@@ -88,13 +71,7 @@ pub const FIXERS: &[Fixer] = &[
         fix: "{tool} -w .",
         check: "test -z \"$(gofmt -l . | tee /dev/stderr)\"",
     },
-    Fixer {
-        name: "go-mod-tidy",
-        tool: "go",
-        markers: &["go.mod"],
-        fix: "{tool} mod tidy",
-        check: "go mod tidy -diff",
-    },
+    Fixer { name: "go-mod-tidy", tool: "go", markers: &["go.mod"], fix: "{tool} mod tidy", check: "go mod tidy -diff" },
 ];
 
 /// Look a fixer up by name.
@@ -125,10 +102,7 @@ pub fn for_class(class: &str, excerpt: &str) -> Vec<&'static str> {
     }
     let e = excerpt.to_lowercase();
     let mut v = Vec::new();
-    if e.contains("cargo fmt")
-        || e.contains("rustfmt")
-        || (e.contains("diff in ") && e.contains(".rs"))
-    {
+    if e.contains("cargo fmt") || e.contains("rustfmt") || (e.contains("diff in ") && e.contains(".rs")) {
         v.push("cargo-fmt");
     }
     if e.contains("clippy") {
@@ -141,11 +115,7 @@ pub fn for_class(class: &str, excerpt: &str) -> Vec<&'static str> {
         v.push("eslint");
     }
     if e.contains("ruff") {
-        v.push(if e.contains("would reformat") {
-            "ruff-format"
-        } else {
-            "ruff-check"
-        });
+        v.push(if e.contains("would reformat") { "ruff-format" } else { "ruff-check" });
     }
     if e.contains("gofmt") {
         v.push("gofmt");
@@ -174,11 +144,7 @@ pub fn default_validation(class: &str, excerpt: &str, ws: &Path) -> Vec<String> 
     if let Some(d) = direct {
         return vec![d.into()];
     }
-    for_class(class, excerpt)
-        .into_iter()
-        .filter_map(by_name)
-        .map(|f| check_command(f, ws))
-        .collect()
+    for_class(class, excerpt).into_iter().filter_map(by_name).map(|f| check_command(f, ws)).collect()
 }
 
 /// The check command of a fixer with `{tool}` resolved for the workspace.
@@ -188,17 +154,12 @@ pub fn check_command(f: &Fixer, ws: &Path) -> String {
 
 fn tool_invocation(tool: &str, ws: &Path) -> String {
     let local = ws.join("node_modules/.bin").join(tool);
-    if local.is_file() {
-        format!("./node_modules/.bin/{tool}")
-    } else {
-        tool.to_string()
-    }
+    if local.is_file() { format!("./node_modules/.bin/{tool}") } else { tool.to_string() }
 }
 
 /// Whether `f` can run here: the tool is installed and the repository has one of its markers.
 pub fn available(f: &Fixer, ws: &Path) -> bool {
-    let tool =
-        ws.join("node_modules/.bin").join(f.tool).is_file() || process::on_path(f.tool).is_some();
+    let tool = ws.join("node_modules/.bin").join(f.tool).is_file() || process::on_path(f.tool).is_some();
     let marker = f.markers.is_empty() || f.markers.iter().any(|m| ws.join(m).exists());
     tool && marker
 }
@@ -219,12 +180,7 @@ pub async fn run_fixers(names: &[String], ws: &Path, timeout: Duration) -> Vec<F
     let mut out = Vec::new();
     for name in names {
         let Some(f) = by_name(name) else {
-            out.push(FixerRun {
-                name: name.clone(),
-                status: "skipped",
-                seconds: 0.0,
-                output: "unknown fixer".into(),
-            });
+            out.push(FixerRun { name: name.clone(), status: "skipped", seconds: 0.0, output: "unknown fixer".into() });
             continue;
         };
         if !available(f, ws) {
@@ -245,12 +201,7 @@ pub async fn run_fixers(names: &[String], ws: &Path, timeout: Duration) -> Vec<F
                 seconds: o.elapsed.as_secs_f64(),
                 output: process::last_bytes(&o.output, 2000).to_string(),
             }),
-            Err(e) => out.push(FixerRun {
-                name: name.clone(),
-                status: "failed",
-                seconds: 0.0,
-                output: e.to_string(),
-            }),
+            Err(e) => out.push(FixerRun { name: name.clone(), status: "failed", seconds: 0.0, output: e.to_string() }),
         }
     }
     out
@@ -264,26 +215,14 @@ mod tests {
     fn classes_choose_fixers_and_checks() {
         assert_eq!(for_class("rust_fmt", ""), ["cargo-fmt"]);
         assert_eq!(for_class("rust_test", "clippy"), Vec::<&str>::new());
+        assert_eq!(for_class("unknown", "Diff in /src/lib.rs at line 3"), ["cargo-fmt"]);
         assert_eq!(
-            for_class("unknown", "Diff in /src/lib.rs at line 3"),
-            ["cargo-fmt"]
-        );
-        assert_eq!(
-            for_class(
-                "unknown",
-                "[warn] src/a.ts\n[warn] Code style issues found in the above file. Run Prettier"
-            ),
+            for_class("unknown", "[warn] src/a.ts\n[warn] Code style issues found in the above file. Run Prettier"),
             ["prettier"]
         );
         let ws = Path::new("/nonexistent");
-        assert_eq!(
-            default_validation("rust_clippy", "", ws),
-            ["cargo clippy --all-targets -- -D warnings"]
-        );
-        assert_eq!(
-            default_validation("frontend_format", "", ws),
-            ["prettier --check ."]
-        );
+        assert_eq!(default_validation("rust_clippy", "", ws), ["cargo clippy --all-targets -- -D warnings"]);
+        assert_eq!(default_validation("frontend_format", "", ws), ["prettier --check ."]);
         assert_eq!(default_validation("rust_test", "", ws), ["cargo test"]);
         assert!(default_validation("unknown", "segfault", ws).is_empty());
     }

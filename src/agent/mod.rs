@@ -80,12 +80,7 @@ impl StepEnv {
     }
 
     /// Render the prompt for the built-in agent.
-    pub fn render_prompt(
-        &self,
-        llm: &LlmSettings,
-        validation: &[String],
-        external: bool,
-    ) -> anyhow::Result<String> {
+    pub fn render_prompt(&self, llm: &LlmSettings, validation: &[String], external: bool) -> anyhow::Result<String> {
         self.render_prompt_with(llm.prompt_template.as_deref(), validation, external)
     }
 
@@ -100,13 +95,7 @@ impl StepEnv {
             .args(["ls-files"])
             .current_dir(&self.workspace)
             .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .take(200)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().take(200).map(str::to_string).collect())
             .unwrap_or_default();
         let vars = prompt::PromptVars {
             repository: self.repository.clone(),

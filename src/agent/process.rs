@@ -30,16 +30,12 @@ impl CmdOutput {
 
 /// The state dir (`HEALER_STATE_DIR`), outside the repository: build caches and step records live here.
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("HEALER_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/workspace/.healer"))
+    std::env::var_os("HEALER_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/workspace/.healer"))
 }
 
 /// The repository checkout (`HEALER_WORKSPACE`).
 pub fn workspace() -> PathBuf {
-    std::env::var_os("HEALER_WORKSPACE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/workspace/src"))
+    std::env::var_os("HEALER_WORKSPACE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/workspace/src"))
 }
 
 /// Environment every tool run by a step gets: build output outside the repository (so it never
@@ -58,19 +54,12 @@ pub fn tool_env(cmd: &mut Command) {
 /// Run `sh -c <script>` in `dir` with stderr merged into stdout. Errors: the shell cannot start.
 pub async fn shell(script: &str, dir: &Path, timeout: Duration) -> std::io::Result<CmdOutput> {
     let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("exec 2>&1\n{script}"))
-        .current_dir(dir);
+    cmd.arg("-c").arg(format!("exec 2>&1\n{script}")).current_dir(dir);
     run(cmd, timeout).await
 }
 
 /// Run `program args…` in `dir`. Errors: the program cannot start (e.g. not installed).
-pub async fn program(
-    program: &str,
-    args: &[&str],
-    dir: &Path,
-    timeout: Duration,
-) -> std::io::Result<CmdOutput> {
+pub async fn program(program: &str, args: &[&str], dir: &Path, timeout: Duration) -> std::io::Result<CmdOutput> {
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir);
     run(cmd, timeout).await
@@ -79,10 +68,7 @@ pub async fn program(
 /// Run a prepared command with [`tool_env`], capture its output, stop it after `timeout`.
 pub async fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<CmdOutput> {
     tool_env(&mut cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     #[cfg(unix)]
     cmd.process_group(0);
     let start = Instant::now();
@@ -100,12 +86,7 @@ pub async fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<CmdOutp
     match tokio::time::timeout(timeout, both).await {
         Ok((bytes, status)) => {
             let status = status?;
-            Ok(CmdOutput {
-                code: status.code(),
-                timed_out: false,
-                output: tail(&bytes),
-                elapsed: start.elapsed(),
-            })
+            Ok(CmdOutput { code: status.code(), timed_out: false, output: tail(&bytes), elapsed: start.elapsed() })
         }
         Err(_) => {
             if let Some(pid) = pid {
@@ -122,11 +103,7 @@ pub async fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<CmdOutp
 }
 
 async fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg(format!("-{pid}"))
-        .status()
-        .await;
+    let _ = Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status().await;
 }
 
 fn tail(bytes: &[u8]) -> String {
@@ -156,18 +133,14 @@ pub fn last_bytes(s: &str, max: usize) -> &str {
 /// Whether `name` is an executable on `PATH`.
 pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
     }
     #[cfg(not(unix))]
     {
@@ -178,8 +151,7 @@ fn is_executable(p: &Path) -> bool {
 /// Write a step's termination message (`HEALER_TERMINATION_MESSAGE_PATH`, default
 /// `/dev/termination-log`). Errors: the file cannot be written.
 pub fn write_termination_message(msg: &str) -> std::io::Result<()> {
-    let path = std::env::var_os("HEALER_TERMINATION_MESSAGE_PATH")
-        .unwrap_or_else(|| "/dev/termination-log".into());
+    let path = std::env::var_os("HEALER_TERMINATION_MESSAGE_PATH").unwrap_or_else(|| "/dev/termination-log".into());
     std::fs::write(path, msg)
 }
 

@@ -113,49 +113,28 @@ pub fn files_from_excerpt(excerpt: &str, ws: &Path, masker: &Masker) -> Vec<Quot
         let Ok(bytes) = std::fs::read(ws.join(&rel)) else {
             continue;
         };
-        if bytes.len() > MAX_FILE_BYTES
-            || total + bytes.len() > MAX_TOTAL_FILE_BYTES
-            || bytes.contains(&0)
-        {
+        if bytes.len() > MAX_FILE_BYTES || total + bytes.len() > MAX_TOTAL_FILE_BYTES || bytes.contains(&0) {
             continue;
         }
         total += bytes.len();
         let path = rel.to_string_lossy().to_string();
-        let lang = rel
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_string();
-        out.push(QuotedFile {
-            path,
-            lang,
-            content: masker.mask(&String::from_utf8_lossy(&bytes)),
-        });
+        let lang = rel.extension().and_then(|e| e.to_str()).unwrap_or("").to_string();
+        out.push(QuotedFile { path, lang, content: masker.mask(&String::from_utf8_lossy(&bytes)) });
     }
     out
 }
 
 fn resolve(raw: &str, ws: &Path) -> Option<PathBuf> {
-    let parts: Vec<&str> = raw
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
+    let parts: Vec<&str> = raw.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.contains(&"..") {
         return None;
     }
-    (0..parts.len())
-        .map(|i| parts[i..].join("/"))
-        .map(PathBuf::from)
-        .find(|rel| {
-            let full = ws.join(rel);
-            full.is_file()
-                && !rel.starts_with(".git")
-                && full
-                    .canonicalize()
-                    .ok()
-                    .zip(ws.canonicalize().ok())
-                    .is_some_and(|(f, w)| f.starts_with(w))
-        })
+    (0..parts.len()).map(|i| parts[i..].join("/")).map(PathBuf::from).find(|rel| {
+        let full = ws.join(rel);
+        full.is_file()
+            && !rel.starts_with(".git")
+            && full.canonicalize().ok().zip(ws.canonicalize().ok()).is_some_and(|(f, w)| f.starts_with(w))
+    })
 }
 
 #[cfg(test)]
@@ -171,10 +150,7 @@ mod tests {
         let excerpt = "error[E0308]: mismatched types\n --> src/lib.rs:3:5\n  at /home/runner/work/r/r/src/lib.rs:3\n see ../etc/passwd.rs and Cargo.toml";
         let m = Masker::default();
         let files = files_from_excerpt(excerpt, dir.path(), &m);
-        assert_eq!(
-            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
-            ["src/lib.rs", "Cargo.toml"]
-        );
+        assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["src/lib.rs", "Cargo.toml"]);
         let vars = PromptVars {
             repository: "o/r".into(),
             excerpt: excerpt.into(),
@@ -186,9 +162,7 @@ mod tests {
         for p in ["rust", "frontend", "infrastructure", "general"] {
             let out = render(p, None, &vars, &m).unwrap();
             assert!(
-                out.contains("pub fn f() {}")
-                    && out.contains("`cargo test`")
-                    && out.contains("```diff"),
+                out.contains("pub fn f() {}") && out.contains("`cargo test`") && out.contains("```diff"),
                 "{p}: {out}"
             );
             assert!(out.contains("Never delete, skip"), "{p}");

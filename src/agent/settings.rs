@@ -108,8 +108,9 @@ impl AgentSettings {
     /// Read from [`SETTINGS_ENV`]; absent means defaults. Errors: invalid JSON.
     pub fn from_env() -> anyhow::Result<Self> {
         match std::env::var(SETTINGS_ENV) {
-            Ok(s) if !s.trim().is_empty() => serde_json::from_str(&s)
-                .map_err(|e| anyhow::anyhow!("{SETTINGS_ENV} is not valid settings JSON: {e}")),
+            Ok(s) if !s.trim().is_empty() => {
+                serde_json::from_str(&s).map_err(|e| anyhow::anyhow!("{SETTINGS_ENV} is not valid settings JSON: {e}"))
+            }
             _ => Ok(Self::default()),
         }
     }
@@ -162,8 +163,7 @@ mod tests {
         assert_eq!(s.max_changed_files, 20);
         assert!(s.default_protected_paths);
         assert!(s.llm.is_none());
-        let l: LlmSettings =
-            serde_json::from_str(r#"{"provider":"openai-compatible","model":"m"}"#).unwrap();
+        let l: LlmSettings = serde_json::from_str(r#"{"provider":"openai-compatible","model":"m"}"#).unwrap();
         assert_eq!(l.provider, LlmProvider::OpenaiCompatible);
         assert_eq!(l.max_turns, 4);
     }

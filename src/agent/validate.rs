@@ -34,26 +34,14 @@ pub struct Judgement {
 }
 
 /// The validation commands in force: the profile's, else the failure class's defaults.
-pub fn validation_commands(
-    settings: &AgentSettings,
-    ctx: &FailureContext,
-    ws: &Path,
-) -> Vec<String> {
+pub fn validation_commands(settings: &AgentSettings, ctx: &FailureContext, ws: &Path) -> Vec<String> {
     if !settings.validation_commands.is_empty() {
         return settings.validation_commands.clone();
     }
     let named: Option<Vec<String>> =
-        settings
-            .fixers
-            .as_ref()
-            .filter(|f| !f.is_empty())
-            .map(|names| {
-                names
-                    .iter()
-                    .filter_map(|n| fixers::by_name(n))
-                    .map(|f| fixers::check_command(f, ws))
-                    .collect()
-            });
+        settings.fixers.as_ref().filter(|f| !f.is_empty()).map(|names| {
+            names.iter().filter_map(|n| fixers::by_name(n)).map(|f| fixers::check_command(f, ws)).collect()
+        });
     match named {
         Some(v) if !v.is_empty() => v,
         _ => fixers::default_validation(&ctx.failure_class, &ctx.excerpt, ws),
@@ -71,23 +59,12 @@ pub async fn run_commands(
         match process::shell(c, ws, timeout).await {
             Ok(o) if o.success() => {}
             Ok(o) if o.timed_out => {
-                return Err((
-                    "ValidationTimedOut",
-                    format!("`{c}` did not finish within {}s", timeout.as_secs()),
-                ));
+                return Err(("ValidationTimedOut", format!("`{c}` did not finish within {}s", timeout.as_secs())));
             }
             Ok(o) => {
-                let out = masker.mask(&super::context::strip_control(process::last_bytes(
-                    &o.output, 4000,
-                )));
-                let code = o
-                    .code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "signal".into());
-                return Err((
-                    "ValidationFailed",
-                    format!("`{c}` failed (exit {code}):\n{out}"),
-                ));
+                let out = masker.mask(&super::context::strip_control(process::last_bytes(&o.output, 4000)));
+                let code = o.code.map(|c| c.to_string()).unwrap_or_else(|| "signal".into());
+                return Err(("ValidationFailed", format!("`{c}` failed (exit {code}):\n{out}")));
             }
             Err(e) => return Err(("ValidationFailed", format!("`{c}` could not start: {e}"))),
         }
@@ -129,30 +106,19 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
     let ws = &input.workspace;
     if !ws.join(".git").exists() {
         return Judgement {
-            verdict: verdict(
-                Outcome::Error,
-                "WorkspaceMissing",
-                format!("no git checkout at {}", ws.display()),
-            ),
+            verdict: verdict(Outcome::Error, "WorkspaceMissing", format!("no git checkout at {}", ws.display())),
             patch: None,
         };
     }
     let d = match diff::workspace_diff(ws, &input.base).await {
         Ok(d) => d,
         Err(e) => {
-            return Judgement {
-                verdict: verdict(Outcome::Error, "DiffFailed", e.to_string()),
-                patch: None,
-            };
+            return Judgement { verdict: verdict(Outcome::Error, "DiffFailed", e.to_string()), patch: None };
         }
     };
     if d.is_empty() {
         return Judgement {
-            verdict: verdict(
-                Outcome::Refused,
-                "NoChange",
-                "the agent left the workspace unchanged",
-            ),
+            verdict: verdict(Outcome::Refused, "NoChange", "the agent left the workspace unchanged"),
             patch: None,
         };
     }
@@ -163,39 +129,26 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
         if keep_patch {
             v.patch_sha256 = Some(sha.clone());
         }
-        Judgement {
-            verdict: v,
-            patch: keep_patch.then(|| d.patch.clone()),
-        }
+        Judgement { verdict: v, patch: keep_patch.then(|| d.patch.clone()) }
     };
     let s = &input.settings;
     if let Some(why) = diff::too_large(&d, s.max_changed_files, s.max_changed_lines) {
         return with(verdict(Outcome::Refused, "PatchTooLarge", why), false);
     }
-    let mut globs: Vec<String> = if s.default_protected_paths {
-        DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect()
-    } else {
-        vec![]
-    };
+    let mut globs: Vec<String> =
+        if s.default_protected_paths { DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect() } else { vec![] };
     globs.extend(s.protected_paths.iter().cloned());
     match diff::protected_set(&globs) {
         Ok(set) => {
             if let Some(p) = diff::protected_hit(&d.files, &set) {
                 return with(
-                    verdict(
-                        Outcome::Refused,
-                        "ProtectedPath",
-                        format!("the change touches the protected path {p}"),
-                    ),
+                    verdict(Outcome::Refused, "ProtectedPath", format!("the change touches the protected path {p}")),
                     true,
                 );
             }
         }
         Err(e) => {
-            return with(
-                verdict(Outcome::Error, "InvalidProtectedPath", e.to_string()),
-                false,
-            );
+            return with(verdict(Outcome::Error, "InvalidProtectedPath", e.to_string()), false);
         }
     }
     if let Some(why) = diff::weakened_tests(&d) {
@@ -215,23 +168,12 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
             true,
         );
     }
-    match run_commands(
-        &commands,
-        ws,
-        Duration::from_secs(s.validation_timeout_seconds),
-        masker,
-    )
-    .await
-    {
+    match run_commands(&commands, ws, Duration::from_secs(s.validation_timeout_seconds), masker).await {
         Ok(()) => with(
             verdict(
                 Outcome::Passed,
                 "ValidationPassed",
-                format!(
-                    "{} file(s) changed; passed: {}",
-                    stat.files,
-                    commands.join("; ")
-                ),
+                format!("{} file(s) changed; passed: {}", stat.files, commands.join("; ")),
             ),
             true,
         ),
@@ -260,11 +202,7 @@ pub fn extract_patch(log: &str) -> Option<String> {
     let end = log[start..]
         .find(&format!("\n{}", crate::verdict::PATCH_END))
         .map(|i| start + i + 1)
-        .or_else(|| {
-            log[start..]
-                .starts_with(crate::verdict::PATCH_END)
-                .then_some(start)
-        })?;
+        .or_else(|| log[start..].starts_with(crate::verdict::PATCH_END).then_some(start))?;
     Some(log[start..end].to_string())
 }
 

@@ -14,9 +14,7 @@ use serde_json::json;
 use super::run::publish;
 use super::{Context, Error, FIELD_MANAGER, Result, instrumented};
 use crate::crd::conditions;
-use crate::crd::{
-    AttemptPhase, HealingAttempt, HealingAttemptStatus, HealingRun, RunAction, RunPhase,
-};
+use crate::crd::{AttemptPhase, HealingAttempt, HealingAttemptStatus, HealingRun, RunAction, RunPhase};
 use crate::resources::job::{self, JobObservation};
 use crate::telemetry::OutcomeLabels;
 use crate::verdict::Outcome;
@@ -49,12 +47,9 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
     st.job_name = Some(job::job_name(attempt));
 
     // An aborted run stops its running attempt: delete the Job and its pods.
-    let run = Api::<HealingRun>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&attempt.spec.run_name)
-        .await?;
+    let run = Api::<HealingRun>::namespaced(ctx.client.clone(), &ns).get_opt(&attempt.spec.run_name).await?;
     let aborted = run.as_ref().is_some_and(|r| {
-        r.spec.action == Some(RunAction::Abort)
-            || r.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Aborted)
+        r.spec.action == Some(RunAction::Abort) || r.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Aborted)
     });
     if aborted && !phase.is_terminal() {
         stop(attempt, &jobs, &pods).await?;
@@ -63,14 +58,7 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
         st.completion_time = Some(now.clone());
         conditions::set(
             &mut st.conditions,
-            conditions::new(
-                cond::COMPLETED,
-                true,
-                "Aborted",
-                "the run was aborted; the Job was deleted",
-                gen_,
-                now,
-            ),
+            conditions::new(cond::COMPLETED, true, "Aborted", "the run was aborted; the Job was deleted", gen_, now),
         );
         write_status(attempt, &old, st, ctx, run.as_ref()).await?;
         return Ok(Action::await_change());
@@ -83,24 +71,14 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
     let mut current = jobs.get_opt(&job::job_name(attempt)).await?;
     if current.is_none() {
         let built = job::build_job(attempt, &ctx.config.attempt.resources);
-        match jobs
-            .create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
-                &built,
-            )
-            .await
+        match jobs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &built).await
         {
             Ok(j) => {
                 ctx.metrics.jobs_created.inc();
                 tracing::info!(attempt = %name, namespace = %ns, job = %j.name_any(), "created Job");
                 current = Some(j);
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                current = jobs.get_opt(&job::job_name(attempt)).await?
-            }
+            Err(kube::Error::Api(s)) if s.code == 409 => current = jobs.get_opt(&job::job_name(attempt)).await?,
             Err(e) => return Err(e.into()),
         }
         conditions::set(
@@ -132,10 +110,7 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
     };
 
     // Observe the pod and judge.
-    let pod_list = pods
-        .list(&ListParams::default().labels(&job::pod_selector(&name)))
-        .await?
-        .items;
+    let pod_list = pods.list(&ListParams::default().labels(&job::pod_selector(&name))).await?.items;
     match job::observe(Some(&current), &pod_list) {
         JobObservation::Missing | JobObservation::Pending => {
             st.phase = Some(AttemptPhase::Pending);
@@ -144,57 +119,31 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
             st.phase = Some(AttemptPhase::Running);
             st.start_time = started.or(st.start_time);
         }
-        JobObservation::Judged {
-            verdict,
-            diagnosis,
-            started,
-            finished,
-        } => {
+        JobObservation::Judged { verdict, diagnosis, started, finished } => {
             let passed = verdict.outcome == Outcome::Passed;
             if passed && st.patch_config_map.is_none() {
-                let newest = pod_list
-                    .iter()
-                    .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-                st.patch_config_map =
-                    super::patch::keep_patch(attempt, newest, &verdict, ctx).await?;
+                let newest = pod_list.iter().max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+                st.patch_config_map = super::patch::keep_patch(attempt, newest, &verdict, ctx).await?;
             }
-            st.phase = Some(if passed {
-                AttemptPhase::Succeeded
-            } else {
-                AttemptPhase::Failed
-            });
+            st.phase = Some(if passed { AttemptPhase::Succeeded } else { AttemptPhase::Failed });
             st.failure_reason = (!passed).then(|| verdict.reason.clone());
             st.diagnosis = diagnosis;
             st.start_time = started.or(st.start_time);
             st.completion_time = Some(finished.unwrap_or_else(|| now.clone()));
-            let msg = format!(
-                "{:?}: {} {}",
-                verdict.outcome, verdict.reason, verdict.summary
-            )
-            .trim()
-            .to_string();
+            let msg = format!("{:?}: {} {}", verdict.outcome, verdict.reason, verdict.summary).trim().to_string();
             conditions::set(
                 &mut st.conditions,
                 conditions::new(cond::COMPLETED, true, &verdict.reason, msg, gen_, now),
             );
             st.verdict = Some(verdict);
         }
-        JobObservation::Failed {
-            reason,
-            message,
-            diagnosis,
-            started,
-            finished,
-        } => {
+        JobObservation::Failed { reason, message, diagnosis, started, finished } => {
             st.phase = Some(AttemptPhase::Failed);
             st.failure_reason = Some(reason.clone());
             st.diagnosis = diagnosis;
             st.start_time = started.or(st.start_time);
             st.completion_time = Some(finished.unwrap_or_else(|| now.clone()));
-            conditions::set(
-                &mut st.conditions,
-                conditions::new(cond::COMPLETED, true, &reason, message, gen_, now),
-            );
+            conditions::set(&mut st.conditions, conditions::new(cond::COMPLETED, true, &reason, message, gen_, now));
         }
     }
     write_status(attempt, &old, st, ctx, run.as_ref()).await?;
@@ -202,10 +151,7 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
 }
 
 async fn stop(attempt: &HealingAttempt, jobs: &Api<Job>, pods: &Api<Pod>) -> Result<()> {
-    let dp = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..Default::default()
-    };
+    let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
     match jobs.delete(&job::job_name(attempt), &dp).await {
         Ok(_) => tracing::info!(attempt = %attempt.name_any(), "deleted Job (run aborted)"),
         Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -213,8 +159,7 @@ async fn stop(attempt: &HealingAttempt, jobs: &Api<Job>, pods: &Api<Pod>) -> Res
     }
     // The garbage collector would remove the pods; delete them now so the attempt stops at once.
     let lp = ListParams::default().labels(&job::pod_selector(&attempt.name_any()));
-    pods.delete_collection(&DeleteParams::default(), &lp)
-        .await?;
+    pods.delete_collection(&DeleteParams::default(), &lp).await?;
     Ok(())
 }
 
@@ -230,42 +175,27 @@ async fn write_status(
     }
     let ns = attempt.namespace().ok_or(Error::MissingNamespace)?;
     let api = Api::<HealingAttempt>::namespaced(ctx.client.clone(), &ns);
-    let patch =
-        json!({"apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingAttempt", "status": st});
-    api.patch_status(
-        &attempt.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
+    let patch = json!({"apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingAttempt", "status": st});
+    api.patch_status(&attempt.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
     if st.phase != old.phase {
         let n = attempt.spec.attempt;
         let (warning, reason, msg) = match st.phase {
-            Some(AttemptPhase::Running) => {
-                (false, "AttemptRunning", format!("attempt {n} is running"))
-            }
+            Some(AttemptPhase::Running) => (false, "AttemptRunning", format!("attempt {n} is running")),
             Some(AttemptPhase::Succeeded) => (
                 false,
                 "AttemptSucceeded",
                 format!(
                     "attempt {n} passed validation: {}",
-                    st.verdict
-                        .as_ref()
-                        .map(|v| v.summary.as_str())
-                        .unwrap_or("")
+                    st.verdict.as_ref().map(|v| v.summary.as_str()).unwrap_or("")
                 ),
             ),
             Some(AttemptPhase::Failed) => {
-                let detail = conditions::get(&st.conditions, cond::COMPLETED)
-                    .map(|c| c.message.clone())
-                    .unwrap_or_default();
+                let detail =
+                    conditions::get(&st.conditions, cond::COMPLETED).map(|c| c.message.clone()).unwrap_or_default();
                 (
                     true,
                     "AttemptFailed",
-                    format!(
-                        "attempt {n} failed with {}: {detail}",
-                        st.failure_reason.as_deref().unwrap_or("Unknown")
-                    ),
+                    format!("attempt {n} failed with {}: {detail}", st.failure_reason.as_deref().unwrap_or("Unknown")),
                 )
             }
             _ => return Ok(()),
@@ -274,25 +204,11 @@ async fn write_status(
         publish(ctx, attempt, warning, reason, &msg, None).await;
         if st.phase.is_some_and(AttemptPhase::is_terminal) {
             let outcome = format!("{:?}", st.phase.unwrap_or_default());
-            let r = st
-                .failure_reason
-                .clone()
-                .unwrap_or_else(|| "ValidationPassed".into());
-            ctx.metrics
-                .attempts_finished
-                .get_or_create(&OutcomeLabels { outcome, reason: r })
-                .inc();
+            let r = st.failure_reason.clone().unwrap_or_else(|| "ValidationPassed".into());
+            ctx.metrics.attempts_finished.get_or_create(&OutcomeLabels { outcome, reason: r }).inc();
             // People read `kubectl describe healingrun`: tell the run too.
             if let Some(run) = run {
-                publish(
-                    ctx,
-                    run,
-                    warning,
-                    reason,
-                    &msg,
-                    Some(attempt.object_ref(&())),
-                )
-                .await;
+                publish(ctx, run, warning, reason, &msg, Some(attempt.object_ref(&()))).await;
             }
         }
     }

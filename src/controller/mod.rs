@@ -136,11 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let ready = Arc::new(RwLock::new(false));
-    let server = tokio::spawn(serve_metrics(
-        args.metrics_addr,
-        Arc::new(registry),
-        ready.clone(),
-    ));
+    let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
 
     wait_for_crds(&client, args.crd_wait_seconds).await;
     let leadership = match args.leader_election {
@@ -155,12 +151,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Api::<Job>::namespaced(client.clone(), ns),
             Api::<Pod>::namespaced(client.clone(), ns),
         ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
+        None => {
+            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
+        }
     };
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=ci-healer");
     let run_controller = Controller::new(runs_api.clone(), watcher::Config::default());
@@ -168,31 +161,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let run_controller = run_controller
         .owns(attempts_api.clone(), watcher::Config::default())
         // A duplicate waits behind its primary: wake it when the primary changes.
-        .watches(
-            runs_api.clone(),
-            watcher::Config::default(),
-            move |primary: HealingRun| {
-                let (ns, name) = (
-                    primary.metadata.namespace.clone(),
-                    primary.metadata.name.clone(),
-                );
-                run_store
-                    .state()
-                    .into_iter()
-                    .filter(|r| {
-                        r.metadata.namespace == ns
-                            && r.status.as_ref().and_then(|s| s.duplicate_of.as_ref())
-                                == name.as_ref()
-                    })
-                    .map(|r| ObjectRef::from_obj(r.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches(runs_api.clone(), watcher::Config::default(), move |primary: HealingRun| {
+            let (ns, name) = (primary.metadata.namespace.clone(), primary.metadata.name.clone());
+            run_store
+                .state()
+                .into_iter()
+                .filter(|r| {
+                    r.metadata.namespace == ns
+                        && r.status.as_ref().and_then(|s| s.duplicate_of.as_ref()) == name.as_ref()
+                })
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .shutdown_on_signal();
-    let reporter = Reporter {
-        controller: "ci-healer".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var("POD_NAME").ok() };
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -204,41 +186,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let attempt_controller = Controller::new(attempts_api, watcher::Config::default())
         .owns(jobs_api, owned)
-        .watches(
-            pods_api,
-            watcher::Config::default().labels(LABEL_ATTEMPT),
-            |pod: Pod| {
-                let ns = pod.metadata.namespace.clone()?;
-                let name = pod.metadata.labels.as_ref()?.get(LABEL_ATTEMPT)?.clone();
-                Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
-            },
-        )
+        .watches(pods_api, watcher::Config::default().labels(LABEL_ATTEMPT), |pod: Pod| {
+            let ns = pod.metadata.namespace.clone()?;
+            let name = pod.metadata.labels.as_ref()?.get(LABEL_ATTEMPT)?.clone();
+            Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
+        })
         .watches(runs_api, watcher::Config::default(), |run: HealingRun| {
             // A run's abort must reach its attempts.
             let ns = run.metadata.namespace.clone().unwrap_or_default();
             let name = run.metadata.name.clone().unwrap_or_default();
             let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
-            (1..=n)
-                .map(move |i| ObjectRef::<HealingAttempt>::new(&format!("{name}-{i}")).within(&ns))
+            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&format!("{name}-{i}")).within(&ns))
         })
         .shutdown_on_signal();
 
     *ready.write().await = true;
-    tracing::info!(
-        namespace = args.namespace.as_deref().unwrap_or("<all>"),
-        "controllers started"
-    );
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), "controllers started");
     let c1 = ctx.clone();
-    let runs = run_controller
-        .run(run::reconcile, error_policy::<HealingRun>, c1)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "run reconcile event");
-            }
-        });
-    let attempts = attempt_controller
-        .run(attempt::reconcile, error_policy::<HealingAttempt>, ctx)
-        .for_each(|r| async move {
+    let runs = run_controller.run(run::reconcile, error_policy::<HealingRun>, c1).for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "run reconcile event");
+        }
+    });
+    let attempts =
+        attempt_controller.run(attempt::reconcile, error_policy::<HealingAttempt>, ctx).for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "attempt reconcile event");
             }
@@ -268,10 +239,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.
 /// Errors: the Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
-async fn acquire_leadership(
-    client: &Client,
-    args: &Args,
-) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
     let ns = args
         .lease_namespace
         .clone()
@@ -292,10 +260,7 @@ async fn acquire_leadership(
     tracing::info!(lease = %format!("{ns}/ci-healer"), "waiting for leadership");
     while !*ch.borrow_and_update() {
         if ch.changed().await.is_err() {
-            let e = task
-                .await
-                .map_err(anyhow::Error::from)
-                .and_then(|r| r.map(|_| ()).map_err(anyhow::Error::from));
+            let e = task.await.map_err(anyhow::Error::from).and_then(|r| r.map(|_| ()).map_err(anyhow::Error::from));
             anyhow::bail!("leader election stopped: {e:?}");
         }
     }
@@ -304,18 +269,11 @@ async fn acquire_leadership(
 }
 
 /// Transient errors requeue with per-object exponential backoff (1 s doubling to 5 min).
-fn error_policy<K: Resource<DynamicType = ()>>(
-    obj: Arc<K>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     let controller = K::kind(&()).to_string();
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            controller: controller.clone(),
-            reason: err.reason().into(),
-        })
+        .get_or_create(&ErrorLabels { controller: controller.clone(), reason: err.reason().into() })
         .inc();
     let delay = ctx.backoff(object_key(obj.as_ref()));
     tracing::warn!(
@@ -336,16 +294,11 @@ where
     K: Resource<DynamicType = ()>,
     F: std::future::Future<Output = Result<Action>>,
 {
-    let labels = ControllerLabels {
-        controller: K::kind(&()).to_string(),
-    };
+    let labels = ControllerLabels { controller: K::kind(&()).to_string() };
     ctx.metrics.reconciles.get_or_create(&labels).inc();
     let start = std::time::Instant::now();
     let res = fut.await;
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&labels)
-        .observe(start.elapsed().as_secs_f64());
+    ctx.metrics.reconcile_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
     if res.is_ok() {
         ctx.succeeded(&object_key(obj));
     }
@@ -354,20 +307,12 @@ where
 
 async fn wait_for_crds(client: &Client, every: u64) {
     loop {
-        let runs = Api::<HealingRun>::all(client.clone())
-            .list_metadata(&ListParams::default().limit(1))
-            .await;
-        let attempts = Api::<HealingAttempt>::all(client.clone())
-            .list_metadata(&ListParams::default().limit(1))
-            .await;
+        let runs = Api::<HealingRun>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
+        let attempts = Api::<HealingAttempt>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await;
         match (runs, attempts) {
             (Ok(_), Ok(_)) => return,
             (r, a) => {
-                let e = r
-                    .err()
-                    .or(a.err())
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
+                let e = r.err().or(a.err()).map(|e| e.to_string()).unwrap_or_default();
                 tracing::warn!(error = %e, "waiting for the HealingRun and HealingAttempt CRDs (install them with `healer crd | kubectl apply -f -`)");
                 tokio::time::sleep(Duration::from_secs(every.max(1))).await;
             }
@@ -375,11 +320,7 @@ async fn wait_for_crds(client: &Client, every: u64) {
     }
 }
 
-async fn serve_metrics(
-    addr: SocketAddr,
-    registry: Arc<Registry>,
-    ready: Arc<RwLock<bool>>,
-) -> anyhow::Result<()> {
+async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> anyhow::Result<()> {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
     let app = axum::Router::new()
@@ -392,17 +333,12 @@ async fn serve_metrics(
                     match prometheus_client::encoding::text::encode(&mut body, &registry) {
                         Ok(()) => (
                             StatusCode::OK,
-                            [(
-                                header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
+                            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
                             body,
                         ),
-                        Err(_) => (
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            [(header::CONTENT_TYPE, "text/plain")],
-                            String::new(),
-                        ),
+                        Err(_) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], String::new())
+                        }
                     }
                 }
             }),

@@ -64,18 +64,13 @@ pub fn patch_from_log(log: &str, verdict: &Verdict) -> std::result::Result<Strin
     let end = if body.starts_with(PATCH_END) {
         0
     } else {
-        body.find(&format!("\n{PATCH_END}"))
-            .ok_or(PatchProblem::NotInLog)?
-            + 1
+        body.find(&format!("\n{PATCH_END}")).ok_or(PatchProblem::NotInLog)? + 1
     };
     let patch = &body[..end];
     if let Some(expected) = &verdict.patch_sha256 {
         let actual = hex::encode(Sha256::digest(patch.as_bytes()));
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(PatchProblem::ChecksumMismatch {
-                expected: expected.clone(),
-                actual,
-            });
+            return Err(PatchProblem::ChecksumMismatch { expected: expected.clone(), actual });
         }
     }
     if patch.len() > MAX_PATCH_BYTES {
@@ -108,13 +103,8 @@ pub async fn keep_patch(
         Ok(l) => l,
         // The pod (or its node) is gone: the log cannot come back, so say so instead of retrying forever.
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 400 => {
-            warn(
-                attempt,
-                ctx,
-                "PatchLogUnavailable",
-                &format!("cannot read the validate step's log: {}", s.message),
-            )
-            .await;
+            warn(attempt, ctx, "PatchLogUnavailable", &format!("cannot read the validate step's log: {}", s.message))
+                .await;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -129,20 +119,10 @@ pub async fn keep_patch(
     let Some(owner) = attempt.controller_owner_ref(&()) else {
         return Ok(None);
     };
-    let cm = configmap::build_patch(
-        &attempt.name_any(),
-        &attempt.spec.run_name,
-        &ns,
-        owner,
-        &patch,
-    );
+    let cm = configmap::build_patch(&attempt.name_any(), &attempt.spec.run_name, &ns, owner, &patch);
     let name = configmap::patch_name(&attempt.name_any());
     Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&cm),
-        )
+        .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))
         .await?;
     tracing::info!(attempt = %attempt.name_any(), namespace = %ns, configmap = %name, bytes = patch.len(), "kept the patch");
     Ok(Some(name))
@@ -185,21 +165,9 @@ mod tests {
         let sha = hex::encode(Sha256::digest(p.as_bytes()));
         let log = format!("verdict: Passed\n{PATCH_BEGIN}\n{p}{PATCH_END}\n");
         assert_eq!(patch_from_log(&log, &v(Some(sha.clone()))).unwrap(), p);
-        assert!(matches!(
-            patch_from_log(&log, &v(Some("00".into()))),
-            Err(PatchProblem::ChecksumMismatch { .. })
-        ));
-        assert_eq!(
-            patch_from_log("no patch", &v(Some(sha))),
-            Err(PatchProblem::NotInLog)
-        );
-        let big = format!(
-            "{PATCH_BEGIN}\n{}\n{PATCH_END}\n",
-            "x".repeat(MAX_PATCH_BYTES + 1)
-        );
-        assert!(matches!(
-            patch_from_log(&big, &v(None)),
-            Err(PatchProblem::TooLarge(_))
-        ));
+        assert!(matches!(patch_from_log(&log, &v(Some("00".into()))), Err(PatchProblem::ChecksumMismatch { .. })));
+        assert_eq!(patch_from_log("no patch", &v(Some(sha))), Err(PatchProblem::NotInLog));
+        let big = format!("{PATCH_BEGIN}\n{}\n{PATCH_END}\n", "x".repeat(MAX_PATCH_BYTES + 1));
+        assert!(matches!(patch_from_log(&big, &v(None)), Err(PatchProblem::TooLarge(_))));
     }
 }

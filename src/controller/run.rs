@@ -38,18 +38,11 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         .list(&ListParams::default().labels(&format!("{LABEL_RUN}={name}")))
         .await?
         .into_iter()
-        .filter(|a| {
-            a.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-        })
+        .filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
         .map(|a| attempt_view(&a))
         .collect();
     let triaged = triage_run(run, &ctx.config);
-    let triage_view = triaged
-        .as_ref()
-        .map(|(v, _)| v.clone())
-        .map_err(Clone::clone);
+    let triage_view = triaged.as_ref().map(|(v, _)| v.clone()).map_err(Clone::clone);
     let primary = match &triaged {
         Ok((v, _)) => find_primary(run, &v.error_hash, &ctx.runs.state(), &ctx.config),
         Err(_) => None,
@@ -57,13 +50,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let decision = state::decide(&RunObservation {
-        run,
-        attempts,
-        triage: triage_view,
-        primary,
-        now,
-    });
+    let decision = state::decide(&RunObservation { run, attempts, triage: triage_view, primary, now });
 
     // Apply.
     if let Ok((view, result)) = &triaged {
@@ -77,20 +64,10 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     if run.status.as_ref() != Some(&decision.status) {
         let api = Api::<HealingRun>::namespaced(ctx.client.clone(), &ns);
         let patch = json!({"apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingRun", "status": decision.status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(patch),
-        )
-        .await?;
+        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
         let old_phase = run.status.as_ref().and_then(|s| s.phase);
         if let Some(p) = decision.status.phase.filter(|p| Some(*p) != old_phase) {
-            ctx.metrics
-                .run_transitions
-                .get_or_create(&PhaseLabels {
-                    phase: format!("{p:?}"),
-                })
-                .inc();
+            ctx.metrics.run_transitions.get_or_create(&PhaseLabels { phase: format!("{p:?}") }).inc();
         }
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             tracing::info!(run = %name, namespace = %ns, reason = t.reason, phase = ?decision.status.phase, "{}", t.message);
@@ -116,11 +93,7 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
         name: a.name_any(),
         phase: st.phase.unwrap_or_default(),
         failure_reason: st.failure_reason,
-        summary: st
-            .verdict
-            .as_ref()
-            .map(|v| v.summary.clone())
-            .filter(|s| !s.is_empty()),
+        summary: st.verdict.as_ref().map(|v| v.summary.clone()).filter(|s| !s.is_empty()),
         patch_config_map: st.patch_config_map,
         diffstat: st.verdict.and_then(|v| v.diffstat),
     }
@@ -128,10 +101,7 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
 
 /// Triage a run from its spec and pick its profile. Pure. `Err((reason, message))` when the spec names
 /// a profile the config does not have.
-pub fn triage_run(
-    run: &HealingRun,
-    config: &ControllerConfig,
-) -> Result<(TriageView, TriageResult), (String, String)> {
+pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(TriageView, TriageResult), (String, String)> {
     let src = &run.spec.source;
     let policy = &run.spec.policy;
     if policy.agent != "auto" && !config.profiles.contains_key(&policy.agent) {
@@ -140,32 +110,18 @@ pub fn triage_run(
             format!(
                 "spec.policy.agent '{}' is not a configured profile (configured: {}); set it to 'auto' or one of those",
                 policy.agent,
-                config
-                    .profiles
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                config.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         ));
     }
-    let excerpt = run
-        .spec
-        .failure
-        .as_ref()
-        .map(|f| f.excerpt.as_bytes())
-        .unwrap_or_default();
+    let excerpt = run.spec.failure.as_ref().map(|f| f.excerpt.as_bytes()).unwrap_or_default();
     let input = TriageInput {
         log: excerpt,
         workflow_name: src.workflow_name.as_deref(),
         job_name: src.job_name.as_deref(),
         failed_steps: &src.failed_steps,
         changed_files: &[],
-        error_type: run
-            .spec
-            .failure
-            .as_ref()
-            .and_then(|f| f.error_type.as_deref()),
+        error_type: run.spec.failure.as_ref().and_then(|f| f.error_type.as_deref()),
     };
     let result = triage::triage(&input, &config.routing);
     let agent = if policy.agent != "auto" {
@@ -196,32 +152,17 @@ pub fn find_primary(
 ) -> Option<PrimaryView> {
     let ns = run.namespace();
     if let Some(p) = run.status.as_ref().and_then(|s| s.duplicate_of.clone()) {
-        if let Some(other) = runs
-            .iter()
-            .find(|o| o.namespace() == ns && o.name_any() == p)
-        {
-            return Some(PrimaryView {
-                name: p,
-                phase: other.status.as_ref().and_then(|s| s.phase),
-            });
+        if let Some(other) = runs.iter().find(|o| o.namespace() == ns && o.name_any() == p) {
+            return Some(PrimaryView { name: p, phase: other.status.as_ref().and_then(|s| s.phase) });
         }
         return None;
     }
-    let key = |r: &HealingRun| {
-        (
-            r.metadata.creation_timestamp.clone().map(|t| t.0),
-            r.name_any(),
-        )
-    };
+    let key = |r: &HealingRun| (r.metadata.creation_timestamp.clone().map(|t| t.0), r.name_any());
     let src = &run.spec.source;
     runs.iter()
         .filter(|o| o.namespace() == ns && o.name_any() != run.name_any())
         .filter(|o| {
-            o.spec
-                .source
-                .repository
-                .eq_ignore_ascii_case(&src.repository)
-                && o.spec.source.head_sha == src.head_sha
+            o.spec.source.repository.eq_ignore_ascii_case(&src.repository) && o.spec.source.head_sha == src.head_sha
         })
         .filter(|o| key(o) < key(run))
         .filter(|o| o.metadata.deletion_timestamp.is_none())
@@ -240,52 +181,28 @@ pub fn find_primary(
             h.as_deref() == Some(error_hash)
         })
         .min_by_key(|o| key(o))
-        .map(|o| PrimaryView {
-            name: o.name_any(),
-            phase: o.status.as_ref().and_then(|s| s.phase),
-        })
+        .map(|o| PrimaryView { name: o.name_any(), phase: o.status.as_ref().and_then(|s| s.phase) })
 }
 
 async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<()> {
     if run.labels().get(LABEL_ERROR_HASH).map(String::as_str) == Some(hash) {
         return Ok(());
     }
-    let api = Api::<HealingRun>::namespaced(
-        ctx.client.clone(),
-        &run.namespace().ok_or(Error::MissingNamespace)?,
-    );
+    let api = Api::<HealingRun>::namespaced(ctx.client.clone(), &run.namespace().ok_or(Error::MissingNamespace)?);
     let patch = json!({
         "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingRun",
         "metadata": {"name": run.name_any(), "labels": {LABEL_ERROR_HASH: hash}}
     });
-    api.patch(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
+    api.patch(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
     Ok(())
 }
 
-async fn start_attempt(
-    run: &HealingRun,
-    n: i32,
-    profile: &str,
-    triage: &TriageResult,
-    ctx: &Context,
-) -> Result<()> {
+async fn start_attempt(run: &HealingRun, n: i32, profile: &str, triage: &TriageResult, ctx: &Context) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
-    let owner = run
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingNamespace)?;
+    let owner = run.controller_owner_ref(&()).ok_or(Error::MissingNamespace)?;
     // The context every attempt pod mounts: the bounded excerpt and triage's answer.
-    let cm = configmap::build_context(
-        &run.name_any(),
-        &ns,
-        owner,
-        &triage.excerpt,
-        &serde_json::to_string_pretty(triage)?,
-    );
+    let cm =
+        configmap::build_context(&run.name_any(), &ns, owner, &triage.excerpt, &serde_json::to_string_pretty(triage)?);
     let cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), &ns);
     cms.patch(
         &configmap::context_name(&run.name_any()),
@@ -297,23 +214,12 @@ async fn start_attempt(
     let Some(attempt) = build_attempt(run, n, profile, &ctx.config) else {
         // triage_run only returns configured profiles, so this is a config reload race: retry.
         return Err(Error::Kube(kube::Error::Api(
-            kube::core::Status::failure(&format!("profile {profile} vanished"), "NotFound")
-                .with_code(404)
-                .boxed(),
+            kube::core::Status::failure(&format!("profile {profile} vanished"), "NotFound").with_code(404).boxed(),
         )));
     };
     let api = Api::<HealingAttempt>::namespaced(ctx.client.clone(), &ns);
     // An attempt's spec is frozen at creation: create it once, never rewrite it.
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &attempt,
-        )
-        .await
-    {
+    match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &attempt).await {
         Ok(_) => {
             tracing::info!(run = %run.name_any(), namespace = %ns, attempt = n, profile, "created HealingAttempt")
         }
@@ -345,11 +251,7 @@ pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     related: Option<k8s_openapi::api::core::v1::ObjectReference>,
 ) {
     let ev = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
+        type_: if warning { EventType::Warning } else { EventType::Normal },
         reason: reason.into(),
         note: Some(note.chars().take(1024).collect()),
         action: reason.into(),

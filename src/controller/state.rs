@@ -12,9 +12,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::conditions::{self, get, is_true};
-use crate::crd::{
-    AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase,
-};
+use crate::crd::{AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase};
 
 /// Condition types of a HealingRun.
 pub mod cond {
@@ -97,10 +95,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     st.observed_generation = gen_;
     st.short_sha = Some(run.spec.source.head_sha.chars().take(7).collect());
     let set = |st: &mut HealingRunStatus, t: &str, ok: bool, reason: &str, msg: String| {
-        conditions::set(
-            &mut st.conditions,
-            conditions::new(t, ok, reason, msg, gen_, now.clone()),
-        );
+        conditions::set(&mut st.conditions, conditions::new(t, ok, reason, msg, gen_, now.clone()));
     };
 
     let mut attempts = obs.attempts.clone();
@@ -111,11 +106,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         st.current_attempt = Some(l.number);
     }
     let any_active = attempts.iter().any(|a| !a.phase.is_terminal());
-    let mut d = Decision {
-        status: st.clone(),
-        start_attempt: None,
-        stop_attempts: false,
-    };
+    let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false };
 
     // Final phases stay final; an abort still stops attempts that outlived it.
     if let Some(p) = old.phase.filter(|p| p.is_terminal()) {
@@ -151,13 +142,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             return d;
         }
     };
-    set(
-        &mut st,
-        cond::ACCEPTED,
-        true,
-        "SpecValid",
-        "the spec is valid".into(),
-    );
+    set(&mut st, cond::ACCEPTED, true, "SpecValid", "the spec is valid".into());
     st.failure_class = Some(triage.failure_class.clone());
     st.agent = Some(triage.agent.clone());
     st.error_hash = Some(triage.error_hash.clone());
@@ -189,10 +174,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             Some(final_phase) => {
                 st.phase = Some(final_phase);
                 st.completion_time = Some(now.clone());
-                let msg = format!(
-                    "the run this one duplicates, {}, ended {:?}",
-                    primary.name, final_phase
-                );
+                let msg = format!("the run this one duplicates, {}, ended {:?}", primary.name, final_phase);
                 let (t, reason) = match final_phase {
                     RunPhase::Fixed => (cond::FIXED, "DuplicateFixed"),
                     RunPhase::Aborted => (cond::ABORTED, "DuplicateAborted"),
@@ -210,13 +192,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         return d;
     }
     if st.duplicate_of.is_none() {
-        set(
-            &mut st,
-            cond::DUPLICATE,
-            false,
-            "NoActiveDuplicate",
-            "no other active run heals the same failure".into(),
-        );
+        set(&mut st, cond::DUPLICATE, false, "NoActiveDuplicate", "no other active run heals the same failure".into());
     }
 
     let max = run.spec.policy.max_attempts.max(1);
@@ -225,13 +201,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         Some(l) if !l.phase.is_terminal() => {
             st.phase = Some(RunPhase::Running);
             st.start_time.get_or_insert(now.clone());
-            set(
-                &mut st,
-                cond::HEALING,
-                true,
-                "AttemptRunning",
-                format!("attempt {} of {} is running", l.number, max),
-            );
+            set(&mut st, cond::HEALING, true, "AttemptRunning", format!("attempt {} of {} is running", l.number, max));
         }
         Some(l) if l.phase == AttemptPhase::Succeeded => {
             st.phase = Some(RunPhase::Fixed);
@@ -244,33 +214,19 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             let msg = format!(
                 "attempt {} passed validation{}",
                 l.number,
-                l.summary
-                    .as_deref()
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default()
+                l.summary.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
             );
             set(&mut st, cond::FIXED, true, "ValidationPassed", msg.clone());
             set(&mut st, cond::HEALING, false, "Fixed", msg);
         }
-        Some(l) if l.number < max => {
-            start(&mut st, &mut d, l.number + 1, max, &triage.agent, &now, set)
-        }
+        Some(l) if l.number < max => start(&mut st, &mut d, l.number + 1, max, &triage.agent, &now, set),
         Some(l) => {
             st.phase = Some(RunPhase::Escalated);
             st.completion_time = Some(now.clone());
             let reason = l.failure_reason.clone().unwrap_or_else(|| "Unknown".into());
-            let msg = format!(
-                "all {} attempts failed; the last failed with {}",
-                l.number, reason
-            );
+            let msg = format!("all {} attempts failed; the last failed with {}", l.number, reason);
             st.escalation_reason = Some(msg.clone());
-            set(
-                &mut st,
-                cond::ESCALATED,
-                true,
-                "AttemptsExhausted",
-                msg.clone(),
-            );
+            set(&mut st, cond::ESCALATED, true, "AttemptsExhausted", msg.clone());
             set(&mut st, cond::HEALING, false, "AttemptsExhausted", msg);
         }
     }
@@ -292,13 +248,7 @@ fn start(
     st.attempts = st.attempts.max(n);
     st.current_attempt = Some(n);
     st.start_time.get_or_insert(now.clone());
-    set(
-        st,
-        cond::HEALING,
-        true,
-        "AttemptRunning",
-        format!("attempt {n} of {max} started with agent profile {agent}"),
-    );
+    set(st, cond::HEALING, true, "AttemptRunning", format!("attempt {n} of {max} started with agent profile {agent}"));
 }
 
 /// The Events a status change deserves, computed from the old and new status. Pure.
@@ -309,62 +259,33 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
     let became = |t: &str, status: &str| {
         let n = get(&new.conditions, t).filter(|c| c.status == status)?;
         let o = get(&old.conditions, t);
-        (o.map(|o| (&o.status, &o.reason)) != Some((&n.status, &n.reason)))
-            .then(|| n.message.clone())
+        (o.map(|o| (&o.status, &o.reason)) != Some((&n.status, &n.reason))).then(|| n.message.clone())
     };
     if let Some(m) = became(cond::ACCEPTED, conditions::FALSE) {
-        out.push(Transition {
-            warning: true,
-            reason: "InvalidSpec",
-            message: m,
-        });
+        out.push(Transition { warning: true, reason: "InvalidSpec", message: m });
     }
     if let Some(m) = became(cond::TRIAGED, conditions::TRUE) {
-        out.push(Transition {
-            warning: false,
-            reason: "Triaged",
-            message: m,
-        });
+        out.push(Transition { warning: false, reason: "Triaged", message: m });
     }
     if let Some(m) = became(cond::DUPLICATE, conditions::TRUE) {
-        out.push(Transition {
-            warning: false,
-            reason: "Duplicate",
-            message: m,
-        });
+        out.push(Transition { warning: false, reason: "Duplicate", message: m });
     }
     if new.current_attempt > old.current_attempt && new.phase == Some(RunPhase::Running) {
-        let m = get(&new.conditions, cond::HEALING)
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        out.push(Transition {
-            warning: false,
-            reason: "AttemptStarted",
-            message: m,
-        });
+        let m = get(&new.conditions, cond::HEALING).map(|c| c.message.clone()).unwrap_or_default();
+        out.push(Transition { warning: false, reason: "AttemptStarted", message: m });
     }
     if new.phase != old.phase {
-        let msg = |t| {
-            get(&new.conditions, t)
-                .map(|c| c.message.clone())
-                .unwrap_or_default()
-        };
+        let msg = |t| get(&new.conditions, t).map(|c| c.message.clone()).unwrap_or_default();
         match new.phase {
-            Some(RunPhase::Fixed) => out.push(Transition {
-                warning: false,
-                reason: "Fixed",
-                message: msg(cond::FIXED),
-            }),
-            Some(RunPhase::Escalated) => out.push(Transition {
-                warning: true,
-                reason: "Escalated",
-                message: msg(cond::ESCALATED),
-            }),
-            Some(RunPhase::Aborted) => out.push(Transition {
-                warning: false,
-                reason: "Aborted",
-                message: msg(cond::ABORTED),
-            }),
+            Some(RunPhase::Fixed) => {
+                out.push(Transition { warning: false, reason: "Fixed", message: msg(cond::FIXED) })
+            }
+            Some(RunPhase::Escalated) => {
+                out.push(Transition { warning: true, reason: "Escalated", message: msg(cond::ESCALATED) })
+            }
+            Some(RunPhase::Aborted) => {
+                out.push(Transition { warning: false, reason: "Aborted", message: msg(cond::ABORTED) })
+            }
             _ => {}
         }
     }
@@ -373,9 +294,7 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
 
 /// True when a run is not final and does not wait behind another.
 pub fn is_active(status: Option<&HealingRunStatus>) -> bool {
-    status.is_none_or(|s| {
-        !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, cond::DUPLICATE)
-    })
+    status.is_none_or(|s| !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, cond::DUPLICATE))
 }
 
 #[cfg(test)]
@@ -427,13 +346,7 @@ mod tests {
     }
 
     fn obs(r: &HealingRun, attempts: Vec<AttemptView>) -> RunObservation<'_> {
-        RunObservation {
-            run: r,
-            attempts,
-            triage: triage(),
-            primary: None,
-            now: t(100),
-        }
+        RunObservation { run: r, attempts, triage: triage(), primary: None, now: t(100) }
     }
 
     /// Walks the whole table of run transitions.
@@ -447,12 +360,7 @@ mod tests {
             start: Option<i32>,
         }
         let cases = [
-            Case {
-                name: "new run starts attempt 1",
-                attempts: vec![],
-                phase: RunPhase::Running,
-                start: Some(1),
-            },
+            Case { name: "new run starts attempt 1", attempts: vec![], phase: RunPhase::Running, start: Some(1) },
             Case {
                 name: "pending attempt keeps running",
                 attempts: vec![att(1, Pending)],
@@ -515,11 +423,7 @@ mod tests {
         }));
         let d = decide(&obs(
             &r,
-            vec![
-                att(1, AttemptPhase::Failed),
-                att(2, AttemptPhase::Failed),
-                att(3, AttemptPhase::Failed),
-            ],
+            vec![att(1, AttemptPhase::Failed), att(2, AttemptPhase::Failed), att(3, AttemptPhase::Failed)],
         ));
         assert_eq!(
             d.status.escalation_reason.as_deref(),
@@ -543,10 +447,7 @@ mod tests {
 
     #[test]
     fn abort_stops_the_running_attempt_and_is_final() {
-        let mut r = run(Some(HealingRunStatus {
-            phase: Some(RunPhase::Running),
-            ..Default::default()
-        }));
+        let mut r = run(Some(HealingRunStatus { phase: Some(RunPhase::Running), ..Default::default() }));
         r.spec.action = Some(RunAction::Abort);
         let d = decide(&obs(&r, vec![att(1, AttemptPhase::Running)]));
         assert_eq!(d.status.phase, Some(RunPhase::Aborted));
@@ -565,10 +466,7 @@ mod tests {
     #[test]
     fn final_phases_never_start_attempts() {
         for p in [RunPhase::Fixed, RunPhase::Escalated, RunPhase::Aborted] {
-            let r = run(Some(HealingRunStatus {
-                phase: Some(p),
-                ..Default::default()
-            }));
+            let r = run(Some(HealingRunStatus { phase: Some(p), ..Default::default() }));
             let d = decide(&obs(&r, vec![att(1, AttemptPhase::Failed)]));
             assert_eq!(d.status.phase, Some(p));
             assert_eq!(d.start_attempt, None);
@@ -579,18 +477,12 @@ mod tests {
     fn invalid_spec_waits_with_a_false_condition() {
         let r = run(None);
         let mut o = obs(&r, vec![]);
-        o.triage = Err((
-            "UnknownProfile".into(),
-            "agent profile 'nope' is not configured".into(),
-        ));
+        o.triage = Err(("UnknownProfile".into(), "agent profile 'nope' is not configured".into()));
         let d = decide(&o);
         assert_eq!(d.status.phase, Some(RunPhase::Queued));
         assert_eq!(d.start_attempt, None);
         let c = get(&d.status.conditions, cond::ACCEPTED).unwrap();
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("False", "UnknownProfile")
-        );
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnknownProfile"));
         let tr = transitions(None, &d.status);
         assert_eq!(tr[0].reason, "InvalidSpec");
     }
@@ -599,10 +491,7 @@ mod tests {
     fn duplicate_waits_then_takes_the_primarys_final_phase() {
         let r = run(None);
         let mut o = obs(&r, vec![]);
-        o.primary = Some(PrimaryView {
-            name: "first".into(),
-            phase: Some(RunPhase::Running),
-        });
+        o.primary = Some(PrimaryView { name: "first".into(), phase: Some(RunPhase::Running) });
         let d = decide(&o);
         assert_eq!(d.status.phase, Some(RunPhase::Queued));
         assert_eq!(d.status.duplicate_of.as_deref(), Some("first"));
@@ -611,10 +500,7 @@ mod tests {
         let mut r2 = r.clone();
         r2.status = Some(d.status);
         let mut o2 = obs(&r2, vec![]);
-        o2.primary = Some(PrimaryView {
-            name: "first".into(),
-            phase: Some(RunPhase::Fixed),
-        });
+        o2.primary = Some(PrimaryView { name: "first".into(), phase: Some(RunPhase::Fixed) });
         let d2 = decide(&o2);
         assert_eq!(d2.status.phase, Some(RunPhase::Fixed));
         assert_eq!(d2.start_attempt, None);
@@ -629,14 +515,8 @@ mod tests {
         let d2 = decide(&obs(&r2, vec![att(1, AttemptPhase::Running)]));
         let mut r3 = r.clone();
         r3.status = Some(d2.status.clone());
-        let d3 = decide(&RunObservation {
-            now: t(500),
-            ..obs(&r3, vec![att(1, AttemptPhase::Running)])
-        });
-        assert_eq!(
-            d3.status, d2.status,
-            "nothing changed, so nothing to write (even later)"
-        );
+        let d3 = decide(&RunObservation { now: t(500), ..obs(&r3, vec![att(1, AttemptPhase::Running)]) });
+        assert_eq!(d3.status, d2.status, "nothing changed, so nothing to write (even later)");
         assert!(transitions(Some(&d2.status), &d3.status).is_empty());
     }
 }

@@ -44,10 +44,7 @@ pub fn set(conds: &mut Vec<Condition>, cond: Condition) -> bool {
             } else {
                 cond.last_transition_time.clone()
             };
-            *existing = Condition {
-                last_transition_time: ltt,
-                ..cond
-            };
+            *existing = Condition { last_transition_time: ltt, ..cond };
             true
         }
         None => {
@@ -78,31 +75,12 @@ mod tests {
     #[test]
     fn transition_time_moves_only_with_status() {
         let mut conds = vec![];
-        assert!(set(
-            &mut conds,
-            new("Fixed", false, "AttemptRunning", "a", Some(1), t(10))
-        ));
-        assert!(set(
-            &mut conds,
-            new("Fixed", false, "AttemptRunning", "b", Some(1), t(20))
-        ));
-        assert_eq!(
-            conds[0].last_transition_time,
-            t(10),
-            "same status keeps the time"
-        );
+        assert!(set(&mut conds, new("Fixed", false, "AttemptRunning", "a", Some(1), t(10))));
+        assert!(set(&mut conds, new("Fixed", false, "AttemptRunning", "b", Some(1), t(20))));
+        assert_eq!(conds[0].last_transition_time, t(10), "same status keeps the time");
         assert_eq!(conds[0].message, "b");
-        assert!(
-            !set(
-                &mut conds,
-                new("Fixed", false, "AttemptRunning", "b", Some(1), t(30))
-            ),
-            "no-op"
-        );
-        assert!(set(
-            &mut conds,
-            new("Fixed", true, "ValidationPassed", "c", Some(1), t(40))
-        ));
+        assert!(!set(&mut conds, new("Fixed", false, "AttemptRunning", "b", Some(1), t(30))), "no-op");
+        assert!(set(&mut conds, new("Fixed", true, "ValidationPassed", "c", Some(1), t(40))));
         assert_eq!(conds[0].last_transition_time, t(40));
         assert_eq!(conds.len(), 1);
         assert!(is_true(&conds, "Fixed"));

@@ -9,12 +9,12 @@ pub mod run;
 
 pub use crate::verdict::Diffstat;
 pub use attempt::{
-    AttemptPhase, AttemptSource, EnvVar, HealingAttempt, HealingAttemptSpec, HealingAttemptStatus,
-    SecretKeyRef, StepSpec,
+    AttemptPhase, AttemptSource, EnvVar, HealingAttempt, HealingAttemptSpec, HealingAttemptStatus, SecretKeyRef,
+    StepSpec,
 };
 pub use run::{
-    FailureExcerpt, FailureSource, HealingMode, HealingPolicy, HealingRun, HealingRunSpec,
-    HealingRunStatus, PatchRef, Provider, RunAction, RunPhase, SourceEvent,
+    FailureExcerpt, FailureSource, HealingMode, HealingPolicy, HealingRun, HealingRunSpec, HealingRunStatus, PatchRef,
+    Provider, RunAction, RunPhase, SourceEvent,
 };
 
 use kube::CustomResourceExt;

@@ -7,8 +7,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::config::{ControllerConfig, HEALER_BIN, ProfileStep};
 use crate::crd::{
-    AttemptSource, HealingAttempt, HealingAttemptSpec, HealingRun, LABEL_ATTEMPT_NUMBER, LABEL_RUN,
-    MANAGED_BY,
+    AttemptSource, HealingAttempt, HealingAttemptSpec, HealingRun, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY,
 };
 use crate::resources::configmap;
 
@@ -27,10 +26,7 @@ pub fn build_attempt(
 ) -> Option<HealingAttempt> {
     let profile = config.profiles.get(profile_name)?;
     let owner = run.controller_owner_ref(&())?;
-    let checkout = ProfileStep {
-        command: vec![HEALER_BIN.into(), "checkout".into()],
-        ..Default::default()
-    };
+    let checkout = ProfileStep { command: vec![HEALER_BIN.into(), "checkout".into()], ..Default::default() };
     Some(HealingAttempt {
         metadata: ObjectMeta {
             name: Some(attempt_name(&run.name_any(), n)),

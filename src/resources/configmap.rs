@@ -20,13 +20,7 @@ pub fn patch_name(attempt: &str) -> String {
 
 /// The context ConfigMap of a run: `excerpt.txt` (the bounded, masked failure excerpt) and
 /// `triage.json` (class, profile, failing step). Owned by the run.
-pub fn build_context(
-    run: &str,
-    namespace: &str,
-    owner: OwnerReference,
-    excerpt: &str,
-    triage_json: &str,
-) -> ConfigMap {
+pub fn build_context(run: &str, namespace: &str, owner: OwnerReference, excerpt: &str, triage_json: &str) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(context_name(run)),
@@ -47,13 +41,7 @@ pub fn build_context(
 }
 
 /// The patch ConfigMap of an attempt (`patch.diff`), owned by the attempt.
-pub fn build_patch(
-    attempt: &str,
-    run: &str,
-    namespace: &str,
-    owner: OwnerReference,
-    patch: &str,
-) -> ConfigMap {
+pub fn build_patch(attempt: &str, run: &str, namespace: &str, owner: OwnerReference, patch: &str) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(patch_name(attempt)),

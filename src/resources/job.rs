@@ -17,17 +17,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, Pod, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
 use serde::{Deserialize, Serialize};
 
-use crate::crd::{
-    HealingAttempt, LABEL_ATTEMPT, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY, StepSpec,
-};
+use crate::crd::{HealingAttempt, LABEL_ATTEMPT, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY, StepSpec};
 use crate::verdict::{VALIDATE_CONTAINER, Verdict, VerdictError};
 
 /// Where the `healer` binary lands inside the pod.
@@ -60,10 +57,7 @@ pub fn attempt_labels(attempt: &HealingAttempt) -> BTreeMap<String, String> {
         ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
         (LABEL_RUN.into(), attempt.spec.run_name.clone()),
         (LABEL_ATTEMPT.into(), attempt.name_any()),
-        (
-            LABEL_ATTEMPT_NUMBER.into(),
-            attempt.spec.attempt.to_string(),
-        ),
+        (LABEL_ATTEMPT_NUMBER.into(), attempt.spec.attempt.to_string()),
     ])
 }
 
@@ -71,9 +65,7 @@ pub fn attempt_labels(attempt: &HealingAttempt) -> BTreeMap<String, String> {
 pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequirements) -> Job {
     let spec = &attempt.spec;
     let labels = attempt_labels(attempt);
-    let owner = attempt
-        .controller_owner_ref(&())
-        .expect("a HealingAttempt from the API server has a name and uid");
+    let owner = attempt.controller_owner_ref(&()).expect("a HealingAttempt from the API server has a name and uid");
 
     let env_common = |step: &str| -> Vec<EnvVar> {
         let mut env = vec![
@@ -96,95 +88,60 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
         read_only: ro.then_some(true),
         ..Default::default()
     };
-    let context_mount = spec
-        .context_config_map
-        .as_ref()
-        .map(|_| mount("context", CONTEXT_DIR, true));
+    let context_mount = spec.context_config_map.as_ref().map(|_| mount("context", CONTEXT_DIR, true));
 
-    let step = |name: &str,
-                s: &StepSpec,
-                extra_env: Vec<EnvVar>,
-                extra_mounts: Vec<VolumeMount>,
-                read_only_root: bool| {
-        let mut env = env_common(name);
-        env.extend(extra_env);
-        env.extend(s.env.iter().map(|e| self::env(&e.name, &e.value)));
-        let mut mounts = vec![
-            mount("healer-bin", BIN_DIR, name != "prepare"),
-            mount("workspace", WORKSPACE_DIR, false),
-        ];
-        mounts.extend(context_mount.clone());
-        mounts.extend(extra_mounts);
-        Container {
-            name: name.into(),
-            image: Some(s.image.clone()),
-            command: Some(s.command.clone()).filter(|c| !c.is_empty()),
-            env: Some(env),
-            volume_mounts: Some(mounts),
-            working_dir: Some(WORKSPACE_DIR.into()),
-            resources: Some(
-                s.resources
-                    .clone()
-                    .unwrap_or_else(|| default_resources.clone()),
-            ),
-            termination_message_path: Some(TERMINATION_LOG.into()),
-            termination_message_policy: Some("File".into()),
-            security_context: Some(container_security(read_only_root)),
-            ..Default::default()
-        }
-    };
+    let step =
+        |name: &str, s: &StepSpec, extra_env: Vec<EnvVar>, extra_mounts: Vec<VolumeMount>, read_only_root: bool| {
+            let mut env = env_common(name);
+            env.extend(extra_env);
+            env.extend(s.env.iter().map(|e| self::env(&e.name, &e.value)));
+            let mut mounts =
+                vec![mount("healer-bin", BIN_DIR, name != "prepare"), mount("workspace", WORKSPACE_DIR, false)];
+            mounts.extend(context_mount.clone());
+            mounts.extend(extra_mounts);
+            Container {
+                name: name.into(),
+                image: Some(s.image.clone()),
+                command: Some(s.command.clone()).filter(|c| !c.is_empty()),
+                env: Some(env),
+                volume_mounts: Some(mounts),
+                working_dir: Some(WORKSPACE_DIR.into()),
+                resources: Some(s.resources.clone().unwrap_or_else(|| default_resources.clone())),
+                termination_message_path: Some(TERMINATION_LOG.into()),
+                termination_message_policy: Some("File".into()),
+                security_context: Some(container_security(read_only_root)),
+                ..Default::default()
+            }
+        };
 
     let small = ResourceRequirements {
         requests: Some(BTreeMap::from([
-            (
-                "cpu".into(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity("50m".into()),
-            ),
-            (
-                "memory".into(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity("64Mi".into()),
-            ),
+            ("cpu".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("50m".into())),
+            ("memory".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("64Mi".into())),
         ])),
         limits: Some(BTreeMap::from([
-            (
-                "cpu".into(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity("500m".into()),
-            ),
-            (
-                "memory".into(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity("256Mi".into()),
-            ),
+            ("cpu".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("500m".into())),
+            ("memory".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("256Mi".into())),
         ])),
         ..Default::default()
     };
     let prepare = StepSpec {
         image: spec.healer_image.clone(),
-        command: vec![
-            IMAGE_BINARY.into(),
-            "install-binary".into(),
-            "--to".into(),
-            format!("{BIN_DIR}/healer"),
-        ],
+        command: vec![IMAGE_BINARY.into(), "install-binary".into(), "--to".into(), format!("{BIN_DIR}/healer")],
         env: vec![],
         resources: Some(small),
     };
 
     let (git_env, git_mounts) = match &spec.git_token_secret {
         Some(_) => (
-            vec![env(
-                "HEALER_GIT_TOKEN_FILE",
-                &format!("{GIT_SECRET_DIR}/token"),
-            )],
+            vec![env("HEALER_GIT_TOKEN_FILE", &format!("{GIT_SECRET_DIR}/token"))],
             vec![mount("git-token", GIT_SECRET_DIR, true)],
         ),
         None => (vec![], vec![]),
     };
     let (llm_env, llm_mounts) = match &spec.llm_api_key_secret {
         Some(_) => (
-            vec![env(
-                "HEALER_LLM_API_KEY_FILE",
-                &format!("{LLM_SECRET_DIR}/api-key"),
-            )],
+            vec![env("HEALER_LLM_API_KEY_FILE", &format!("{LLM_SECRET_DIR}/api-key"))],
             vec![mount("llm-api-key", LLM_SECRET_DIR, true)],
         ),
         None => (vec![], vec![]),
@@ -194,28 +151,19 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
     if let Some(cm) = &spec.context_config_map {
         volumes.push(Volume {
             name: "context".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: cm.clone(),
-                optional: Some(false),
-                ..Default::default()
-            }),
+            config_map: Some(ConfigMapVolumeSource { name: cm.clone(), optional: Some(false), ..Default::default() }),
             ..Default::default()
         });
     }
-    for (vol, secret, file) in [
-        ("git-token", &spec.git_token_secret, "token"),
-        ("llm-api-key", &spec.llm_api_key_secret, "api-key"),
-    ] {
+    for (vol, secret, file) in
+        [("git-token", &spec.git_token_secret, "token"), ("llm-api-key", &spec.llm_api_key_secret, "api-key")]
+    {
         if let Some(s) = secret {
             volumes.push(Volume {
                 name: vol.into(),
                 secret: Some(SecretVolumeSource {
                     secret_name: Some(s.name.clone()),
-                    items: Some(vec![KeyToPath {
-                        key: s.key.clone(),
-                        path: file.into(),
-                        mode: Some(0o400),
-                    }]),
+                    items: Some(vec![KeyToPath { key: s.key.clone(), path: file.into(), mode: Some(0o400) }]),
                     default_mode: Some(0o400),
                     optional: Some(false),
                 }),
@@ -233,10 +181,7 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             run_as_user: Some(RUN_AS),
             run_as_group: Some(RUN_AS),
             fs_group: Some(RUN_AS),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
             ..Default::default()
         }),
         init_containers: Some(vec![
@@ -244,13 +189,7 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             step("checkout", &spec.checkout, git_env, git_mounts, false),
             step("agent", &spec.agent, llm_env, llm_mounts, false),
         ]),
-        containers: vec![step(
-            VALIDATE_CONTAINER,
-            &spec.validate,
-            vec![],
-            vec![],
-            false,
-        )],
+        containers: vec![step(VALIDATE_CONTAINER, &spec.validate, vec![], vec![], false)],
         volumes: Some(volumes),
         ..Default::default()
     };
@@ -268,10 +207,7 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             active_deadline_seconds: Some(spec.active_deadline_seconds),
             ttl_seconds_after_finished: Some(spec.ttl_seconds_after_finished),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
                 spec: Some(pod_spec),
             },
             ..Default::default()
@@ -294,10 +230,7 @@ fn spec_env(step: &str, attempt: &HealingAttempt) -> Vec<EnvVar> {
                 if let Some(base) = &settings.git_base_url {
                     v.push(env("HEALER_GIT_BASE_URL", base));
                 }
-                v.push(env(
-                    crate::agent::settings::SETTINGS_ENV,
-                    &serde_json::to_string(settings).unwrap_or_default(),
-                ));
+                v.push(env(crate::agent::settings::SETTINGS_ENV, &serde_json::to_string(settings).unwrap_or_default()));
             }
             v
         }
@@ -306,19 +239,11 @@ fn spec_env(step: &str, attempt: &HealingAttempt) -> Vec<EnvVar> {
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..Default::default()
-    }
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
 }
 
 fn empty_dir(name: &str) -> Volume {
-    Volume {
-        name: name.into(),
-        empty_dir: Some(Default::default()),
-        ..Default::default()
-    }
+    Volume { name: name.into(), empty_dir: Some(Default::default()), ..Default::default() }
 }
 
 fn container_security(read_only_root: bool) -> SecurityContext {
@@ -326,10 +251,7 @@ fn container_security(read_only_root: bool) -> SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(read_only_root),
         run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -362,20 +284,9 @@ pub enum JobObservation {
     /// A pod is running steps.
     Running { started: Option<Time> },
     /// The validate step wrote a verdict.
-    Judged {
-        verdict: Verdict,
-        diagnosis: Option<String>,
-        started: Option<Time>,
-        finished: Option<Time>,
-    },
+    Judged { verdict: Verdict, diagnosis: Option<String>, started: Option<Time>, finished: Option<Time> },
     /// The attempt ended without a usable verdict.
-    Failed {
-        reason: String,
-        message: String,
-        diagnosis: Option<String>,
-        started: Option<Time>,
-        finished: Option<Time>,
-    },
+    Failed { reason: String, message: String, diagnosis: Option<String>, started: Option<Time>, finished: Option<Time> },
 }
 
 /// Read an attempt's outcome from its Job and the pods labelled with the attempt. Pure.
@@ -388,13 +299,10 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
     let Some(job) = job else {
         return JobObservation::Missing;
     };
-    let pod = pods
-        .iter()
-        .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+    let pod = pods.iter().max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
     let status = pod.and_then(|p| p.status.as_ref());
-    let started = status
-        .and_then(|s| s.start_time.clone())
-        .or_else(|| job.status.as_ref().and_then(|s| s.start_time.clone()));
+    let started =
+        status.and_then(|s| s.start_time.clone()).or_else(|| job.status.as_ref().and_then(|s| s.start_time.clone()));
     let job_finished = job.status.as_ref().and_then(|s| s.completion_time.clone());
 
     let diagnosis = status
@@ -413,18 +321,10 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
     {
         let finished = term.finished_at.clone().or(job_finished);
         return match Verdict::from_termination_message(term.message.as_deref()) {
-            Ok(verdict) => JobObservation::Judged {
-                verdict,
-                diagnosis,
-                started,
-                finished,
-            },
+            Ok(verdict) => JobObservation::Judged { verdict, diagnosis, started, finished },
             Err(VerdictError::Missing) => JobObservation::Failed {
                 reason: "VerdictMissing".into(),
-                message: format!(
-                    "the validate step exited with code {} without writing a verdict",
-                    term.exit_code
-                ),
+                message: format!("the validate step exited with code {} without writing a verdict", term.exit_code),
                 diagnosis,
                 started,
                 finished,
@@ -440,29 +340,18 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
     }
 
     // 2. An earlier step failed: report it with the step's own reason when it wrote one.
-    if let Some((name, term)) = status
-        .and_then(|s| s.init_container_statuses.as_ref())
-        .and_then(|cs| {
-            cs.iter().find_map(|c| {
-                let t = c.state.as_ref()?.terminated.as_ref()?;
-                (t.exit_code != 0).then(|| (c.name.clone(), t.clone()))
-            })
+    if let Some((name, term)) = status.and_then(|s| s.init_container_statuses.as_ref()).and_then(|cs| {
+        cs.iter().find_map(|c| {
+            let t = c.state.as_ref()?.terminated.as_ref()?;
+            (t.exit_code != 0).then(|| (c.name.clone(), t.clone()))
         })
-    {
-        let (reason, message) = match term
-            .message
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-        {
+    }) {
+        let (reason, message) = match term.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
             Some(m) => match serde_json::from_str::<StepFailure>(m) {
                 Ok(f) => (f.reason, f.message),
                 Err(_) => (step_reason(&name), m.to_string()),
             },
-            None => (
-                step_reason(&name),
-                format!("step {name} exited with code {}", term.exit_code),
-            ),
+            None => (step_reason(&name), format!("step {name} exited with code {}", term.exit_code)),
         };
         return JobObservation::Failed {
             reason,
@@ -475,10 +364,7 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
 
     // 3. Kubernetes ended the Job (deadline, backoff) or it completed without a verdict.
     if let Some(conds) = job.status.as_ref().and_then(|s| s.conditions.as_ref()) {
-        if let Some(c) = conds
-            .iter()
-            .find(|c| c.type_ == "Failed" && c.status == "True")
-        {
+        if let Some(c) = conds.iter().find(|c| c.type_ == "Failed" && c.status == "True") {
             return JobObservation::Failed {
                 reason: c.reason.clone().unwrap_or_else(|| "JobFailed".into()),
                 message: c.message.clone().unwrap_or_else(|| "the Job failed".into()),
@@ -487,10 +373,7 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
                 finished: c.last_transition_time.clone().or(job_finished),
             };
         }
-        if conds
-            .iter()
-            .any(|c| c.type_ == "Complete" && c.status == "True")
-        {
+        if conds.iter().any(|c| c.type_ == "Complete" && c.status == "True") {
             return JobObservation::Failed {
                 reason: "VerdictMissing".into(),
                 message: "the Job completed but no validate step status was found".into(),
@@ -503,9 +386,7 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
     if status.and_then(|s| s.phase.as_deref()) == Some("Failed") {
         return JobObservation::Failed {
             reason: "PodFailed".into(),
-            message: status
-                .and_then(|s| s.message.clone())
-                .unwrap_or_else(|| "the attempt pod failed".into()),
+            message: status.and_then(|s| s.message.clone()).unwrap_or_else(|| "the attempt pod failed".into()),
             diagnosis,
             started,
             finished: job_finished,
@@ -519,10 +400,7 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
 
 fn step_reason(step: &str) -> String {
     let mut c = step.chars();
-    let cap: String = c
-        .next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default();
+    let cap: String = c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default();
     format!("{cap}Failed")
 }
 
@@ -534,7 +412,5 @@ pub fn pod_selector(attempt_name: &str) -> String {
 /// True when `job` is a Job this attempt owns (guards against a same-named foreign Job).
 pub fn is_owned_by(job: &Job, attempt: &HealingAttempt) -> bool {
     let uid = attempt.meta().uid.as_deref();
-    job.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+    job.owner_references().iter().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }

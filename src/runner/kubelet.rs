@@ -53,9 +53,7 @@ pub async fn register_node(client: &Client, name: &str, port: u16) -> kube::Resu
         "capacity": {"cpu": "2", "memory": "8Gi", "pods": "16"},
         "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "16"}
     }});
-    nodes
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-        .await?;
+    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await?;
     Ok(())
 }
 
@@ -79,26 +77,15 @@ async fn container_logs(
     RawQuery(q): RawQuery,
 ) -> impl IntoResponse {
     let (tail_lines, limit_bytes) = log_query(q.as_deref());
-    let dir = index
-        .read()
-        .expect("log index")
-        .get(&(ns.clone(), pod.clone()))
-        .cloned();
+    let dir = index.read().expect("log index").get(&(ns.clone(), pod.clone())).cloned();
     let Some(dir) = dir else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("pod {ns}/{pod} is not on this node\n"),
-        )
-            .into_response();
+        return (StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not on this node\n")).into_response();
     };
     if container.contains('/') || container.contains("..") {
         return (StatusCode::BAD_REQUEST, "bad container name\n".to_string()).into_response();
     }
     let Ok(bytes) = tokio::fs::read(dir.join(format!("{container}.log"))).await else {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("container \"{container}\" in pod \"{pod}\" is waiting to start\n"),
-        )
+        return (StatusCode::BAD_REQUEST, format!("container \"{container}\" in pod \"{pod}\" is waiting to start\n"))
             .into_response();
     };
     let mut text = String::from_utf8_lossy(&bytes).into_owned();
@@ -135,9 +122,7 @@ impl axum::serve::Listener for TlsListener {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            if let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await
-            {
+            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await {
                 return (tls, addr);
             }
         }
@@ -163,16 +148,10 @@ pub async fn serve_logs(addr: SocketAddr, index: LogIndex) -> anyhow::Result<Soc
     let tcp = TcpListener::bind(addr).await?;
     let local = tcp.local_addr()?;
     let app = axum::Router::new()
-        .route(
-            "/containerLogs/{ns}/{pod}/{container}",
-            axum::routing::get(container_logs),
-        )
+        .route("/containerLogs/{ns}/{pod}/{container}", axum::routing::get(container_logs))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .with_state(index);
-    let listener = TlsListener {
-        tcp,
-        acceptor: TlsAcceptor::from(Arc::new(cfg)),
-    };
+    let listener = TlsListener { tcp, acceptor: TlsAcceptor::from(Arc::new(cfg)) };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "kubelet log server stopped");

@@ -111,12 +111,7 @@ impl PodDirs {
     /// Folders for pod `ns/name` under `root`.
     pub fn new(root: &Path, ns: &str, name: &str) -> Self {
         let r = root.join(format!("{ns}_{name}"));
-        Self {
-            volumes: r.join("volumes"),
-            logs: r.join("logs"),
-            term: r.join("termination"),
-            root: r,
-        }
+        Self { volumes: r.join("volumes"), logs: r.join("logs"), term: r.join("termination"), root: r }
     }
 
     /// The log file of a container.
@@ -144,10 +139,7 @@ pub fn materialise(pod: &Pod, dirs: &PodDirs, materials: &Materials) -> std::io:
         };
         let Some(data) = data else { continue };
         let files: Vec<(String, String, i32)> = match items {
-            Some(items) => items
-                .into_iter()
-                .map(|i| (i.key, i.path, i.mode.unwrap_or(mode)))
-                .collect(),
+            Some(items) => items.into_iter().map(|i| (i.key, i.path, i.mode.unwrap_or(mode))).collect(),
             None => data.keys().map(|k| (k.clone(), k.clone(), mode)).collect(),
         };
         for (key, path, mode) in files {
@@ -161,10 +153,7 @@ pub fn materialise(pod: &Pod, dirs: &PodDirs, materials: &Materials) -> std::io:
                 {
                     use std::os::unix::fs::PermissionsExt;
                     // The runner's user must still read what it wrote (0400 stays owner-readable).
-                    std::fs::set_permissions(
-                        &p,
-                        std::fs::Permissions::from_mode((mode as u32) & 0o777 | 0o400),
-                    )?;
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode((mode as u32) & 0o777 | 0o400))?;
                 }
             }
         }
@@ -196,16 +185,10 @@ impl PathMap {
                 (m.mount_path.trim_end_matches('/').to_string(), p)
             })
             .collect();
-        let tmp = c
-            .termination_message_path
-            .clone()
-            .unwrap_or_else(|| "/dev/termination-log".into());
+        let tmp = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
         mounts.push((tmp, term_file.to_path_buf()));
         mounts.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
-        Self {
-            mounts,
-            healer_binary: healer_binary.to_path_buf(),
-        }
+        Self { mounts, healer_binary: healer_binary.to_path_buf() }
     }
 
     /// Rewrite `s` when it is a mount path or below one; other strings are returned unchanged.
@@ -253,16 +236,8 @@ pub async fn run_container(
         elapsed: start.elapsed(),
     };
     let Some(program) = argv.first() else {
-        let _ = std::fs::write(
-            &log_path,
-            b"no command: the image's entrypoint cannot run on the host\n",
-        );
-        return finish(
-            128,
-            Some(
-                "the container has no command; the host runner cannot run image entrypoints".into(),
-            ),
-        );
+        let _ = std::fs::write(&log_path, b"no command: the image's entrypoint cannot run on the host\n");
+        return finish(128, Some("the container has no command; the host runner cannot run image entrypoints".into()));
     };
     let log = match std::fs::File::create(&log_path) {
         Ok(f) => f,
@@ -295,11 +270,7 @@ pub async fn run_container(
             cmd.env(&e.name, v);
         }
     }
-    let wd = c
-        .working_dir
-        .as_deref()
-        .map(|w| map.map(w))
-        .unwrap_or_else(|| dirs.root.display().to_string());
+    let wd = c.working_dir.as_deref().map(|w| map.map(w)).unwrap_or_else(|| dirs.root.display().to_string());
     let _ = std::fs::create_dir_all(&wd);
     cmd.current_dir(&wd).stdin(Stdio::null()).kill_on_drop(true);
     match log.try_clone() {
@@ -325,19 +296,13 @@ pub async fn run_container(
         _ = cancel => { kill(pid).await; 137 }
         _ = tokio::time::sleep(deadline) => { kill(pid).await; 137 }
     };
-    let msg = std::fs::read_to_string(&term)
-        .ok()
-        .filter(|m| !m.trim().is_empty());
+    let msg = std::fs::read_to_string(&term).ok().filter(|m| !m.trim().is_empty());
     finish(code, msg)
 }
 
 async fn kill(pid: Option<u32>) {
     if let Some(pid) = pid {
-        let _ = tokio::process::Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{pid}"))
-            .status()
-            .await;
+        let _ = tokio::process::Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status().await;
     }
 }
 
@@ -386,10 +351,7 @@ where
         if remaining == Some(Duration::ZERO) {
             break;
         }
-        let o = LocalOptions {
-            deadline: remaining,
-            ..opts.clone()
-        };
+        let o = LocalOptions { deadline: remaining, ..opts.clone() };
         let cancel = async {
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -422,38 +384,18 @@ mod tests {
         let c = Container {
             name: "agent".into(),
             volume_mounts: Some(vec![
-                VolumeMount {
-                    name: "workspace".into(),
-                    mount_path: "/workspace".into(),
-                    ..Default::default()
-                },
-                VolumeMount {
-                    name: "healer-bin".into(),
-                    mount_path: "/healer/bin".into(),
-                    ..Default::default()
-                },
-                VolumeMount {
-                    name: "context".into(),
-                    mount_path: "/healer/context".into(),
-                    ..Default::default()
-                },
+                VolumeMount { name: "workspace".into(), mount_path: "/workspace".into(), ..Default::default() },
+                VolumeMount { name: "healer-bin".into(), mount_path: "/healer/bin".into(), ..Default::default() },
+                VolumeMount { name: "context".into(), mount_path: "/healer/context".into(), ..Default::default() },
             ]),
             ..Default::default()
         };
         let dirs = PodDirs::new(Path::new("/r"), "ns", "p");
-        let m = PathMap::new(
-            &c,
-            &dirs,
-            Path::new("/r/ns_p/termination/agent"),
-            Path::new("/bin/healer"),
-        );
+        let m = PathMap::new(&c, &dirs, Path::new("/r/ns_p/termination/agent"), Path::new("/bin/healer"));
         assert_eq!(m.map("/workspace/src"), "/r/ns_p/volumes/workspace/src");
         assert_eq!(m.map("/workspace"), "/r/ns_p/volumes/workspace");
         assert_eq!(m.map("/workspaces"), "/workspaces");
-        assert_eq!(
-            m.map("/healer/bin/healer"),
-            "/r/ns_p/volumes/healer-bin/healer"
-        );
+        assert_eq!(m.map("/healer/bin/healer"), "/r/ns_p/volumes/healer-bin/healer");
         assert_eq!(m.map("/dev/termination-log"), "/r/ns_p/termination/agent");
         assert_eq!(m.map("/usr/local/bin/healer"), "/bin/healer");
         assert_eq!(m.map("cargo"), "cargo");

@@ -64,9 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (d.clone(), None)
         }
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("healer-host-runner-")
-                .tempdir()?;
+            let t = tempfile::Builder::new().prefix("healer-host-runner-").tempdir()?;
             (t.path().to_path_buf(), Some(t))
         }
     };
@@ -146,10 +144,7 @@ fn finished(job: &Job) -> bool {
     job.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-        })
+        .is_some_and(|cs| cs.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
 }
 
 /// Runs one Job's pod on this host.
@@ -168,12 +163,7 @@ impl Runner {
     pub async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
         let ns = job.namespace().unwrap_or_default();
         let pod = sim::ensure_pod(&self.client, job).await?;
-        if pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|p| p == "Succeeded" || p == "Failed")
-        {
+        if pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed") {
             return Ok(());
         }
         match sim::bind(&self.client, &pod, &self.node).await {
@@ -184,10 +174,7 @@ impl Runner {
         let pods = Api::<Pod>::namespaced(self.client.clone(), &ns);
         let pod = pods.get(&pod.name_any()).await?;
         let dirs = PodDirs::new(&self.root, &ns, &pod.name_any());
-        self.index
-            .write()
-            .expect("log index")
-            .insert((ns.clone(), pod.name_any()), dirs.logs.clone());
+        self.index.write().expect("log index").insert((ns.clone(), pod.name_any()), dirs.logs.clone());
         tracing::info!(pod = %format!("{ns}/{}", pod.name_any()), root = %dirs.root.display(), "running pod");
 
         let materials = match self.materials(&pod).await {
@@ -203,10 +190,7 @@ impl Runner {
                     .and_then(|c| c.first())
                     .map(|c| c.name.clone())
                     .unwrap_or_default();
-                let f = crate::resources::job::StepFailure {
-                    reason: "VolumeMountFailed".into(),
-                    message: msg,
-                };
+                let f = crate::resources::job::StepFailure { reason: "VolumeMountFailed".into(), message: msg };
                 let outcome = sim::StepOutcome::new(&first, 1, Some(&serde_json::to_string(&f)?));
                 sim::report_finished(&self.client, &pod, &[outcome]).await?;
                 sim::report_job_finished(&self.client, job, false).await?;
@@ -218,9 +202,7 @@ impl Runner {
         let opts = LocalOptions {
             healer_binary: self.healer_binary.clone(),
             root: self.root.clone(),
-            extra_env: std::env::var("RUST_LOG")
-                .map(|v| vec![("RUST_LOG".to_string(), v)])
-                .unwrap_or_default(),
+            extra_env: std::env::var("RUST_LOG").map(|v| vec![("RUST_LOG".to_string(), v)]).unwrap_or_default(),
             deadline: job
                 .spec
                 .as_ref()
@@ -270,11 +252,7 @@ impl Runner {
         }
         let finished = sim::report_finished(&self.client, &current, &outcomes).await?;
         let ok = finished.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded");
-        if Api::<Job>::namespaced(self.client.clone(), &ns)
-            .get_opt(&job.name_any())
-            .await?
-            .is_some()
-        {
+        if Api::<Job>::namespaced(self.client.clone(), &ns).get_opt(&job.name_any()).await?.is_some() {
             sim::report_job_finished(&self.client, job, ok).await?;
         }
         self.cleanup(&dirs);
@@ -292,30 +270,13 @@ impl Runner {
     pub async fn materials(&self, pod: &Pod) -> anyhow::Result<Materials> {
         let ns = pod.namespace().unwrap_or_default();
         let mut out = Materials::new();
-        for v in pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .unwrap_or_default()
-        {
+        for v in pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default() {
             if let Some(cm) = &v.config_map {
-                match Api::<ConfigMap>::namespaced(self.client.clone(), &ns)
-                    .get_opt(&cm.name)
-                    .await?
-                {
+                match Api::<ConfigMap>::namespaced(self.client.clone(), &ns).get_opt(&cm.name).await? {
                     Some(c) => {
-                        let mut files: BTreeMap<String, Vec<u8>> = c
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into_bytes()))
-                            .collect();
-                        files.extend(
-                            c.binary_data
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(|(k, v)| (k, v.0)),
-                        );
+                        let mut files: BTreeMap<String, Vec<u8>> =
+                            c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                        files.extend(c.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
                         out.insert(v.name.clone(), files);
                     }
                     None if cm.optional == Some(true) => {}
@@ -324,23 +285,11 @@ impl Runner {
             }
             if let Some(s) = &v.secret {
                 let name = s.secret_name.clone().unwrap_or_default();
-                match Api::<Secret>::namespaced(self.client.clone(), &ns)
-                    .get_opt(&name)
-                    .await?
-                {
+                match Api::<Secret>::namespaced(self.client.clone(), &ns).get_opt(&name).await? {
                     Some(sec) => {
-                        let mut files: BTreeMap<String, Vec<u8>> = sec
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0))
-                            .collect();
-                        files.extend(
-                            sec.string_data
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(|(k, v)| (k, v.into_bytes())),
-                        );
+                        let mut files: BTreeMap<String, Vec<u8>> =
+                            sec.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                        files.extend(sec.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
                         out.insert(v.name.clone(), files);
                     }
                     None if s.optional == Some(true) => {}

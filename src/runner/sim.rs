@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -56,11 +56,7 @@ fn now() -> Time {
 /// The pod the Job controller would create for `job`: the template's metadata and spec, the Job's
 /// labels, an ownerReference to the Job, and `generateName: <job>-`. Pure.
 pub fn pod_for_job(job: &Job) -> Pod {
-    let tmpl = job
-        .spec
-        .as_ref()
-        .map(|s| s.template.clone())
-        .unwrap_or_default();
+    let tmpl = job.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     let meta = tmpl.metadata.unwrap_or_default();
     let mut labels: BTreeMap<String, String> = meta.labels.unwrap_or_default();
     let name = job.name_any();
@@ -98,18 +94,11 @@ pub async fn ensure_pod(client: &Client, job: &Job) -> kube::Result<Pod> {
     if let Some(p) = pods.list(&lp).await?.items.into_iter().next() {
         return Ok(p);
     }
-    let pod = pods
-        .create(&PostParams::default(), &pod_for_job(job))
-        .await?;
+    let pod = pods.create(&PostParams::default(), &pod_for_job(job)).await?;
     // The Job controller records the start and the active pod.
     let jobs = Api::<Job>::namespaced(client.clone(), &ns);
     let status = json!({"status": {"startTime": now(), "active": 1, "ready": 0, "terminating": 0}});
-    jobs.patch_status(
-        &job.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(status),
-    )
-    .await?;
+    jobs.patch_status(&job.name_any(), &PatchParams::default(), &Patch::Merge(status)).await?;
     Ok(pod)
 }
 
@@ -122,13 +111,10 @@ pub async fn bind(client: &Client, pod: &Pod, node: &str) -> kube::Result<()> {
         "metadata": {"name": pod.name_any(), "namespace": ns},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node}
     });
-    let req = http::Request::post(format!(
-        "/api/v1/namespaces/{ns}/pods/{}/binding",
-        pod.name_any()
-    ))
-    .header("Content-Type", "application/json")
-    .body(serde_json::to_vec(&binding).expect("binding serialises"))
-    .map_err(|e| kube::Error::BuildRequest(kube::core::request::Error::BuildRequest(e)))?;
+    let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{}/binding", pod.name_any()))
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&binding).expect("binding serialises"))
+        .map_err(|e| kube::Error::BuildRequest(kube::core::request::Error::BuildRequest(e)))?;
     let _: serde_json::Value = client.request(req).await?;
     Ok(())
 }
@@ -152,22 +138,14 @@ type Images = Vec<(String, String)>;
 fn images(pod: &Pod) -> (Images, Images) {
     let spec = pod.spec.clone().unwrap_or_default();
     let f = |cs: Vec<k8s_openapi::api::core::v1::Container>| {
-        cs.into_iter()
-            .map(|c| (c.name, c.image.unwrap_or_default()))
-            .collect()
+        cs.into_iter().map(|c| (c.name, c.image.unwrap_or_default())).collect()
     };
-    (
-        f(spec.init_containers.unwrap_or_default()),
-        f(spec.containers),
-    )
+    (f(spec.init_containers.unwrap_or_default()), f(spec.containers))
 }
 
 fn waiting(reason: &str) -> ContainerState {
     ContainerState {
-        waiting: Some(ContainerStateWaiting {
-            reason: Some(reason.into()),
-            message: None,
-        }),
+        waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message: None }),
         ..Default::default()
     }
 }
@@ -185,14 +163,7 @@ fn terminated(o: &StepOutcome) -> ContainerState {
     ContainerState {
         terminated: Some(ContainerStateTerminated {
             exit_code: o.exit_code,
-            reason: Some(
-                if o.exit_code == 0 {
-                    "Completed"
-                } else {
-                    "Error"
-                }
-                .into(),
-            ),
+            reason: Some(if o.exit_code == 0 { "Completed" } else { "Error" }.into()),
             message: msg,
             started_at: o.started_at.clone(),
             finished_at: o.finished_at.clone(),
@@ -226,9 +197,7 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
                     name,
                     image,
                     ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: Some(now()),
-                        }),
+                        running: Some(ContainerStateRunning { started_at: Some(now()) }),
                         ..Default::default()
                     },
                     false,
@@ -248,9 +217,7 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
                     name,
                     image,
                     ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: Some(now()),
-                        }),
+                        running: Some(ContainerStateRunning { started_at: Some(now()) }),
                         ..Default::default()
                     },
                     true,
@@ -259,25 +226,11 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
         })
         .collect();
     let status = PodStatus {
-        phase: Some(
-            if running_assigned {
-                "Pending"
-            } else {
-                "Running"
-            }
-            .into(),
-        ),
-        start_time: pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.clone())
-            .or_else(|| Some(now())),
+        phase: Some(if running_assigned { "Pending" } else { "Running" }.into()),
+        start_time: pod.status.as_ref().and_then(|s| s.start_time.clone()).or_else(|| Some(now())),
         host_ip: Some("127.0.0.1".into()),
         pod_ip: Some("127.0.0.1".into()),
-        conditions: Some(vec![
-            pod_condition("PodScheduled", true),
-            pod_condition("Initialized", !running_assigned),
-        ]),
+        conditions: Some(vec![pod_condition("PodScheduled", true), pod_condition("Initialized", !running_assigned)]),
         init_container_statuses: Some(init_statuses),
         container_statuses: Some(main_statuses),
         ..Default::default()
@@ -287,11 +240,7 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
 
 /// Report `pod` finished with `outcomes` (one per container that ran, in order). The phase is
 /// Succeeded when every container that ran exited 0 and all main containers ran, else Failed.
-pub async fn report_finished(
-    client: &Client,
-    pod: &Pod,
-    outcomes: &[StepOutcome],
-) -> kube::Result<Pod> {
+pub async fn report_finished(client: &Client, pod: &Pod, outcomes: &[StepOutcome]) -> kube::Result<Pod> {
     let (inits, mains) = images(pod);
     let find = |n: &str| outcomes.iter().find(|o| o.name == n);
     let init_statuses: Vec<_> = inits
@@ -308,15 +257,10 @@ pub async fn report_finished(
             None => status_of(n, i, waiting("PodInitializing"), false),
         })
         .collect();
-    let ok =
-        outcomes.iter().all(|o| o.exit_code == 0) && mains.iter().all(|(n, _)| find(n).is_some());
+    let ok = outcomes.iter().all(|o| o.exit_code == 0) && mains.iter().all(|(n, _)| find(n).is_some());
     let status = PodStatus {
         phase: Some(if ok { "Succeeded" } else { "Failed" }.into()),
-        start_time: pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.clone())
-            .or_else(|| Some(now())),
+        start_time: pod.status.as_ref().and_then(|s| s.start_time.clone()).or_else(|| Some(now())),
         host_ip: Some("127.0.0.1".into()),
         pod_ip: Some("127.0.0.1".into()),
         conditions: Some(vec![
@@ -334,12 +278,7 @@ pub async fn report_finished(
 async fn write_pod_status(client: &Client, pod: &Pod, status: PodStatus) -> kube::Result<Pod> {
     let pods = Api::<Pod>::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
     let patch = json!({"status": status});
-    pods.patch_status(
-        &pod.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await
+    pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await
 }
 
 /// Write the Job's final status as the Job controller does: `SuccessCriteriaMet` then `Complete`
@@ -347,11 +286,7 @@ async fn write_pod_status(client: &Client, pod: &Pod, status: PodStatus) -> kube
 pub async fn report_job_finished(client: &Client, job: &Job, succeeded: bool) -> kube::Result<Job> {
     let jobs = Api::<Job>::namespaced(client.clone(), &job.namespace().unwrap_or_default());
     let current = jobs.get_status(&job.name_any()).await?;
-    let started = current
-        .status
-        .as_ref()
-        .and_then(|s| s.start_time.clone())
-        .unwrap_or_else(now);
+    let started = current.status.as_ref().and_then(|s| s.start_time.clone()).unwrap_or_else(now);
     let cond = |t: &str, reason: &str, msg: &str| JobCondition {
         type_: t.into(),
         status: "True".into(),
@@ -362,29 +297,13 @@ pub async fn report_job_finished(client: &Client, job: &Job, succeeded: bool) ->
     };
     let (interim, last) = if succeeded {
         (
-            cond(
-                "SuccessCriteriaMet",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-            ),
-            cond(
-                "Complete",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-            ),
+            cond("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
+            cond("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
         )
     } else {
         (
-            cond(
-                "FailureTarget",
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-            ),
-            cond(
-                "Failed",
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-            ),
+            cond("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+            cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
         )
     };
     let base = JobStatus {
@@ -397,25 +316,8 @@ pub async fn report_job_finished(client: &Client, job: &Job, succeeded: bool) ->
         uncounted_terminated_pods: Some(Default::default()),
         ..Default::default()
     };
-    let step1 = JobStatus {
-        conditions: Some(vec![interim.clone()]),
-        ..base.clone()
-    };
-    jobs.patch_status(
-        &job.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": step1})),
-    )
-    .await?;
-    let step2 = JobStatus {
-        conditions: Some(vec![interim, last]),
-        completion_time: succeeded.then(now),
-        ..base
-    };
-    jobs.patch_status(
-        &job.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": step2})),
-    )
-    .await
+    let step1 = JobStatus { conditions: Some(vec![interim.clone()]), ..base.clone() };
+    jobs.patch_status(&job.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": step1}))).await?;
+    let step2 = JobStatus { conditions: Some(vec![interim, last]), completion_time: succeeded.then(now), ..base };
+    jobs.patch_status(&job.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": step2}))).await
 }

@@ -25,10 +25,7 @@ pub struct TriageArgs {
 pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
     let mut log = Vec::new();
     match &args.file {
-        Some(p) => {
-            log =
-                std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
-        }
+        Some(p) => log = std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
         None => {
             std::io::stdin().read_to_end(&mut log)?;
         }

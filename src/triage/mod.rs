@@ -65,9 +65,7 @@ fn default_fallback() -> String {
 
 impl Default for RoutingConfig {
     fn default() -> Self {
-        Self {
-            fallback_profile: default_fallback(),
-        }
+        Self { fallback_profile: default_fallback() }
     }
 }
 
@@ -75,10 +73,7 @@ impl Default for RoutingConfig {
 pub fn triage(input: &TriageInput<'_>, routing: &RoutingConfig) -> TriageResult {
     let text = String::from_utf8_lossy(input.log);
     let mut h = Sha256::new();
-    for part in [
-        input.workflow_name.unwrap_or(""),
-        input.job_name.unwrap_or(""),
-    ] {
+    for part in [input.workflow_name.unwrap_or(""), input.job_name.unwrap_or("")] {
         h.update(part.as_bytes());
         h.update([0]);
     }

@@ -30,10 +30,7 @@ pub fn apply_sensor(sensor: &Value, event: &str) -> Option<Value> {
         return None;
     }
     let k8s = &sensor["spec"]["triggers"][0]["template"]["k8s"];
-    assert_eq!(
-        k8s["operation"], "create",
-        "the trigger must create, so a redelivery collides"
-    );
+    assert_eq!(k8s["operation"], "create", "the trigger must create, so a redelivery collides");
     let mut resource = k8s["source"]["resource"].clone();
     for p in k8s["parameters"].as_array().expect("parameters") {
         let src = &p["src"];
@@ -41,11 +38,7 @@ pub fn apply_sensor(sensor: &Value, event: &str) -> Option<Value> {
         let value: Value = if let Some(key) = src["dataKey"].as_str() {
             let v = gjson::get(event, key);
             assert!(v.exists(), "dataKey {key} not found in the event");
-            if raw {
-                serde_json::from_str(v.json()).expect("raw JSON")
-            } else {
-                Value::String(v.to_string())
-            }
+            if raw { serde_json::from_str(v.json()).expect("raw JSON") } else { Value::String(v.to_string()) }
         } else if let Some(t) = src["dataTemplate"].as_str() {
             Value::String(render_template(t, event))
         } else {
@@ -61,20 +54,17 @@ fn passes_filters(filters: &Value, event: &str) -> bool {
         assert_eq!(op, "and", "only dataLogicalOperator: and is evaluated");
     }
     for f in filters["data"].as_array().into_iter().flatten() {
-        assert_eq!(
-            f["type"], "string",
-            "only string data filters are evaluated"
-        );
+        assert_eq!(f["type"], "string", "only string data filters are evaluated");
         let v = gjson::get(event, f["path"].as_str().unwrap());
         if !v.exists() {
             return false;
         }
         let s = v.to_string();
-        let any = f["value"].as_array().unwrap().iter().any(|re| {
-            regex::Regex::new(re.as_str().unwrap())
-                .unwrap()
-                .is_match(&s)
-        });
+        let any = f["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|re| regex::Regex::new(re.as_str().unwrap()).unwrap().is_match(&s));
         if !any {
             return false;
         }
@@ -85,10 +75,7 @@ fn passes_filters(filters: &Value, event: &str) -> bool {
             .unwrap()
             .iter()
             .map(|f| {
-                (
-                    f["name"].as_str().unwrap().to_string(),
-                    gjson::get(event, f["path"].as_str().unwrap()).to_string(),
-                )
+                (f["name"].as_str().unwrap().to_string(), gjson::get(event, f["path"].as_str().unwrap()).to_string())
             })
             .collect();
         if !eval_expr(e["expr"].as_str().unwrap(), &fields) {
@@ -99,17 +86,10 @@ fn passes_filters(filters: &Value, event: &str) -> bool {
 }
 
 fn eval_expr(expr: &str, fields: &[(String, String)]) -> bool {
-    let clause =
-        regex::Regex::new(r#"^\s*(\w+)\s*(==|!=|=~|!~)\s*"((?:[^"\\]|\\.)*)"\s*$"#).unwrap();
+    let clause = regex::Regex::new(r#"^\s*(\w+)\s*(==|!=|=~|!~)\s*"((?:[^"\\]|\\.)*)"\s*$"#).unwrap();
     expr.split("&&").all(|c| {
-        let m = clause
-            .captures(c)
-            .unwrap_or_else(|| panic!("unsupported expr clause: {c}"));
-        let field = &fields
-            .iter()
-            .find(|(n, _)| n == &m[1])
-            .unwrap_or_else(|| panic!("unknown field {}", &m[1]))
-            .1;
+        let m = clause.captures(c).unwrap_or_else(|| panic!("unsupported expr clause: {c}"));
+        let field = &fields.iter().find(|(n, _)| n == &m[1]).unwrap_or_else(|| panic!("unknown field {}", &m[1])).1;
         // govaluate string literals unescape backslashes.
         let lit = m[3].replace("\\\\", "\\").replace("\\\"", "\"");
         match &m[2] {
@@ -138,14 +118,10 @@ fn set_path(obj: &mut Value, path: &str, value: Value) {
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
         if i == parts.len() - 1 {
-            cur.as_object_mut()
-                .expect("object at dest")
-                .insert(part.to_string(), value);
+            cur.as_object_mut().expect("object at dest").insert(part.to_string(), value);
             return;
         }
         let map = cur.as_object_mut().expect("object on dest path");
-        cur = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        cur = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
 }

@@ -40,19 +40,14 @@ pub fn kubeconfig() -> PathBuf {
         .find_map(|l| l.strip_prefix("export KUBECONFIG="))
         .map(PathBuf::from)
         .expect("control-plane.sh env prints KUBECONFIG");
-    assert!(
-        p.exists(),
-        "no local control plane: run `make control-plane` (or `hack/control-plane.sh start`) first"
-    );
+    assert!(p.exists(), "no local control plane: run `make control-plane` (or `hack/control-plane.sh start`) first");
     p
 }
 
 /// A client for the local control plane.
 pub async fn client() -> Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig()).expect("read kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("kubeconfig is usable");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig is usable");
     Client::try_from(cfg).expect("client")
 }
 
@@ -61,29 +56,15 @@ pub async fn install_crds(client: &Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     for crd in [HealingRun::crd(), HealingAttempt::crd()] {
         let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("ci-healer-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("apply CRD");
-        wait_for(
-            &format!("CRD {name} established"),
-            Duration::from_secs(30),
-            || {
-                let api = api.clone();
-                let name = name.clone();
-                async move {
-                    let c = api.get(&name).await.ok()?;
-                    c.status?
-                        .conditions?
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                        .then_some(())
-                }
-            },
-        )
+        api.patch(&name, &PatchParams::apply("ci-healer-tests").force(), &Patch::Apply(&crd)).await.expect("apply CRD");
+        wait_for(&format!("CRD {name} established"), Duration::from_secs(30), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let c = api.get(&name).await.ok()?;
+                c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            }
+        })
         .await;
     }
 }
@@ -92,24 +73,15 @@ pub async fn install_crds(client: &Client) {
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let suffix: String = format!("{:x}", rand_u64()).chars().take(6).collect();
     let name = format!("{prefix}-{suffix}");
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
     name
 }
 
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
     h.finish()
 }
 
@@ -124,10 +96,7 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -145,17 +114,10 @@ impl ControllerProcess {
     }
 
     /// Start the controller with a specific kubeconfig (e.g. one that impersonates a ServiceAccount).
-    pub fn start_with_kubeconfig(
-        namespace: &str,
-        config: Option<&Path>,
-        kubeconfig: &Path,
-    ) -> Self {
+    pub fn start_with_kubeconfig(namespace: &str, config: Option<&Path>, kubeconfig: &Path) -> Self {
         let dir = std::env::temp_dir().join("ci-healer-test-logs");
         std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join(format!(
-            "controller-{namespace}-{}.log",
-            rand_u64() % 100000
-        ));
+        let log = dir.join(format!("controller-{namespace}-{}.log", rand_u64() % 100000));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_healer"));
         cmd.arg("controller")
@@ -185,24 +147,15 @@ impl ControllerProcess {
     /// The metrics server's address, read from the controller's log line.
     pub async fn metrics_addr(&self) -> String {
         let log = self.log.clone();
-        wait_for(
-            "the controller's metrics address",
-            Duration::from_secs(20),
-            || {
-                let log = log.clone();
-                async move {
-                    let text = std::fs::read_to_string(&log).ok()?;
-                    let line = text.lines().find(|l| l.contains("serving /metrics"))?;
-                    let addr = line
-                        .split("addr=")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .to_string();
-                    Some(addr)
-                }
-            },
-        )
+        wait_for("the controller's metrics address", Duration::from_secs(20), || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).ok()?;
+                let line = text.lines().find(|l| l.contains("serving /metrics"))?;
+                let addr = line.split("addr=").nth(1)?.split_whitespace().next()?.to_string();
+                Some(addr)
+            }
+        })
         .await
     }
 
@@ -210,14 +163,10 @@ impl ControllerProcess {
     pub async fn http_get(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.metrics_addr().await;
-        let mut s = tokio::net::TcpStream::connect(&addr)
+        let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect to metrics server");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
             .await
-            .expect("connect to metrics server");
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -228,12 +177,7 @@ impl ControllerProcess {
         let log = self.log.clone();
         wait_for(&format!("controller log line {needle:?}"), timeout, || {
             let log = log.clone();
-            async move {
-                std::fs::read_to_string(&log)
-                    .ok()?
-                    .contains(needle)
-                    .then_some(())
-            }
+            async move { std::fs::read_to_string(&log).ok()?.contains(needle).then_some(()) }
         })
         .await
     }
@@ -288,34 +232,23 @@ impl Apis {
     /// Wait until run `name` reaches `phase`.
     pub async fn run_phase(&self, name: &str, phase: &str) -> HealingRun {
         let runs = self.runs.clone();
-        wait_for(
-            &format!("HealingRun {name} phase {phase}"),
-            Duration::from_secs(45),
-            || {
-                let runs = runs.clone();
-                let name = name.to_string();
-                let phase = phase.to_string();
-                async move {
-                    let r = runs.get(&name).await.ok()?;
-                    let p = r.status.as_ref()?.phase?;
-                    (format!("{p:?}") == phase).then_some(r)
-                }
-            },
-        )
+        wait_for(&format!("HealingRun {name} phase {phase}"), Duration::from_secs(45), || {
+            let runs = runs.clone();
+            let name = name.to_string();
+            let phase = phase.to_string();
+            async move {
+                let r = runs.get(&name).await.ok()?;
+                let p = r.status.as_ref()?.phase?;
+                (format!("{p:?}") == phase).then_some(r)
+            }
+        })
         .await
     }
 
     /// All Jobs in the namespace, sorted by name.
     pub async fn job_names(&self) -> Vec<String> {
-        let mut v: Vec<_> = self
-            .jobs
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|j| j.name_any())
-            .collect();
+        let mut v: Vec<_> =
+            self.jobs.list(&ListParams::default()).await.unwrap().items.iter().map(|j| j.name_any()).collect();
         v.sort();
         v
     }
@@ -330,18 +263,10 @@ impl Apis {
             .items
             .into_iter()
             .filter(|e| {
-                e.involved_object.kind.as_deref() == Some(kind)
-                    && e.involved_object.name.as_deref() == Some(name)
+                e.involved_object.kind.as_deref() == Some(kind) && e.involved_object.name.as_deref() == Some(name)
             })
             .filter(|e| e.reason.as_deref() == Some(reason))
-            .map(|e| {
-                e.series
-                    .as_ref()
-                    .and_then(|s| s.count)
-                    .or(e.count)
-                    .unwrap_or(1)
-                    .max(1)
-            })
+            .map(|e| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1))
             .sum()
     }
 
@@ -355,8 +280,7 @@ impl Apis {
             .items
             .into_iter()
             .filter(|e| {
-                e.involved_object.kind.as_deref() == Some(kind)
-                    && e.involved_object.name.as_deref() == Some(name)
+                e.involved_object.kind.as_deref() == Some(kind) && e.involved_object.name.as_deref() == Some(name)
             })
             .collect();
         evs.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
@@ -370,11 +294,7 @@ pub fn verdict(outcome: Outcome, reason: &str, summary: &str) -> String {
         outcome,
         reason: reason.into(),
         summary: summary.into(),
-        diffstat: Some(Diffstat {
-            files: 1,
-            insertions: 3,
-            deletions: 2,
-        }),
+        diffstat: Some(Diffstat { files: 1, insertions: 3, deletions: 2 }),
         tokens: None,
         durations: None,
         patch_sha256: None,
@@ -389,60 +309,31 @@ pub async fn finish_attempt(apis: &Apis, job: &Job, validate_message: &str) {
     let outcomes = vec![
         StepOutcome::new("prepare", 0, None),
         StepOutcome::new("checkout", 0, None),
-        StepOutcome::new(
-            "agent",
-            0,
-            Some(r#"{"diagnosis":"reformatted src/lib.rs"}"#),
-        ),
+        StepOutcome::new("agent", 0, Some(r#"{"diagnosis":"reformatted src/lib.rs"}"#)),
         StepOutcome::new("validate", 0, Some(validate_message)),
     ];
-    let pod = sim::report_finished(&apis.client, &pod, &outcomes)
-        .await
-        .expect("report pod finished");
+    let pod = sim::report_finished(&apis.client, &pod, &outcomes).await.expect("report pod finished");
     let ok = pod.status.and_then(|s| s.phase).as_deref() == Some("Succeeded");
-    sim::report_job_finished(&apis.client, job, ok)
-        .await
-        .expect("report job finished");
+    sim::report_job_finished(&apis.client, job, ok).await.expect("report job finished");
 }
 
 /// Create the Job's pod and report every init step done and validate running.
 pub async fn start_attempt_pod(apis: &Apis, job: &Job) -> Pod {
-    let pod = sim::ensure_pod(&apis.client, job)
-        .await
-        .expect("create pod for job");
+    let pod = sim::ensure_pod(&apis.client, job).await.expect("create pod for job");
     let done = vec![
         StepOutcome::new("prepare", 0, None),
         StepOutcome::new("checkout", 0, None),
         StepOutcome::new("agent", 0, None),
     ];
-    sim::report_running(&apis.client, &pod, &done)
-        .await
-        .expect("report pod running")
+    sim::report_running(&apis.client, &pod, &done).await.expect("report pod running")
 }
 
 /// Run `kubectl` against the local control plane; returns (success, stdout+stderr).
 pub fn kubectl(args: &[&str]) -> (bool, String) {
-    let bin = std::env::var("KUBECTL_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let out = Command::new("bash")
-                .arg(root().join("hack/control-plane.sh"))
-                .arg("bin-dir")
-                .output()
-                .unwrap();
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl")
-        });
-    let out = Command::new(bin)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig())
-        .output()
-        .expect("run kubectl");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let bin = std::env::var("KUBECTL_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+        let out = Command::new("bash").arg(root().join("hack/control-plane.sh")).arg("bin-dir").output().unwrap();
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl")
+    });
+    let out = Command::new(bin).args(args).env("KUBECONFIG", kubeconfig()).output().expect("run kubectl");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }

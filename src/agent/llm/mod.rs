@@ -56,21 +56,11 @@ pub enum LlmError {
     #[error("the API key file {0} is missing or empty")]
     ApiKeyMissing(String),
     #[error("the provider at {url} is unreachable after {attempts} attempt(s): {detail}")]
-    Unreachable {
-        url: String,
-        attempts: u32,
-        detail: String,
-    },
-    #[error(
-        "the provider kept answering 429 Too Many Requests after {attempts} attempt(s): {detail}"
-    )]
+    Unreachable { url: String, attempts: u32, detail: String },
+    #[error("the provider kept answering 429 Too Many Requests after {attempts} attempt(s): {detail}")]
     RateLimited { attempts: u32, detail: String },
     #[error("the provider kept failing with HTTP {status} after {attempts} attempt(s): {detail}")]
-    Unavailable {
-        status: u16,
-        attempts: u32,
-        detail: String,
-    },
+    Unavailable { status: u16, attempts: u32, detail: String },
     #[error("the provider refused the API key (HTTP {status}): {detail}")]
     AuthFailed { status: u16, detail: String },
     #[error("the provider rejected the request (HTTP {status}): {detail}")]
@@ -121,23 +111,14 @@ impl Client {
             })
             .trim_end_matches('/')
             .to_string();
-        Ok(Self {
-            http,
-            settings: settings.clone(),
-            base_url,
-            api_key,
-        })
+        Ok(Self { http, settings: settings.clone(), base_url, api_key })
     }
 
     /// Read the key from `path` (`HEALER_LLM_API_KEY_FILE`). Errors: [`LlmError::ApiKeyMissing`].
     pub fn read_key(path: Option<&str>) -> Result<String, LlmError> {
         let p = path.unwrap_or("");
         let key = std::fs::read_to_string(p).map_err(|_| {
-            LlmError::ApiKeyMissing(if p.is_empty() {
-                "(HEALER_LLM_API_KEY_FILE unset)".into()
-            } else {
-                p.into()
-            })
+            LlmError::ApiKeyMissing(if p.is_empty() { "(HEALER_LLM_API_KEY_FILE unset)".into() } else { p.into() })
         })?;
         let key = key.trim().to_string();
         if key.is_empty() {
@@ -149,14 +130,12 @@ impl Client {
     /// One chat turn, with retries. Errors: [`LlmError`].
     pub async fn complete(&self, req: &ChatRequest<'_>) -> Result<ChatResponse, LlmError> {
         let (url, body) = match self.settings.provider {
-            LlmProvider::Anthropic => (
-                format!("{}/v1/messages", self.base_url),
-                anthropic::request_body(&self.settings.model, req),
-            ),
-            LlmProvider::OpenaiCompatible => (
-                format!("{}/chat/completions", self.base_url),
-                openai::request_body(&self.settings.model, req),
-            ),
+            LlmProvider::Anthropic => {
+                (format!("{}/v1/messages", self.base_url), anthropic::request_body(&self.settings.model, req))
+            }
+            LlmProvider::OpenaiCompatible => {
+                (format!("{}/chat/completions", self.base_url), openai::request_body(&self.settings.model, req))
+            }
         };
         let max_attempts = self.settings.max_retries + 1;
         let mut attempt = 0;
@@ -164,9 +143,9 @@ impl Client {
             attempt += 1;
             let mut rb = self.http.post(&url).json(&body);
             rb = match self.settings.provider {
-                LlmProvider::Anthropic => rb
-                    .header("x-api-key", &self.api_key)
-                    .header("anthropic-version", anthropic::API_VERSION),
+                LlmProvider::Anthropic => {
+                    rb.header("x-api-key", &self.api_key).header("anthropic-version", anthropic::API_VERSION)
+                }
                 LlmProvider::OpenaiCompatible => rb.bearer_auth(&self.api_key),
             };
             let last = attempt >= max_attempts;
@@ -175,11 +154,7 @@ impl Client {
                 Err(e) => {
                     let detail = transport_detail(&e);
                     if last {
-                        return Err(LlmError::Unreachable {
-                            url: url.clone(),
-                            attempts: attempt,
-                            detail,
-                        });
+                        return Err(LlmError::Unreachable { url: url.clone(), attempts: attempt, detail });
                     }
                     tracing::warn!(attempt, %detail, "LLM request failed; retrying");
                     tokio::time::sleep(self.backoff(attempt, None)).await;
@@ -197,9 +172,8 @@ impl Client {
                 return parsed.map_err(LlmError::InvalidResponse);
             }
             let detail = error_detail(&text);
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS
-                || status.is_server_error()
-                || status.as_u16() == 529;
+            let retryable =
+                status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() || status.as_u16() == 529;
             if retryable && !last {
                 let wait = self.backoff(attempt, retry_after(&headers));
                 tracing::warn!(
@@ -212,19 +186,9 @@ impl Client {
                 continue;
             }
             return Err(match status.as_u16() {
-                429 => LlmError::RateLimited {
-                    attempts: attempt,
-                    detail,
-                },
-                401 | 403 => LlmError::AuthFailed {
-                    status: status.as_u16(),
-                    detail,
-                },
-                s if retryable => LlmError::Unavailable {
-                    status: s,
-                    attempts: attempt,
-                    detail,
-                },
+                429 => LlmError::RateLimited { attempts: attempt, detail },
+                401 | 403 => LlmError::AuthFailed { status: status.as_u16(), detail },
+                s if retryable => LlmError::Unavailable { status: s, attempts: attempt, detail },
                 s => LlmError::Rejected { status: s, detail },
             });
         }
@@ -235,18 +199,13 @@ impl Client {
             return d.min(MAX_BACKOFF);
         }
         let base = Duration::from_millis(self.settings.initial_backoff_millis);
-        base.saturating_mul(1u32 << (attempt - 1).min(10))
-            .min(MAX_BACKOFF)
+        base.saturating_mul(1u32 << (attempt - 1).min(10)).min(MAX_BACKOFF)
     }
 }
 
 /// `retry-after-ms` (OpenAI) or `Retry-After` (seconds, or an HTTP date).
 pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = h
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-    {
+    if let Some(ms) = h.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok()) {
         return Some(Duration::from_millis(ms.max(0.0) as u64));
     }
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -272,20 +231,13 @@ fn transport_detail(e: &reqwest::Error) -> String {
         root = s.to_string();
         src = s.source();
     }
-    if root.is_empty() {
-        kind.into()
-    } else {
-        format!("{kind}: {root}")
-    }
+    if root.is_empty() { kind.into() } else { format!("{kind}: {root}") }
 }
 
 /// The provider's own error message (`error.message` in both formats), bounded.
 fn error_detail(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let msg = v["error"]["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| body.chars().take(300).collect());
+    let msg = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| body.chars().take(300).collect());
     msg.chars().take(500).collect()
 }
 
@@ -341,10 +293,7 @@ pub fn parse_change(text: &str) -> Option<ProposedChange> {
         let Some(end) = body.find("</file>") else {
             break;
         };
-        let mut content = body[..end]
-            .strip_prefix('\n')
-            .unwrap_or(&body[..end])
-            .to_string();
+        let mut content = body[..end].strip_prefix('\n').unwrap_or(&body[..end]).to_string();
         // Tolerate a fenced block inside the file tag.
         if content.starts_with("```")
             && let Some(nl) = content.find('\n')
@@ -374,24 +323,10 @@ fn find_fence_end(body: &str) -> Option<usize> {
 /// The model's diagnosis: the text before the change, without the `Diagnosis:` label, one paragraph,
 /// at most 1000 characters.
 pub fn diagnosis(text: &str) -> String {
-    let cut = [text.find("```"), text.find("<file path=")]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(text.len());
+    let cut = [text.find("```"), text.find("<file path=")].into_iter().flatten().min().unwrap_or(text.len());
     let d = text[..cut].trim();
-    let d = d
-        .strip_prefix("Diagnosis:")
-        .or_else(|| d.strip_prefix("**Diagnosis:**"))
-        .unwrap_or(d)
-        .trim();
-    d.split("\n\n")
-        .next()
-        .unwrap_or("")
-        .replace('\n', " ")
-        .chars()
-        .take(1000)
-        .collect()
+    let d = d.strip_prefix("Diagnosis:").or_else(|| d.strip_prefix("**Diagnosis:**")).unwrap_or(d).trim();
+    d.split("\n\n").next().unwrap_or("").replace('\n', " ").chars().take(1000).collect()
 }
 
 #[cfg(test)]
@@ -401,20 +336,17 @@ mod tests {
     #[test]
     fn parses_diff_and_file_answers() {
         let a = "Diagnosis: wrong type.\n\n```diff\ndiff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-a\n+b\n```\n";
-        assert_eq!(parse_change(a), Some(ProposedChange::Diff("diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-a\n+b\n".into())));
+        assert_eq!(
+            parse_change(a),
+            Some(ProposedChange::Diff(
+                "diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-a\n+b\n"
+                    .into()
+            ))
+        );
         assert_eq!(diagnosis(a), "wrong type.");
         let f = "Diagnosis: x\n<file path=\"src/a.rs\">\nfn a() {}\n</file>\n";
-        assert_eq!(
-            parse_change(f),
-            Some(ProposedChange::Files(vec![(
-                "src/a.rs".into(),
-                "fn a() {}\n".into()
-            )]))
-        );
-        assert_eq!(
-            parse_change("I could not find a safe fix.\n```rust\nfn x() {}\n```"),
-            None
-        );
+        assert_eq!(parse_change(f), Some(ProposedChange::Files(vec![("src/a.rs".into(), "fn a() {}\n".into())])));
+        assert_eq!(parse_change("I could not find a safe fix.\n```rust\nfn x() {}\n```"), None);
     }
 
     #[test]
@@ -425,10 +357,7 @@ mod tests {
         h.insert("retry-after-ms", "150".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
         let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
+        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
     }
 }

@@ -12,7 +12,9 @@ use super::{ChatRequest, ChatResponse, Role};
 pub fn request_body(model: &str, req: &ChatRequest<'_>) -> Value {
     let mut messages = vec![json!({"role": "system", "content": req.system})];
     messages.extend(
-        req.messages.iter().map(|m| json!({"role": if m.role == Role::User { "user" } else { "assistant" }, "content": m.content})),
+        req.messages
+            .iter()
+            .map(|m| json!({"role": if m.role == Role::User { "user" } else { "assistant" }, "content": m.content})),
     );
     json!({
         "model": model,
@@ -44,31 +46,15 @@ mod tests {
     #[test]
     fn wire_format() {
         let msgs = [
-            Message {
-                role: Role::User,
-                content: "hi".into(),
-            },
-            Message {
-                role: Role::Assistant,
-                content: "ok".into(),
-            },
+            Message { role: Role::User, content: "hi".into() },
+            Message { role: Role::Assistant, content: "ok".into() },
         ];
-        let b = request_body(
-            "gpt-x",
-            &ChatRequest {
-                system: "sys",
-                messages: &msgs,
-                max_tokens: 100,
-                temperature: 0.5,
-            },
-        );
+        let b =
+            request_body("gpt-x", &ChatRequest { system: "sys", messages: &msgs, max_tokens: 100, temperature: 0.5 });
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["messages"][2]["role"], "assistant");
         let r = parse_response(r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}"#).unwrap();
-        assert_eq!(
-            (r.text.as_str(), r.input_tokens, r.output_tokens),
-            ("x", 7, 2)
-        );
+        assert_eq!((r.text.as_str(), r.input_tokens, r.output_tokens), ("x", 7, 2));
         assert!(parse_response(r#"{"choices":[]}"#).is_err());
     }
 }
