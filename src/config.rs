@@ -141,6 +141,12 @@ impl ControllerConfig {
                 return Err(ConfigError::Invalid(format!("profile '{name}' has no image")));
             }
         }
+        // Rules a user wrote must name configured profiles. The built-in rules may name profiles a
+        // config leaves out; triage then falls back to `fallbackProfile`.
+        if !self.routing.rules.is_empty() {
+            let names: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+            self.routing.validate(&names).map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 }
@@ -214,6 +220,14 @@ mod tests {
         let cfg = ControllerConfig::from_yaml("{}").unwrap();
         assert_eq!(cfg.profiles.keys().collect::<Vec<_>>(), ["frontend", "general", "infrastructure", "rust"]);
         assert_eq!(cfg.profiles["rust"].agent.command, [HEALER_BIN, "agent"]);
+    }
+
+    #[test]
+    fn a_routing_rule_must_name_a_configured_profile() {
+        let err = ControllerConfig::from_yaml("routing: {rules: [{name: docs, job: 'mkdocs', profile: writer}]}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("routing rule 'docs' names profile 'writer', which is not configured"), "{err}");
     }
 
     #[test]

@@ -72,7 +72,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             tracing::info!(run = %name, namespace = %ns, reason = t.reason, phase = ?decision.status.phase, "{}", t.message);
             let related = (t.reason == "AttemptStarted")
-                .then(|| decision.status.current_attempt)
+                .then_some(decision.status.current_attempt)
                 .flatten()
                 .map(|n| attempt_ref(run, n));
             publish(ctx, run, t.warning, t.reason, &t.message, related).await;

@@ -1,0 +1,513 @@
+//! Structured diagnostics and class signals from a cleaned log.
+//!
+//! [`parse`] walks the lines once. A cheap gate (an Aho-Corasick keyword scan and a `file:line`
+//! shape check) decides which lines the regex parsers see, so throughput stays in the hundreds of
+//! MB/s. Parsers per concern:
+//! - [`rust`]: rustc/cargo/clippy human output (`error[E0308]: …` + `--> file:line:col`), cargo test
+//!   (`thread '…' panicked at file:line:col`, `test x ... FAILED`), rustfmt (`Diff in file:line:`);
+//! - [`node`]: tsc, eslint (stylish, compact), stylelint, prettier `--check`, jest, vitest, npm, pnpm,
+//!   yarn;
+//! - [`infra`]: docker build (BuildKit and classic), hadolint, helm, kubectl/kubeconform, actionlint and
+//!   GitHub workflow errors, GitHub permission errors, infrastructure flakes;
+//! - [`misc`]: go build/test, pytest and Python linters, javac/maven/gradle;
+//! - [`location`]: the generic `file:line[:col]: [severity] [code] message [rule]` family (gcc style,
+//!   tsc, eslint unix, yamllint parsable, actionlint, flake8, mypy, go, cargo short format …);
+//! - [`json`]: whole-document JSON reports (rustc/cargo `--message-format=json`, eslint `-f json`,
+//!   hadolint, dockerfilelint, npm/pnpm audit, kube-score, kube-linter, tflint, trivy).
+
+pub mod infra;
+pub mod json;
+pub mod location;
+pub mod misc;
+pub mod node;
+pub mod rust;
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::{Deserialize, Serialize};
+
+use super::Limits;
+use super::classify::FailureClass;
+use super::extract::{Log, Marker};
+
+/// How bad a diagnostic is. Orders errors first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+    /// Notes, infos, style hints.
+    Note,
+}
+
+/// The tool that produced a diagnostic (serialised in snake_case, e.g. `cargo_test`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tool {
+    Rustc,
+    Clippy,
+    Rustfmt,
+    CargoTest,
+    Cargo,
+    Tsc,
+    Eslint,
+    Stylelint,
+    /// tslint, standard, remark-lint and other JS-ecosystem linters.
+    NodeLint,
+    Prettier,
+    Jest,
+    Vitest,
+    Npm,
+    Pnpm,
+    Yarn,
+    Pytest,
+    /// flake8, pylint, mypy, black, isort, bandit.
+    Python,
+    Go,
+    GoTest,
+    /// javac, maven, gradle.
+    Java,
+    Docker,
+    Hadolint,
+    Helm,
+    Yamllint,
+    /// kubectl, kubeconform, kube-linter, kube-score.
+    Kubernetes,
+    /// tflint, trivy config scans.
+    Terraform,
+    Ansible,
+    Dotenv,
+    Actionlint,
+    /// GitHub Actions runtime errors: permissions, invalid workflow files.
+    GithubActions,
+    /// A `file:line` diagnostic from an unrecognised tool.
+    Generic,
+}
+
+impl Tool {
+    /// The snake_case name (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tool::Rustc => "rustc",
+            Tool::Clippy => "clippy",
+            Tool::Rustfmt => "rustfmt",
+            Tool::CargoTest => "cargo_test",
+            Tool::Cargo => "cargo",
+            Tool::Tsc => "tsc",
+            Tool::Eslint => "eslint",
+            Tool::Stylelint => "stylelint",
+            Tool::NodeLint => "node_lint",
+            Tool::Prettier => "prettier",
+            Tool::Jest => "jest",
+            Tool::Vitest => "vitest",
+            Tool::Npm => "npm",
+            Tool::Pnpm => "pnpm",
+            Tool::Yarn => "yarn",
+            Tool::Pytest => "pytest",
+            Tool::Python => "python",
+            Tool::Go => "go",
+            Tool::GoTest => "go_test",
+            Tool::Java => "java",
+            Tool::Docker => "docker",
+            Tool::Hadolint => "hadolint",
+            Tool::Helm => "helm",
+            Tool::Yamllint => "yamllint",
+            Tool::Kubernetes => "kubernetes",
+            Tool::Terraform => "terraform",
+            Tool::Ansible => "ansible",
+            Tool::Dotenv => "dotenv",
+            Tool::Actionlint => "actionlint",
+            Tool::GithubActions => "github_actions",
+            Tool::Generic => "generic",
+        }
+    }
+}
+
+/// One structured diagnostic: where, how bad, what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Diagnostic {
+    pub tool: Tool,
+    /// The file as the tool printed it (relative or absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 1-based line in `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// 1-based column in `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    pub severity: Severity,
+    /// The tool's code or rule: `E0308`, `clippy::needless_return`, `TS2345`, `no-unused-vars`,
+    /// `ERESOLVE`, `syntax-check` …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The message, one line (continuations joined with a space), at most 1 KiB.
+    pub message: String,
+    /// 1-based line of the log where the diagnostic starts.
+    pub log_line: usize,
+}
+
+impl Diagnostic {
+    /// A diagnostic without location.
+    pub fn new(tool: Tool, severity: Severity, message: impl Into<String>, log_line: usize) -> Self {
+        let mut message: String = message.into();
+        truncate_message(&mut message);
+        Self { tool, file: None, line: None, column: None, severity, code: None, message, log_line }
+    }
+
+    /// Set the file, line and column.
+    pub fn at(mut self, file: impl Into<String>, line: Option<u32>, column: Option<u32>) -> Self {
+        self.file = Some(file.into());
+        self.line = line;
+        self.column = column;
+        self
+    }
+
+    /// Set the code.
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        let c: String = code.into();
+        self.code = (!c.is_empty()).then_some(c);
+        self
+    }
+}
+
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+fn truncate_message(m: &mut String) {
+    let t = m.trim();
+    if t.len() != m.len() {
+        *m = t.to_string();
+    }
+    if m.len() > MAX_MESSAGE_BYTES {
+        let cut = super::extract::floor_char_boundary(m, MAX_MESSAGE_BYTES);
+        m.truncate(cut);
+        m.push('…');
+    }
+}
+
+/// Evidence for a class from a log pattern that is not a diagnostic (e.g. `test result: FAILED`,
+/// `Resource not accessible by integration`, `ECONNRESET`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Signal {
+    pub class: FailureClass,
+    /// Relative strength; a diagnostic counts about 1.
+    pub weight: f32,
+    /// Index into [`Log::lines`].
+    pub line: usize,
+}
+
+/// Everything the parsers found.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Deduplicated diagnostics in log order, at most [`Limits::max_diagnostics`].
+    pub diagnostics: Vec<Diagnostic>,
+    pub signals: Vec<Signal>,
+    /// Per line (index into [`Log::lines`]): how much the line looks like a failure, 0 to 10.
+    pub line_scores: Vec<u8>,
+    /// Notes for [`super::TriageResult::unreadable`].
+    pub notes: Vec<String>,
+}
+
+/// What a line parser returns.
+pub(crate) struct Sink<'p> {
+    pub out: &'p mut Vec<Diagnostic>,
+    pub signals: &'p mut Vec<Signal>,
+    /// Hashes of (tool, file, line, column, message) already pushed.
+    seen: HashSet<u64>,
+}
+
+impl Sink<'_> {
+    pub fn push(&mut self, d: Diagnostic) {
+        use std::hash::{Hash, Hasher};
+        let mut h = Fnv64(0xcbf2_9ce4_8422_2325);
+        (d.tool, &d.file, d.line, d.column, &d.message).hash(&mut h);
+        if self.seen.insert(h.finish()) {
+            self.out.push(d);
+        }
+    }
+    pub fn signal(&mut self, class: FailureClass, weight: f32, line: usize) {
+        self.signals.push(Signal { class, weight, line });
+    }
+}
+
+/// FNV-1a, 64 bit: a fast hasher for the deduplication keys (not exposed to untrusted collisions
+/// beyond dropping a duplicate-looking diagnostic).
+struct Fnv64(u64);
+
+impl std::hash::Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// A keyword that may start a permission error (checked by the permission regex).
+pub(crate) const FLAG_PERMISSION: u8 = 1;
+/// A keyword that may start an infrastructure-flake message (checked by the flake patterns).
+pub(crate) const FLAG_FLAKE: u8 = 2;
+/// Go module files are mentioned (`go.mod/go.sum are not up-to-date`).
+pub(crate) const FLAG_GOMOD: u8 = 4;
+/// A workflow file is mentioned (`.github/workflows/…`).
+pub(crate) const FLAG_WORKFLOW: u8 = 8;
+/// A kubectl/kubeconform-style message may follow.
+pub(crate) const FLAG_KUBE: u8 = 16;
+
+/// Keywords, matched ASCII-case-insensitively: (pattern, failure score for the excerpt, flags).
+const KEYWORDS: &[(&str, u8, u8)] = &[
+    ("error", 4, 0),
+    ("fail", 4, 0),
+    ("fatal", 4, 0),
+    ("panic", 4, 0),
+    ("exception", 4, 0),
+    ("traceback", 4, 0),
+    ("denied", 4, FLAG_PERMISSION),
+    ("forbidden", 4, FLAG_PERMISSION),
+    ("not accessible", 4, FLAG_PERMISSION),
+    ("permission", 2, FLAG_PERMISSION),
+    ("403", 0, FLAG_PERMISSION),
+    ("insufficient", 2, FLAG_PERMISSION),
+    ("refusing to allow", 4, FLAG_PERMISSION),
+    ("must have", 0, FLAG_PERMISSION),
+    ("✖", 4, 0),
+    ("✘", 4, 0),
+    ("×", 4, 0),
+    ("●", 3, 0),
+    ("-->", 3, 0),
+    ("assert", 3, 0),
+    ("err!", 4, 0),
+    ("warning", 2, 0),
+    ("[warn]", 2, 0),
+    ("cannot", 2, 0),
+    ("could not", 2, FLAG_FLAKE),
+    ("couldn't", 2, 0),
+    ("unable to", 2, 0),
+    ("not found", 2, 0),
+    ("invalid", 2, 0),
+    ("undefined", 2, 0),
+    ("undeclared", 2, 0),
+    ("timed out", 2, 0),
+    ("timeout", 2, FLAG_FLAKE),
+    ("exit code", 2, FLAG_FLAKE),
+    ("exit status", 2, 0),
+    ("aborting", 2, 0),
+    ("missing", 2, 0),
+    ("expected", 2, 0),
+    ("unexpected", 2, 0),
+    ("would reformat", 3, 0),
+    ("diff in", 3, 0),
+    ("not up-to-date", 3, 0),
+    ("go.mod", 1, FLAG_GOMOD),
+    ("go.sum", 1, FLAG_GOMOD),
+    (".github/workflows/", 1, FLAG_WORKFLOW),
+    ("unable to recognize", 4, FLAG_KUBE),
+    ("error from server", 4, FLAG_KUBE),
+    ("is invalid:", 4, FLAG_KUBE),
+    ("error validating", 4, FLAG_KUBE),
+    ("killed", 2, FLAG_FLAKE),
+    ("no space left", 4, FLAG_FLAKE),
+    ("econn", 4, FLAG_FLAKE),
+    ("etimedout", 4, FLAG_FLAKE),
+    ("eai_again", 4, FLAG_FLAKE),
+    ("socket hang up", 4, FLAG_FLAKE),
+    ("connection reset", 4, FLAG_FLAKE),
+    ("name resolution", 4, FLAG_FLAKE),
+    ("shutdown signal", 4, FLAG_FLAKE),
+    ("lost communication", 4, FLAG_FLAKE),
+    ("runner encountered", 4, FLAG_FLAKE),
+    ("bad gateway", 4, FLAG_FLAKE),
+    ("service unavailable", 4, FLAG_FLAKE),
+    ("gateway time", 4, FLAG_FLAKE),
+    ("rate limit", 2, FLAG_FLAKE),
+    ("oomkilled", 4, FLAG_FLAKE),
+    ("out of memory", 4, FLAG_FLAKE),
+];
+
+static KEYWORD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(KEYWORDS.iter().map(|(k, _, _)| k))
+        .expect("static keyword automaton")
+});
+
+/// The keywords as one case-insensitive regex (the lazy DFA scans whole texts fastest).
+static KEYWORD_RE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    let alts: Vec<String> = KEYWORDS.iter().map(|(k, _, _)| regex::escape(k)).collect();
+    regex::RegexBuilder::new(&format!("(?i-u:{})", alts.join("|")))
+        .unicode(false)
+        .build()
+        .expect("static keyword regex")
+});
+
+/// Highest keyword score in `text` (0 when none) and the union of the matched keywords' flags.
+pub fn scan_keywords(text: &str) -> (u8, u8) {
+    let mut score = 0;
+    let mut flags = 0;
+    for m in KEYWORD_AC.find_iter(text) {
+        let (_, s, f) = KEYWORDS[m.pattern().as_usize()];
+        score = score.max(s);
+        flags |= f;
+    }
+    (score, flags)
+}
+
+/// Highest keyword score in `text` (0 when none).
+pub fn keyword_score(text: &str) -> u8 {
+    scan_keywords(text).0
+}
+
+/// `file:12`, `file(12,`, `file[12,` or `file:[12,` in the line's first token (after blanks and an
+/// optional `[TAG]`): the shape [`location`] parses.
+pub fn has_location_shape(text: &str) -> bool {
+    let mut s = text.trim_start();
+    if s.starts_with('[') {
+        match s.find(']') {
+            Some(p) if p <= 16 => s = s[p + 1..].trim_start(),
+            _ => return false,
+        }
+    }
+    let b = s.as_bytes();
+    let end = memchr::memchr2(b' ', b'\t', b).unwrap_or(b.len());
+    // tslint's `file.ts[418, 38]:` has a blank inside the brackets.
+    let tok = &b[..(end + 2).min(b.len())];
+    memchr::memchr3_iter(b':', b'(', b'[', tok)
+        .any(|i| tok.get(i + 1).is_some_and(|&n| n.is_ascii_digit() || n == b'['))
+}
+
+/// Run every parser over `log` (and `text`, its decoded source, for whole-document JSON reports).
+///
+/// `focus` (an index into `log.steps`, the failing step) limits the keyword scan to that step's
+/// lines: other steps' lines are still parsed when they carry a `file:line` location, a
+/// workflow-command marker or a parser's line prefix, but do not become failure anchors by keyword.
+pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -> Parsed {
+    let mut diagnostics = Vec::new();
+    let mut signals = Vec::new();
+    let mut notes = Vec::new();
+    let mut sink = Sink { out: &mut diagnostics, signals: &mut signals, seen: HashSet::new() };
+    let whole_json = json::parse_document(text, log, &mut sink, &mut notes);
+    let n = log.lines.len();
+    let mut line_scores = vec![0u8; n];
+    // Keywords: one Aho-Corasick pass over the whole text, matches mapped to lines by offset (much
+    // cheaper than a search per line). `gh run view --log` lines carry job and step names, so those
+    // logs are scanned per cleaned line.
+    let mut kw_scores = vec![0u8; n];
+    let mut kw_flags = vec![0u8; n];
+    if log.format == super::extract::LogFormat::GhCli {
+        for (i, l) in log.lines.iter().enumerate() {
+            (kw_scores[i], kw_flags[i]) = scan_keywords(&l.text);
+        }
+    } else if n > 0 {
+        let lines = match focus {
+            Some(f) => log.steps[f].lines.clone(),
+            None => 0..n,
+        };
+        let (from, to) = match (log.lines.get(lines.start), log.lines.get(lines.end)) {
+            (Some(a), Some(b)) => (a.start, b.start.min(text.len())),
+            (Some(a), None) => (a.start, text.len()),
+            _ => (0, 0),
+        };
+        let mut li = lines.start;
+        for m in KEYWORD_RE.find_iter(text.get(from..to).unwrap_or("")) {
+            let at = from + m.start();
+            while li + 1 < n && log.lines[li + 1].start <= at {
+                li += 1;
+            }
+            let Some(&(_, s, f)) = KEYWORDS.iter().find(|(k, _, _)| k.eq_ignore_ascii_case(m.as_str())) else {
+                continue;
+            };
+            kw_scores[li] = kw_scores[li].max(s);
+            kw_flags[li] |= f;
+        }
+    }
+    let mut state = State::default();
+    let mut capped = false;
+    for i in 0..n {
+        let line = &log.lines[i];
+        let t: &str = &line.text;
+        let (kw, flags) = (kw_scores[i], kw_flags[i]);
+        state.flags = flags;
+        let mut score = kw;
+        match line.marker {
+            Marker::Error => score = if t.starts_with("Process completed with exit code") { 3 } else { 8 },
+            Marker::Warning => score = score.max(3),
+            Marker::Group | Marker::EndGroup | Marker::Debug | Marker::Command => score = score.min(1),
+            _ => {}
+        }
+        if capped {
+            line_scores[i] = score;
+            continue;
+        }
+        let before = sink.out.len();
+        let special = |t: &str| {
+            t.starts_with(|c: char| c == '{' || c == '[' || !c.is_ascii())
+                || t.starts_with("---")
+                || t.starts_with("FAIL")
+                || t.starts_with("test ")
+                || t.starts_with("==> ")
+        };
+        if kw > 0 || flags != 0 || special(t) || has_location_shape(t) {
+            if !whole_json && t.starts_with('{') {
+                json::parse_line(t, line.number, &mut sink);
+            }
+            let _ = rust::parse_line(log, i, &mut state, &mut sink)
+                || node::parse_line(log, i, &mut state, &mut sink)
+                || infra::parse_line(log, i, &mut state, &mut sink)
+                || misc::parse_line(log, i, &mut state, &mut sink)
+                || location::parse_line(log, i, &mut sink);
+            infra::signals(t, i, flags, &mut sink);
+        }
+        if sink.out.len() > before {
+            let sev = sink.out[before..].iter().map(|d| d.severity).min().unwrap_or(Severity::Note);
+            score = score.max(match sev {
+                Severity::Error => 10,
+                Severity::Warning => 5,
+                Severity::Note => 2,
+            });
+        }
+        line_scores[i] = score;
+        if sink.out.len() >= limits.max_diagnostics {
+            capped = true;
+            notes.push(format!("diagnostics capped at {}; later ones are not listed", limits.max_diagnostics));
+        }
+    }
+    diagnostics.truncate(limits.max_diagnostics);
+    Parsed { diagnostics, signals, line_scores, notes }
+}
+
+/// Cross-line state of the line parsers.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Inside `helm lint` output (`==> Linting …`).
+    pub helm_lint: bool,
+    /// [`FLAG_PERMISSION`] / [`FLAG_FLAKE`] of the current line.
+    pub flags: u8,
+    /// Lint codes by message: rustc and clippy name a lint only at its first occurrence.
+    pub lint_by_message: std::collections::HashMap<String, String>,
+    /// The last stylish-table row (line index) and its file header.
+    pub stylish: Option<(usize, String)>,
+}
+
+/// Collapse runs of whitespace into one space.
+pub fn collapse_ws(s: &str) -> String {
+    let t = s.trim();
+    let b = t.as_bytes();
+    if !b.iter().any(|&c| c == b'\t' || c == b'\n' || c == b'\r') && !b.windows(2).any(|w| w == b"  ") {
+        return t.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for w in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
