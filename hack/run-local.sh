@@ -39,7 +39,9 @@ cat > "$SRC/package.json" <<'JSON'
 {
   "name": "hello-world",
   "private": true,
-  "scripts": { "format-check": "prettier --check ." }
+  "scripts": {
+    "format-check": "prettier --check ."
+  }
 }
 JSON
 printf 'export function greet(name:string){return   "Hello, "+name}\n' > "$SRC/src/greet.ts"
@@ -62,7 +64,10 @@ profiles:
   infrastructure: {image: docker.io/alpine/helm:3, settings: {gitBaseUrl: "file://$REMOTES"}}
 YAML
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl delete healingrun --all -n "$NS" --wait=false >/dev/null 2>&1 || true
+# A local control plane has no garbage collector: remove what an earlier demo left, children included.
+kubectl delete healingruns,healingattempts,jobs,pods,configmaps -n "$NS" -l app.kubernetes.io/managed-by=ci-healer \
+  --wait=false >/dev/null 2>&1 || true
+kubectl delete healingruns,pods -n "$NS" --all --wait=false >/dev/null 2>&1 || true
 RUST_LOG=info,kube=warn "$HEALER" controller --namespace "$NS" --metrics-addr 127.0.0.1:0 --config "$WORK/config.yaml" \
   > "$WORK/controller.log" 2>&1 &
 CTRL=$!

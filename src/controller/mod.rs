@@ -70,6 +70,8 @@ pub enum Error {
     MissingNamespace,
     #[error("cannot serialise: {0}")]
     Serialization(#[from] serde_json::Error),
+    #[error("HealingAttempt {0} exists but belongs to another run (a deleted run's leftover awaiting garbage collection)")]
+    AttemptNameTaken(String),
 }
 
 impl Error {
@@ -82,6 +84,7 @@ impl Error {
             Error::Kube(_) => "KubeClientError",
             Error::MissingNamespace => "MissingNamespace",
             Error::Serialization(_) => "SerializationError",
+            Error::AttemptNameTaken(_) => "AttemptNameTaken",
         }
     }
 }

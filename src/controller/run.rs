@@ -224,6 +224,12 @@ async fn start_attempt(run: &HealingRun, n: i32, profile: &str, triage: &TriageR
             tracing::info!(run = %run.name_any(), namespace = %ns, attempt = n, profile, "created HealingAttempt")
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
+            // Ours from an earlier reconcile (a restart, a stale cache), or a leftover of a deleted run
+            // with the same name that the garbage collector has not removed yet: wait for it.
+            let existing = api.get(&attempt.name_any()).await?;
+            if !existing.owner_references().iter().any(|o| Some(&o.uid) == run.metadata.uid.as_ref()) {
+                return Err(Error::AttemptNameTaken(attempt.name_any()));
+            }
             tracing::debug!(run = %run.name_any(), attempt = n, "HealingAttempt already exists")
         }
         Err(e) => return Err(e.into()),
