@@ -61,7 +61,7 @@ run-local: install-crds ## The main job: control plane, CRDs, controller, host r
 
 .PHONY: test
 test: control-plane ## Run every test (unit, integration against the local control plane, e2e).
-	cargo test --locked --all-targets
+	cargo test --locked
 
 .PHONY: bench
 bench: control-plane ## Run the benchmarks (triage corpus; attempt steps) and print their tables.
