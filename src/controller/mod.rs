@@ -70,7 +70,9 @@ pub enum Error {
     MissingNamespace,
     #[error("cannot serialise: {0}")]
     Serialization(#[from] serde_json::Error),
-    #[error("HealingAttempt {0} exists but belongs to another run (a deleted run's leftover awaiting garbage collection)")]
+    #[error(
+        "HealingAttempt {0} exists but belongs to another run (a deleted run's leftover awaiting garbage collection)"
+    )]
     AttemptNameTaken(String),
 }
 
