@@ -5,8 +5,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+COPY fuzz ./fuzz
 COPY config/prompts ./config/prompts
-RUN cargo build --release --locked --bin healer
+RUN cargo build --release --locked --bin healer && strip target/release/healer
 
 FROM docker.io/library/debian:bookworm-slim
 RUN apt-get update \
