@@ -5,7 +5,6 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
-COPY fuzz ./fuzz
 COPY config/prompts ./config/prompts
 RUN cargo build --release --locked --bin healer && strip target/release/healer
 
