@@ -143,6 +143,10 @@ fn images(pod: &Pod) -> (Images, Images) {
     (f(spec.init_containers.unwrap_or_default()), f(spec.containers))
 }
 
+fn running() -> ContainerState {
+    ContainerState { running: Some(ContainerStateRunning { started_at: Some(now()) }), ..Default::default() }
+}
+
 fn waiting(reason: &str) -> ContainerState {
     ContainerState {
         waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message: None }),
@@ -193,15 +197,7 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
             Some(o) => status_of(name, image, terminated(o), o.exit_code == 0),
             None if !running_assigned => {
                 running_assigned = true;
-                status_of(
-                    name,
-                    image,
-                    ContainerState {
-                        running: Some(ContainerStateRunning { started_at: Some(now()) }),
-                        ..Default::default()
-                    },
-                    false,
-                )
+                status_of(name, image, running(), false)
             }
             None => status_of(name, image, waiting("PodInitializing"), false),
         };
@@ -213,15 +209,7 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
             if running_assigned {
                 status_of(name, image, waiting("PodInitializing"), false)
             } else {
-                status_of(
-                    name,
-                    image,
-                    ContainerState {
-                        running: Some(ContainerStateRunning { started_at: Some(now()) }),
-                        ..Default::default()
-                    },
-                    true,
-                )
+                status_of(name, image, running(), true)
             }
         })
         .collect();

@@ -253,18 +253,22 @@ impl Apis {
         v
     }
 
-    /// How many times an Event with `reason` was recorded about `kind`/`name` (the recorder folds
-    /// repeats into one Event with a series count, as client-go's does).
-    pub async fn event_count(&self, kind: &str, name: &str, reason: &str) -> i32 {
-        self.events
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
+    /// The core/v1 Events about `kind`/`name`.
+    pub async fn events_about(&self, kind: &str, name: &str) -> Vec<Event> {
+        let all = self.events.list(&ListParams::default()).await.unwrap().items;
+        all.into_iter()
             .filter(|e| {
                 e.involved_object.kind.as_deref() == Some(kind) && e.involved_object.name.as_deref() == Some(name)
             })
+            .collect()
+    }
+
+    /// How many times an Event with `reason` was recorded about `kind`/`name` (the recorder folds
+    /// repeats into one Event with a series count, as client-go's does).
+    pub async fn event_count(&self, kind: &str, name: &str, reason: &str) -> i32 {
+        self.events_about(kind, name)
+            .await
+            .into_iter()
             .filter(|e| e.reason.as_deref() == Some(reason))
             .map(|e| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1))
             .sum()
@@ -272,17 +276,7 @@ impl Apis {
 
     /// Reasons of the Events about `kind`/`name`, oldest first.
     pub async fn event_reasons(&self, kind: &str, name: &str) -> Vec<String> {
-        let mut evs: Vec<_> = self
-            .events
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.involved_object.kind.as_deref() == Some(kind) && e.involved_object.name.as_deref() == Some(name)
-            })
-            .collect();
+        let mut evs = self.events_about(kind, name).await;
         evs.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
         evs.into_iter().filter_map(|e| e.reason).collect()
     }
