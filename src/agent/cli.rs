@@ -32,11 +32,11 @@ pub struct CheckoutArgs {}
 pub struct AgentArgs {
     /// Run an external agent: write the prompt file, then run the command after `--` in the
     /// workspace with `HEALER_PROMPT_FILE` set (e.g. `healer agent --exec -- ./fix.sh`).
-    #[arg(long)]
+    #[arg(long, env = "HEALER_AGENT_EXEC")]
     pub exec: bool,
     /// Only write the prompt file (`$HEALER_STATE_DIR/prompt.md`) and print its path, for images
     /// that run their own agent afterwards.
-    #[arg(long, conflicts_with = "exec")]
+    #[arg(long, env = "HEALER_AGENT_PREPARE_PROMPT", conflicts_with = "exec")]
     pub prepare_prompt: bool,
     /// The external agent's command (with `--exec`).
     #[arg(last = true)]

@@ -45,13 +45,13 @@ pub struct Args {
     #[arg(long, env = "HEALER_RUNNER_BINARY")]
     pub healer_binary: Option<PathBuf>,
     /// Pods run at the same time.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "HEALER_RUNNER_PARALLEL", default_value_t = 2)]
     pub parallel: usize,
     /// Keep pods' volume folders (workspaces) after they finish; logs are always kept.
-    #[arg(long)]
+    #[arg(long, env = "HEALER_RUNNER_KEEP_VOLUMES")]
     pub keep_volumes: bool,
     /// Skip the Node and the log endpoint (pods are still bound to `--node-name`).
-    #[arg(long)]
+    #[arg(long, env = "HEALER_RUNNER_NO_KUBELET")]
     pub no_kubelet: bool,
 }
 

@@ -16,7 +16,7 @@ pub struct TriageArgs {
     #[arg(long, env = "HEALER_TRIAGE_FILE")]
     pub file: Option<PathBuf>,
     /// The controller config file (YAML); only its `routing:` key is used. Default: built-in routing.
-    #[arg(long)]
+    #[arg(long, env = "HEALER_CONFIG")]
     pub config: Option<PathBuf>,
     /// The workflow's name, if known.
     #[arg(long, env = "HEALER_WORKFLOW_NAME")]
@@ -24,14 +24,14 @@ pub struct TriageArgs {
     /// The job's name, if known.
     #[arg(long, env = "HEALER_JOB_NAME")]
     pub job: Option<String>,
-    /// A failed step's name (repeatable).
-    #[arg(long = "step")]
+    /// A failed step's name (repeatable; in the environment, one per line).
+    #[arg(long = "step", env = "HEALER_FAILED_STEPS", value_delimiter = '\n')]
     pub steps: Vec<String>,
-    /// A changed file, relative to the repository root (repeatable).
-    #[arg(long = "changed-file")]
+    /// A changed file, relative to the repository root (repeatable; in the environment, one per line).
+    #[arg(long = "changed-file", env = "HEALER_CHANGED_FILES", value_delimiter = '\n')]
     pub changed_files: Vec<String>,
     /// A sender's hint, e.g. a failure class name.
-    #[arg(long)]
+    #[arg(long, env = "HEALER_ERROR_TYPE")]
     pub error_type: Option<String>,
 }
 
