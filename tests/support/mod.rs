@@ -128,6 +128,7 @@ impl ControllerProcess {
             .env("KUBECONFIG", kubeconfig)
             // A short Lease so a successor takes over quickly after a SIGKILL.
             .env("HEALER_LEASE_DURATION_SECONDS", "3")
+            .env("HEALER_CRD_WAIT_SECONDS", "1")
             .env("RUST_LOG", "info,kube=warn,ci_healer=debug")
             .stdout(Stdio::null())
             .stderr(file);

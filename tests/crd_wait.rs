@@ -1,0 +1,60 @@
+//! The controller waits for its CRDs instead of crashing: against a second, empty control plane it
+//! reports not ready and keeps waiting; once the CRDs are applied it starts and reports ready.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use support::ControllerProcess;
+
+/// A second local control plane on its own ports and folder; stopped on drop.
+struct EmptyControlPlane {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl EmptyControlPlane {
+    fn cmd(dir: &PathBuf, verb: &str) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(support::root().join("hack/control-plane.sh"))
+            .arg(verb)
+            .env("CIHEALER_CP_DIR", dir)
+            .env("CIHEALER_API_PORT", "26543")
+            .env("CIHEALER_ETCD_PORT", "23890");
+        c
+    }
+
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join("ci-healer-empty-control-plane");
+        let out = Self::cmd(&dir, "start").output().expect("run control-plane.sh");
+        assert!(out.status.success(), "second control plane: {}", String::from_utf8_lossy(&out.stderr));
+        Self { kubeconfig: dir.join("kubeconfig"), dir }
+    }
+}
+
+impl Drop for EmptyControlPlane {
+    fn drop(&mut self) {
+        let _ = Self::cmd(&self.dir, "stop").output();
+    }
+}
+
+#[tokio::test]
+async fn controller_waits_for_its_crds_then_starts() {
+    let cp = EmptyControlPlane::start();
+    let ctrl = ControllerProcess::start_with_kubeconfig("default", None, &cp.kubeconfig);
+    ctrl.wait_log("waiting for the HealingRun and HealingAttempt CRDs", Duration::from_secs(30)).await;
+    let readyz = ctrl.http_get("/readyz").await;
+    assert!(readyz.starts_with("HTTP/1.1 503"), "not ready while waiting: {readyz}");
+    assert!(ctrl.http_get("/healthz").await.starts_with("HTTP/1.1 200"), "alive while waiting");
+
+    // Install the CRDs on that control plane; the controller notices and starts.
+    let kc = kube::config::Kubeconfig::read_from(&cp.kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let client = kube::Client::try_from(cfg).unwrap();
+    support::install_crds(&client).await;
+    ctrl.wait_log("controllers started", Duration::from_secs(30)).await;
+    assert!(ctrl.http_get("/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(!ctrl.logs().contains("panicked"), "{}", ctrl.logs());
+}
