@@ -398,3 +398,35 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     apis.run_phase(&name, "Fixed").await;
     assert_eq!(apis.job_names().await, [format!("{name}-1")]);
 }
+
+#[tokio::test]
+async fn a_leftover_attempt_of_a_deleted_run_blocks_nothing_and_starts_nothing() {
+    let (apis, ctrl) = setup("leftover").await;
+    let run = sample_run(&apis.ns);
+    let name = run.metadata.name.clone().unwrap();
+    // What a deleted run with the same name left behind before the garbage collector got to it.
+    let leftover: ci_healer::crd::HealingAttempt = serde_json::from_value(json!({
+        "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingAttempt",
+        "metadata": {"name": format!("{name}-1"), "ownerReferences": [{
+            "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingRun", "name": name,
+            "uid": "00000000-0000-0000-0000-000000000001", "controller": true}]},
+        "spec": {"runName": name, "attempt": 1, "profile": "frontend", "healerImage": "healer:test",
+                 "checkout": {"image": "healer:test"}, "agent": {"image": "node:22"}, "validate": {"image": "node:22"},
+                 "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": 60}
+    }))
+    .unwrap();
+    apis.attempts.create(&PostParams::default(), &leftover).await.unwrap();
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    ctrl.wait_log("AttemptNameTaken", Duration::from_secs(20)).await;
+    ctrl.wait_log("the run that owns this attempt is gone", Duration::from_secs(20)).await;
+    assert!(apis.job_names().await.is_empty(), "no Job for a leftover attempt");
+
+    // The garbage collector removes the leftover; the run then starts its own attempt.
+    apis.attempts.delete(&format!("{name}-1"), &Default::default()).await.unwrap();
+    let job = apis.job(&format!("{name}-1")).await;
+    let attempt = apis.attempts.get(&format!("{name}-1")).await.unwrap();
+    let run_uid = apis.runs.get(&name).await.unwrap().metadata.uid;
+    assert_eq!(Some(&attempt.owner_references()[0].uid), run_uid.as_ref());
+    finish_attempt(&apis, &job, &verdict(Outcome::Passed, "ValidationPassed", "ok")).await;
+    apis.run_phase(&name, "Fixed").await;
+}

@@ -48,6 +48,16 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
 
     // An aborted run stops its running attempt: delete the Job and its pods.
     let run = Api::<HealingRun>::namespaced(ctx.client.clone(), &ns).get_opt(&attempt.spec.run_name).await?;
+    // The run that owns this attempt is gone (deleted, perhaps re-created under the same name): the
+    // garbage collector removes the attempt; start nothing for it meanwhile.
+    let owner_alive = match &run {
+        Some(r) => attempt.owner_references().iter().any(|o| Some(&o.uid) == r.metadata.uid.as_ref()),
+        None => false,
+    };
+    if !owner_alive {
+        tracing::info!(attempt = %name, namespace = %ns, "the run that owns this attempt is gone; waiting for garbage collection");
+        return Ok(Action::await_change());
+    }
     let aborted = run.as_ref().is_some_and(|r| {
         r.spec.action == Some(RunAction::Abort) || r.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Aborted)
     });
