@@ -164,6 +164,42 @@ async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
 }
 
 #[tokio::test]
+async fn a_real_rustfmt_failure_reaches_fixed_with_a_patch_configmap() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "att-e2e-fmt").await;
+    let apis = support::Apis::new(&client, &ns);
+    let repo = repo(&as_refs(&crate_files("pub fn next(x:i32)->i32{\n    x+1\n}\n")));
+    let tmp = tempfile::tempdir().unwrap();
+    // No fixers or validation commands configured: triage's class (rust_fmt) chooses `cargo fmt`
+    // and its check.
+    let cfg = write_config(tmp.path(), serde_json::json!({"gitBaseUrl": repo.base_url}), false);
+    let runner = HostRunner::start(&ns);
+    let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
+    let excerpt = "Diff in /home/runner/work/demo/demo/src/lib.rs at line 1:\n-pub fn next(x:i32)->i32{\n+pub fn next(x: i32) -> i32 {\n##[error]Process completed with exit code 1.\n";
+    apis_runs(&apis).create(&PostParams::default(), &healing_run("fmt", &repo, excerpt, 1)).await.unwrap();
+
+    let run = wait_terminal(&apis, "fmt", &ctl, &runner).await;
+    let st = run.status.clone().unwrap();
+    assert_eq!(format!("{:?}", st.phase.unwrap()), "Fixed", "{st:?}\n{}\n{}", ctl.logs(), runner.logs());
+    assert_eq!(st.failure_class.as_deref(), Some("rust_fmt"));
+    let cm_name = st.patch.expect("patch ref").config_map.expect("patch ConfigMap");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get(&cm_name).await.unwrap();
+    let patch = &cm.data.unwrap()["patch.diff"];
+    assert!(patch.contains("-pub fn next(x:i32)->i32{") && patch.contains("+pub fn next(x: i32) -> i32 {"), "{patch}");
+
+    // The patch applies to the failing commit and `cargo fmt --check` passes on the result.
+    let check = tempfile::tempdir().unwrap();
+    git(check.path(), &["init", "-q"]);
+    git(check.path(), &["fetch", "-q", &format!("{}/{REPO}.git", repo.base_url), &repo.sha]);
+    git(check.path(), &["checkout", "-q", &repo.sha]);
+    std::fs::write(check.path().join("fix.diff"), patch).unwrap();
+    git(check.path(), &["apply", "fix.diff"]);
+    let out = Command::new("cargo").args(["fmt", "--check"]).current_dir(check.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test]
 async fn a_first_llm_attempt_that_deletes_a_test_leads_to_a_second_attempt() {
     let client = support::client().await;
     support::install_crds(&client).await;
