@@ -84,6 +84,17 @@ fn healing_run(name: &str, repo: &Repo, excerpt: &str, max_attempts: i32) -> Hea
     )
 }
 
+/// A fresh clone of the failing commit with `patch` applied (`git apply` must accept it).
+fn patched_checkout(repo: &Repo, patch: &str) -> tempfile::TempDir {
+    let check = tempfile::tempdir().unwrap();
+    git(check.path(), &["init", "-q"]);
+    git(check.path(), &["fetch", "-q", &format!("{}/{REPO}.git", repo.base_url), &repo.sha]);
+    git(check.path(), &["checkout", "-q", &repo.sha]);
+    std::fs::write(check.path().join("fix.diff"), patch).unwrap();
+    git(check.path(), &["apply", "fix.diff"]);
+    check
+}
+
 async fn wait_terminal(
     apis: &support::Apis,
     name: &str,
@@ -141,12 +152,7 @@ async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
     assert_eq!(cm.metadata.owner_references.unwrap()[0].kind, "HealingAttempt");
 
     // The patch applies to the failing commit and the tree passes clippy.
-    let check = tempfile::tempdir().unwrap();
-    git(check.path(), &["init", "-q"]);
-    git(check.path(), &["fetch", "-q", &format!("{}/{REPO}.git", repo.base_url), &repo.sha]);
-    git(check.path(), &["checkout", "-q", &repo.sha]);
-    std::fs::write(check.path().join("fix.diff"), patch).unwrap();
-    git(check.path(), &["apply", "fix.diff"]);
+    let check = patched_checkout(&repo, patch);
     let out = Command::new("cargo")
         .args(["clippy", "--quiet", "--", "-D", "warnings"])
         .current_dir(check.path())
@@ -189,12 +195,7 @@ async fn a_real_rustfmt_failure_reaches_fixed_with_a_patch_configmap() {
     assert!(patch.contains("-pub fn next(x:i32)->i32{") && patch.contains("+pub fn next(x: i32) -> i32 {"), "{patch}");
 
     // The patch applies to the failing commit and `cargo fmt --check` passes on the result.
-    let check = tempfile::tempdir().unwrap();
-    git(check.path(), &["init", "-q"]);
-    git(check.path(), &["fetch", "-q", &format!("{}/{REPO}.git", repo.base_url), &repo.sha]);
-    git(check.path(), &["checkout", "-q", &repo.sha]);
-    std::fs::write(check.path().join("fix.diff"), patch).unwrap();
-    git(check.path(), &["apply", "fix.diff"]);
+    let check = patched_checkout(&repo, patch);
     let out = Command::new("cargo").args(["fmt", "--check"]).current_dir(check.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
