@@ -63,8 +63,13 @@ fn generated_copies_match() {
 #[test]
 fn api_server_accepts_the_rendered_chart() {
     let (_, _) = support::kubectl(&["create", "namespace", "ci-healer"]);
+    // Server-side apply: one request per object, so it cannot race the RBAC test that applies the
+    // same ServiceAccount (a client-side apply reads, then creates).
     let (ok, out) = support::kubectl(&[
         "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=ci-healer-chart-test",
         "--dry-run=server",
         "-f",
         support::root().join("charts/rendered/ci-healer.yaml").to_str().unwrap(),
