@@ -22,9 +22,11 @@ pub const SYSTEM: &str = "You are ci-healer, an automated repair agent for faili
 through the answer format you are given. You fix causes, never symptoms: you never delete, skip or weaken tests, \
 never touch CI workflows, lock files or security code, and you say so when you cannot find a safe fix.";
 
-/// Most files quoted in a prompt, bytes per file and in total.
+/// Most files quoted in a prompt.
 pub const MAX_FILES: usize = 8;
+/// Most bytes quoted from one file (32 KiB); longer files are cut.
 pub const MAX_FILE_BYTES: usize = 32 * 1024;
+/// Most bytes quoted from all files together (96 KiB).
 pub const MAX_TOTAL_FILE_BYTES: usize = 96 * 1024;
 
 /// The built-in template of a profile (`rust`, `frontend`, `infrastructure`; anything else: `general`).

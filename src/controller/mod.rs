@@ -91,6 +91,7 @@ impl Error {
     }
 }
 
+/// Result of a reconcile step, failing with the controller's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// State shared by both controllers.

@@ -4,8 +4,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-/// Condition status values.
+/// `status` of a condition that holds.
 pub const TRUE: &str = "True";
+/// `status` of a condition that does not hold.
 pub const FALSE: &str = "False";
 
 /// Build a condition; `reason` must be CamelCase, `message` is for people.

@@ -414,3 +414,239 @@ pub fn is_owned_by(job: &Job, attempt: &HealingAttempt) -> bool {
     let uid = attempt.meta().uid.as_deref();
     job.owner_references().iter().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+
+    use super::*;
+    use crate::crd::{HealingAttemptSpec, SecretKeyRef};
+    use crate::verdict::{Outcome, Verdict};
+
+    fn attempt() -> HealingAttempt {
+        let step =
+            |image: &str, cmd: &str| StepSpec { image: image.into(), command: vec![cmd.into()], ..Default::default() };
+        let mut a = HealingAttempt::new(
+            "r-2",
+            HealingAttemptSpec {
+                run_name: "r".into(),
+                attempt: 2,
+                profile: "rust".into(),
+                healer_image: "healer:1".into(),
+                checkout: step("healer:1", "checkout"),
+                agent: step("rust:1.95", "agent"),
+                validate: step("rust:1.95", "validate"),
+                active_deadline_seconds: 900,
+                ttl_seconds_after_finished: 60,
+                git_token_secret: Some(SecretKeyRef { name: "gh".into(), key: "token".into() }),
+                llm_api_key_secret: Some(SecretKeyRef { name: "llm".into(), key: "key".into() }),
+                context_config_map: Some("r-context".into()),
+                source: None,
+                settings: None,
+            },
+        );
+        a.metadata.namespace = Some("ns".into());
+        a.metadata.uid = Some("uid-2".into());
+        a
+    }
+
+    fn mounts(c: &Container) -> Vec<String> {
+        c.volume_mounts.iter().flatten().map(|m| m.name.clone()).collect()
+    }
+
+    #[test]
+    fn job_is_complete_safe_and_gives_each_step_only_its_secret() {
+        let defaults = crate::config::AttemptDefaults::default().resources;
+        let job = build_job(&attempt(), &defaults);
+        assert_eq!(job.metadata.name.as_deref(), Some("r-2"));
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("HealingAttempt", "uid-2", Some(true))
+        );
+        let labels = job.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_RUN], "r");
+        assert_eq!(labels[LABEL_ATTEMPT], "r-2");
+        assert_eq!(labels[LABEL_ATTEMPT_NUMBER], "2");
+
+        let spec = job.spec.as_ref().unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        assert_eq!(spec.active_deadline_seconds, Some(900));
+        assert_eq!(spec.ttl_seconds_after_finished, Some(60));
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(pod.security_context.as_ref().unwrap().run_as_non_root, Some(true));
+
+        let inits = pod.init_containers.as_ref().unwrap();
+        let names: Vec<_> = inits.iter().chain(&pod.containers).map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["prepare", "checkout", "agent", "validate"]);
+        for c in inits.iter().chain(&pod.containers) {
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+            assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+            assert!(c.resources.as_ref().unwrap().limits.is_some(), "{} has limits", c.name);
+            let secret_mounts: Vec<_> =
+                mounts(c).into_iter().filter(|m| m == "git-token" || m == "llm-api-key").collect();
+            let want: &[&str] = match c.name.as_str() {
+                "checkout" => &["git-token"],
+                "agent" => &["llm-api-key"],
+                _ => &[],
+            };
+            assert_eq!(secret_mounts, want, "{} sees only its own secret", c.name);
+        }
+        assert_eq!(pod.containers[0].image.as_deref(), Some("rust:1.95"));
+        assert_eq!(inits[0].image.as_deref(), Some("healer:1"));
+    }
+
+    fn job_with(conds: &[(&str, &str)]) -> Job {
+        let mut j = build_job(&attempt(), &Default::default());
+        j.status = Some(JobStatus {
+            conditions: Some(
+                conds
+                    .iter()
+                    .map(|(t, r)| JobCondition {
+                        type_: t.to_string(),
+                        status: "True".into(),
+                        reason: Some(r.to_string()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        });
+        j
+    }
+
+    fn terminated(name: &str, code: i32, msg: &str) -> ContainerStatus {
+        ContainerStatus {
+            name: name.into(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: code,
+                    message: Some(msg.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn pod(phase: &str, inits: Vec<ContainerStatus>, mains: Vec<ContainerStatus>) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                init_container_statuses: Some(inits),
+                container_statuses: Some(mains),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn passed() -> String {
+        Verdict {
+            outcome: Outcome::Passed,
+            reason: "ValidationPassed".into(),
+            summary: "ok".into(),
+            diffstat: None,
+            tokens: None,
+            durations: None,
+            patch_sha256: None,
+        }
+        .to_termination_message()
+    }
+
+    /// Reads every way an attempt pod can end back into one observation.
+    #[test]
+    fn observe_table() {
+        let ok = |n: &str| terminated(n, 0, "");
+        let running_validate = ContainerStatus {
+            name: "validate".into(),
+            state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+            ..Default::default()
+        };
+        let agent_report = terminated("agent", 0, r#"{"diagnosis":"removed needless return"}"#);
+        let cases: Vec<(&str, Option<Job>, Vec<Pod>, Result<&str, (&str, &str)>)> = vec![
+            ("no Job", None, vec![], Ok("Missing")),
+            ("Job without a pod", Some(job_with(&[])), vec![], Ok("Pending")),
+            (
+                "pod running",
+                Some(job_with(&[])),
+                vec![pod("Running", vec![ok("prepare")], vec![running_validate])],
+                Ok("Running"),
+            ),
+            (
+                "validate passed",
+                Some(job_with(&[("Complete", "CompletionsReached")])),
+                vec![pod(
+                    "Succeeded",
+                    vec![ok("prepare"), ok("checkout"), agent_report.clone()],
+                    vec![terminated("validate", 0, &passed())],
+                )],
+                Ok("Judged"),
+            ),
+            (
+                "validate left no verdict",
+                Some(job_with(&[])),
+                vec![pod("Succeeded", vec![agent_report.clone()], vec![terminated("validate", 0, "")])],
+                Err(("VerdictMissing", "without writing a verdict")),
+            ),
+            (
+                "the agent's claim is not a verdict",
+                Some(job_with(&[])),
+                vec![pod("Succeeded", vec![], vec![terminated("validate", 0, "all fixed, trust me")])],
+                Err(("VerdictMalformed", "not a verdict")),
+            ),
+            (
+                "checkout wrote its reason",
+                Some(job_with(&[("Failed", "BackoffLimitExceeded")])),
+                vec![pod(
+                    "Failed",
+                    vec![ok("prepare"), terminated("checkout", 128, r#"{"reason":"CommitNotFound","message":"gone"}"#)],
+                    vec![],
+                )],
+                Err(("CommitNotFound", "gone")),
+            ),
+            (
+                "agent failed with plain text",
+                Some(job_with(&[])),
+                vec![pod("Failed", vec![ok("prepare"), ok("checkout"), terminated("agent", 1, "boom")], vec![])],
+                Err(("AgentFailed", "boom")),
+            ),
+            (
+                "deadline with no pod status",
+                Some(job_with(&[("Failed", "DeadlineExceeded")])),
+                vec![],
+                Err(("DeadlineExceeded", "")),
+            ),
+            (
+                "complete without a validate status",
+                Some(job_with(&[("Complete", "CompletionsReached")])),
+                vec![],
+                Err(("VerdictMissing", "no validate step status")),
+            ),
+        ];
+        for (name, job, pods, want) in cases {
+            let got = observe(job.as_ref(), &pods);
+            match (want, &got) {
+                (Ok("Missing"), JobObservation::Missing)
+                | (Ok("Pending"), JobObservation::Pending)
+                | (Ok("Running"), JobObservation::Running { .. }) => {}
+                (Ok("Judged"), JobObservation::Judged { verdict, diagnosis, .. }) => {
+                    assert_eq!(verdict.outcome, Outcome::Passed, "{name}");
+                    assert_eq!(diagnosis.as_deref(), Some("removed needless return"), "{name}");
+                }
+                (Err((reason, msg)), JobObservation::Failed { reason: r, message, .. }) => {
+                    assert_eq!(r, reason, "{name}");
+                    assert!(message.contains(msg), "{name}: {message}");
+                }
+                (want, got) => panic!("{name}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+}
