@@ -24,7 +24,7 @@ never touch CI workflows, lock files or security code, and you say so when you c
 
 /// Most files quoted in a prompt.
 pub const MAX_FILES: usize = 8;
-/// Most bytes quoted from one file (32 KiB); longer files are cut.
+/// Most bytes of one quoted file (32 KiB); larger files (and binary ones) are left out.
 pub const MAX_FILE_BYTES: usize = 32 * 1024;
 /// Most bytes quoted from all files together (96 KiB).
 pub const MAX_TOTAL_FILE_BYTES: usize = 96 * 1024;

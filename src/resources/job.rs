@@ -571,7 +571,9 @@ mod tests {
             ..Default::default()
         };
         let agent_report = terminated("agent", 0, r#"{"diagnosis":"removed needless return"}"#);
-        let cases: Vec<(&str, Option<Job>, Vec<Pod>, Result<&str, (&str, &str)>)> = vec![
+        // (case, Job, pods, Ok(observation kind) or Err((failure reason, message fragment)))
+        type Case<'a> = (&'a str, Option<Job>, Vec<Pod>, Result<&'a str, (&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             ("no Job", None, vec![], Ok("Missing")),
             ("Job without a pod", Some(job_with(&[])), vec![], Ok("Pending")),
             (
