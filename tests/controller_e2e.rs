@@ -235,22 +235,8 @@ async fn abort_during_an_attempt_stops_the_job() {
     let aborted = apis.run_phase(&name, "Aborted").await;
     assert_eq!(cond(&aborted, "Aborted"), ("True", "AbortRequested"));
 
-    let jobs = apis.jobs.clone();
-    let job_name = job.name_any();
-    support::wait_for("the Job to be deleted", Duration::from_secs(20), || {
-        let jobs = jobs.clone();
-        let job_name = job_name.clone();
-        async move { jobs.get_opt(&job_name).await.unwrap().is_none().then_some(()) }
-    })
-    .await;
-    let pods = apis.pods.clone();
-    let pod_name = pod.name_any();
-    support::wait_for("the pod to be deleted", Duration::from_secs(20), || {
-        let pods = pods.clone();
-        let pod_name = pod_name.clone();
-        async move { pods.get_opt(&pod_name).await.unwrap().is_none().then_some(()) }
-    })
-    .await;
+    support::wait_gone(&apis.jobs, &job.name_any()).await;
+    support::wait_gone(&apis.pods, &pod.name_any()).await;
     let a = apis.attempts.get(&format!("{name}-1")).await.unwrap().status.unwrap();
     assert_eq!(a.failure_reason.as_deref(), Some("Aborted"));
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -101,6 +101,19 @@ where
     }
 }
 
+/// Wait until the object `name` no longer exists (deleted, not merely terminating).
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(&format!("{name} to be deleted"), Duration::from_secs(20), || {
+        let api = api.clone();
+        let name = name.to_string();
+        async move { api.get_opt(&name).await.unwrap().is_none().then_some(()) }
+    })
+    .await
+}
+
 /// `healer controller` as a real subprocess, watching one namespace; killed on drop.
 pub struct ControllerProcess {
     child: Child,
