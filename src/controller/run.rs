@@ -122,6 +122,7 @@ pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(Triage
         failed_steps: &src.failed_steps,
         changed_files: &[],
         error_type: run.spec.failure.as_ref().and_then(|f| f.error_type.as_deref()),
+        ..Default::default()
     };
     let result = triage::triage(&input, &config.routing);
     let agent = if policy.agent != "auto" {

@@ -33,6 +33,17 @@ pub struct TriageArgs {
     /// A sender's hint, e.g. a failure class name.
     #[arg(long, env = "HEALER_ERROR_TYPE")]
     pub error_type: Option<String>,
+    /// A repository language and its size, `NAME=BYTES` as GitHub's languages endpoint reports it
+    /// (repeatable; in the environment, one per line), e.g. `--language TypeScript=120000`.
+    #[arg(long = "language", env = "HEALER_REPOSITORY_LANGUAGES", value_delimiter = '\n', value_parser = parse_language)]
+    pub languages: Vec<(String, u64)>,
+}
+
+/// `NAME=BYTES` → (name, bytes). Errors: no `=`, or bytes not a non-negative integer.
+fn parse_language(s: &str) -> Result<(String, u64), String> {
+    let (name, bytes) = s.rsplit_once('=').ok_or_else(|| format!("expected NAME=BYTES, got {s:?}"))?;
+    let bytes = bytes.trim().parse().map_err(|_| format!("bytes in {s:?} are not a non-negative integer"))?;
+    Ok((name.trim().to_string(), bytes))
 }
 
 /// Read the `routing:` key of a controller config file. Errors: unreadable file, invalid YAML, or an
@@ -61,6 +72,7 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         Some(p) => load_routing(p)?,
         None => RoutingConfig::default(),
     };
+    let languages = args.languages.clone();
     let input = super::TriageInput {
         log: &log,
         workflow_name: args.workflow.as_deref(),
@@ -68,6 +80,7 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         failed_steps: &args.steps,
         changed_files: &args.changed_files,
         error_type: args.error_type.as_deref(),
+        repository_languages: &languages,
     };
     let result = super::triage(&input, &routing);
     println!("{}", serde_json::to_string_pretty(&result)?);
