@@ -129,8 +129,26 @@ pub enum AttemptPhase {
 }
 
 impl AttemptPhase {
+    /// Succeeded and Failed are final: the attempt's Job is done with.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed)
+    }
+
+    /// The phase as the API writes it (`Pending`, `Running`, `Succeeded`, `Failed`), also the
+    /// `outcome` label of `cihealer_attempts_finished_total`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Diffstat;
+use crate::triage::FailureClass;
 
 /// Desired state of a HealingRun: the failure's origin, an optional excerpt, the healing policy.
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -111,14 +112,29 @@ pub struct FailureSource {
     pub failed_steps: Vec<String>,
 }
 
-/// The code host a failure came from.
+/// The code host a failure came from. Only `github` is acted upon today; the others are accepted by
+/// the schema and answered with `Accepted=False` (`ProviderNotSupported`).
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
+    /// GitHub or GitHub Enterprise.
     #[default]
     Github,
+    /// GitLab (not supported yet).
     Gitlab,
+    /// Any other sender (not supported yet).
     Generic,
+}
+
+impl Provider {
+    /// The serialised name: `github`, `gitlab`, `generic`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Github => "github",
+            Provider::Gitlab => "gitlab",
+            Provider::Generic => "generic",
+        }
+    }
 }
 
 /// The webhook event kind that reported the failure, named as GitHub names its events.
@@ -196,9 +212,20 @@ pub enum HealingMode {
     #[default]
     #[serde(rename = "propose")]
     Propose,
-    /// Push a branch and open a pull request into the failing branch.
+    /// Push a branch and open a pull request into the failing branch (not implemented yet: answered
+    /// with `Accepted=False`, `ModeNotImplemented`).
     #[serde(rename = "pull-request")]
     PullRequest,
+}
+
+impl HealingMode {
+    /// The serialised name: `propose`, `pull-request`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HealingMode::Propose => "propose",
+            HealingMode::PullRequest => "pull-request",
+        }
+    }
 }
 
 /// An action a person asks of a run.
@@ -229,6 +256,24 @@ impl RunPhase {
     /// Fixed, Escalated and Aborted are final: the controller starts nothing more.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Fixed | Self::Escalated | Self::Aborted)
+    }
+
+    /// The phase as the API writes it (`Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`), also
+    /// the `phase` label of `cihealer_run_transitions_total`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Fixed => "Fixed",
+            Self::Escalated => "Escalated",
+            Self::Aborted => "Aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for RunPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -265,7 +310,7 @@ pub struct HealingRunStatus {
     pub short_sha: Option<String>,
     /// The failure class triage assigned (e.g. `rust_fmt`, `frontend_format`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_class: Option<String>,
+    pub failure_class: Option<FailureClass>,
     /// The agent profile that attempts use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
