@@ -280,9 +280,8 @@ func evaluateTrigger(s *v1alpha1.Sensor, t v1alpha1.Trigger, results map[string]
 		for _, d := range g {
 			events[d] = convertEvent(results[d].event)
 		}
-		ex := execute(s, *t.DeepCopy(), events, logger)
+		ex := execute(s, *t.DeepCopy(), events, captured, logger)
 		ex.Dependencies = g
-		ex.ArgoOutput = captured.take()
 		if ex.Error != "" {
 			rep.Outcome = "error"
 		}
@@ -293,8 +292,14 @@ func evaluateTrigger(s *v1alpha1.Sensor, t v1alpha1.Trigger, results map[string]
 
 // execute is the Sensor's triggerOne (sensors/listener.go) for a standard k8s trigger, with
 // client-go's fake dynamic client in place of the API server.
-func execute(s *v1alpha1.Sensor, trigger v1alpha1.Trigger, events map[string]*v1alpha1.Event, logger *zap.SugaredLogger) Execution {
+func execute(s *v1alpha1.Sensor, trigger v1alpha1.Trigger, events map[string]*v1alpha1.Event, captured *stdoutCapture, logger *zap.SugaredLogger) Execution {
 	var ex Execution
+	captured.take() // only what this execution prints
+	defer func() {
+		if ex.ArgoOutput == nil {
+			ex.ArgoOutput = captured.take()
+		}
+	}()
 	if err := triggers.ApplyTemplateParameters(events, &trigger); err != nil {
 		ex.Error = "failed to apply template parameters: " + err.Error()
 		return ex
@@ -317,7 +322,9 @@ func execute(s *v1alpha1.Sensor, trigger v1alpha1.Trigger, events map[string]*v1
 	}
 	updated, err := impl.ApplyResourceParameters(events, obj)
 	if err != nil {
+		ex.ArgoOutput = captured.take()
 		ex.Error = "apply resource parameters: " + err.Error() + unresolved(trigger.Template.K8s.Parameters, events)
+		captured.take()
 		return ex
 	}
 	if _, err := impl.Execute(ctx, events, updated); err != nil {
