@@ -120,7 +120,7 @@ fn the_evaluator_refuses_what_argo_would_misread_or_reject() {
     let cases = [
         (sensor.replace("dataKey: body.repository.full_name", "dataKy: body.repository.full_name"), "unknown field"),
         (sensor.replace("dataLogicalOperator: and", "dataLogicalOperator: xor"), "logical operator"),
-        (sensor.replace("eventName: ci-failures", "eventName: ci-failure"), "no EventSource"),
+        (sensor.replace("eventName: ci-failures", "eventName: ci-failure"), "no eventsource"),
     ];
     for (text, want) in cases {
         std::fs::write(dir.path().join("sensor.yaml"), &text).unwrap();
@@ -307,7 +307,7 @@ fn dropped_deliveries_name_the_filter_that_dropped_them() {
             "body.workflow_job.head_branch",
         ),
         (
-            "a job without a branch (derived: head_branch null)",
+            "a job without a branch, head_branch null (derived)",
             "workflow_job",
             edit(&|p| p["workflow_job"]["head_branch"] = Value::Null),
             "body.workflow_job.head_branch",
@@ -330,11 +330,12 @@ fn dropped_deliveries_name_the_filter_that_dropped_them() {
         assert!(report.created().is_empty(), "{what}: nothing is created: {report:#?}");
         let dep = report.dependency("workflow-job-failed");
         assert_eq!(dep.outcome, "dropped", "{what}: {dep:?}");
-        assert!(
-            dep.reasons.iter().all(|r| r.starts_with(&format!("data filter {path} "))),
-            "{what}: dropped by {path} and nothing else: {:?}",
-            dep.reasons
-        );
+        let by_path = |r: &String| r.starts_with(&format!("data filter {path} "));
+        assert!(dep.reasons.iter().any(by_path), "{what}: dropped by {path}: {:?}", dep.reasons);
+        // The real failure passes every other filter, so its edited copies fail this one only.
+        if what.ends_with("(derived)") || what.ends_with("another event") {
+            assert!(dep.reasons.iter().all(by_path), "{what}: dropped by {path} only: {:?}", dep.reasons);
+        }
         assert_eq!(report.sensors[0].triggers[0].outcome, "not-fired", "{what}");
     }
 }
