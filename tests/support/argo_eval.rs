@@ -183,7 +183,9 @@ pub fn evaluate(manifests: &[&Path], delivery: &Delivery) -> Report {
     }
     args.extend(["--event", delivery.event, "--delivery", delivery.id, "--body", "-"].map(String::from));
     // Fixed CloudEvent attributes keep the output (and the committed sample) deterministic.
-    args.extend(["--event-id", "0123456789abcdef0123456789abcdef", "--event-time", "2024-01-01T00:00:00Z"].map(String::from));
+    args.extend(
+        ["--event-id", "0123456789abcdef0123456789abcdef", "--event-time", "2024-01-01T00:00:00Z"].map(String::from),
+    );
     run(&args, delivery.body)
 }
 
