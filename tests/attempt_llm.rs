@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use ci_healer::verdict::Outcome;
+use ci_healer::contract::Outcome;
 use common::*;
 
 fn llm_setup(provider: &str, url: &str, key: Option<&str>) -> AttemptSetup {
@@ -27,8 +27,8 @@ async fn anthropic_answer_that_deletes_a_test_is_refused() {
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Refused, "TestWeakened"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("removes 1 test definition"), "{}", v.summary);
-    assert_eq!(v.tokens, Some(ci_healer::verdict::TokenUsage { input: 1200, output: 150 }));
-    let diag: ci_healer::resources::job::AgentReport =
+    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 1200, output: 150 }));
+    let diag: ci_healer::contract::AgentReport =
         serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
     assert_eq!(diag.diagnosis, "the test is wrong.");
 
@@ -70,8 +70,8 @@ async fn openai_compatible_diff_fixes_a_compile_error() {
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("cargo build --all-targets"), "class default validation: {}", v.summary);
-    assert_eq!(v.tokens, Some(ci_healer::verdict::TokenUsage { input: 900, output: 80 }));
-    let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).unwrap();
+    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 900, output: 80 }));
+    let patch = ci_healer::contract::patch::extract(&run.logs["validate"]).map(str::to_string).unwrap();
     assert!(patch.contains("+    let n: i32 = 42;"), "{patch}");
 
     let r = &llm.requests()[0];

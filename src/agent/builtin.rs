@@ -3,11 +3,11 @@
 //! the turn limit and the token budget.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::llm::{self, ChatRequest, Message, ProposedChange, Role};
 use super::{StepEnv, diff, fixers, process, prompt, validate};
-use crate::verdict::TokenUsage;
+use crate::contract::TokenUsage;
 
 /// How the agent step ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +64,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     let ws = &env.workspace;
     let s = &env.settings;
     let validation = validate::validation_commands(s, &env.context, ws);
-    let timeout = Duration::from_secs(s.validation_timeout_seconds);
+    let timeout = s.validation_timeout();
 
     // 1. Fixers.
     let names: Vec<String> = match &s.fixers {
@@ -101,7 +101,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
 
     // 2. The LLM loop.
     stats.method = if fixed_something { "fixers+llm".into() } else { "llm".into() };
-    let key = match llm::Client::read_key(std::env::var("HEALER_LLM_API_KEY_FILE").ok().as_deref()) {
+    let key = match llm::Client::read_key(env.llm_api_key_file.as_deref().and_then(Path::to_str)) {
         Ok(k) => k,
         Err(e) => {
             return AgentEnd::Failed { reason: e.reason().into(), message: e.to_string() };
@@ -130,9 +130,9 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     let mut last: (String, String) = ("NoUsableChange".into(), "the model proposed no change".into());
     let mut diagnosis = String::new();
     let mut applied_any = false;
-    for turn in 1..=llm_settings.max_turns.max(1) {
-        let used = stats.tokens.input + stats.tokens.output;
-        if used >= llm_settings.token_budget {
+    for turn in 1..=llm_settings.turns() {
+        let used = stats.tokens.total();
+        if used >= llm_settings.budget() {
             last = (
                 "TokenBudgetExhausted".into(),
                 format!("{used} tokens used of a budget of {}", llm_settings.token_budget),
@@ -143,7 +143,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
         let req = ChatRequest {
             system: prompt::SYSTEM,
             messages: &messages,
-            max_tokens: llm_settings.max_tokens_per_turn,
+            max_tokens: llm_settings.max_tokens(),
             temperature: llm_settings.temperature,
         };
         let resp = match client.complete(&req).await {
@@ -155,8 +155,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
                 return AgentEnd::Failed { reason: e.reason().into(), message: masker.mask(&e.to_string()) };
             }
         };
-        stats.tokens.input += resp.input_tokens;
-        stats.tokens.output += resp.output_tokens;
+        stats.tokens.add(resp.input_tokens, resp.output_tokens);
         tracing::info!(turn, input_tokens = resp.input_tokens, output_tokens = resp.output_tokens, "model answered");
         let d = llm::diagnosis(&resp.text);
         if !d.is_empty() {
@@ -191,14 +190,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
                 }
                 Ok(()) => {
                     applied_any = true;
-                    match validate::run_commands(
-                        &validation,
-                        ws,
-                        Duration::from_secs(s.validation_timeout_seconds),
-                        &masker,
-                    )
-                    .await
-                    {
+                    match validate::run_commands(&validation, ws, s.validation_timeout(), &masker).await {
                         Ok(()) => return AgentEnd::Changed { diagnosis },
                         Err((reason, out)) => {
                             last = (reason.into(), process::last_bytes(&out, 500).to_string());
@@ -211,7 +203,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
                 }
             },
         };
-        if turn < llm_settings.max_turns.max(1) {
+        if turn < llm_settings.turns() {
             messages.push(Message { role: Role::User, content: feedback });
         }
     }
