@@ -21,14 +21,15 @@
 //! - peak heap memory while triaging the largest log (a counting global allocator);
 //! - every log that is misrouted or whose labelled lines are missing, and why.
 //!
-//! The table is also written into `docs/triage-bench.md` between `<!-- bench:start -->` and
-//! `<!-- bench:end -->` (the rest of that file is kept).
+//! The report is also written into `docs/triage-bench.md` between `<!-- bench:start -->` and
+//! `<!-- bench:end -->`, and its main table into `README.md` between `<!-- triage-bench:start -->`
+//! and `<!-- triage-bench:end -->` (the rest of both files is kept).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashSet};
-use std::process::Command;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -197,7 +198,7 @@ fn ground_truth(dir: &Path, log_path: &Path, log_bytes: &[u8], gt_file: &str) ->
             }
         }
         probes.dedup();
-            let _ = log_path;
+        let _ = log_path;
         return Some(Truth::Substrings(probes));
     }
     None
@@ -341,7 +342,11 @@ fn main() {
                 _ => "none".into(),
             };
             let why = match r.diagnostics.first() {
-                Some(d) => format!("first diagnostic: {} `{}`", d.tool.as_str(), d.message.chars().take(60).collect::<String>().replace('|', "/")),
+                Some(d) => format!(
+                    "first diagnostic: {} `{}`",
+                    d.tool.as_str(),
+                    d.message.chars().take(60).collect::<String>().replace('|', "/")
+                ),
                 None => "no diagnostic".into(),
             };
             let label = if c.subcategory.is_empty() { &c.kind } else { &c.subcategory };
@@ -479,7 +484,10 @@ fn main() {
         cases.len(),
         total_bytes as f64 / 1e6
     );
-    let _ = writeln!(t, "| throughput, wall clock ({wall:.2} s; lower when the machine is shared) | | | {wall_mbps:.0} MB/s | |");
+    let _ = writeln!(
+        t,
+        "| throughput, wall clock ({wall:.2} s; lower when the machine is shared) | | | {wall_mbps:.0} MB/s | |"
+    );
     let _ = writeln!(
         t,
         "| bare baseline: UTF-8 check + newline count over the same bytes, one core | | | {base_mbps:.0} MB/s | |"
@@ -530,7 +538,8 @@ fn main() {
             "\nLogs whose labelled lines are not all in the excerpt:\n\n| log | labelled lines found | excerpt bytes | first missing |\n|---|---|---|---|"
         );
         for (set, p, h, n, len, missing) in misses {
-            let m = missing.first().map(|m| m.chars().take(70).collect::<String>().replace('|', "/")).unwrap_or_default();
+            let m =
+                missing.first().map(|m| m.chars().take(70).collect::<String>().replace('|', "/")).unwrap_or_default();
             let _ = writeln!(t, "| `{set}:{p}` | {h}/{n} | {len} | `{m}` |");
         }
     }
@@ -546,5 +555,18 @@ fn main() {
     match std::fs::write(&doc, new) {
         Ok(()) => eprintln!("wrote {}", doc.display()),
         Err(e) => eprintln!("cannot write {}: {e}", doc.display()),
+    }
+    // The README's Triage section carries the main table (up to the per-kind table).
+    let readme = crate_dir.join("README.md");
+    let main_table = t.split("\nRouting per kind").next().unwrap_or(&t).trim_end();
+    if let Ok(old) = std::fs::read_to_string(&readme)
+        && let (Some(a), Some(b)) = (old.find("<!-- triage-bench:start -->"), old.find("<!-- triage-bench:end -->"))
+        && a < b
+    {
+        let new = format!("{}<!-- triage-bench:start -->\n{main_table}\n{}", &old[..a], &old[b..]);
+        match std::fs::write(&readme, new) {
+            Ok(()) => eprintln!("wrote {}", readme.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", readme.display()),
+        }
     }
 }

@@ -190,9 +190,13 @@ mod tests {
 
     #[test]
     fn runner_preambles_are_boilerplate_failures_are_not() {
-        assert!(is_boilerplate("This job is running on container-based infrastructure, which does not allow use of 'sudo', setuid, and setgid executables."));
+        assert!(is_boilerplate(
+            "This job is running on container-based infrastructure, which does not allow use of 'sudo', setuid, and setgid executables."
+        ));
         assert!(is_boilerplate("  GITHUB_TOKEN Permissions"));
-        assert!(is_boilerplate("Node.js 16 actions are deprecated. Please update the following actions to use Node.js 20: actions/checkout@v3."));
+        assert!(is_boilerplate(
+            "Node.js 16 actions are deprecated. Please update the following actions to use Node.js 20: actions/checkout@v3."
+        ));
         assert!(is_boilerplate("travis_fold:start:install"));
         assert!(!is_boilerplate("npm error code E404"));
         assert!(!is_boilerplate("Error: Process completed with exit code 1."));

@@ -135,11 +135,31 @@ impl FailureClass {
 pub fn is_network_code(code: &str) -> bool {
     matches!(
         code,
-        "E401" | "E403" | "E404" | "E407" | "E429" | "E500" | "E502" | "E503" | "E504" | "ECONNREFUSED"
-            | "ECONNRESET" | "ENOTFOUND" | "EAI_AGAIN" | "ETIMEDOUT" | "ENETUNREACH" | "EHOSTUNREACH"
-            | "ERR_SOCKET_TIMEOUT" | "ENEEDAUTH" | "CERT_HAS_EXPIRED" | "DEPTH_ZERO_SELF_SIGNED_CERT"
-            | "SELF_SIGNED_CERT_IN_CHAIN" | "UNABLE_TO_GET_ISSUER_CERT_LOCALLY" | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
-            | "ERR_TLS_CERT_ALTNAME_INVALID" | "EPROTO"
+        "E401"
+            | "E403"
+            | "E404"
+            | "E407"
+            | "E429"
+            | "E500"
+            | "E502"
+            | "E503"
+            | "E504"
+            | "ECONNREFUSED"
+            | "ECONNRESET"
+            | "ENOTFOUND"
+            | "EAI_AGAIN"
+            | "ETIMEDOUT"
+            | "ENETUNREACH"
+            | "EHOSTUNREACH"
+            | "ERR_SOCKET_TIMEOUT"
+            | "ENEEDAUTH"
+            | "CERT_HAS_EXPIRED"
+            | "DEPTH_ZERO_SELF_SIGNED_CERT"
+            | "SELF_SIGNED_CERT_IN_CHAIN"
+            | "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
+            | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
+            | "ERR_TLS_CERT_ALTNAME_INVALID"
+            | "EPROTO"
     ) || code.starts_with("ERR_PNPM_FETCH_")
         || code.starts_with("ERR_PNPM_META_FETCH")
 }
@@ -174,9 +194,15 @@ pub fn class_of(d: &Diagnostic) -> Option<FailureClass> {
             Some("ENOSPC" | "ENOMEM") => FailureClass::InfraFlake,
             _ => FailureClass::Dependency,
         },
-        Tool::Pytest | Tool::Python | Tool::Pip | Tool::Go | Tool::GoTest | Tool::Java | Tool::Ruby | Tool::Php | Tool::Native => {
-            FailureClass::Unknown
-        }
+        Tool::Pytest
+        | Tool::Python
+        | Tool::Pip
+        | Tool::Go
+        | Tool::GoTest
+        | Tool::Java
+        | Tool::Ruby
+        | Tool::Php
+        | Tool::Native => FailureClass::Unknown,
         Tool::Docker | Tool::Hadolint => FailureClass::DockerBuild,
         Tool::Helm => FailureClass::Helm,
         Tool::Yamllint | Tool::Kubernetes | Tool::Terraform | Tool::Ansible | Tool::Dotenv => FailureClass::K8sManifest,
@@ -185,7 +211,14 @@ pub fn class_of(d: &Diagnostic) -> Option<FailureClass> {
             Some("permissions") => FailureClass::Permissions,
             _ => FailureClass::WorkflowSyntax,
         },
-        Tool::Tap | Tool::Editorconfig | Tool::Generic | Tool::Apt | Tool::Curl | Tool::Git | Tool::Gpg | Tool::Shell => {
+        Tool::Tap
+        | Tool::Editorconfig
+        | Tool::Generic
+        | Tool::Apt
+        | Tool::Curl
+        | Tool::Git
+        | Tool::Gpg
+        | Tool::Shell => {
             return None;
         }
     })
@@ -397,7 +430,10 @@ pub fn classify(ev: &Evidence<'_>) -> Verdict {
     let cause_number = ev
         .diagnostics
         .iter()
-        .filter(|d| d.severity == Severity::Error && matches!(class_of(d), Some(FailureClass::Network | FailureClass::Environment)))
+        .filter(|d| {
+            d.severity == Severity::Error
+                && matches!(class_of(d), Some(FailureClass::Network | FailureClass::Environment))
+        })
         .map(|d| d.log_line)
         .filter(|&n| in_focus_number(n))
         .min();

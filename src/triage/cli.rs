@@ -46,17 +46,48 @@ fn parse_language(s: &str) -> Result<(String, u64), String> {
     Ok((name.trim().to_string(), bytes))
 }
 
-/// Read the `routing:` key of a controller config file. Errors: unreadable file, invalid YAML, or an
-/// invalid `routing` section (unknown fields, bad regex or glob, unknown class).
-pub fn load_routing(path: &Path) -> anyhow::Result<RoutingConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).with_context(|| format!("invalid YAML in {}", path.display()))?;
+/// Read the `routing:` key of a controller config file (YAML; other keys are ignored; no key: the
+/// built-in routing). Errors: see [`RoutingFileError`].
+pub fn load_routing(path: &Path) -> Result<RoutingConfig, RoutingFileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| RoutingFileError::Read { path: path.to_path_buf(), source })?;
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+        .map_err(|source| RoutingFileError::Yaml { path: path.to_path_buf(), source })?;
     match doc.get("routing") {
         Some(r) => serde_yaml_ng::from_value(r.clone())
-            .with_context(|| format!("invalid routing section in {}", path.display())),
+            .map_err(|source| RoutingFileError::Routing { path: path.to_path_buf(), source }),
         None => Ok(RoutingConfig::default()),
     }
+}
+
+/// Why a routing config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingFileError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not YAML.
+    #[error("invalid YAML in {}: {source}", path.display())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error (with line and column).
+        source: serde_yaml_ng::Error,
+    },
+    /// The `routing` key is not a valid [`RoutingConfig`]: an unknown field, a bad regex or
+    /// glob, an unknown class, tool or ecosystem.
+    #[error("invalid routing section in {}: {source}", path.display())]
+    Routing {
+        /// The file.
+        path: PathBuf,
+        /// The deserialiser's error.
+        source: serde_yaml_ng::Error,
+    },
 }
 
 /// Run `healer triage`. Errors: the log or config cannot be read, or the config is invalid.

@@ -126,8 +126,14 @@ impl Ecosystem {
             "gemfile" | "gemfile.lock" | "rakefile" | ".rubocop.yml" => Ecosystem::Ruby,
             "composer.json" | "composer.lock" | "phpunit.xml" | "phpunit.xml.dist" => Ecosystem::Php,
             "cmakelists.txt" | "makefile" | "configure.ac" | "meson.build" => Ecosystem::Native,
-            "dockerfile" | "containerfile" | "chart.yaml" | "kustomization.yaml" | "docker-compose.yml"
-            | "docker-compose.yaml" | "helmfile.yaml" | "skaffold.yaml" => Ecosystem::Infrastructure,
+            "dockerfile"
+            | "containerfile"
+            | "chart.yaml"
+            | "kustomization.yaml"
+            | "docker-compose.yml"
+            | "docker-compose.yaml"
+            | "helmfile.yaml"
+            | "skaffold.yaml" => Ecosystem::Infrastructure,
             _ if lower.starts_with("dockerfile.") || lower.ends_with(".dockerfile") => Ecosystem::Infrastructure,
             _ => {
                 let ext = lower.rsplit_once('.').map(|(_, e)| e)?;
@@ -311,10 +317,10 @@ static SIGNAL_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
 fn word_ecosystem(w: &str) -> Option<Ecosystem> {
     Some(match w {
         "cargo" | "rustc" | "rustup" | "clippy" | "rustfmt" | "nextest" | "rust" | "msrv" => Ecosystem::Rust,
-        "npm" | "npx" | "yarn" | "pnpm" | "node" | "nodejs" | "bun" | "deno" | "jest" | "vitest" | "mocha" | "karma"
-        | "jasmine" | "ava" | "tape" | "eslint" | "prettier" | "stylelint" | "tsc" | "webpack" | "vite" | "gulp"
-        | "grunt" | "lerna" | "nx" | "turbo" | "markdownlint" | "playwright" | "cypress" | "frontend" | "typescript"
-        | "javascript" => Ecosystem::Javascript,
+        "npm" | "npx" | "yarn" | "pnpm" | "node" | "nodejs" | "bun" | "deno" | "jest" | "vitest" | "mocha"
+        | "karma" | "jasmine" | "ava" | "tape" | "eslint" | "prettier" | "stylelint" | "tsc" | "webpack" | "vite"
+        | "gulp" | "grunt" | "lerna" | "nx" | "turbo" | "markdownlint" | "playwright" | "cypress" | "frontend"
+        | "typescript" | "javascript" => Ecosystem::Javascript,
         "go" | "golang" | "golangci" | "gofmt" | "gotestsum" | "staticcheck" => Ecosystem::Go,
         "pip" | "pip3" | "python" | "python3" | "pytest" | "tox" | "nox" | "poetry" | "flake8" | "mypy" | "ruff"
         | "black" | "pylint" | "isort" | "pipenv" | "uv" | "django" => Ecosystem::Python,
@@ -456,8 +462,12 @@ mod tests {
     #[test]
     fn step_command_and_repository_languages() {
         let langs = vec![("Go".to_string(), 9000u64), ("Shell".to_string(), 100)];
-        let g = guess(&EcosystemEvidence { step_texts: vec!["Run go test ./..."], languages: &langs, ..Default::default() })
-            .unwrap();
+        let g = guess(&EcosystemEvidence {
+            step_texts: vec!["Run go test ./..."],
+            languages: &langs,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(g.ecosystem, Ecosystem::Go);
         let files = vec!["web/src/App.tsx".to_string(), "web/package.json".to_string()];
         let g = guess(&EcosystemEvidence { changed_files: &files, ..Default::default() }).unwrap();

@@ -206,7 +206,10 @@ fn blocks_section(out: &mut String, log: &Log<'_>, parsed: &Parsed, focus: Optio
         let mut start = a.saturating_sub(BEFORE).max(lo);
         // Lead-in: the non-blank lines right above, up to a blank line.
         let mut lead = 0;
-        while start > lo && lead < LEAD_IN && !log.lines[start - 1].text.trim().is_empty() && !header.contains(&(start - 1))
+        while start > lo
+            && lead < LEAD_IN
+            && !log.lines[start - 1].text.trim().is_empty()
+            && !header.contains(&(start - 1))
         {
             start -= 1;
             lead += 1;

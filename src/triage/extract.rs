@@ -136,8 +136,11 @@ pub enum LogFormat {
 /// A parsed log: cleaned lines and steps.
 #[derive(Debug)]
 pub struct Log<'a> {
+    /// The cleaned lines, in log order.
     pub lines: Vec<Line<'a>>,
+    /// The job's steps (empty for a plain log).
     pub steps: Vec<Step>,
+    /// The layout the log was recognised as.
     pub format: LogFormat,
     /// The step holding the last `##[error]` (not a post step), if any.
     pub failing_step: Option<usize>,
@@ -480,7 +483,16 @@ mod tests {
             ##[error]Process completed with exit code 1.\r\r\n";
         let log = Log::parse(text, &Limits::default());
         let texts: Vec<&str> = log.lines.iter().map(|l| l.text.as_ref()).collect();
-        assert_eq!(texts, ["Run npm test", "", "  1) Array", "100% AssertionError: expected 1 to equal 2", "Process completed with exit code 1."]);
+        assert_eq!(
+            texts,
+            [
+                "Run npm test",
+                "",
+                "  1) Array",
+                "100% AssertionError: expected 1 to equal 2",
+                "Process completed with exit code 1."
+            ]
+        );
         assert_eq!(log.steps.len(), 1);
         assert_eq!(log.failing_step, Some(0));
         assert_eq!(clean_line("boom\r\r").0, "boom");

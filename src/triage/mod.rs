@@ -17,6 +17,11 @@
 //! 6. [`excerpt`]: the bounded text the agent sees.
 //!
 //! The controller depends only on [`TriageInput`], [`TriageResult`], [`RoutingConfig`] and [`triage`].
+//!
+//! Library errors: triage itself cannot fail (any bytes are a log); reading a routing config is the
+//! one fallible step ([`cli::RoutingFileError`]). `anyhow` is used only at the CLI edge.
+
+#![warn(missing_docs)]
 
 pub mod boilerplate;
 pub mod classify;

@@ -141,11 +141,14 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
     // helm's release lock: a previous install/upgrade/rollback is still pending.
     if let Some(p) = t.find("another operation (install/upgrade/rollback) is in progress") {
         let start = t[..p].rfind("Error: ").map_or(0, |e| e + "Error: ".len());
-        sink.push(Diagnostic::new(Tool::Helm, Severity::Error, t[start..].trim(), number).code("operation-in-progress"));
+        sink.push(
+            Diagnostic::new(Tool::Helm, Severity::Error, t[start..].trim(), number).code("operation-in-progress"),
+        );
         return true;
     }
     if let Some(p) = t.find(" FAILED: ")
-        && let Some(kind) = ["INSTALLATION", "UPGRADE", "ROLLBACK", "UNINSTALLATION"].iter().find(|k| t[..p].ends_with(*k))
+        && let Some(kind) =
+            ["INSTALLATION", "UPGRADE", "ROLLBACK", "UNINSTALLATION"].iter().find(|k| t[..p].ends_with(*k))
     {
         let start = p - kind.len();
         sink.push(Diagnostic::new(Tool::Helm, Severity::Error, t[start..].trim(), number));

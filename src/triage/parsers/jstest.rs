@@ -268,7 +268,10 @@ mod tests {
             "  0 passing (9ms)\n  1 failing\n\n  1) array\n       finds an element:\n\n      AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:\n      at Context.<anonymous> (test/array.spec.js:6:12)\n      at process.processImmediate (node:internal/timers:483:21)\n",
         );
         let m = d.iter().find(|d| d.tool == Tool::Mocha).expect("mocha diagnostic");
-        assert_eq!(m.message, "array finds an element: AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:");
+        assert_eq!(
+            m.message,
+            "array finds an element: AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:"
+        );
         assert_eq!((m.file.as_deref(), m.line), (Some("test/array.spec.js"), Some(6)));
     }
 
@@ -291,8 +294,13 @@ mod tests {
         assert_eq!(d[0].tool, Tool::Karma);
         assert_eq!(d[0].message, "calc divides exactly: Expected 3 to be 3.5.");
         assert_eq!(d[0].line, Some(3));
-        let d = parse("Failures:\n1) Player plays a song\n  Message:\n    Expected false to be true.\n  Stack:\n\n1 spec, 1 failure\n");
-        assert_eq!((d[0].tool, d[0].message.as_str()), (Tool::Jasmine, "Player plays a song: Expected false to be true."));
+        let d = parse(
+            "Failures:\n1) Player plays a song\n  Message:\n    Expected false to be true.\n  Stack:\n\n1 spec, 1 failure\n",
+        );
+        assert_eq!(
+            (d[0].tool, d[0].message.as_str()),
+            (Tool::Jasmine, "Player plays a song: Expected false to be true.")
+        );
         let d = parse("  ✘ [fail]: keeps values in range Difference\n  ✖ is FIFO (10.009933ms)\n");
         assert_eq!((d[0].tool, d[1].tool), (Tool::Ava, Tool::NodeTest));
     }

@@ -42,7 +42,11 @@ fn bare_path(t: &str) -> Option<&str> {
         && t.len() < 512
         && !t.contains(char::is_whitespace)
         && !t.ends_with(':')
-        && t.rsplit('/').next().is_some_and(|b| b.rsplit_once('.').is_some_and(|(n, e)| !n.is_empty() && (1..=10).contains(&e.len()) && e.bytes().all(|c| c.is_ascii_alphanumeric())));
+        && t.rsplit('/').next().is_some_and(|b| {
+            b.rsplit_once('.').is_some_and(|(n, e)| {
+                !n.is_empty() && (1..=10).contains(&e.len()) && e.bytes().all(|c| c.is_ascii_alphanumeric())
+            })
+        });
     ok.then_some(t)
 }
 
@@ -63,15 +67,19 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
     // A script banner (`> prettier --list-different …` from npm, `$ prettier -l …` from yarn)
     // or a runner's command line starts or ends a prettier file list.
     if let Some(cmd) = t.strip_prefix("> ").or_else(|| t.strip_prefix("$ ")) {
-        state.prettier_list =
-            cmd.contains("prettier") && (cmd.contains("--list-different") || cmd.contains(" -l "));
+        state.prettier_list = cmd.contains("prettier") && (cmd.contains("--list-different") || cmd.contains(" -l "));
         return false;
     }
     if state.prettier_list {
         if let Some(p) = bare_path(t) {
             sink.push(
-                Diagnostic::new(Tool::Prettier, Severity::Error, "file is not formatted (prettier --list-different)", number)
-                    .at(p, None, None),
+                Diagnostic::new(
+                    Tool::Prettier,
+                    Severity::Error,
+                    "file is not formatted (prettier --list-different)",
+                    number,
+                )
+                .at(p, None, None),
             );
             return true;
         }
@@ -88,8 +96,13 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
             }
             if let Some(p) = bare_path(&l.text) {
                 sink.push(
-                    Diagnostic::new(Tool::Prettier, Severity::Error, "file is not formatted (prettier --check)", l.number)
-                        .at(p, None, None),
+                    Diagnostic::new(
+                        Tool::Prettier,
+                        Severity::Error,
+                        "file is not formatted (prettier --check)",
+                        l.number,
+                    )
+                    .at(p, None, None),
                 );
             }
         }
@@ -126,9 +139,11 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         if msg.is_empty() {
             return false;
         }
-        sink.push(
-            Diagnostic::new(Tool::Editorconfig, Severity::Error, msg, number).at(state.editorconfig_file.clone(), line, None),
-        );
+        sink.push(Diagnostic::new(Tool::Editorconfig, Severity::Error, msg, number).at(
+            state.editorconfig_file.clone(),
+            line,
+            None,
+        ));
         return true;
     }
     if t.contains('❌')
@@ -159,9 +174,11 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
     {
         let sev = if msg.ends_with("[warning]") { Severity::Warning } else { Severity::Error };
         let msg = msg.trim_end_matches("[warning]").trim_end_matches("[error]").trim();
-        sink.push(
-            Diagnostic::new(Tool::Editorconfig, sev, msg, number).at(state.editorconfig_file.clone(), n.parse().ok(), None),
-        );
+        sink.push(Diagnostic::new(Tool::Editorconfig, sev, msg, number).at(
+            state.editorconfig_file.clone(),
+            n.parse().ok(),
+            None,
+        ));
         return true;
     }
     if let Some(p) = t.find(" limit has exceeded by ") {
@@ -208,7 +225,10 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
     }
     if let Some(rest) = t.strip_prefix("Fatal error: ") {
         // grunt's fatal errors (a missing task or Gruntfile).
-        if log.lines[i.saturating_sub(20)..i].iter().any(|l| l.text.starts_with("Running \"") || l.text.contains("grunt")) {
+        if log.lines[i.saturating_sub(20)..i]
+            .iter()
+            .any(|l| l.text.starts_with("Running \"") || l.text.contains("grunt"))
+        {
             sink.push(Diagnostic::new(Tool::Grunt, Severity::Error, rest, number));
             return true;
         }
@@ -217,8 +237,12 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         && let Some(c) = WEBPACK.captures(t)
     {
         let msg = log.lines.get(i + 1).map(|l| l.text.trim().to_string()).filter(|m| !m.is_empty());
-        let mut d = Diagnostic::new(Tool::Webpack, Severity::Error, msg.unwrap_or_else(|| "build error".into()), number)
-            .at(c[1].to_string(), c.get(2).and_then(|m| m.as_str().parse().ok()), c.get(3).and_then(|m| m.as_str().parse().ok()));
+        let mut d =
+            Diagnostic::new(Tool::Webpack, Severity::Error, msg.unwrap_or_else(|| "build error".into()), number).at(
+                c[1].to_string(),
+                c.get(2).and_then(|m| m.as_str().parse().ok()),
+                c.get(3).and_then(|m| m.as_str().parse().ok()),
+            );
         if let Some(m) = d.message.split(':').next()
             && m.starts_with("Module not found")
         {
@@ -243,7 +267,9 @@ mod tests {
 
     #[test]
     fn markdownlint_formats() {
-        let d = parse("README.md:8:81 MD013/line-length Line length [Expected: 80; Actual: 112]\nREADME.md:6:1 error MD004/ul-style Unordered list style\ndocs/a.md:3: MD022 Headers should be surrounded by blank lines\n");
+        let d = parse(
+            "README.md:8:81 MD013/line-length Line length [Expected: 80; Actual: 112]\nREADME.md:6:1 error MD004/ul-style Unordered list style\ndocs/a.md:3: MD022 Headers should be surrounded by blank lines\n",
+        );
         assert_eq!(d.len(), 3, "{d:#?}");
         assert_eq!((d[0].code.as_deref(), d[0].line, d[0].column), (Some("MD013/line-length"), Some(8), Some(81)));
         assert!(d.iter().all(|d| d.tool == Tool::Markdownlint));
@@ -251,11 +277,18 @@ mod tests {
 
     #[test]
     fn editorconfig_checkers() {
-        let d = parse("src/app.js:\n\tWrong line endings or no final newline\n\t2: Trailing whitespace\n\t2-5: Wrong amount of left-padding spaces(want multiple of 4)\n\n5 errors found\n");
+        let d = parse(
+            "src/app.js:\n\tWrong line endings or no final newline\n\t2: Trailing whitespace\n\t2-5: Wrong amount of left-padding spaces(want multiple of 4)\n\n5 errors found\n",
+        );
         assert_eq!(d.len(), 3, "{d:#?}");
         assert_eq!((d[1].file.as_deref(), d[1].line), (Some("src/app.js"), Some(2)));
-        let d = parse("src/app.js\n    02:12 ❌ unexpected trailing whitespace            (EditorConfig trim_trailing_whitespace https://goo.gl/oo8iVb)\n");
-        assert_eq!((d[0].tool, d[0].code.as_deref(), d[0].line), (Tool::Editorconfig, Some("trim_trailing_whitespace"), Some(2)));
+        let d = parse(
+            "src/app.js\n    02:12 ❌ unexpected trailing whitespace            (EditorConfig trim_trailing_whitespace https://goo.gl/oo8iVb)\n",
+        );
+        assert_eq!(
+            (d[0].tool, d[0].code.as_deref(), d[0].line),
+            (Tool::Editorconfig, Some("trim_trailing_whitespace"), Some(2))
+        );
         let d = parse("File: /w/src/app.js\nLine: 2 Unexpected trailing spaces found. [warning]\n");
         assert_eq!((d[0].severity, d[0].line), (Severity::Warning, Some(2)));
     }
@@ -266,13 +299,17 @@ mod tests {
         assert_eq!((d[0].tool, d[0].file.as_deref()), (Tool::SizeLimit, Some("dist/index.js")));
         let d = parse("[09:30:52] 'templates' errored after 1.27 ms\n[09:30:52] Error: missing placeholder\n");
         assert_eq!(d[0].message, "task 'templates': Error: missing placeholder");
-        let d = parse("Running \"check\" task\nWarning: version 1.0.0 is not a pre-release Use --force to continue.\n\nAborted due to warnings.\n");
+        let d = parse(
+            "Running \"check\" task\nWarning: version 1.0.0 is not a pre-release Use --force to continue.\n\nAborted due to warnings.\n",
+        );
         assert_eq!((d[0].tool, d[0].message.as_str()), (Tool::Grunt, "version 1.0.0 is not a pre-release"));
         let d = parse("ERROR in ./src/index.js 2:0-30\nModule not found: Error: Can't resolve './x.css' in '/w/src'\n");
         assert_eq!((d[0].tool, d[0].line, d[0].code.as_deref()), (Tool::Webpack, Some(2), Some("module-not-found")));
         let d = parse("\n> app@1.0.0 lint\n> prettier --list-different 'src/**/*.js'\n\nsrc/a.js\nsrc/b.css\n");
         assert_eq!(d.iter().filter(|d| d.tool == Tool::Prettier).count(), 2, "{d:#?}");
-        let d = parse("Checking formatting...\nsrc/a.js\nCode style issues found in the above file(s). Forgot to run Prettier?\n");
+        let d = parse(
+            "Checking formatting...\nsrc/a.js\nCode style issues found in the above file(s). Forgot to run Prettier?\n",
+        );
         assert_eq!(d[0].file.as_deref(), Some("src/a.js"));
     }
 }

@@ -39,7 +39,9 @@ use super::extract::{Log, Marker};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// An error: the check failed.
     Error,
+    /// A warning.
     Warning,
     /// Notes, infos, style hints.
     Note,
@@ -49,39 +51,63 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tool {
+    /// rustc (human `error[E…]` + `-->` or `--message-format=json`).
     Rustc,
+    /// clippy lints.
     Clippy,
+    /// `rustfmt --check` / `cargo fmt --check` diffs.
     Rustfmt,
+    /// libtest (`cargo test`) failures and panics.
     CargoTest,
+    /// cargo's own errors (dependency resolution, build scripts).
     Cargo,
+    /// The TypeScript compiler.
     Tsc,
+    /// eslint (stylish, compact, unix, JSON).
     Eslint,
+    /// stylelint.
     Stylelint,
     /// tslint, standard, remark-lint and other JS-ecosystem linters.
     NodeLint,
+    /// prettier `--check` / `--list-different`.
     Prettier,
+    /// jest.
     Jest,
+    /// vitest.
     Vitest,
+    /// npm (`npm ERR!` / `npm error` codes).
     Npm,
+    /// pnpm (`ERR_PNPM_*`).
     Pnpm,
+    /// yarn 1 and yarn berry (`YNxxxx`).
     Yarn,
+    /// pytest.
     Pytest,
     /// flake8, pylint, mypy, black, isort, bandit.
     Python,
+    /// go build / vet / the Go module proxy.
     Go,
+    /// go test.
     GoTest,
     /// javac, maven, gradle.
     Java,
+    /// docker build (BuildKit and classic) and the docker CLI.
     Docker,
+    /// hadolint.
     Hadolint,
+    /// helm.
     Helm,
+    /// yamllint.
     Yamllint,
     /// kubectl, kubeconform, kube-linter, kube-score.
     Kubernetes,
     /// tflint, trivy config scans.
     Terraform,
+    /// ansible-lint.
     Ansible,
+    /// dotenv-linter.
     Dotenv,
+    /// actionlint.
     Actionlint,
     /// GitHub Actions runtime errors: permissions, invalid workflow files.
     GithubActions,
@@ -196,6 +222,7 @@ impl Tool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnostic {
+/// The tool that printed it.
     pub tool: Tool,
     /// The file as the tool printed it (relative or absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +233,7 @@ pub struct Diagnostic {
     /// 1-based column in `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
+/// How bad it is.
     pub severity: Severity,
     /// The tool's code or rule: `E0308`, `clippy::needless_return`, `TS2345`, `no-unused-vars`,
     /// `ERESOLVE`, `syntax-check` …
@@ -259,6 +287,7 @@ fn truncate_message(m: &mut String) {
 /// `Resource not accessible by integration`, `ECONNRESET`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Signal {
+/// The class the pattern points to.
     pub class: FailureClass,
     /// Relative strength; a diagnostic counts about 1.
     pub weight: f32,
@@ -271,6 +300,7 @@ pub struct Signal {
 pub struct Parsed {
     /// Deduplicated diagnostics in log order, at most [`Limits::max_diagnostics`].
     pub diagnostics: Vec<Diagnostic>,
+/// Class signals (not diagnostics), in log order.
     pub signals: Vec<Signal>,
     /// Per line (index into [`Log::lines`]): how much the line looks like a failure, 0 to 10.
     pub line_scores: Vec<u8>,
@@ -280,13 +310,16 @@ pub struct Parsed {
 
 /// What a line parser returns.
 pub(crate) struct Sink<'p> {
+/// Where diagnostics go.
     pub out: &'p mut Vec<Diagnostic>,
+/// Where signals go.
     pub signals: &'p mut Vec<Signal>,
     /// Hashes of (tool, file, line, column, message) already pushed.
     seen: HashSet<u64>,
 }
 
 impl Sink<'_> {
+/// Push `d` unless an equal one (tool, file, line, column, message) is there.
     pub fn push(&mut self, d: Diagnostic) {
         use std::hash::{Hash, Hasher};
         let mut h = Fnv64(0xcbf2_9ce4_8422_2325);
@@ -295,6 +328,7 @@ impl Sink<'_> {
             self.out.push(d);
         }
     }
+/// Record a class signal on line index `line`.
     pub fn signal(&mut self, class: FailureClass, weight: f32, line: usize) {
         self.signals.push(Signal { class, weight, line });
     }
