@@ -4,7 +4,7 @@
 #   hack/provider-schemas/generate.sh [OUT_DIR]     (default: tests/fixtures/provider-schemas)
 #
 # Installs the pinned SDKs (below) into a virtualenv cached outside the repository
-# (${CIHEALER_CACHE_DIR:-~/.cache/ci-healer}/provider-schemas/venv-<pins>), then runs export.py and
+# (${CIHEALER_CACHE:-~/.cache/ci-healer}/provider-schemas/venv-<pins>), then runs export.py and
 # writes PROVENANCE.md with the versions and the sha256 of every wheel pip installed. The drift
 # test (`cargo test --test provider_schemas`) runs this into a temporary directory and compares.
 set -euo pipefail
@@ -19,7 +19,7 @@ PYDANTIC_VERSION=2.14.4
 PYDANTIC_CORE_VERSION=2.50.5
 
 python="${PYTHON:-python3}"
-cache="${CIHEALER_CACHE_DIR:-$HOME/.cache/ci-healer}/provider-schemas"
+cache="${CIHEALER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ci-healer}/provider-schemas"
 venv="$cache/venv-anthropic-$ANTHROPIC_VERSION-openai-$OPENAI_VERSION-pydantic-$PYDANTIC_VERSION"
 mkdir -p "$cache"
 if [ ! -f "$venv/.complete" ]; then
