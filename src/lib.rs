@@ -6,10 +6,10 @@
 
 pub mod agent;
 pub mod config;
+pub mod contract;
 pub mod controller;
 pub mod crd;
 pub mod resources;
 pub mod runner;
 pub mod telemetry;
 pub mod triage;
-pub mod verdict;

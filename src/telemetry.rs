@@ -7,14 +7,16 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
 
+use crate::contract::env;
+
 /// Logging flags shared by every subcommand.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LogArgs {
     /// Log filter in `RUST_LOG` syntax.
-    #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn", global = true)]
+    #[arg(long, env = env::LOG_FILTER, default_value = "info,kube=warn", global = true)]
     pub log_filter: String,
     /// Log format: `text` for people, `json` for log pipelines.
-    #[arg(long, env = "HEALER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    #[arg(long, env = env::LOG_FORMAT, default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
 }
 

@@ -6,7 +6,7 @@
 #[path = "fixtures/attempt/common.rs"]
 mod common;
 
-use ci_healer::verdict::Outcome;
+use ci_healer::contract::Outcome;
 use common::*;
 use serde_json::{Value, json};
 
@@ -88,10 +88,10 @@ async fn anthropic_tool_use_reads_edits_validates_and_finishes() {
     let run = run_local(&job(&repo, &s), &s, vec![]).await;
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
-    let report: ci_healer::resources::job::AgentReport =
+    let report: ci_healer::contract::AgentReport =
         serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
     assert_eq!(report.diagnosis, "add_one added 2 instead of 1; it now adds 1.");
-    let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).unwrap();
+    let patch = ci_healer::contract::patch::extract(&run.logs["validate"]).map(str::to_string).unwrap();
     assert!(patch.contains("-    x + 2\n+    x + 1\n") && !patch.contains("deploy.env"), "{patch}");
 
     let reqs = llm.requests();

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use ci_healer::contract::Outcome;
 use ci_healer::crd::{HealingRun, RunPhase};
-use ci_healer::verdict::Outcome;
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ci_healer::agent::llm::{Block, ChatRequest, Client, Message, Role, ToolSpec};
-use ci_healer::agent::settings::LlmSettings;
+use ci_healer::contract::LlmSettings;
 use llm::{Api, check_reply, check_request};
 use serde_json::json;
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::llm::{self, Block, ChatRequest, ChatResponse, LlmError, Message, ProposedChange, Role, StopReason, Usage};
 use super::tools::{ToolLimits, ToolOutcome, Toolbox};
 use super::{StepEnv, diff, fixers, process, prompt, validate};
-use crate::verdict::TokenUsage;
+use crate::contract::TokenUsage;
 
 /// How the agent step ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +89,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     let ws = &env.workspace;
     let s = &env.settings;
     let validation = validate::validation_commands(s, &env.context, ws);
-    let timeout = Duration::from_secs(s.validation_timeout_seconds);
+    let timeout = s.validation_timeout();
 
     // 1. Fixers.
     let names: Vec<String> = match &s.fixers {
@@ -126,7 +126,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
 
     // 2. The LLM.
     stats.method = if fixed_something { "fixers+llm".into() } else { "llm".into() };
-    let key = match llm::Client::read_key(std::env::var("HEALER_LLM_API_KEY_FILE").ok().as_deref()) {
+    let key = match llm::Client::read_key(env.llm_api_key_file.as_deref().and_then(Path::to_str)) {
         Ok(k) => k,
         Err(e) => {
             return AgentEnd::Failed { reason: e.reason().into(), message: e.to_string() };
@@ -157,14 +157,14 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
         client: &client,
         masker: &masker,
         limits: ToolLimits::default(),
-        max_tokens_per_turn: llm_settings.max_tokens_per_turn.max(1),
-        token_budget: llm_settings.token_budget,
+        max_tokens_per_turn: llm_settings.max_tokens().max(1),
+        token_budget: llm_settings.budget(),
         temperature: Some(llm_settings.temperature),
         started: Instant::now(),
         last_input: 0,
         stats,
     };
-    let max_turns = llm_settings.max_turns.max(1);
+    let max_turns = llm_settings.turns();
     let mut mode = prompt::Mode::Tools;
     loop {
         let prompt_text = match env.render_prompt(&llm_settings, &validation, mode) {
@@ -269,7 +269,7 @@ fn approx_tokens(messages: &[Message]) -> u64 {
 
 impl Session<'_> {
     fn used(&self) -> u64 {
-        self.stats.tokens.input + self.stats.tokens.output
+        self.stats.tokens.total()
     }
 
     /// One complete, usable answer (`end_turn`, `stop_sequence` or `tool_use`, with content), with
@@ -319,7 +319,7 @@ impl Session<'_> {
                 Err(LlmError::Rejected { status, detail })
                     if !tools.is_empty()
                         && self.stats.requests == 1
-                        && self.client.provider() == super::settings::LlmProvider::OpenaiCompatible
+                        && self.client.provider() == crate::contract::LlmProvider::OpenaiCompatible
                         && matches!(status, 400 | 422)
                         && detail.to_ascii_lowercase().contains("tool") =>
                 {
@@ -330,8 +330,7 @@ impl Session<'_> {
             };
             self.last_input = resp.usage.input;
             self.stats.usage += resp.usage;
-            self.stats.tokens.input += resp.usage.input;
-            self.stats.tokens.output += resp.usage.output;
+            self.stats.tokens.add(resp.usage.input, resp.usage.output);
             tracing::info!(
                 request = self.stats.requests,
                 input_tokens = resp.usage.input,

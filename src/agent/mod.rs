@@ -2,8 +2,9 @@
 //!
 //! Each is a subcommand of the one `healer` binary that the `prepare` step copies into the pod, so
 //! any toolchain image can run them as `/healer/bin/healer <step>`. Steps talk to each other only
-//! through the workspace volume (`HEALER_WORKSPACE`, records in `HEALER_STATE_DIR`) and to the
-//! controller only through termination messages and, for validate, the patch in its log.
+//! through the workspace volume (the checkout, and records in the state dir) and to the controller
+//! only through termination messages and, for validate, the patch in its log: every name and shape
+//! that crosses those boundaries is in [`crate::contract`].
 //!
 //! | module | answers |
 //! |---|---|
@@ -28,14 +29,14 @@ pub mod fixers;
 pub mod llm;
 pub mod process;
 pub mod prompt;
-pub mod settings;
 pub mod tools;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 
 use context::{FailureContext, Masker};
-use settings::{AgentSettings, LlmSettings};
+
+use crate::contract::{AgentSettings, LlmSettings, Step, StepContext};
 
 /// What every step reads from its environment.
 #[derive(Debug, Clone)]
@@ -48,35 +49,38 @@ pub struct StepEnv {
     pub repository: String,
     pub branch: String,
     pub head_sha: String,
+    /// The LLM API key file, when the profile mounts one.
+    pub llm_api_key_file: Option<PathBuf>,
+    /// Export the LLM key to an external agent under this variable name.
+    pub export_api_key_as: Option<String>,
 }
 
 impl StepEnv {
-    /// Read the step's environment: `HEALER_WORKSPACE`, `HEALER_SETTINGS`, `HEALER_CONTEXT_DIR`,
-    /// `HEALER_PROFILE`, `HEALER_REPOSITORY`, `HEALER_BRANCH`, `HEALER_HEAD_SHA` and the secret files
-    /// (for masking). Errors: invalid settings JSON.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let settings = AgentSettings::from_env()?;
+    /// Read the environment of `step` ([`StepContext::from_env`]): the workspace, settings, context
+    /// dir, profile and source, and the secret files (for masking). Errors: invalid settings JSON.
+    pub fn from_env(step: Step) -> Result<Self, crate::contract::env::EnvError> {
+        let ctx = StepContext::from_env(step)?;
+        let settings = ctx.settings_or_default();
         let masker = Masker::from_env();
-        let ctx_dir = std::env::var_os("HEALER_CONTEXT_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/healer/context"));
-        let context = FailureContext::load(&ctx_dir, &masker, settings.excerpt_max_bytes);
-        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        let context = FailureContext::load(&ctx.context_dir, &masker, settings.excerpt_cap());
+        let source = ctx.source.clone().unwrap_or_default();
         Ok(Self {
-            workspace: process::workspace(),
+            workspace: ctx.workspace.clone(),
             settings,
             context,
             masker,
-            profile: var("HEALER_PROFILE"),
-            repository: var("HEALER_REPOSITORY"),
-            branch: var("HEALER_BRANCH"),
-            head_sha: var("HEALER_HEAD_SHA"),
+            profile: ctx.profile.clone(),
+            repository: source.repository,
+            branch: source.branch,
+            head_sha: source.head_sha,
+            llm_api_key_file: ctx.llm_api_key_file.clone(),
+            export_api_key_as: ctx.export_api_key_as.clone(),
         })
     }
 
-    /// The failing commit: the checkout record's full SHA, else `HEALER_HEAD_SHA`.
+    /// The failing commit: the checkout record's full SHA, else the head SHA the controller sent.
     pub fn base_sha(&self) -> String {
-        process::read_record("checkout")
+        process::read_record(Step::Checkout.name())
             .and_then(|r| r["sha"].as_str().map(str::to_string))
             .unwrap_or_else(|| self.head_sha.clone())
     }

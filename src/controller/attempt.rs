@@ -13,11 +13,11 @@ use serde_json::json;
 
 use super::run::publish;
 use super::{Context, Error, FIELD_MANAGER, Result, instrumented};
+use crate::contract::Outcome;
 use crate::crd::conditions;
 use crate::crd::{AttemptPhase, HealingAttempt, HealingAttemptStatus, HealingRun, RunAction, RunPhase};
 use crate::resources::job::{self, JobObservation};
 use crate::telemetry::OutcomeLabels;
-use crate::verdict::Outcome;
 
 /// Condition types of a HealingAttempt.
 pub mod cond {

@@ -29,6 +29,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::RwLock;
 
 use crate::config::ControllerConfig;
+use crate::contract::env;
 use crate::crd::{HealingAttempt, HealingRun, LABEL_ATTEMPT};
 use crate::telemetry::{ControllerLabels, ErrorLabels, Metrics};
 
@@ -39,25 +40,25 @@ pub const FIELD_MANAGER: &str = "ci-healer";
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Controller configuration file (profiles, routing, attempt defaults). Absent: built-in defaults.
-    #[arg(long, env = "HEALER_CONFIG")]
+    #[arg(long, env = env::CONFIG)]
     pub config: Option<PathBuf>,
     /// Address of the metrics and health server (`/metrics`, `/healthz`, `/readyz`).
-    #[arg(long, env = "HEALER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = env::METRICS_ADDR, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
     /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "HEALER_NAMESPACE")]
+    #[arg(long, env = env::NAMESPACE)]
     pub namespace: Option<String>,
     /// Seconds between checks while waiting for the CRDs to be installed.
-    #[arg(long, env = "HEALER_CRD_WAIT_SECONDS", default_value_t = 5)]
+    #[arg(long, env = env::CRD_WAIT_SECONDS, default_value_t = 5)]
     pub crd_wait_seconds: u64,
     /// Elect a leader on a Lease before reconciling, so replicas never act at once.
-    #[arg(long, env = "HEALER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = env::LEADER_ELECTION, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
     /// Namespace of the leader-election Lease (default: the watched namespace, else `POD_NAMESPACE`, else `default`).
-    #[arg(long, env = "HEALER_LEASE_NAMESPACE")]
+    #[arg(long, env = env::LEASE_NAMESPACE)]
     pub lease_namespace: Option<String>,
     /// Seconds a leader's Lease stays valid without renewal; a successor waits at most this long.
-    #[arg(long, env = "HEALER_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    #[arg(long, env = env::LEASE_DURATION_SECONDS, default_value_t = 15)]
     pub lease_duration_seconds: u64,
 }
 
@@ -180,7 +181,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         })
         .shutdown_on_signal();
-    let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var(env::POD_NAME).ok() };
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -250,7 +251,7 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
         .lease_namespace
         .clone()
         .or_else(|| args.namespace.clone())
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| std::env::var(env::POD_NAMESPACE).ok())
         .unwrap_or_else(|| "default".into());
     let duration = args.lease_duration_seconds.max(2);
     let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "ci-healer")
@@ -258,7 +259,7 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
         .with_duration(duration)
         .with_grace((duration / 3).max(1))
         .with_field_manager(FIELD_MANAGER);
-    if let Ok(pod) = std::env::var("POD_NAME") {
+    if let Ok(pod) = std::env::var(env::POD_NAME) {
         builder = builder.with_identity(pod);
     }
     let manager = builder.build().await?;

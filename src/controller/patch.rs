@@ -1,5 +1,5 @@
-//! Keeping a passed attempt's patch: read it from the validate step's log (between the verdict's
-//! PATCH_BEGIN/PATCH_END delimiters) through the API server's `pods/{name}/log` endpoint, check it
+//! Keeping a passed attempt's patch: read it from the validate step's log (between the
+//! [`patch::BEGIN`]/[`patch::END`] delimiters) through the API server's `pods/{name}/log` endpoint, check it
 //! against the verdict's `patchSha256`, and store it in a ConfigMap `<attempt>-patch` owned by the
 //! attempt (at most [`MAX_PATCH_BYTES`]; a larger patch is not stored and the attempt's Event says so).
 
@@ -10,9 +10,9 @@ use kube::{Api, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::{Context, Error, FIELD_MANAGER, Result};
+use crate::contract::{Step, Verdict, patch};
 use crate::crd::HealingAttempt;
 use crate::resources::configmap;
-use crate::verdict::{PATCH_BEGIN, PATCH_END, VALIDATE_CONTAINER, Verdict};
 
 /// Largest patch kept in a ConfigMap (ConfigMaps are capped at 1 MiB; leave room for the rest).
 pub const MAX_PATCH_BYTES: usize = 512 * 1024;
@@ -20,7 +20,7 @@ pub const MAX_PATCH_BYTES: usize = 512 * 1024;
 /// Why a patch could not be kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatchProblem {
-    /// The log has no complete PATCH_BEGIN … PATCH_END block.
+    /// The log has no complete [`patch::BEGIN`] … [`patch::END`] block.
     NotInLog,
     /// The patch's SHA-256 differs from the verdict's `patchSha256`.
     ChecksumMismatch { expected: String, actual: String },
@@ -58,15 +58,7 @@ impl PatchProblem {
 /// Extract the patch between the delimiters of a validate log and check it. Pure.
 /// The last complete block wins (a step may print more than one).
 pub fn patch_from_log(log: &str, verdict: &Verdict) -> std::result::Result<String, PatchProblem> {
-    let begin = format!("{PATCH_BEGIN}\n");
-    let start = log.rfind(&begin).ok_or(PatchProblem::NotInLog)? + begin.len();
-    let body = &log[start..];
-    let end = if body.starts_with(PATCH_END) {
-        0
-    } else {
-        body.find(&format!("\n{PATCH_END}")).ok_or(PatchProblem::NotInLog)? + 1
-    };
-    let patch = &body[..end];
+    let patch = patch::extract(log).ok_or(PatchProblem::NotInLog)?;
     if let Some(expected) = &verdict.patch_sha256 {
         let actual = hex::encode(Sha256::digest(patch.as_bytes()));
         if !actual.eq_ignore_ascii_case(expected) {
@@ -95,7 +87,7 @@ pub async fn keep_patch(
     let ns = attempt.namespace().ok_or(Error::MissingNamespace)?;
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
     let lp = LogParams {
-        container: Some(VALIDATE_CONTAINER.into()),
+        container: Some(Step::Validate.name().into()),
         limit_bytes: Some(4 * MAX_PATCH_BYTES as i64),
         ..Default::default()
     };
@@ -109,7 +101,7 @@ pub async fn keep_patch(
         }
         Err(e) => return Err(e.into()),
     };
-    let patch = match patch_from_log(&log, verdict) {
+    let kept = match patch_from_log(&log, verdict) {
         Ok(p) => p,
         Err(problem) => {
             warn(attempt, ctx, problem.reason(), &problem.message()).await;
@@ -119,12 +111,12 @@ pub async fn keep_patch(
     let Some(owner) = attempt.controller_owner_ref(&()) else {
         return Ok(None);
     };
-    let cm = configmap::build_patch(&attempt.name_any(), &attempt.spec.run_name, &ns, owner, &patch);
+    let cm = configmap::build_patch(&attempt.name_any(), &attempt.spec.run_name, &ns, owner, &kept);
     let name = configmap::patch_name(&attempt.name_any());
     Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
         .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))
         .await?;
-    tracing::info!(attempt = %attempt.name_any(), namespace = %ns, configmap = %name, bytes = patch.len(), "kept the patch");
+    tracing::info!(attempt = %attempt.name_any(), namespace = %ns, configmap = %name, bytes = kept.len(), "kept the patch");
     Ok(Some(name))
 }
 
@@ -145,18 +137,11 @@ async fn warn(attempt: &HealingAttempt, ctx: &Context, reason: &str, note: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Outcome;
+    use crate::contract::Outcome;
+    use crate::contract::patch::{BEGIN as PATCH_BEGIN, END as PATCH_END};
 
     fn v(sha: Option<String>) -> Verdict {
-        Verdict {
-            outcome: Outcome::Passed,
-            reason: "ValidationPassed".into(),
-            summary: String::new(),
-            diffstat: None,
-            tokens: None,
-            durations: None,
-            patch_sha256: sha,
-        }
+        Verdict { patch_sha256: sha, ..Verdict::new(Outcome::Passed, "ValidationPassed", "") }
     }
 
     #[test]

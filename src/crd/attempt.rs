@@ -10,7 +10,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::verdict::Verdict;
+use crate::contract::{AgentSettings, Verdict};
 
 /// Desired state of a HealingAttempt: the resolved agent profile and the pod's steps.
 #[derive(CustomResource, JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -66,9 +66,9 @@ pub struct HealingAttemptSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<AttemptSource>,
     /// The profile's step settings (fixers, LLM, validation commands, guard rails), frozen at creation,
-    /// with the run's `spec.policy.protectedPaths` added. Passed to the pod as `HEALER_SETTINGS` (JSON).
+    /// with the run's `spec.policy.protectedPaths` added. Passed to the work steps as JSON in their environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<crate::agent::settings::AgentSettings>,
+    pub settings: Option<AgentSettings>,
 }
 
 /// The commit an attempt works on.

@@ -7,7 +7,7 @@ pub mod attempt;
 pub mod conditions;
 pub mod run;
 
-pub use crate::verdict::Diffstat;
+pub use crate::contract::Diffstat;
 pub use attempt::{
     AttemptPhase, AttemptSource, EnvVar, HealingAttempt, HealingAttemptSpec, HealingAttemptStatus, SecretKeyRef,
     StepSpec,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::config::{ControllerConfig, HEALER_BIN, ProfileStep};
+use crate::config::{ControllerConfig, ProfileStep};
+use crate::contract::Step;
+use crate::contract::paths::BINARY;
 use crate::crd::{
     AttemptSource, HealingAttempt, HealingAttemptSpec, HealingRun, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY,
 };
@@ -26,7 +28,8 @@ pub fn build_attempt(
 ) -> Option<HealingAttempt> {
     let profile = config.profiles.get(profile_name)?;
     let owner = run.controller_owner_ref(&())?;
-    let checkout = ProfileStep { command: vec![HEALER_BIN.into(), "checkout".into()], ..Default::default() };
+    let checkout =
+        ProfileStep { command: vec![BINARY.into(), Step::Checkout.subcommand().into()], ..Default::default() };
     Some(HealingAttempt {
         metadata: ObjectMeta {
             name: Some(attempt_name(&run.name_any(), n)),

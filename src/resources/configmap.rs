@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use crate::contract::paths;
 use crate::crd::{LABEL_ATTEMPT, LABEL_RUN, MANAGED_BY};
 
 /// Name of a run's context ConfigMap.
@@ -33,8 +34,8 @@ pub fn build_context(run: &str, namespace: &str, owner: OwnerReference, excerpt:
             ..Default::default()
         },
         data: Some(BTreeMap::from([
-            ("excerpt.txt".into(), excerpt.into()),
-            ("triage.json".into(), triage_json.into()),
+            (paths::context::EXCERPT.into(), excerpt.into()),
+            (paths::context::TRIAGE.into(), triage_json.into()),
         ])),
         ..Default::default()
     }
@@ -54,7 +55,7 @@ pub fn build_patch(attempt: &str, run: &str, namespace: &str, owner: OwnerRefere
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([("patch.diff".into(), patch.into())])),
+        data: Some(BTreeMap::from([(paths::PATCH_KEY.into(), patch.into())])),
         ..Default::default()
     }
 }

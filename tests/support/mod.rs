@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ci_healer::contract::{Diffstat, Outcome, Verdict};
 use ci_healer::crd::{HealingAttempt, HealingRun};
 use ci_healer::runner::sim::{self, StepOutcome};
-use ci_healer::verdict::{Diffstat, Outcome, Verdict};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::settings::{LlmProvider, LlmSettings};
+use crate::contract::{LlmProvider, LlmSettings, env};
 
 /// Longest wait between retries (and longest `Retry-After` honoured).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -248,7 +248,7 @@ impl Client {
     pub fn new(settings: &LlmSettings, api_key: String) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.request_timeout_seconds.max(1)))
+            .timeout(settings.request_timeout())
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("ci-healer/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -264,11 +264,12 @@ impl Client {
         Ok(Self { http, settings: settings.clone(), base_url, api_key })
     }
 
-    /// Read the key from `path` (`HEALER_LLM_API_KEY_FILE`). Errors: [`LlmError::ApiKeyMissing`].
+    /// Read the key from `path` (the file [`env::LLM_API_KEY_FILE`] names). Errors:
+    /// [`LlmError::ApiKeyMissing`].
     pub fn read_key(path: Option<&str>) -> Result<String, LlmError> {
         let p = path.unwrap_or("");
         let key = std::fs::read_to_string(p).map_err(|_| {
-            LlmError::ApiKeyMissing(if p.is_empty() { "(HEALER_LLM_API_KEY_FILE unset)".into() } else { p.into() })
+            LlmError::ApiKeyMissing(if p.is_empty() { format!("({} unset)", env::LLM_API_KEY_FILE) } else { p.into() })
         })?;
         let key = key.trim().to_string();
         if key.is_empty() {
@@ -314,7 +315,7 @@ impl Client {
     /// One chat turn, with retries. Errors: [`LlmError`].
     pub async fn complete(&self, req: &ChatRequest<'_>) -> Result<ChatResponse, LlmError> {
         let (url, body) = self.request(req);
-        let max_attempts = self.settings.max_retries + 1;
+        let max_attempts = self.settings.retries() + 1;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -369,7 +370,7 @@ impl Client {
         if let Some(d) = retry_after {
             return d.min(MAX_BACKOFF);
         }
-        let base = Duration::from_millis(self.settings.initial_backoff_millis);
+        let base = self.settings.initial_backoff();
         base.saturating_mul(1u32 << (attempt - 1).min(10)).min(MAX_BACKOFF)
     }
 }
