@@ -1,9 +1,9 @@
 //! Shared test support: the local control plane, one namespace per test, the controller as a real
-//! subprocess, a kubelet stand-in that finishes attempt pods with chosen termination messages, and an
-//! Argo Events Sensor evaluator (gjson paths, dataTemplate, useRawData, filters) as Argo documents it.
+//! subprocess, a kubelet stand-in that finishes attempt pods with chosen termination messages, and the
+//! Argo Events Sensor evaluator built from Argo's own code (`argo_eval`).
 #![allow(dead_code)]
 
-pub mod argo;
+pub mod argo_eval;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
