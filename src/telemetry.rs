@@ -63,6 +63,7 @@ pub struct Metrics {
     pub run_transitions: Family<PhaseLabels, Counter>,
     pub attempts_finished: Family<OutcomeLabels, Counter>,
     pub jobs_created: Counter,
+    pub status_writes: Family<ControllerLabels, Counter>,
 }
 
 impl Metrics {
@@ -75,6 +76,7 @@ impl Metrics {
             run_transitions: Family::default(),
             attempts_finished: Family::default(),
             jobs_created: Counter::default(),
+            status_writes: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("cihealer");
         r.register("reconciles", "Reconciliations by controller", m.reconciles.clone());
@@ -83,6 +85,11 @@ impl Metrics {
         r.register("run_transitions", "HealingRun phase transitions by new phase", m.run_transitions.clone());
         r.register("attempts_finished", "HealingAttempts finished by outcome and reason", m.attempts_finished.clone());
         r.register("jobs_created", "Attempt Jobs created", m.jobs_created.clone());
+        r.register(
+            "status_writes",
+            "Status writes (server-side apply of the status subresource) by controller",
+            m.status_writes.clone(),
+        );
         m
     }
 }

@@ -5,10 +5,16 @@
 //! build (pure builders), apply (create-if-absent for immutable children, server-side apply under
 //! [`FIELD_MANAGER`] otherwise), write status (skipped when unchanged).
 
+pub mod apply;
 pub mod attempt;
+pub mod attempt_state;
+pub mod dedup;
+pub mod error;
 pub mod patch;
 pub mod run;
 pub mod state;
+
+pub use error::{Error, Result, SpecProblem};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,7 +36,9 @@ use tokio::sync::RwLock;
 
 use crate::config::ControllerConfig;
 use crate::contract::env;
-use crate::crd::{HealingAttempt, HealingRun, LABEL_ATTEMPT};
+use crate::crd::{HealingAttempt, HealingRun};
+use crate::resources::attempt::attempt_name;
+use crate::resources::labels;
 use crate::telemetry::{ControllerLabels, ErrorLabels, Metrics};
 
 /// Server-side apply field manager for everything the controller writes.
@@ -62,39 +70,6 @@ pub struct Args {
     pub lease_duration_seconds: u64,
 }
 
-/// One error type with stable reasons (used for condition reasons, Event reasons and metric labels).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API request failed: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("object has no namespace")]
-    MissingNamespace,
-    #[error("cannot serialise: {0}")]
-    Serialization(#[from] serde_json::Error),
-    #[error(
-        "HealingAttempt {0} exists but belongs to another run (a deleted run's leftover awaiting garbage collection)"
-    )]
-    AttemptNameTaken(String),
-}
-
-impl Error {
-    /// A stable CamelCase reason.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
-            Error::Kube(kube::Error::Api(s)) if s.code == 404 => "NotFound",
-            Error::Kube(kube::Error::Api(_)) => "ApiError",
-            Error::Kube(_) => "KubeClientError",
-            Error::MissingNamespace => "MissingNamespace",
-            Error::Serialization(_) => "SerializationError",
-            Error::AttemptNameTaken(_) => "AttemptNameTaken",
-        }
-    }
-}
-
-/// Result of a reconcile step, failing with the controller's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
 /// State shared by both controllers.
 pub struct Context {
     pub client: Client,
@@ -112,8 +87,7 @@ impl Context {
         let mut f = self.failures.lock().expect("backoff map");
         let n = f.entry(key).or_insert(0);
         *n = n.saturating_add(1);
-        // 1s, 2s, 4s … capped at 5 minutes.
-        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+        error::backoff_delay(*n)
     }
 
     fn succeeded(&self, key: &str) {
@@ -162,7 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
         }
     };
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=ci-healer");
+    let owned = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
     let run_controller = Controller::new(runs_api.clone(), watcher::Config::default());
     let run_store = run_controller.store();
     let run_controller = run_controller
@@ -193,9 +167,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let attempt_controller = Controller::new(attempts_api, watcher::Config::default())
         .owns(jobs_api, owned)
-        .watches(pods_api, watcher::Config::default().labels(LABEL_ATTEMPT), |pod: Pod| {
+        .watches(pods_api, watcher::Config::default().labels(labels::ATTEMPT), |pod: Pod| {
             let ns = pod.metadata.namespace.clone()?;
-            let name = pod.metadata.labels.as_ref()?.get(LABEL_ATTEMPT)?.clone();
+            let name = pod.metadata.labels.as_ref()?.get(labels::ATTEMPT)?.clone();
             Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
         })
         .watches(runs_api, watcher::Config::default(), |run: HealingRun| {
@@ -203,7 +177,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let ns = run.metadata.namespace.clone().unwrap_or_default();
             let name = run.metadata.name.clone().unwrap_or_default();
             let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
-            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&format!("{name}-{i}")).within(&ns))
+            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&attempt_name(&name, i)).within(&ns))
         })
         .shutdown_on_signal();
 
@@ -275,19 +249,29 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
     Ok(ch)
 }
 
-/// Transient errors requeue with per-object exponential backoff (1 s doubling to 5 min).
+/// A permanent error (a spec the controller cannot act on, already reported as `Accepted=False`)
+/// waits for the object to change; transient errors requeue with per-object exponential backoff
+/// (1 s doubling to 5 min, [`error::backoff_delay`]). Both count in `cihealer_reconcile_errors_total`
+/// by [`Error::reason`].
 fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     let controller = K::kind(&()).to_string();
+    let reason = err.reason().as_str();
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&ErrorLabels { controller: controller.clone(), reason: err.reason().into() })
+        .get_or_create(&ErrorLabels { controller: controller.clone(), reason: reason.into() })
         .inc();
+    let (name, namespace) = (obj.meta().name.as_deref().unwrap_or(""), obj.meta().namespace.as_deref().unwrap_or(""));
+    if err.is_permanent() {
+        ctx.succeeded(&object_key(obj.as_ref()));
+        tracing::info!(kind = %controller, name, namespace, reason, error = %err, "cannot act on the spec; waiting for a change");
+        return Action::await_change();
+    }
     let delay = ctx.backoff(object_key(obj.as_ref()));
     tracing::warn!(
         kind = %controller,
-        name = obj.meta().name.as_deref().unwrap_or(""),
-        namespace = obj.meta().namespace.as_deref().unwrap_or(""),
-        reason = err.reason(),
+        name,
+        namespace,
+        reason,
         error = %err,
         retry_in_seconds = delay.as_secs(),
         "reconcile failed; retrying"

@@ -4,14 +4,15 @@
 //! attempt (at most [`MAX_PATCH_BYTES`]; a larger patch is not stored and the attempt's Event says so).
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{LogParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::api::LogParams;
+use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::{Context, Error, FIELD_MANAGER, Result};
+use super::apply::{self, Notice};
+use super::{Context, Error, Result};
 use crate::contract::{Step, Verdict, patch};
 use crate::crd::HealingAttempt;
+use crate::crd::conditions::Reason;
 use crate::resources::configmap;
 
 /// Largest patch kept in a ConfigMap (ConfigMaps are capped at 1 MiB; leave room for the rest).
@@ -30,11 +31,11 @@ pub enum PatchProblem {
 
 impl PatchProblem {
     /// A stable reason, for Events.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            PatchProblem::NotInLog => "PatchNotInLog",
-            PatchProblem::ChecksumMismatch { .. } => "PatchChecksumMismatch",
-            PatchProblem::TooLarge(_) => "PatchTooLargeToKeep",
+            PatchProblem::NotInLog => Reason::PatchNotInLog,
+            PatchProblem::ChecksumMismatch { .. } => Reason::PatchChecksumMismatch,
+            PatchProblem::TooLarge(_) => Reason::PatchTooLargeToKeep,
         }
     }
 
@@ -76,7 +77,7 @@ pub fn patch_from_log(log: &str, verdict: &Verdict) -> std::result::Result<Strin
 /// Event on the attempt). Errors: transient API failures (retried by the caller's backoff).
 pub async fn keep_patch(
     attempt: &HealingAttempt,
-    pod: Option<&Pod>,
+    pod: Option<&str>,
     verdict: &Verdict,
     ctx: &Context,
 ) -> Result<Option<String>> {
@@ -91,12 +92,12 @@ pub async fn keep_patch(
         limit_bytes: Some(4 * MAX_PATCH_BYTES as i64),
         ..Default::default()
     };
-    let log = match pods.logs(&pod.name_any(), &lp).await {
+    let log = match pods.logs(pod, &lp).await {
         Ok(l) => l,
         // The pod (or its node) is gone: the log cannot come back, so say so instead of retrying forever.
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 400 => {
-            warn(attempt, ctx, "PatchLogUnavailable", &format!("cannot read the validate step's log: {}", s.message))
-                .await;
+            let note = format!("cannot read the validate step's log: {}", s.message);
+            warn(attempt, ctx, Reason::PatchLogUnavailable, &note).await;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -108,30 +109,18 @@ pub async fn keep_patch(
             return Ok(None);
         }
     };
-    let Some(owner) = attempt.controller_owner_ref(&()) else {
+    let Some(cm) = configmap::build_patch(attempt, &kept) else {
         return Ok(None);
     };
-    let cm = configmap::build_patch(&attempt.name_any(), &attempt.spec.run_name, &ns, owner, &kept);
     let name = configmap::patch_name(&attempt.name_any());
-    Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))
-        .await?;
+    apply::apply_object::<ConfigMap>(ctx, &cm).await?;
     tracing::info!(attempt = %attempt.name_any(), namespace = %ns, configmap = %name, bytes = kept.len(), "kept the patch");
     Ok(Some(name))
 }
 
-async fn warn(attempt: &HealingAttempt, ctx: &Context, reason: &str, note: &str) {
-    tracing::warn!(attempt = %attempt.name_any(), reason, "{note}");
-    let ev = Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "KeepPatch".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &attempt.object_ref(&())).await {
-        tracing::debug!(error = %e, "event not published");
-    }
+async fn warn(attempt: &HealingAttempt, ctx: &Context, reason: Reason, note: &str) {
+    tracing::warn!(attempt = %attempt.name_any(), reason = reason.as_str(), "{note}");
+    apply::publish(ctx, attempt, Notice::warning(reason, note).action(Reason::KeepPatch)).await;
 }
 
 #[cfg(test)]

@@ -23,12 +23,13 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
 
+use super::labels::{self, Component};
 use crate::contract::paths::{
     BIN_DIR, CONTEXT_DIR, GIT_SECRET_DIR, GIT_TOKEN_FILE_NAME, IMAGE_BINARY, LLM_KEY_FILE_NAME, LLM_SECRET_DIR,
     TERMINATION_LOG, WORKSPACE_DIR,
 };
 use crate::contract::{AgentReport, Source, Step, StepContext, StepFailure, Verdict, VerdictError, paths};
-use crate::crd::{HealingAttempt, LABEL_ATTEMPT, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY, StepSpec};
+use crate::crd::{HealingAttempt, StepSpec};
 
 /// UID and GID the steps run as.
 pub const RUN_AS: i64 = 65532;
@@ -38,16 +39,9 @@ pub fn job_name(attempt: &HealingAttempt) -> String {
     attempt.name_any()
 }
 
-/// Labels shared by an attempt's Job and pod.
+/// Labels shared by an attempt, its Job and its pod ([`labels::for_child`]).
 pub fn attempt_labels(attempt: &HealingAttempt) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("app.kubernetes.io/name".into(), "ci-healer".into()),
-        ("app.kubernetes.io/component".into(), "attempt".into()),
-        ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
-        (LABEL_RUN.into(), attempt.spec.run_name.clone()),
-        (LABEL_ATTEMPT.into(), attempt.name_any()),
-        (LABEL_ATTEMPT_NUMBER.into(), attempt.spec.attempt.to_string()),
-    ])
+    labels::for_child(Component::Attempt, &attempt.spec.run_name, Some((&attempt.name_any(), attempt.spec.attempt)))
 }
 
 /// What the controller tells `step` of `attempt` through its environment (see [`StepContext`]):
@@ -353,7 +347,7 @@ fn step_reason(step: &str) -> String {
 
 /// The pods of an attempt are found by this label selector.
 pub fn pod_selector(attempt_name: &str) -> String {
-    format!("{LABEL_ATTEMPT}={attempt_name}")
+    labels::attempt_selector(attempt_name)
 }
 
 /// True when `job` is a Job this attempt owns (guards against a same-named foreign Job).
@@ -414,10 +408,11 @@ mod tests {
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
             ("HealingAttempt", "uid-2", Some(true))
         );
-        let labels = job.metadata.labels.as_ref().unwrap();
-        assert_eq!(labels[LABEL_RUN], "r");
-        assert_eq!(labels[LABEL_ATTEMPT], "r-2");
-        assert_eq!(labels[LABEL_ATTEMPT_NUMBER], "2");
+        let l = job.metadata.labels.as_ref().unwrap();
+        assert_eq!(l[labels::RUN], "r");
+        assert_eq!(l[labels::ATTEMPT], "r-2");
+        assert_eq!(l[labels::ATTEMPT_NUMBER], "2");
+        assert_eq!(l[labels::COMPONENT], "attempt");
 
         let spec = job.spec.as_ref().unwrap();
         assert_eq!(spec.backoff_limit, Some(0));
