@@ -49,10 +49,10 @@ fn parse_language(s: &str) -> Result<(String, u64), String> {
 /// Read the `routing:` key of a controller config file (YAML; other keys are ignored; no key: the
 /// built-in routing). Errors: see [`RoutingFileError`].
 pub fn load_routing(path: &Path) -> Result<RoutingConfig, RoutingFileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| RoutingFileError::Read { path: path.to_path_buf(), source })?;
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-        .map_err(|source| RoutingFileError::Yaml { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| RoutingFileError::Read { path: path.to_path_buf(), source })?;
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).map_err(|source| RoutingFileError::Yaml { path: path.to_path_buf(), source })?;
     match doc.get("routing") {
         Some(r) => serde_yaml_ng::from_value(r.clone())
             .map_err(|source| RoutingFileError::Routing { path: path.to_path_buf(), source }),

@@ -5,7 +5,7 @@
 //! README.md:6:1 error MD004/ul-style Unordered list style                            markdownlint-cli2;
 //! README.md:3: MD022 Headers should be surrounded by blank lines                    Ruby mdl)
 //! src/app.js:                                       (editorconfig-checker: a file header, then
-//! 	2: Trailing whitespace                          tab-indented `line: message` rows)
+//!     2: Trailing whitespace                       tab-indented `line: message` rows)
 //!     02:12 ❌ unexpected trailing whitespace  (EditorConfig trim_trailing_whitespace …)   (eclint)
 //! Line: 2 Unexpected trailing spaces found. [warning]                          (lintspaces, after `File: …`)
 //!   Package size limit has exceeded by 1.05 kB                                  (size-limit)

@@ -222,7 +222,7 @@ impl Tool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnostic {
-/// The tool that printed it.
+    /// The tool that printed it.
     pub tool: Tool,
     /// The file as the tool printed it (relative or absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,7 +233,7 @@ pub struct Diagnostic {
     /// 1-based column in `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
-/// How bad it is.
+    /// How bad it is.
     pub severity: Severity,
     /// The tool's code or rule: `E0308`, `clippy::needless_return`, `TS2345`, `no-unused-vars`,
     /// `ERESOLVE`, `syntax-check` …
@@ -287,7 +287,7 @@ fn truncate_message(m: &mut String) {
 /// `Resource not accessible by integration`, `ECONNRESET`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Signal {
-/// The class the pattern points to.
+    /// The class the pattern points to.
     pub class: FailureClass,
     /// Relative strength; a diagnostic counts about 1.
     pub weight: f32,
@@ -300,7 +300,7 @@ pub struct Signal {
 pub struct Parsed {
     /// Deduplicated diagnostics in log order, at most [`Limits::max_diagnostics`].
     pub diagnostics: Vec<Diagnostic>,
-/// Class signals (not diagnostics), in log order.
+    /// Class signals (not diagnostics), in log order.
     pub signals: Vec<Signal>,
     /// Per line (index into [`Log::lines`]): how much the line looks like a failure, 0 to 10.
     pub line_scores: Vec<u8>,
@@ -310,16 +310,16 @@ pub struct Parsed {
 
 /// What a line parser returns.
 pub(crate) struct Sink<'p> {
-/// Where diagnostics go.
+    /// Where diagnostics go.
     pub out: &'p mut Vec<Diagnostic>,
-/// Where signals go.
+    /// Where signals go.
     pub signals: &'p mut Vec<Signal>,
     /// Hashes of (tool, file, line, column, message) already pushed.
     seen: HashSet<u64>,
 }
 
 impl Sink<'_> {
-/// Push `d` unless an equal one (tool, file, line, column, message) is there.
+    /// Push `d` unless an equal one (tool, file, line, column, message) is there.
     pub fn push(&mut self, d: Diagnostic) {
         use std::hash::{Hash, Hasher};
         let mut h = Fnv64(0xcbf2_9ce4_8422_2325);
@@ -328,7 +328,7 @@ impl Sink<'_> {
             self.out.push(d);
         }
     }
-/// Record a class signal on line index `line`.
+    /// Record a class signal on line index `line`.
     pub fn signal(&mut self, class: FailureClass, weight: f32, line: usize) {
         self.signals.push(Signal { class, weight, line });
     }
