@@ -140,20 +140,39 @@ fn the_ecosystem_routes_what_no_parser_names() {
     let r = run("logs/frontend/node-uncaught-exception.log");
     assert_eq!(r.ecosystem, Some(Ecosystem::Javascript));
     assert_eq!(r.profile, "frontend");
-    // The step's command and the repository's languages alone.
-    let langs = vec![("TypeScript".to_string(), 50_000u64), ("CSS".to_string(), 4_000)];
+    // The failing step's command alone names the tool and the kind of step.
+    let log = b"Process exited with an unexpected status\n";
     let steps = vec!["Run npm run e2e".to_string()];
+    let r = triage(&TriageInput { log, failed_steps: &steps, ..Default::default() }, &RoutingConfig::default());
+    assert_eq!((r.failure_class.as_str(), r.profile.as_str()), ("frontend_test", "frontend"));
+    // Behind a step whose command says nothing, the repository's languages alone are the weakest
+    // hint: guessed, but not enough to leave the general profile.
+    let langs = vec![("TypeScript".to_string(), 50_000u64), ("CSS".to_string(), 4_000)];
+    let steps = vec!["Run ./scripts/ci.sh".to_string()];
+    let r = triage(
+        &TriageInput { log, failed_steps: &steps, repository_languages: &langs, ..Default::default() },
+        &RoutingConfig::default(),
+    );
+    assert_eq!((r.failure_class.as_str(), r.profile.as_str()), ("unknown", "general"), "{r:?}");
+    assert_eq!(r.ecosystem, Some(Ecosystem::Javascript));
+    assert!(r.ecosystem_confidence.unwrap() < RoutingConfig::default().ecosystem_confidence, "{r:?}");
+    // With the run's changed files agreeing, the ecosystem is confident and routes.
+    let files = vec!["web/src/App.tsx".to_string(), "web/package.json".to_string()];
     let r = triage(
         &TriageInput {
-            log: b"Process exited with an unexpected status\n",
+            log,
             failed_steps: &steps,
             repository_languages: &langs,
+            changed_files: &files,
             ..Default::default()
         },
         &RoutingConfig::default(),
     );
-    assert_eq!((r.failure_class.as_str(), r.profile.as_str()), ("unknown", "frontend"));
-    assert!(r.ecosystem_confidence.unwrap() >= 0.5, "{r:?}");
+    assert_eq!(r.profile, "frontend", "{r:?}");
+    assert!(r.ecosystem_confidence.unwrap() >= RoutingConfig::default().ecosystem_confidence, "{r:?}");
+    // Neither: no ecosystem, the general profile.
+    let r = triage(&TriageInput { log, failed_steps: &steps, ..Default::default() }, &RoutingConfig::default());
+    assert_eq!((r.failure_class.as_str(), r.profile.as_str(), r.ecosystem), ("unknown", "general", None), "{r:?}");
 }
 
 #[test]

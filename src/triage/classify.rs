@@ -130,6 +130,13 @@ impl FailureClass {
     }
 }
 
+/// The network codes of [`is_network_code`] that name a transient condition (a reset or timed-out
+/// connection, a DNS lookup that may succeed next time, a gateway or rate limit): a re-run likely
+/// passes, so they are [`FailureClass::InfraFlake`], not [`FailureClass::Network`].
+pub fn is_transient_network_code(code: &str) -> bool {
+    matches!(code, "ECONNRESET" | "ETIMEDOUT" | "EAI_AGAIN" | "ERR_SOCKET_TIMEOUT" | "E429" | "E502" | "E503" | "E504")
+}
+
 /// npm/pnpm/yarn codes of a package host that failed (HTTP 4xx/5xx, DNS, TLS, connection), as
 /// opposed to a resolution problem of the project's own dependencies.
 pub fn is_network_code(code: &str) -> bool {
@@ -190,6 +197,7 @@ pub fn class_of(d: &Diagnostic) -> Option<FailureClass> {
         }
         Tool::Gulp | Tool::Grunt | Tool::Webpack => FailureClass::FrontendBuild,
         Tool::Npm | Tool::Pnpm | Tool::Yarn => match d.code.as_deref() {
+            Some(c) if is_transient_network_code(c) => FailureClass::InfraFlake,
             Some(c) if is_network_code(c) => FailureClass::Network,
             Some("ENOSPC" | "ENOMEM") => FailureClass::InfraFlake,
             _ => FailureClass::Dependency,
@@ -432,7 +440,10 @@ pub fn classify(ev: &Evidence<'_>) -> Verdict {
         .iter()
         .filter(|d| {
             d.severity == Severity::Error
-                && matches!(class_of(d), Some(FailureClass::Network | FailureClass::Environment))
+                && matches!(
+                    class_of(d),
+                    Some(FailureClass::Network | FailureClass::Environment | FailureClass::InfraFlake)
+                )
         })
         .map(|d| d.log_line)
         .filter(|&n| in_focus_number(n))
@@ -440,7 +451,10 @@ pub fn classify(ev: &Evidence<'_>) -> Verdict {
     let cause_line = ev
         .signals
         .iter()
-        .filter(|s| matches!(s.class, FailureClass::Network | FailureClass::Environment) && s.weight >= 2.0)
+        .filter(|s| {
+            matches!(s.class, FailureClass::Network | FailureClass::Environment | FailureClass::InfraFlake)
+                && s.weight >= 2.0
+        })
         .map(|s| s.line)
         .filter(|&i| in_focus_line(i))
         .min();

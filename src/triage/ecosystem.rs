@@ -14,7 +14,8 @@
 //! - the failing step's name and command (`Run npm test`, `cargo test --all`), counted most.
 //!
 //! Scanning is bounded: the failing step's lines and the log's last [`MAX_SCAN_LINES`] lines are
-//! looked at, through one Aho-Corasick automaton.
+//! looked at, through one Aho-Corasick automaton; a GitHub Actions job's set-up section (before its
+//! first step) is not, unless it is where the job failed.
 
 use std::sync::LazyLock;
 
@@ -406,6 +407,12 @@ pub fn guess(ev: &EcosystemEvidence<'_>) -> Option<EcosystemGuess> {
         for i in before_tail.chain(tail) {
             let l = &log.lines[i];
             let in_focus = focus.contains(&i);
+            // A GitHub Actions job's set-up (the lines before its first step: runner, image, action
+            // downloads, an action's own container build) describes the runner and the actions,
+            // not the repository.
+            if l.step == u32::MAX && !log.steps.is_empty() && !in_focus {
+                continue;
+            }
             for m in SIGNAL_AC.find_iter(l.text.as_ref()) {
                 let (_, e, w) = SIGNALS[m.pattern().as_usize()];
                 sig[e.index()] += if in_focus { w * 2.0 } else { w };
@@ -457,6 +464,26 @@ mod tests {
         let g = guess(&EcosystemEvidence { log: Some(&log), ..Default::default() }).unwrap();
         assert_eq!(g.ecosystem, Ecosystem::Javascript);
         assert!(g.confidence > 0.7, "{g:?}");
+    }
+
+    #[test]
+    fn job_setup_is_not_evidence() {
+        // An action's container build in `Set up job`, then a failing step with no toolchain hint.
+        let text = "2024-01-01T10:00:00.0000000Z ##[group]Build container for action use: 'x/Dockerfile'.\n\
+            2024-01-01T10:00:00.0000000Z ##[command]/usr/bin/docker build -t a:b -f x/Dockerfile x\n\
+            2024-01-01T10:00:00.0000000Z Step 1/3 : FROM alpine:3\n\
+            2024-01-01T10:00:00.0000000Z ##[endgroup]\n\
+            2024-01-01T10:00:01.0000000Z ##[group]Run ./make-pdf\n\
+            2024-01-01T10:00:01.0000000Z ##[endgroup]\n\
+            2024-01-01T10:00:02.0000000Z fatal: something went wrong\n\
+            2024-01-01T10:00:02.0000000Z ##[error]Process completed with exit code 1.\n";
+        let log = Log::parse(text, &Limits::default());
+        assert_eq!(guess(&EcosystemEvidence { log: Some(&log), ..Default::default() }), None);
+        // The same lines in a plain log (no steps) do count.
+        let plain: String = text.lines().map(|l| format!("{}\n", &l[29..])).collect();
+        let log = Log::parse(&plain, &Limits::default());
+        let g = guess(&EcosystemEvidence { log: Some(&log), ..Default::default() }).unwrap();
+        assert_eq!(g.ecosystem, Ecosystem::Infrastructure);
     }
 
     #[test]

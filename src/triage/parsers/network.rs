@@ -118,7 +118,8 @@ const RULES: &[(&str, Tool, FailureClass, bool)] = &[
         true,
     ),
     (
-        r"^fatal: unable to access '[^']+': |^fatal: could not read Username for '|^ssh: Could not resolve hostname |^ssh: connect to host \S+ port \d+: ",
+        // git's transport errors (curl's messages after the URL); a 401/403 is a permission, not the network.
+        r"^fatal: unable to access '[^']+': (?:Could not resolve |Failed to connect |Couldn't connect |Connection |Operation timed out|Recv failure|Send failure|Empty reply|(?:Open|Libre)?SSL|gnutls|schannel|server certificate|SSL certificate|The requested URL returned error: (?:404|408|429|5\d\d)|HTTP/2 stream|RPC failed)|^ssh: Could not resolve hostname |^ssh: connect to host \S+ port \d+: ",
         Tool::Git,
         FailureClass::Network,
         true,

@@ -221,7 +221,9 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
                 .find(|m| !m.is_empty() && !m.starts_with("code "))
                 .unwrap_or(code)
                 .to_string();
-            if is_network_code(code) {
+            if crate::triage::classify::is_transient_network_code(code) {
+                sink.signal(FailureClass::InfraFlake, 4.0, i);
+            } else if is_network_code(code) {
                 sink.signal(FailureClass::Network, super::network::WEIGHT, i);
             } else if dependency_code(code) {
                 sink.signal(FailureClass::Dependency, 2.0, i);
@@ -249,7 +251,9 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         if code == "ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL" || code == "ERR_PNPM_RECURSIVE_EXEC_FIRST_FAIL" {
             return true;
         }
-        if is_network_code(code) {
+        if crate::triage::classify::is_transient_network_code(code) {
+            sink.signal(FailureClass::InfraFlake, 4.0, i);
+        } else if is_network_code(code) {
             sink.signal(FailureClass::Network, super::network::WEIGHT, i);
         } else if dependency_code(code) {
             sink.signal(FailureClass::Dependency, 2.0, i);
