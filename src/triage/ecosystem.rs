@@ -479,9 +479,10 @@ mod tests {
             2024-01-01T10:00:02.0000000Z ##[error]Process completed with exit code 1.\n";
         let log = Log::parse(text, &Limits::default());
         assert_eq!(guess(&EcosystemEvidence { log: Some(&log), ..Default::default() }), None);
-        // The same lines in a plain log (no steps) do count.
-        let plain: String = text.lines().map(|l| format!("{}\n", &l[29..])).collect();
-        let log = Log::parse(&plain, &Limits::default());
+        // The same output in a plain log (no steps) does count.
+        let plain =
+            "/usr/bin/docker build -t a:b -f x/Dockerfile x\nStep 1/3 : FROM alpine:3\nfatal: something went wrong\n";
+        let log = Log::parse(plain, &Limits::default());
         let g = guess(&EcosystemEvidence { log: Some(&log), ..Default::default() }).unwrap();
         assert_eq!(g.ecosystem, Ecosystem::Infrastructure);
     }
