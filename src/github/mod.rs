@@ -22,10 +22,12 @@
 pub mod allow;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod identity;
 pub mod log;
 pub mod patch;
+pub mod render;
 pub mod rest;
 pub mod workflow;
 
