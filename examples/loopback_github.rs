@@ -32,8 +32,11 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     let text = std::fs::read_to_string(&args.seed).unwrap_or_else(|e| panic!("{}: {e}", args.seed.display()));
-    let seed: loopback_github::Seed = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", args.seed.display()));
-    let gh = loopback_github::LoopbackGitHub::start(loopback_github::Options { prefix: args.prefix, ..Default::default() }).await;
+    let seed: loopback_github::Seed =
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", args.seed.display()));
+    let gh =
+        loopback_github::LoopbackGitHub::start(loopback_github::Options { prefix: args.prefix, ..Default::default() })
+            .await;
     gh.state().apply(seed).unwrap_or_else(|e| panic!("seed: {e}"));
     let url = gh.api_url();
     eprintln!("loopback GitHub listening on {url}");

@@ -49,8 +49,24 @@ fn seed(gh: &LoopbackGitHub, installation: Option<i64>) -> Seeded {
     r.refs.insert("heads/main".into(), base.clone());
     r.refs.insert("heads/feature".into(), head.clone());
     r.protected.insert("main".into());
-    r.pulls.push(Pull { number: 7, title: "Shorter greet".into(), head_ref: "feature".into(), head_sha: head.clone(), base_ref: "main".into(), ..Default::default() });
-    r.runs.insert(2202229078, WorkflowRun { id: 2202229078, path: ".github/workflows/ci.yml".into(), head_sha: head.clone(), head_branch: "feature".into(), ..Default::default() });
+    r.pulls.push(Pull {
+        number: 7,
+        title: "Shorter greet".into(),
+        head_ref: "feature".into(),
+        head_sha: head.clone(),
+        base_ref: "main".into(),
+        ..Default::default()
+    });
+    r.runs.insert(
+        2202229078,
+        WorkflowRun {
+            id: 2202229078,
+            path: ".github/workflows/ci.yml".into(),
+            head_sha: head.clone(),
+            head_branch: "feature".into(),
+            ..Default::default()
+        },
+    );
     r.jobs.insert(
         289782451,
         Job {
@@ -84,10 +100,15 @@ fn token_client(gh: &LoopbackGitHub, token: &str) -> RestGitHub {
 
 fn app_client(gh: &LoopbackGitHub, ttl: u64) -> RestGitHub {
     let (private, public) = app_keypair();
-    gh.state().auth.app = Some(App { id: 4242, slug: "ci-healer".into(), public_key_pem: public, token_ttl_seconds: ttl });
+    gh.state().auth.app =
+        Some(App { id: 4242, slug: "ci-healer".into(), public_key_pem: public, token_ttl_seconds: ttl });
     let cfg = GitHubConfig {
         api_url: gh.api_url(),
-        app: Some(AppIdentity { app_id: 4242, private_key_secret: SecretKeyRef { name: "app".into(), key: "key.pem".into() }, installation_id: None }),
+        app: Some(AppIdentity {
+            app_id: 4242,
+            private_key_secret: SecretKeyRef { name: "app".into(), key: "key.pem".into() },
+            installation_id: None,
+        }),
         ..Default::default()
     };
     let secrets = SecretSource::Static(HashMap::from([("app/key.pem".to_string(), private)]));
@@ -160,7 +181,8 @@ async fn a_log_larger_than_the_tail_is_cut_to_its_end_in_either_storage_mode() {
         let gh = LoopbackGitHub::start(Options { blob_ignores_range: ignores_range, ..Default::default() }).await;
         let s = seed(&gh, None);
         let tail = "2024-05-01T10:09:59.0000000Z error[E0308]: mismatched types\n2024-05-01T10:09:59.1000000Z ##[error]Process completed with exit code 101.\n";
-        gh.state().repo_mut(REPO).unwrap().jobs.get_mut(&289782451).unwrap().log = Log::Generated { total: 12 << 20, tail: tail.into() };
+        gh.state().repo_mut(REPO).unwrap().jobs.get_mut(&289782451).unwrap().log =
+            Log::Generated { total: 12 << 20, tail: tail.into() };
         let client = token_client(&gh, "ghp_loopbacktoken000000000000000000000002");
         let r = client.read_failure(&query(&s, FailureEvent::WorkflowJob)).await.unwrap();
         assert!(r.log.len() <= 4 << 20, "at most the tail is kept: {}", r.log.len());
@@ -214,7 +236,10 @@ async fn a_primary_rate_limit_stops_calls_until_the_reset() {
     let client = token_client(&gh, "ghp_loopbacktoken000000000000000000000005");
     gh.fault(Fault::primary_rate_limit("actions/get-job-for-workflow-run", 120, 1));
     let e = client.read_failure(&query(&s, FailureEvent::WorkflowJob)).await.unwrap_err();
-    assert!(matches!(e, Error::RateLimited { kind: "primary", retry_after, .. } if retry_after > Duration::from_secs(100)), "{e}");
+    assert!(
+        matches!(e, Error::RateLimited { kind: "primary", retry_after, .. } if retry_after > Duration::from_secs(100)),
+        "{e}"
+    );
     // No request leaves until the reset: the client knows the limit is used up.
     let e = client.read_failure(&query(&s, FailureEvent::WorkflowJob)).await.unwrap_err();
     assert!(matches!(e, Error::RateLimited { kind: "primary", .. }), "{e}");
@@ -250,7 +275,11 @@ async fn a_github_app_mints_one_installation_token_and_reuses_it() {
     assert_eq!(reqs[0].operation, "apps/get-repo-installation");
     assert_eq!(reqs[0].auth, "jwt");
     assert_eq!(reqs[1].operation, "apps/create-installation-access-token");
-    assert_eq!(reqs.iter().filter(|r| r.operation == "apps/create-installation-access-token").count(), 1, "the token is cached");
+    assert_eq!(
+        reqs.iter().filter(|r| r.operation == "apps/create-installation-access-token").count(),
+        1,
+        "the token is cached"
+    );
     assert!(reqs[2..].iter().all(|r| r.auth == "installation:77"), "{reqs:#?}");
     assert_clean(&gh);
 
@@ -267,7 +296,12 @@ async fn a_github_app_mints_one_installation_token_and_reuses_it() {
 
     // An installation token reaches only its own repositories.
     gh.state().add_repo("other/repo");
-    let e = client.read_failure(&FailureQuery { target: Target { repository: "other/repo".into(), installation_id: Some(77) }, ..q }).await;
+    let e = client
+        .read_failure(&FailureQuery {
+            target: Target { repository: "other/repo".into(), installation_id: Some(77) },
+            ..q
+        })
+        .await;
     assert!(e.unwrap().log_fetch.is_some_and(|l| matches!(l, LogFetch::Unreachable { .. })));
 }
 
@@ -322,7 +356,15 @@ async fn a_fix_becomes_one_verified_draft_pull_request_into_the_failing_branch()
     let writes: Vec<String> = gh.requests().into_iter().filter(|r| r.method != "GET").map(|r| r.operation).collect();
     assert_eq!(
         writes,
-        ["apps/create-installation-access-token", "git/create-blob", "git/create-tree", "git/create-commit", "git/create-ref", "pulls/create", "issues/add-labels"]
+        [
+            "apps/create-installation-access-token",
+            "git/create-blob",
+            "git/create-tree",
+            "git/create-commit",
+            "git/create-ref",
+            "pulls/create",
+            "issues/add-labels"
+        ]
     );
     {
         let st = gh.state();
@@ -365,7 +407,11 @@ async fn a_crash_between_branch_and_pull_request_leaves_one_pull_request() {
     let st = gh.state();
     let r = st.repo(REPO).unwrap();
     assert_eq!(r.pulls.iter().filter(|p| p.head_ref == "ci-healer/gh-1-1-2").count(), 1);
-    assert_eq!(r.commits.values().filter(|c| c.parents == [s.head.clone()] && c.message.starts_with("ci-healer")).count(), 1, "the branch's commit was reused");
+    assert_eq!(
+        r.commits.values().filter(|c| c.parents == [s.head.clone()] && c.message.starts_with("ci-healer")).count(),
+        1,
+        "the branch's commit was reused"
+    );
     drop(st);
     assert_clean(&gh);
 }
@@ -377,7 +423,10 @@ async fn a_moved_branch_or_a_foreign_branch_gets_no_pull_request() {
     let client = token_client(&gh, "ghp_loopbacktoken000000000000000000000008");
     let mut req = pr_request(&s);
     req.head_sha = s.base.clone(); // the branch has moved past the failing commit
-    assert_eq!(client.deliver_pull_request(&req).await.unwrap(), Delivery::BranchMoved { current: Some(s.head.clone()) });
+    assert_eq!(
+        client.deliver_pull_request(&req).await.unwrap(),
+        Delivery::BranchMoved { current: Some(s.head.clone()) }
+    );
     assert!(gh.requests().iter().all(|r| r.method == "GET"), "nothing written");
     // Someone else's branch of the same name is never overwritten.
     gh.state().repo_mut(REPO).unwrap().refs.insert("heads/ci-healer/gh-1-1-2".into(), s.base.clone());
@@ -386,7 +435,9 @@ async fn a_moved_branch_or_a_foreign_branch_gets_no_pull_request() {
     // A patch that does not apply at headSha is refused, not half-committed.
     let mut bad = pr_request(&s);
     bad.head_ref = "ci-healer/other".into();
-    bad.patch = b"diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-something else\n+x\n".to_vec();
+    bad.patch =
+        b"diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-something else\n+x\n"
+            .to_vec();
     let d = client.deliver_pull_request(&bad).await.unwrap();
     assert!(matches!(d, Delivery::Refused { reason: "PatchDoesNotApply", .. }), "{d:?}");
     assert_clean(&gh);
@@ -397,7 +448,13 @@ fn report(s: &Seeded, state: CheckState, known: ReportIds, comment: &str) -> Rep
         target: Target::new(REPO),
         head_sha: s.head.clone(),
         key: "team/gh-1-1-2".into(),
-        check: CheckOutput { state, title: format!("{state:?}"), summary: "summary".into(), text: Some("text".into()), details_url: None },
+        check: CheckOutput {
+            state,
+            title: format!("{state:?}"),
+            summary: "summary".into(),
+            text: Some("text".into()),
+            details_url: None,
+        },
         comment: Some((7, comment.into())),
         known,
     }
@@ -418,11 +475,16 @@ async fn one_check_run_and_one_comment_are_edited_in_place_even_after_a_restart(
     let r = st.repo(REPO).unwrap();
     let runs: Vec<_> = r.check_runs.iter().filter(|c| c.name == "ci-healer").collect();
     assert_eq!(runs.len(), 1);
-    assert_eq!((runs[0].status.as_str(), runs[0].conclusion.as_deref(), runs[0].updates), ("completed", Some("success"), 2));
+    assert_eq!(
+        (runs[0].status.as_str(), runs[0].conclusion.as_deref(), runs[0].updates),
+        ("completed", Some("success"), 2)
+    );
     assert_eq!(runs[0].external_id.as_deref(), Some("team/gh-1-1-2"));
     assert_eq!(r.comments.len(), 1);
     assert_eq!(r.comments[0].edits, 2);
-    assert!(r.comments[0].body.ends_with("fixed") && r.comments[0].body.contains("<!-- ci-healer:run=team/gh-1-1-2 -->"));
+    assert!(
+        r.comments[0].body.ends_with("fixed") && r.comments[0].body.contains("<!-- ci-healer:run=team/gh-1-1-2 -->")
+    );
     drop(st);
     assert_clean(&gh);
 }
@@ -460,10 +522,25 @@ async fn check_runs_of_other_apps_are_read_with_their_annotations() {
             summary: Some("eslint found problems".into()),
             app_slug: "octocoders".into(),
             check_suite_id: 118578147,
-            annotations: vec![loopback_github::Annotation { path: "web/src/greet.ts".into(), start_line: 1, end_line: 1, level: "failure".into(), message: "Missing semicolon.".into(), title: Some("semi".into()) }],
+            annotations: vec![loopback_github::Annotation {
+                path: "web/src/greet.ts".into(),
+                start_line: 1,
+                end_line: 1,
+                level: "failure".into(),
+                message: "Missing semicolon.".into(),
+                title: Some("semi".into()),
+            }],
             ..Default::default()
         });
-        r.check_runs.push(CheckRun { id: 5, name: "ci-healer".into(), head_sha: s.head.clone(), conclusion: Some("failure".into()), app_slug: "ci-healer".into(), check_suite_id: 118578147, ..Default::default() });
+        r.check_runs.push(CheckRun {
+            id: 5,
+            name: "ci-healer".into(),
+            head_sha: s.head.clone(),
+            conclusion: Some("failure".into()),
+            app_slug: "ci-healer".into(),
+            check_suite_id: 118578147,
+            ..Default::default()
+        });
     }
     let client = token_client(&gh, "ghp_loopbacktoken000000000000000000000010");
     let mut q = query(&s, FailureEvent::CheckRun);
@@ -514,10 +591,19 @@ async fn a_misspelt_field_fails_against_githubs_description() {
     let gh = LoopbackGitHub::start(Options::default()).await;
     let _ = seed(&gh, None);
     gh.state().auth.tokens.insert("ghp_x00000000000000000000000000000000000000".into(), "u".into());
-    let crab = octocrab::Octocrab::builder().base_uri(gh.api_url()).unwrap().personal_token("ghp_x00000000000000000000000000000000000000".to_string()).build().unwrap();
+    let crab = octocrab::Octocrab::builder()
+        .base_uri(gh.api_url())
+        .unwrap()
+        .personal_token("ghp_x00000000000000000000000000000000000000".to_string())
+        .build()
+        .unwrap();
     let t = Transport::new(crab, Default::default(), None);
     let e = t
-        .send(&Call::post("pulls/create", format!("/repos/{REPO}/pulls"), serde_json::json!({"titel": "x", "head": "feature", "base": 7})))
+        .send(&Call::post(
+            "pulls/create",
+            format!("/repos/{REPO}/pulls"),
+            serde_json::json!({"titel": "x", "head": "feature", "base": 7}),
+        ))
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Rejected { status: 422, .. }), "{e}");

@@ -28,7 +28,10 @@ pub struct Skip {
 pub fn check_branch(branch: &str, rules: &LoopPrevention) -> Option<Skip> {
     (!rules.branch_prefix.is_empty() && branch.starts_with(&rules.branch_prefix)).then(|| Skip {
         reason: "OwnBranch",
-        message: format!("branch {branch} is one of ci-healer's own ({}*); ci-healer never heals its own fixes", rules.branch_prefix),
+        message: format!(
+            "branch {branch} is one of ci-healer's own ({}*); ci-healer never heals its own fixes",
+            rules.branch_prefix
+        ),
     })
 }
 
@@ -56,7 +59,11 @@ pub fn check_facts(facts: &BranchFacts, rules: &LoopPrevention, max_open: i32) -
         if ours(&head.author_login) || ours(&head.committer_login) {
             return Some(Skip {
                 reason: "OwnCommit",
-                message: format!("the head commit {} was made by ci-healer's identity ({})", short(&head.sha), facts.bot_login),
+                message: format!(
+                    "the head commit {} was made by ci-healer's identity ({})",
+                    short(&head.sha),
+                    facts.bot_login
+                ),
             });
         }
         let msg = head.message.to_ascii_lowercase();
@@ -93,11 +100,24 @@ mod tests {
     use crate::github::CommitFacts;
 
     fn commit(login: &str, msg: &str, bot: bool) -> CommitFacts {
-        CommitFacts { sha: "abcdef0123".into(), message: msg.into(), author_login: Some(login.into()), committer_login: None, by_bot: bot }
+        CommitFacts {
+            sha: "abcdef0123".into(),
+            message: msg.into(),
+            author_login: Some(login.into()),
+            committer_login: None,
+            by_bot: bot,
+        }
     }
 
     fn facts(head: CommitFacts, recent: Vec<CommitFacts>, open: i32) -> BranchFacts {
-        BranchFacts { head: Some(head.sha.clone()), head_commit: Some(head), recent, open_healer_pulls: open, bot_login: "ci-healer[bot]".into(), ..Default::default() }
+        BranchFacts {
+            head: Some(head.sha.clone()),
+            head_commit: Some(head),
+            recent,
+            open_healer_pulls: open,
+            bot_login: "ci-healer[bot]".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -115,7 +135,11 @@ mod tests {
         let mut mixed = bots.clone();
         mixed[3] = human.clone();
         assert_eq!(reason(facts(commit("renovate[bot]", "a", true), mixed, 0)), None, "one person in the last 4");
-        assert_eq!(reason(facts(commit("renovate[bot]", "a", true), bots[..3].to_vec(), 0)), None, "fewer than 4 commits");
+        assert_eq!(
+            reason(facts(commit("renovate[bot]", "a", true), bots[..3].to_vec(), 0)),
+            None,
+            "fewer than 4 commits"
+        );
         assert_eq!(reason(facts(human.clone(), vec![human.clone()], 5)), Some("TooManyOpenPullRequests"));
         assert_eq!(reason(facts(human.clone(), vec![human], 4)), None);
         let off = LoopPrevention { bot_commits: 0, cooldown_seconds: 0, ..r.clone() };

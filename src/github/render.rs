@@ -184,7 +184,10 @@ fn details(v: &RunView, with_patch: bool) -> String {
     }
     s.push_str(&attempts_table(v));
     if let Some((n, url)) = &v.pull_request {
-        s.push_str(&format!("\nThe fix: [#{n}]({url}) (draft, into `{}`; review it, mark it ready, merge it — or close it to deny).\n", md(&v.branch)));
+        s.push_str(&format!(
+            "\nThe fix: [#{n}]({url}) (draft, into `{}`; review it, mark it ready, merge it — or close it to deny).\n",
+            md(&v.branch)
+        ));
     }
     if with_patch && let Some(p) = &v.patch {
         s.push_str("\nThe patch (apply with `git apply`):\n\n");
@@ -252,7 +255,12 @@ pub fn commit_message(v: &RunView) -> String {
     if let Some(c) = &v.failure_class {
         m.push_str(&format!(" ({c})"));
     }
-    m.push_str(&format!("\n\nFailure: {} at {} on {}.\n", v.step.as_deref().unwrap_or("the failing step"), short(&v.head_sha), v.branch));
+    m.push_str(&format!(
+        "\n\nFailure: {} at {} on {}.\n",
+        v.step.as_deref().unwrap_or("the failing step"),
+        short(&v.head_sha),
+        v.branch
+    ));
     if let Some(d) = &v.diagnosis {
         m.push_str(&format!("\n{d}\n"));
     }
@@ -276,7 +284,12 @@ mod tests {
             job_url: Some("https://github.com/o/r/actions/runs/1/job/2".into()),
             phase: phase.into(),
             failure_class: Some("frontend_format".into()),
-            attempts: vec![AttemptRow { number: 1, phase: "Succeeded".into(), tokens: Some(1200), ..Default::default() }],
+            attempts: vec![AttemptRow {
+                number: 1,
+                phase: "Succeeded".into(),
+                tokens: Some(1200),
+                ..Default::default()
+            }],
             max_attempts: 3,
             diffstat: Some((1, 1, 1)),
             validation_commands: vec!["yarn run format-check".into()],
@@ -310,7 +323,16 @@ mod tests {
         v.diagnosis = Some("prettier reformatted greet.ts".into());
         assert_eq!(pr_title("ci-healer:", &v), "ci-healer: fix linters (frontend_format)");
         let b = pr_body(&v);
-        for needle in ["draft", "never merges", "**Diagnosis:** prettier reformatted greet.ts", "1 file changed, +1 −1", "yarn run format-check", "1200 LLM tokens", "**Deny:** close it", "kubectl patch hrun gh-1-1-2 -n team"] {
+        for needle in [
+            "draft",
+            "never merges",
+            "**Diagnosis:** prettier reformatted greet.ts",
+            "1 file changed, +1 −1",
+            "yarn run format-check",
+            "1200 LLM tokens",
+            "**Deny:** close it",
+            "kubectl patch hrun gh-1-1-2 -n team",
+        ] {
             assert!(b.contains(needle), "{needle} missing from:\n{b}");
         }
         assert!(!b.contains("```diff"), "the PR shows its own diff");

@@ -64,7 +64,10 @@ impl Reply {
     }
     /// GitHub's error shape.
     pub fn error(status: u16, message: &str) -> Self {
-        Self::json(status, json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string()}))
+        Self::json(
+            status,
+            json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string()}),
+        )
     }
     fn validation(message: &str, field: &str, code: &str) -> Self {
         Self::json(
@@ -210,9 +213,10 @@ fn git_commit_obj(ctx: &Ctx, r: &Repo, c: &Commit) -> Value {
 
 fn commit_obj(ctx: &Ctx, r: &Repo, c: &Commit, files: Option<Vec<String>>) -> Value {
     let gc = git_commit_obj(ctx, r, c);
-    let linked = c.author_login.as_ref().map(|l| {
-        overlay(user(l), json!({"type": c.author_type.clone().unwrap_or_else(|| "User".into())}))
-    });
+    let linked = c
+        .author_login
+        .as_ref()
+        .map(|l| overlay(user(l), json!({"type": c.author_type.clone().unwrap_or_else(|| "User".into())})));
     let mut v = json!({
         "sha": c.sha, "node_id": gc["node_id"], "url": format!("{}/commits/{}", ctx.repo_url(r), c.sha),
         "html_url": gc["html_url"], "comments_url": format!("{}/commits/{}/comments", ctx.repo_url(r), c.sha),
@@ -243,12 +247,17 @@ fn b64_lines(bytes: &[u8]) -> String {
 /// Handle one request against the state.
 pub fn handle(st: &mut State, ctx: &Ctx) -> Reply {
     // Identity endpoints first: they need the App's JWT.
-    let app_only = matches!(ctx.op.id.as_str(), "apps/get-authenticated" | "apps/create-installation-access-token" | "apps/get-repo-installation");
+    let app_only = matches!(
+        ctx.op.id.as_str(),
+        "apps/get-authenticated" | "apps/create-installation-access-token" | "apps/get-repo-installation"
+    );
     match (app_only, ctx.who) {
         (_, Who::Invalid(why)) => return Reply::error(401, &format!("Bad credentials ({why})")),
         (true, Who::App(_)) => {}
         (true, _) => return Reply::error(401, "A JSON web token could not be decoded"),
-        (false, Who::App(_)) => return Reply::error(403, "This endpoint requires an installation access token, not a JWT"),
+        (false, Who::App(_)) => {
+            return Reply::error(403, "This endpoint requires an installation access token, not a JWT");
+        }
         (false, Who::Anonymous) => return Reply::error(401, "Requires authentication"),
         _ => {}
     }
@@ -276,7 +285,10 @@ pub fn handle(st: &mut State, ctx: &Ctx) -> Reply {
     let Some(repo) = st.repo(&full).cloned() else { return Reply::error(404, "Not Found") };
     if ctx.op.id == "apps/get-repo-installation" {
         return match repo.installation_id {
-            Some(id) => Reply::json(200, ctx.shaped(200, json!({"id": id, "account": user(&repo.owner), "app_slug": "ci-healer"}))),
+            Some(id) => Reply::json(
+                200,
+                ctx.shaped(200, json!({"id": id, "account": user(&repo.owner), "app_slug": "ci-healer"})),
+            ),
             None => Reply::error(404, "Not Found"),
         };
     }

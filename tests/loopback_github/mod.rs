@@ -107,7 +107,11 @@ pub struct Fault {
 impl Fault {
     /// `status` with GitHub's error body.
     pub fn status(operation: &str, status: u16, times: u32) -> Self {
-        Self { operation: operation.into(), times, kind: FaultKind::Status { status, headers: vec![], message: "Server Error".into() } }
+        Self {
+            operation: operation.into(),
+            times,
+            kind: FaultKind::Status { status, headers: vec![], message: "Server Error".into() },
+        }
     }
     /// A secondary rate limit: 403 with `Retry-After`.
     pub fn secondary_rate_limit(operation: &str, retry_after_seconds: u64, times: u32) -> Self {
@@ -117,19 +121,24 @@ impl Fault {
             kind: FaultKind::Status {
                 status: 403,
                 headers: vec![("retry-after".into(), retry_after_seconds.to_string())],
-                message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.".into(),
+                message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+                    .into(),
             },
         }
     }
     /// A primary rate limit: 403 with `x-ratelimit-remaining: 0` and a reset `reset_in_seconds` away.
     pub fn primary_rate_limit(operation: &str, reset_in_seconds: u64, times: u32) -> Self {
-        let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + reset_in_seconds;
+        let reset =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + reset_in_seconds;
         Self {
             operation: operation.into(),
             times,
             kind: FaultKind::Status {
                 status: 403,
-                headers: vec![("x-ratelimit-remaining".into(), "0".into()), ("x-ratelimit-reset".into(), reset.to_string())],
+                headers: vec![
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                    ("x-ratelimit-reset".into(), reset.to_string()),
+                ],
                 message: "API rate limit exceeded for installation.".into(),
             },
         }
@@ -339,7 +348,10 @@ fn respond(status: u16, headers: Vec<(String, String)>, body: Option<&Value>) ->
         b = b.header(k.as_str(), v.as_str());
     }
     match body {
-        Some(v) => b.header("content-type", "application/json; charset=utf-8").body(Body::from(serde_json::to_vec(v).unwrap())).unwrap(),
+        Some(v) => b
+            .header("content-type", "application/json; charset=utf-8")
+            .body(Body::from(serde_json::to_vec(v).unwrap()))
+            .unwrap(),
         None => b.body(Body::empty()).unwrap(),
     }
 }
@@ -391,7 +403,11 @@ async fn api_handler(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) ->
         status,
     };
     let Some(path) = raw_path.strip_prefix(inner.opts.prefix.as_str()).filter(|p| p.starts_with('/')) else {
-        inner.violations.lock().unwrap().push(format!("{method} {raw_path}: outside the API prefix {:?}", inner.opts.prefix));
+        inner
+            .violations
+            .lock()
+            .unwrap()
+            .push(format!("{method} {raw_path}: outside the API prefix {:?}", inner.opts.prefix));
         inner.records.lock().unwrap().push(record("", "", 404));
         return respond(404, vec![], Some(&json!({"message": "Not Found"})));
     };
@@ -399,12 +415,22 @@ async fn api_handler(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) ->
     let Some((op, params)) = spec.find(&method, path) else {
         inner.violations.lock().unwrap().push(format!("{method} {path}: not an operation of GitHub's REST API"));
         inner.records.lock().unwrap().push(record("", "", 404));
-        return respond(404, vec![], Some(&json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})));
+        return respond(
+            404,
+            vec![],
+            Some(&json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})),
+        );
     };
     let problems = spec.check_request(
         op,
         &params,
-        &openapi::RequestView { method: &method, path, query: &query, body: json_body.as_ref(), body_not_json: not_json },
+        &openapi::RequestView {
+            method: &method,
+            path,
+            query: &query,
+            body: json_body.as_ref(),
+            body_not_json: not_json,
+        },
     );
     let who = auth_of(&parts.headers, &inner.state.lock().unwrap());
     if !problems.is_empty() {
@@ -448,7 +474,16 @@ async fn api_handler(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) ->
         let mut st = inner.state.lock().unwrap();
         handlers::handle(
             &mut st,
-            &Ctx { op, params: &params, query: &query, body: json_body.as_ref(), who: &who, base: &base, blob_base: &blob_base, spec: &spec },
+            &Ctx {
+                op,
+                params: &params,
+                query: &query,
+                body: json_body.as_ref(),
+                who: &who,
+                base: &base,
+                blob_base: &blob_base,
+                spec: &spec,
+            },
         )
     };
     if reply.status == 501 {
@@ -507,7 +542,11 @@ fn generated_range(total: u64, tail: Vec<u8>, start: u64, end: u64) -> impl Iter
         let n = (end - pos).min(64 << 10);
         let mut chunk = Vec::with_capacity(n as usize);
         for i in pos..pos + n {
-            chunk.push(if i < filler_len { FILLER[(i % FILLER.len() as u64) as usize] } else { tail[(i - filler_len) as usize] });
+            chunk.push(if i < filler_len {
+                FILLER[(i % FILLER.len() as u64) as usize]
+            } else {
+                tail[(i - filler_len) as usize]
+            });
         }
         pos += n;
         Some(chunk)
@@ -526,7 +565,10 @@ async fn blob_handler(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) -
         .then(|| {
             let full = format!("{}/{}", parts[1], parts[2]);
             let id: i64 = parts[3].parse().ok()?;
-            let sig = state::object_id("sig", format!("{}-{id}", inner.state.lock().unwrap().repo(&full)?.full_name()).as_bytes());
+            let sig = state::object_id(
+                "sig",
+                format!("{}-{id}", inner.state.lock().unwrap().repo(&full)?.full_name()).as_bytes(),
+            );
             if query.iter().find(|(k, _)| k == "urlSignature").map(|(_, v)| v.as_str()) != Some(sig.as_str()) {
                 return None;
             }
@@ -553,7 +595,10 @@ async fn blob_handler(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) -
     rec.status = status;
     rec.bytes = total - start;
     inner.blobs.lock().unwrap().push(rec);
-    let mut b = Response::builder().status(status).header("content-type", "text/plain; charset=utf-8").header("content-length", (total - start).to_string());
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("content-length", (total - start).to_string());
     if status == 206 {
         b = b.header("content-range", format!("bytes {start}-{}/{total}", total - 1));
     }
@@ -581,6 +626,11 @@ pub fn app_keypair() -> (String, String) {
         .status()
         .expect("openssl is installed");
     assert!(ok.success(), "openssl genrsa failed");
-    let public = std::process::Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&key).stderr(std::process::Stdio::null()).output().unwrap();
+    let public = std::process::Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
     (std::fs::read_to_string(&key).unwrap(), String::from_utf8(public.stdout).unwrap())
 }

@@ -182,8 +182,12 @@ impl Spec {
     /// GitHub would accept).
     pub fn check_request(&self, op: &Operation, params: &PathParams, req: &RequestView<'_>) -> Vec<String> {
         let mut problems = Vec::new();
-        let declared: Vec<&Value> =
-            op.op.get("parameters").and_then(Value::as_array).map(|a| a.iter().map(|p| self.resolve(p)).collect()).unwrap_or_default();
+        let declared: Vec<&Value> = op
+            .op
+            .get("parameters")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|p| self.resolve(p)).collect())
+            .unwrap_or_default();
         for p in &declared {
             let name = p["name"].as_str().unwrap_or("");
             let schema = &p["schema"];
@@ -193,7 +197,9 @@ impl Spec {
                 _ => continue,
             };
             match value {
-                None if p["required"].as_bool() == Some(true) => problems.push(format!("{}: missing required parameter {name}", op.id)),
+                None if p["required"].as_bool() == Some(true) => {
+                    problems.push(format!("{}: missing required parameter {name}", op.id))
+                }
                 None => {}
                 Some(v) => {
                     if let Some(why) = self.check_scalar(schema, &v) {
@@ -259,14 +265,20 @@ impl Spec {
     /// matches or the description has no schema for it).
     pub fn check_response(&self, op: &Operation, status: u16, body: &Value) -> Vec<String> {
         let Some(resp) = op.op.get("responses").and_then(|r| r.get(status.to_string())) else {
-            return if (200..300).contains(&status) { vec![format!("{}: status {status} is not documented", op.id)] } else { vec![] };
+            return if (200..300).contains(&status) {
+                vec![format!("{}: status {status} is not documented", op.id)]
+            } else {
+                vec![]
+            };
         };
         let schema = &self.resolve(resp)["content"]["application/json"]["schema"];
         if schema.is_null() {
             return vec![];
         }
         match self.validator(&format!("{} {status}", op.id), schema) {
-            Some(v) => v.iter_errors(body).map(|e| format!("{} answer {status} {}: {e}", op.id, e.instance_path())).collect(),
+            Some(v) => {
+                v.iter_errors(body).map(|e| format!("{} answer {status} {}: {e}", op.id, e.instance_path())).collect()
+            }
             None => vec![],
         }
     }
@@ -318,7 +330,8 @@ impl Spec {
         for (k, v) in obj {
             match k.as_str() {
                 "properties" | "patternProperties" => {
-                    let props = v.as_object().map(|m| m.iter().map(|(pk, pv)| (pk.clone(), self.convert(pv, defs))).collect());
+                    let props =
+                        v.as_object().map(|m| m.iter().map(|(pk, pv)| (pk.clone(), self.convert(pv, defs))).collect());
                     out.insert(k.clone(), Value::Object(props.unwrap_or_default()));
                 }
                 "items" | "not" => {
@@ -328,7 +341,8 @@ impl Spec {
                     out.insert(k.clone(), if v.is_object() { self.convert(v, defs) } else { v.clone() });
                 }
                 "allOf" | "anyOf" | "oneOf" => {
-                    let list: Vec<Value> = v.as_array().map(|a| a.iter().map(|x| self.convert(x, defs)).collect()).unwrap_or_default();
+                    let list: Vec<Value> =
+                        v.as_array().map(|a| a.iter().map(|x| self.convert(x, defs)).collect()).unwrap_or_default();
                     let key = if k == "oneOf" { "anyOf" } else { k.as_str() };
                     out.insert(key.into(), Value::Array(list));
                 }

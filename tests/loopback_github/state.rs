@@ -317,7 +317,9 @@ impl Repo {
             message: spec.message,
             author_name: spec.author_login.clone().unwrap_or_else(|| "Mona Lisa".into()),
             author_email: "mona@example.com".into(),
-            author_type: Some(if spec.author_login.as_deref().is_some_and(|l| l.ends_with("[bot]")) { "Bot" } else { "User" }.into()),
+            author_type: Some(
+                if spec.author_login.as_deref().is_some_and(|l| l.ends_with("[bot]")) { "Bot" } else { "User" }.into(),
+            ),
             author_login: spec.author_login,
             date: "2024-05-01T10:00:00Z".into(),
             verified: false,
@@ -332,13 +334,15 @@ impl Repo {
     /// git's SHA). Errors: git failures.
     pub fn import_git(&mut self, dir: &std::path::Path, rev: &str) -> Result<String, String> {
         let git = |args: &[&str]| -> Result<Vec<u8>, String> {
-            let o = std::process::Command::new("git").args(args).current_dir(dir).output().map_err(|e| e.to_string())?;
+            let o =
+                std::process::Command::new("git").args(args).current_dir(dir).output().map_err(|e| e.to_string())?;
             if !o.status.success() {
                 return Err(format!("git {args:?}: {}", String::from_utf8_lossy(&o.stderr)));
             }
             Ok(o.stdout)
         };
-        let meta = String::from_utf8(git(&["log", "-1", "--format=%H%n%P%n%an%n%ae%n%B", rev])?).map_err(|e| e.to_string())?;
+        let meta =
+            String::from_utf8(git(&["log", "-1", "--format=%H%n%P%n%an%n%ae%n%B", rev])?).map_err(|e| e.to_string())?;
         let mut lines = meta.lines();
         let sha = lines.next().unwrap_or("").to_string();
         let parent = lines.next().unwrap_or("").split_whitespace().next().map(str::to_string);
@@ -411,7 +415,9 @@ impl Repo {
 
     /// Paths that differ between commit `a` and commit `b`.
     pub fn diff_paths(&self, a: Option<&str>, b: &str) -> Vec<String> {
-        let tree = |s: Option<&str>| s.and_then(|s| self.commits.get(s)).and_then(|c| self.trees.get(&c.tree)).cloned().unwrap_or_default();
+        let tree = |s: Option<&str>| {
+            s.and_then(|s| self.commits.get(s)).and_then(|c| self.trees.get(&c.tree)).cloned().unwrap_or_default()
+        };
         let (ta, tb) = (tree(a), tree(Some(b)));
         let mut out: BTreeSet<String> = BTreeSet::new();
         for (p, v) in &tb {
@@ -523,7 +529,12 @@ impl State {
     pub fn add_repo(&mut self, full: &str) -> &mut Repo {
         let id = self.id();
         let (owner, name) = full.split_once('/').expect("owner/name");
-        self.repos.entry(full.to_ascii_lowercase()).or_insert_with(|| Repo { id, owner: owner.into(), name: name.into(), ..Default::default() })
+        self.repos.entry(full.to_ascii_lowercase()).or_insert_with(|| Repo {
+            id,
+            owner: owner.into(),
+            name: name.into(),
+            ..Default::default()
+        })
     }
 
     /// Mint an installation token valid for the App's TTL.
@@ -588,7 +599,10 @@ pub struct JobSeed {
 
 /// Prefix each line with an RFC 3339 timestamp, as GitHub's job logs are written.
 pub fn github_log_format(raw: &str) -> String {
-    raw.lines().enumerate().map(|(i, l)| format!("2024-05-01T10:00:{:02}.{:07}Z {l}\n", (i / 1000) % 60, i % 10_000_000)).collect()
+    raw.lines()
+        .enumerate()
+        .map(|(i, l)| format!("2024-05-01T10:00:{:02}.{:07}Z {l}\n", (i / 1000) % 60, i % 10_000_000))
+        .collect()
 }
 
 impl State {
@@ -605,7 +619,11 @@ impl State {
                 imported = Some(repo.import_git(dir, rev)?);
             }
             for (b, target) in r.branches {
-                let sha = if target == "HEAD" || target.is_empty() { imported.clone().ok_or("HEAD needs importGit")? } else { target };
+                let sha = if target == "HEAD" || target.is_empty() {
+                    imported.clone().ok_or("HEAD needs importGit")?
+                } else {
+                    target
+                };
                 repo.refs.insert(format!("heads/{b}"), sha);
             }
             repo.protected.extend(r.protected);
