@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the formatters the attempt tests use (prettier from the npm registry) into a cache folder
+# Install the tools the attempt tests and benches use (prettier and typescript from the npm registry) into a cache folder
 # outside the repository, and print the folder holding their executables (add it to PATH).
 #
 #   PATH="$(hack/install-test-tools.sh):$PATH" cargo test --test attempt_steps
@@ -14,6 +14,7 @@ set -euo pipefail
 PRETTIER_VERSION=${PRETTIER_VERSION:-3.6.2}
 OCTOKIT_OPENAPI_VERSION=${OCTOKIT_OPENAPI_VERSION:-23.0.2}
 YARN_VERSION=${YARN_VERSION:-1.22.22}
+TYPESCRIPT_VERSION=${TYPESCRIPT_VERSION:-5.9.3}
 CACHE=${CIHEALER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ci-healer}
 TOOLS="$CACHE/tools"
 mkdir -p "$TOOLS"
@@ -35,5 +36,9 @@ if [ ! -s "$SPEC_DIR/api.github.com.json" ]; then
   mkdir -p "$SPEC_DIR"
   mv "$tmp/package/generated/api.github.com.json" "$tmp/package/LICENSE" "$SPEC_DIR/"
   rm -rf "$tmp"
+fi
+if [ ! -x "$TOOLS/node_modules/.bin/tsc" ] || [ "$("$TOOLS/node_modules/.bin/tsc" --version 2>/dev/null)" != "Version $TYPESCRIPT_VERSION" ]; then
+  echo "[install-test-tools] installing typescript@$TYPESCRIPT_VERSION into $TOOLS" >&2
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "typescript@$TYPESCRIPT_VERSION" >&2
 fi
 echo "$TOOLS/node_modules/.bin"

@@ -375,7 +375,7 @@ async fn a_fix_becomes_one_verified_draft_pull_request_into_the_failing_branch()
         assert_eq!(p.labels, ["ci-healer"]);
         assert_eq!(r.refs["heads/feature"], s.head, "the failing branch is never pushed to");
         let c = &r.commits[&r.refs["heads/ci-healer/gh-1-1-2"]];
-        assert_eq!(c.parents, [s.head.clone()]);
+        assert_eq!(c.parents, std::slice::from_ref(&s.head));
         assert!(c.verified, "an App's API commit is signed by GitHub");
         assert_eq!(r.file(&c.sha, "web/src/greet.ts").unwrap().1, b"export const greet = (n: string) => `hi ${n}`;\n");
         assert_eq!(r.file(&c.sha, "README.md").unwrap().1, b"hello\n", "the rest of the tree is kept");

@@ -218,11 +218,14 @@ fn now_epoch() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Cached `(etag, body)` per key, and the keys oldest first.
+type EtagEntries = (HashMap<String, (String, Bytes)>, VecDeque<String>);
+
 /// A bounded cache of the last answer per path for conditional requests: at most `max_entries`
 /// entries of at most `max_entry_bytes` each; the oldest is dropped first.
 #[derive(Debug)]
 pub struct EtagCache {
-    inner: Mutex<(HashMap<String, (String, Bytes)>, VecDeque<String>)>,
+    inner: Mutex<EtagEntries>,
     max_entries: usize,
     max_entry_bytes: usize,
 }
