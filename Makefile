@@ -69,6 +69,24 @@ bench: control-plane ## Run the benchmarks (triage corpus; attempt steps) and pr
 	cargo bench --locked --bench triage
 	cargo bench --locked --bench attempt
 
+##@ Mutation testing
+
+# The pure modules and their unit tests: the run and attempt phase machines, the dedup lookup, the
+# validate step's guards and the agent's failure context (masking).
+MUTANTS_FILES ?= src/controller/state.rs src/controller/attempt_state.rs src/controller/dedup.rs src/agent/diff.rs src/agent/context.rs
+MUTANTS_BASE  ?= main
+MUTANTS_ARGS  ?=
+
+.PHONY: mutants
+mutants: ## cargo-mutants on the pure modules (MUTANTS_FILES) with the unit tests; report in mutants.out/.
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle $(addprefix --file ,$(MUTANTS_FILES)) $(MUTANTS_ARGS) -- --lib
+
+.PHONY: mutants-diff
+mutants-diff: ## cargo-mutants on the lines changed since MUTANTS_BASE (default main), the habit for every change.
+	mkdir -p target
+	git diff $(MUTANTS_BASE) -- 'src/*.rs' > target/mutants.diff
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle --in-diff target/mutants.diff $(MUTANTS_ARGS) -- --lib
+
 ##@ Release
 
 .PHONY: docker-build
