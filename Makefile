@@ -29,9 +29,10 @@ generate: ## Regenerate the CRD YAML, the chart's CRDs and the rendered chart fr
 	$(HELM) template ci-healer charts/ci-healer --namespace ci-healer --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml > config/rbac/controller.yaml
 
 .PHONY: lint
-lint: ## rustfmt check and clippy with warnings as errors.
+lint: ## rustfmt check and clippy with warnings as errors (also the release build, without the dev stand-ins).
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --lib --bins --no-default-features -- -D warnings
 
 ##@ Local control plane
 

@@ -9,7 +9,8 @@ pub mod config;
 pub mod contract;
 pub mod controller;
 pub mod crd;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod resources;
-pub mod runner;
 pub mod telemetry;
 pub mod triage;

@@ -29,8 +29,9 @@ enum Command {
     Agent(ci_healer::agent::cli::AgentArgs),
     /// Attempt-pod step: judge the change and write the verdict.
     Validate(ci_healer::agent::cli::ValidateArgs),
-    /// Stand in for the kubelet: run attempt Jobs' steps as host processes.
-    HostRunner(ci_healer::runner::Args),
+    /// Development only: stand in for the kubelet, running attempt Jobs' steps as host processes.
+    #[cfg(feature = "dev")]
+    HostRunner(ci_healer::dev::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,7 +50,8 @@ fn main() -> ExitCode {
             Command::Checkout(args) => ci_healer::agent::cli::checkout(args).await,
             Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
             Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
-            Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS),
+            #[cfg(feature = "dev")]
+            Command::HostRunner(args) => ci_healer::dev::run(args).await.map(|_| ExitCode::SUCCESS),
         }
     });
     match result {

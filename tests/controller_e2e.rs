@@ -194,17 +194,17 @@ async fn a_pod_without_a_verdict_is_a_failed_attempt_and_the_next_one_starts() {
 
     // A checkout step that fails with its own reason.
     let job2 = apis.job(&format!("{name}-2")).await;
-    let pod = ci_healer::runner::sim::ensure_pod(&apis.client, &job2).await.unwrap();
+    let pod = ci_healer::dev::job_controller::ensure_pod(&apis.client, &job2).await.unwrap();
     let outcomes = [
-        ci_healer::runner::sim::StepOutcome::new("prepare", 0, None),
-        ci_healer::runner::sim::StepOutcome::new(
+        ci_healer::dev::job_controller::StepOutcome::new("prepare", 0, None),
+        ci_healer::dev::job_controller::StepOutcome::new(
             "checkout",
             128,
             Some(r#"{"reason":"CommitNotFound","message":"3484a3f is not in Codertocat/Hello-World"}"#),
         ),
     ];
-    ci_healer::runner::sim::report_finished(&apis.client, &pod, &outcomes).await.unwrap();
-    ci_healer::runner::sim::report_job_finished(&apis.client, &job2, false).await.unwrap();
+    ci_healer::dev::job_controller::report_finished(&apis.client, &pod, &outcomes).await.unwrap();
+    ci_healer::dev::job_controller::report_job_finished(&apis.client, &job2, false).await.unwrap();
     apis.job(&format!("{name}-3")).await;
     let a2 = apis.attempts.get(&format!("{name}-2")).await.unwrap().status.unwrap();
     assert_eq!(a2.failure_reason.as_deref(), Some("CommitNotFound"));

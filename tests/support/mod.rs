@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ci_healer::contract::{Diffstat, Outcome, Verdict};
 use ci_healer::crd::{HealingAttempt, HealingRun};
-use ci_healer::runner::sim::{self, StepOutcome};
+use ci_healer::dev::job_controller::{self as sim, StepOutcome};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

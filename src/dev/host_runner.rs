@@ -1,16 +1,12 @@
-//! The host runner: stands in for the Job controller, the scheduler and the kubelet on a control
-//! plane without nodes, running an attempt Job's steps as local processes.
+//! `healer host-runner`: stands in for the Job controller, the scheduler and the kubelet on a
+//! control plane without nodes, running an attempt Job's steps as local processes.
 //!
 //! It watches Jobs labelled `app.kubernetes.io/component=attempt`; for each unfinished Job it creates
-//! the pod ([`sim::ensure_pod`]), binds it to its own Node ([`sim::bind`]), materialises the pod's
+//! the pod ([`job_controller::ensure_pod`]), binds it to its own Node ([`job_controller::bind`]), materialises the pod's
 //! ConfigMap and Secret volumes from the API into folders, runs the containers in order
 //! ([`local::run_pod`]), and reports pod and Job status as the kubelet and Job controller would
-//! ([`sim::report_running`], [`sim::report_finished`], [`sim::report_job_finished`]). Its Node points
+//! ([`job_controller::report_running`], [`job_controller::report_finished`], [`job_controller::report_job_finished`]). Its Node points
 //! the API server at its HTTPS log endpoint ([`kubelet`]), so `kubectl logs` and `pods/log` work.
-
-pub mod kubelet;
-pub mod local;
-pub mod sim;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -24,7 +20,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
-use local::{LocalOptions, Materials, PodDirs};
+use super::local::{self, LocalOptions, Materials, PodDirs};
+use super::{job_controller, kubelet};
 
 use crate::contract::env;
 
@@ -164,11 +161,11 @@ impl Runner {
     /// Create, bind, run and report the pod of `job`, then the Job's status. Errors: API failures.
     pub async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
         let ns = job.namespace().unwrap_or_default();
-        let pod = sim::ensure_pod(&self.client, job).await?;
+        let pod = job_controller::ensure_pod(&self.client, job).await?;
         if pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed") {
             return Ok(());
         }
-        match sim::bind(&self.client, &pod, &self.node).await {
+        match job_controller::bind(&self.client, &pod, &self.node).await {
             Ok(()) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),
@@ -193,14 +190,14 @@ impl Runner {
                     .map(|c| c.name.clone())
                     .unwrap_or_default();
                 let f = crate::contract::StepFailure { reason: "VolumeMountFailed".into(), message: msg };
-                let outcome = sim::StepOutcome::new(&first, 1, Some(&f.to_termination_message()));
-                sim::report_finished(&self.client, &pod, &[outcome]).await?;
-                sim::report_job_finished(&self.client, job, false).await?;
+                let outcome = job_controller::StepOutcome::new(&first, 1, Some(&f.to_termination_message()));
+                job_controller::report_finished(&self.client, &pod, &[outcome]).await?;
+                job_controller::report_job_finished(&self.client, job, false).await?;
                 return Ok(());
             }
         };
         local::materialise(&pod, &dirs, &materials)?;
-        let running = sim::report_running(&self.client, &pod, &[]).await?;
+        let running = job_controller::report_running(&self.client, &pod, &[]).await?;
         let opts = LocalOptions {
             healer_binary: self.healer_binary.clone(),
             root: self.root.clone(),
@@ -231,7 +228,7 @@ impl Runner {
                 async move {
                     if done.len() < total && done.iter().all(|o| o.exit_code == 0) {
                         let p = reported.lock().await.clone();
-                        match sim::report_running(&client, &p, &done).await {
+                        match job_controller::report_running(&client, &p, &done).await {
                             Ok(np) => *reported.lock().await = np,
                             Err(e) => tracing::warn!(error = %e, "pod status report failed"),
                         }
@@ -250,14 +247,14 @@ impl Runner {
             self.cleanup(&dirs);
             return Ok(());
         };
-        let outcomes: Vec<sim::StepOutcome> = runs.iter().map(|r| r.outcome.clone()).collect();
+        let outcomes: Vec<job_controller::StepOutcome> = runs.iter().map(|r| r.outcome.clone()).collect();
         for r in &runs {
             tracing::info!(pod = %pod_name, container = %r.outcome.name, exit_code = r.outcome.exit_code, seconds = r.elapsed.as_secs_f64(), "container finished");
         }
-        let finished = sim::report_finished(&self.client, &current, &outcomes).await?;
+        let finished = job_controller::report_finished(&self.client, &current, &outcomes).await?;
         let ok = finished.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded");
         if Api::<Job>::namespaced(self.client.clone(), &ns).get_opt(&job.name_any()).await?.is_some() {
-            sim::report_job_finished(&self.client, job, ok).await?;
+            job_controller::report_job_finished(&self.client, job, ok).await?;
         }
         self.cleanup(&dirs);
         Ok(())
