@@ -70,12 +70,15 @@ async fn has_changes(ws: &Path) -> bool {
 
 /// Commit the current state locally so later turns can return to it (validate diffs against the
 /// failing commit, so local commits do not hide anything).
-async fn checkpoint(ws: &Path, msg: &str) -> anyhow::Result<()> {
+async fn checkpoint(ws: &Path, msg: &str) -> Result<(), diff::GitError> {
     diff::git(ws, &["add", "--all"]).await?;
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(["commit", "-q", "--no-verify", "--allow-empty", "-m", msg]).current_dir(ws).envs(COMMIT_ENV);
     let out = cmd.output().await?;
-    anyhow::ensure!(out.status.success(), "git commit failed: {}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(diff::GitError::Failed { command: "commit".into(), stderr });
+    }
     Ok(())
 }
 

@@ -91,7 +91,7 @@ impl StepEnv {
         llm: &LlmSettings,
         validation: &[String],
         mode: prompt::Mode,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, prompt::PromptError> {
         self.render_prompt_with(llm.prompt_template.as_deref(), validation, mode)
     }
 
@@ -101,7 +101,7 @@ impl StepEnv {
         template: Option<&str>,
         validation: &[String],
         mode: prompt::Mode,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, prompt::PromptError> {
         let tree: Vec<String> = std::process::Command::new("git")
             .args(["ls-files"])
             .current_dir(&self.workspace)

@@ -245,7 +245,7 @@ pub struct Client {
 
 impl Client {
     /// Build a client. Errors: the HTTP client cannot be built (TLS setup).
-    pub fn new(settings: &LlmSettings, api_key: String) -> anyhow::Result<Self> {
+    pub fn new(settings: &LlmSettings, api_key: String) -> Result<Self, reqwest::Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout())
