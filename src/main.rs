@@ -38,9 +38,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     ci_healer::telemetry::init_logging(&cli.log);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let result = rt.block_on(async move {
+    let result: anyhow::Result<ExitCode> = rt.block_on(async move {
         match cli.command {
-            Command::Controller(args) => ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS),
+            Command::Controller(args) => {
+                ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
+            }
             Command::Crd => {
                 print!("{}", ci_healer::crd::crds_yaml());
                 Ok(ExitCode::SUCCESS)
@@ -51,7 +53,7 @@ fn main() -> ExitCode {
             Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
             Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
             #[cfg(feature = "dev")]
-            Command::HostRunner(args) => ci_healer::dev::run(args).await.map(|_| ExitCode::SUCCESS),
+            Command::HostRunner(args) => ci_healer::dev::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into),
         }
     });
     match result {

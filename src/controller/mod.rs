@@ -104,11 +104,32 @@ fn object_key<K: Resource<DynamicType = ()>>(o: &K) -> String {
     )
 }
 
+/// Why the controller could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// No usable cluster credentials, or the API server refused a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
+    #[error("leader election: {0}")]
+    LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
+    /// The leader-election task ended without an error of its own.
+    #[error("leader election stopped: {0}")]
+    LeaderElectionStopped(String),
+    /// Another replica took the Lease: exit so a restart rejoins the election.
+    #[error("lost leadership of the Lease; exiting so a restart rejoins the election")]
+    LostLeadership,
+}
+
 /// Run both controllers until a termination signal.
 ///
 /// Waits for the CRDs instead of crashing; serves `/metrics`, `/healthz` and `/readyz` on
-/// `args.metrics_addr`. Errors: invalid config, no cluster credentials, the metrics port is taken.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// `args.metrics_addr`. Errors: [`StartError`] (invalid config, no cluster credentials, the Lease
+/// lost).
+pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     let config = match &args.config {
         Some(p) => ControllerConfig::load(p)?,
         None => ControllerConfig::default(),
@@ -213,14 +234,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ = lost => {
             // Another replica may already act: stop at once, as client-go's leader election does.
-            anyhow::bail!("lost leadership of the Lease; exiting so a restart rejoins the election")
+            Err(StartError::LostLeadership)
         }
     }
 }
 
 /// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.
 /// Errors: the Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
-async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+async fn acquire_leadership(
+    client: &Client,
+    args: &Args,
+) -> std::result::Result<tokio::sync::watch::Receiver<bool>, StartError> {
     let ns = args
         .lease_namespace
         .clone()
@@ -241,8 +265,11 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
     tracing::info!(lease = %format!("{ns}/ci-healer"), "waiting for leadership");
     while !*ch.borrow_and_update() {
         if ch.changed().await.is_err() {
-            let e = task.await.map_err(anyhow::Error::from).and_then(|r| r.map(|_| ()).map_err(anyhow::Error::from));
-            anyhow::bail!("leader election stopped: {e:?}");
+            return Err(match task.await {
+                Ok(Err(e)) => StartError::LeaderElection(e),
+                Ok(Ok(_)) => StartError::LeaderElectionStopped("the Lease watch ended".into()),
+                Err(e) => StartError::LeaderElectionStopped(e.to_string()),
+            });
         }
     }
     tracing::info!(lease = %format!("{ns}/ci-healer"), "acquired leadership");
@@ -311,7 +338,7 @@ async fn wait_for_crds(client: &Client, every: u64) {
     }
 }
 
-async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> anyhow::Result<()> {
+async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> std::io::Result<()> {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
     let app = axum::Router::new()

@@ -54,8 +54,31 @@ pub struct Args {
     pub no_kubelet: bool,
 }
 
-/// Run until a termination signal. Errors: no cluster credentials, the log port is taken.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Why the host runner stopped or a pod could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// A Kubernetes API request failed, or no cluster credentials were found.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The log endpoint cannot be served.
+    #[error(transparent)]
+    Serve(#[from] kubelet::ServeError),
+    /// A pod's folders cannot be made or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A ConfigMap or Secret a pod mounts does not exist.
+    #[error("{kind} \"{name}\" not found")]
+    VolumeSourceMissing {
+        /// `configmap` or `secret`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Run until a termination signal. Errors: [`RunnerError`] (no cluster credentials, the log port is
+/// taken).
+pub async fn run(args: Args) -> Result<(), RunnerError> {
     let client = Client::try_default().await?;
     let (root, _tmp) = match &args.work_dir {
         Some(d) => {
@@ -159,7 +182,7 @@ pub struct Runner {
 
 impl Runner {
     /// Create, bind, run and report the pod of `job`, then the Job's status. Errors: API failures.
-    pub async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
+    pub async fn run_job(&self, job: &Job) -> Result<(), RunnerError> {
         let ns = job.namespace().unwrap_or_default();
         let pod = job_controller::ensure_pod(&self.client, job).await?;
         if pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed") {
@@ -268,7 +291,7 @@ impl Runner {
 
     /// The files of the pod's ConfigMap and Secret volumes, read from the API (by the runner's
     /// credentials, as the kubelet reads them by its own). Errors: a required object is missing.
-    pub async fn materials(&self, pod: &Pod) -> anyhow::Result<Materials> {
+    pub async fn materials(&self, pod: &Pod) -> Result<Materials, RunnerError> {
         let ns = pod.namespace().unwrap_or_default();
         let mut out = Materials::new();
         for v in pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default() {
@@ -281,7 +304,7 @@ impl Runner {
                         out.insert(v.name.clone(), files);
                     }
                     None if cm.optional == Some(true) => {}
-                    None => anyhow::bail!("configmap \"{}\" not found", cm.name),
+                    None => return Err(RunnerError::VolumeSourceMissing { kind: "configmap", name: cm.name.clone() }),
                 }
             }
             if let Some(s) = &v.secret {
@@ -294,7 +317,7 @@ impl Runner {
                         out.insert(v.name.clone(), files);
                     }
                     None if s.optional == Some(true) => {}
-                    None => anyhow::bail!("secret \"{name}\" not found"),
+                    None => return Err(RunnerError::VolumeSourceMissing { kind: "secret", name }),
                 }
             }
         }

@@ -133,10 +133,24 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// Why the log endpoint cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The self-signed certificate cannot be made.
+    #[error("cannot make the kubelet certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// TLS cannot be configured with it.
+    #[error("cannot configure TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The port is taken.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
 /// Bind the log server on `addr` (port 0: any free port) with a fresh self-signed certificate for
-/// 127.0.0.1/localhost, and serve it in the background. Returns the bound address. Errors: the port
-/// is taken, or the certificate cannot be made.
-pub async fn serve_logs(addr: SocketAddr, index: LogIndex) -> anyhow::Result<SocketAddr> {
+/// 127.0.0.1/localhost, and serve it in the background. Returns the bound address. Errors:
+/// [`ServeError`] (the port is taken, or the certificate cannot be made).
+pub async fn serve_logs(addr: SocketAddr, index: LogIndex) -> Result<SocketAddr, ServeError> {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
