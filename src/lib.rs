@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! ci-healer: a Kubernetes operator that heals failing CI.
 //!
 //! A failed GitHub `workflow_job` becomes a [`crd::HealingRun`]; the controller triages it, runs up to
@@ -13,4 +14,5 @@ pub mod crd;
 pub mod dev;
 pub mod resources;
 pub mod telemetry;
+#[allow(missing_docs)] // issue-13 documents src/triage/ and removes this allow.
 pub mod triage;

@@ -28,13 +28,24 @@ use crate::contract::TokenUsage;
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEnd {
     /// The workspace holds a change (validated by the agent or not: the validate step decides).
-    Changed { diagnosis: String },
+    Changed {
+        /// What was wrong and what the change does.
+        diagnosis: String,
+    },
     /// Nothing was changed, or the attempt must end; a precise reason (`NoUsableChange`,
     /// `PatchDoesNotApply`, `BudgetExhausted`, `ProviderRefused`, `ProviderContentFiltered`,
     /// `AnswerTruncated`, `ContextWindowExceeded`, `ProviderUnreachable`, `ApiKeyMissing` …) and a message.
-    Failed { reason: String, message: String },
+    Failed {
+        /// The stable reason.
+        reason: String,
+        /// For people (masked).
+        message: String,
+    },
     /// Nothing to do (no fixer applies, no LLM configured): the validate step will say `NoChange`.
-    Nothing { diagnosis: String },
+    Nothing {
+        /// Why nothing was tried.
+        diagnosis: String,
+    },
 }
 
 /// What the agent used, recorded for the verdict.

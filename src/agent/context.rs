@@ -248,7 +248,7 @@ mod tests {
         let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
         let m = Masker::from_vars([
             (env::GIT_TOKEN_FILE.to_string(), path(&token)),
-            ("HEALER_CONFIG".to_string(), path(&other)),
+            (env::CONFIG.to_string(), path(&other)),
             ("SOME_FILE".to_string(), path(&other)),
             (env::LLM_API_KEY_FILE.to_string(), path(&dir.path().join("missing"))),
         ]);

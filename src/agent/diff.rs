@@ -39,17 +39,24 @@ pub const DEFAULT_PROTECTED: &[&str] = &[
 /// How a file changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
+    /// A new file (`A` in `git diff --name-status`).
     Added,
+    /// An edited file (anything else).
     Modified,
+    /// A removed file (`D`).
     Deleted,
 }
 
 /// One changed file, with `git diff --numstat` counts (binary files count 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
+    /// The path, relative to the repository root.
     pub path: String,
+    /// Added, modified or deleted.
     pub kind: ChangeKind,
+    /// Lines added.
     pub insertions: u32,
+    /// Lines removed.
     pub deletions: u32,
 }
 
@@ -58,14 +65,17 @@ pub struct FileChange {
 pub struct WorkspaceDiff {
     /// `git diff --binary` output (applies with `git apply` on the failing commit).
     pub patch: String,
+    /// The changed files, in `git diff --numstat` order.
     pub files: Vec<FileChange>,
 }
 
 impl WorkspaceDiff {
+    /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
+    /// The files and lines changed, in the API's signed counts.
     pub fn diffstat(&self) -> Diffstat {
         // The API's counts are signed (i64); the runtime's are unsigned and converted here.
         Diffstat {

@@ -61,7 +61,9 @@ pub fn prepare_prompt(env: &StepEnv) -> Result<PathBuf, ExternalError> {
 /// The outcome of an external agent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExternalEnd {
+    /// Its exit code; `None` when a signal ended it.
     pub exit_code: Option<i32>,
+    /// What it wrote to the diagnosis file (masked, at most 1000 characters).
     pub diagnosis: String,
     /// Last lines of its (masked) output, for the failure message.
     pub tail: String,

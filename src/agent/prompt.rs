@@ -42,23 +42,36 @@ pub fn builtin_template(profile: &str) -> &'static str {
 /// A quoted file.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QuotedFile {
+    /// The path, relative to the repository root.
     pub path: String,
+    /// The Markdown code-fence language (`rust`, `ts` …; empty when unknown).
     pub lang: String,
+    /// The file's text (masked, capped).
     pub content: String,
 }
 
 /// Everything a template can use.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PromptVars {
+    /// The repository, `owner/name`.
     pub repository: String,
+    /// The branch the failing commit was built on.
     pub branch: String,
+    /// The failing commit.
     pub head_sha: String,
+    /// The agent profile (`rust`, `frontend` …).
     pub profile: String,
+    /// The triage class (`rust_clippy`, `frontend_types` …).
     pub failure_class: String,
+    /// The failing CI step's name, when known.
     pub failing_step: Option<String>,
+    /// The failing lines of the log (masked).
     pub excerpt: String,
+    /// Files the excerpt points at, quoted.
     pub files: Vec<QuotedFile>,
+    /// Tracked paths of the repository (capped).
     pub tree: Vec<String>,
+    /// The commands validation runs.
     pub validation_commands: Vec<String>,
     /// True for an external agent: it edits the workspace itself instead of answering with a change.
     pub external: bool,

@@ -18,17 +18,22 @@ use crate::contract::{AgentSettings, Outcome, Step, StepDurations, TokenUsage, V
 /// What validation needs.
 #[derive(Debug, Clone)]
 pub struct ValidateInput {
+    /// The repository checkout, as the agent left it.
     pub workspace: PathBuf,
     /// The failing commit (full SHA from the checkout record, or the head SHA the controller sent).
     pub base: String,
+    /// The attempt's settings (validation commands, guard rails).
     pub settings: AgentSettings,
+    /// The failure (its class chooses default validation commands).
     pub context: FailureContext,
 }
 
 /// The verdict and, when the change is non-empty and within caps, the patch (for the log).
 #[derive(Debug, Clone)]
 pub struct Judgement {
+    /// The verdict for the termination message.
     pub verdict: Verdict,
+    /// The patch for the log (absent when empty or too large).
     pub patch: Option<String>,
 }
 

@@ -72,9 +72,13 @@ pub struct Args {
 
 /// State shared by both controllers.
 pub struct Context {
+    /// The API client (the controller's ServiceAccount in a cluster).
     pub client: Client,
+    /// The controller config (profiles, routing, attempt defaults).
     pub config: ControllerConfig,
+    /// The one Event recorder of both controllers.
     pub recorder: Recorder,
+    /// The metrics served on `/metrics`.
     pub metrics: Metrics,
     /// Runs seen by the run controller's reflector (for dedup lookups).
     pub runs: kube::runtime::reflector::Store<HealingRun>,

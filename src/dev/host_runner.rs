@@ -172,11 +172,17 @@ fn finished(job: &Job) -> bool {
 /// Runs one Job's pod on this host.
 #[derive(Clone)]
 pub struct Runner {
+    /// The API client (the runner's own credentials, as the kubelet's).
     pub client: Client,
+    /// The Node pods are bound to.
     pub node: String,
+    /// Folder for the pods' volumes and logs.
     pub root: PathBuf,
+    /// The `healer` binary that stands in for the healer image.
     pub healer_binary: PathBuf,
+    /// Where the log endpoint finds each pod's container logs.
     pub index: kubelet::LogIndex,
+    /// Keep the pods' volume folders after they finish.
     pub keep_volumes: bool,
 }
 

@@ -28,10 +28,13 @@ pub const FIELD_MANAGER: &str = "ci-healer-host-runner";
 pub struct StepOutcome {
     /// Container name (`prepare`, `checkout`, `agent`, `validate`).
     pub name: String,
+    /// The container's exit code.
     pub exit_code: i32,
     /// Termination message (at most 4096 bytes are kept, as the kubelet does).
     pub message: Option<String>,
+    /// When it started.
     pub started_at: Option<Time>,
+    /// When it ended.
     pub finished_at: Option<Time>,
 }
 

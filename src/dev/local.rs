@@ -63,9 +63,11 @@ pub struct LocalOptions {
 /// A finished container.
 #[derive(Debug, Clone)]
 pub struct ContainerRun {
+    /// What the kubelet would report.
     pub outcome: StepOutcome,
     /// Path of the container's log (stdout and stderr).
     pub log: PathBuf,
+    /// How long it ran.
     pub elapsed: Duration,
 }
 
@@ -75,9 +77,13 @@ pub struct ContainerRun {
 /// `write_bytes` what reached the block layer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoCounters {
+    /// Bytes passed to read syscalls.
     pub rchar: u64,
+    /// Bytes passed to write syscalls.
     pub wchar: u64,
+    /// Bytes read from storage.
     pub read_bytes: u64,
+    /// Bytes written to storage.
     pub write_bytes: u64,
 }
 
@@ -101,9 +107,13 @@ impl IoCounters {
 /// The pod's folders.
 #[derive(Debug, Clone)]
 pub struct PodDirs {
+    /// `<root>/<namespace>_<pod>`.
     pub root: PathBuf,
+    /// One folder per volume.
     pub volumes: PathBuf,
+    /// One `<container>.log` per container.
     pub logs: PathBuf,
+    /// One termination-message file per container.
     pub term: PathBuf,
 }
 
