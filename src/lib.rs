@@ -12,6 +12,7 @@ pub mod controller;
 pub mod crd;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod github;
 pub mod resources;
 pub mod telemetry;
 #[allow(missing_docs)] // issue-13 documents src/triage/ and removes this allow.
