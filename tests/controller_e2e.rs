@@ -361,6 +361,33 @@ async fn an_unknown_profile_sets_accepted_false_and_waits_for_a_fix() {
 }
 
 #[tokio::test]
+async fn pull_request_mode_is_reported_as_not_implemented_instead_of_silently_proposing() {
+    let (apis, _ctrl) = setup("prmode").await;
+    let mut run = sample_run(&apis.ns);
+    run.spec.policy.mode = ci_healer::crd::HealingMode::PullRequest;
+    let name = apis.runs.create(&PostParams::default(), &run).await.unwrap().name_any();
+    let runs = apis.runs.clone();
+    let r = support::wait_for("Accepted=False", Duration::from_secs(30), || {
+        let runs = runs.clone();
+        let name = name.clone();
+        async move {
+            let r = runs.get(&name).await.ok()?;
+            r.status.as_ref()?.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "False").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(cond(&r, "Accepted"), ("False", "ModeNotImplemented"));
+    assert!(apis.job_names().await.is_empty(), "no attempt for a mode nothing implements");
+    assert!(apis.event_reasons("HealingRun", &name).await.iter().any(|e| e == "InvalidSpec"));
+    apis.runs
+        .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"policy": {"mode": "propose"}}})))
+        .await
+        .unwrap();
+    apis.job(&format!("{name}-1")).await;
+    assert_eq!(cond(&apis.runs.get(&name).await.unwrap(), "Accepted"), ("True", "SpecValid"));
+}
+
+#[tokio::test]
 async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     let client = support::client().await;
     support::install_crds(&client).await;

@@ -125,11 +125,25 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         &serde_json::json!({
             "seconds": builtin::seconds(start),
             "tokens": stats.tokens,
+            "cacheReadTokens": stats.usage.cache_read,
+            "cacheWriteTokens": stats.usage.cache_write,
             "turns": stats.turns,
+            "requests": stats.requests,
+            "toolCalls": stats.tool_calls,
             "method": stats.method,
         }),
     );
-    tracing::info!(method = %stats.method, input_tokens = stats.tokens.input, output_tokens = stats.tokens.output, turns = stats.turns, "agent finished");
+    tracing::info!(
+        method = %stats.method,
+        input_tokens = stats.tokens.input,
+        output_tokens = stats.tokens.output,
+        cache_read_tokens = stats.usage.cache_read,
+        cache_write_tokens = stats.usage.cache_write,
+        turns = stats.turns,
+        requests = stats.requests,
+        tool_calls = stats.tool_calls,
+        "agent finished"
+    );
     match end {
         AgentEnd::Changed { diagnosis } | AgentEnd::Nothing { diagnosis } => {
             let report = AgentReport { diagnosis: super::context::bound(&env.masker.mask(&diagnosis), 2000) };

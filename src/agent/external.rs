@@ -24,7 +24,11 @@ use crate::contract::ExternalAgentEnv;
 pub fn prepare_prompt(env: &StepEnv) -> anyhow::Result<PathBuf> {
     let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
     let llm = env.settings.llm.clone();
-    let text = env.render_prompt_with(llm.as_ref().and_then(|l| l.prompt_template.as_deref()), &validation, true)?;
+    let text = env.render_prompt_with(
+        llm.as_ref().and_then(|l| l.prompt_template.as_deref()),
+        &validation,
+        super::prompt::Mode::External,
+    )?;
     let dir = process::state_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("prompt.md");

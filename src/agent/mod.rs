@@ -13,7 +13,8 @@
 //! | [`fixers`] | which deterministic fixers and checks fit a failure |
 //! | [`llm`] | how to talk to the Anthropic and OpenAI-compatible APIs |
 //! | [`prompt`] | what the model is told |
-//! | [`builtin`] | the fixers-then-LLM loop |
+//! | [`builtin`] | the fixers-then-LLM loop (tool use, or the diff format) |
+//! | [`tools`] | what the model can do in the workspace, bounded |
 //! | [`external`] | how an external agent command is run |
 //! | [`diff`] | what changed, and whether it is acceptable |
 //! | [`validate`] | the verdict |
@@ -28,6 +29,7 @@ pub mod fixers;
 pub mod llm;
 pub mod process;
 pub mod prompt;
+pub mod tools;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -84,8 +86,13 @@ impl StepEnv {
     }
 
     /// Render the prompt for the built-in agent.
-    pub fn render_prompt(&self, llm: &LlmSettings, validation: &[String], external: bool) -> anyhow::Result<String> {
-        self.render_prompt_with(llm.prompt_template.as_deref(), validation, external)
+    pub fn render_prompt(
+        &self,
+        llm: &LlmSettings,
+        validation: &[String],
+        mode: prompt::Mode,
+    ) -> anyhow::Result<String> {
+        self.render_prompt_with(llm.prompt_template.as_deref(), validation, mode)
     }
 
     /// Render the prompt with an optional template file.
@@ -93,7 +100,7 @@ impl StepEnv {
         &self,
         template: Option<&str>,
         validation: &[String],
-        external: bool,
+        mode: prompt::Mode,
     ) -> anyhow::Result<String> {
         let tree: Vec<String> = std::process::Command::new("git")
             .args(["ls-files"])
@@ -112,7 +119,8 @@ impl StepEnv {
             files: prompt::files_from_excerpt(&self.context.excerpt, &self.workspace, &self.masker),
             tree,
             validation_commands: validation.to_vec(),
-            external,
+            external: mode == prompt::Mode::External,
+            tools: mode == prompt::Mode::Tools,
         };
         prompt::render(&self.profile, template.map(Path::new), &vars, &self.masker)
     }

@@ -6,14 +6,15 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{AgentSettings, Verdict};
 
-/// Desired state of a HealingAttempt: the resolved agent profile and the pod's steps.
-#[derive(CustomResource, JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+/// Desired state of a HealingAttempt: the resolved agent profile and the pod's steps. Immutable:
+/// frozen at creation, so a config change never alters an attempt that already started.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "cihealer.dev",
     version = "v1alpha1",
@@ -31,6 +32,8 @@ use crate::contract::{AgentSettings, Verdict};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf")
+    .message("a HealingAttempt's spec is immutable: it is frozen when the attempt is created"))]
 pub struct HealingAttemptSpec {
     /// The HealingRun this attempt belongs to (also its controller ownerReference).
     pub run_name: String,

@@ -36,6 +36,9 @@ use crate::triage::FailureClass;
 #[serde(rename_all = "camelCase")]
 pub struct HealingRunSpec {
     /// Where the failure came from: provider, repository, commit and the CI job that failed.
+    /// Immutable: it identifies the failure (the dedup key is a function of it).
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf")
+        .message("spec.source is immutable: it identifies the failure; create a new HealingRun for another commit or job"))]
     pub source: FailureSource,
     /// An inline excerpt of the failing log, for senders that have it. Bounded to 64 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,8 +65,19 @@ pub struct FailureSource {
     ).message("repository must be 'owner/name', e.g. octo-org/octo-repo"))]
     #[schemars(length(min = 1, max = 140))]
     pub repository: String,
-    /// The branch the failing commit was built on (GitHub `head_branch`).
-    #[x_kube(validation = kube::core::Rule::new("self != ''").message("branch must not be empty"))]
+    /// The branch the failing commit was built on (GitHub `head_branch`); a valid git branch name
+    /// (`git check-ref-format --branch`).
+    #[x_kube(
+        validation = kube::core::Rule::new("self != ''").message("branch must not be empty"),
+        validation = kube::core::Rule::new(r"!self.matches('[\\x00-\\x20\\x7f~^:?*\\[\\\\]')")
+            .message("branch must not contain whitespace, control characters or any of ~ ^ : ? * [ \\ (git check-ref-format)"),
+        validation = kube::core::Rule::new("!self.contains('..') && !self.contains('@{') && !self.contains('//') && self != '@'")
+            .message("branch must not contain '..', '@{' or '//', nor be '@' (git check-ref-format)"),
+        validation = kube::core::Rule::new("!self.startsWith('/') && !self.startsWith('-') && !self.endsWith('/') && !self.endsWith('.')")
+            .message("branch must not start with '/' or '-', nor end with '/' or '.' (git check-ref-format)"),
+        validation = kube::core::Rule::new(r"!self.matches('(^|/)\\.') && !self.matches('\\.lock(/|$)')")
+            .message("no part of branch between slashes may start with '.' or end with '.lock' (git check-ref-format)"),
+    )]
     #[schemars(length(max = 255))]
     pub branch: String,
     /// The commit that failed (GitHub `head_sha`): 7 to 40 lowercase hex digits.
@@ -108,7 +122,7 @@ pub struct FailureSource {
     pub sender: Option<String>,
     /// Names of the steps whose conclusion was `failure`, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), inner(length(max = 255)))]
     pub failed_steps: Vec<String>,
 }
 
