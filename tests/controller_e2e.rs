@@ -235,8 +235,12 @@ async fn abort_during_an_attempt_stops_the_job() {
 
     support::wait_gone(&apis.jobs, &job.name_any()).await;
     support::wait_gone(&apis.pods, &pod.name_any()).await;
-    let a = apis.attempts.get(&format!("{name}-1")).await.unwrap().status.unwrap();
-    assert_eq!(a.failure_reason.as_deref(), Some("Aborted"));
+    // The controller deletes the Job, then writes the attempt's status: wait for it.
+    support::wait_for("the attempt to fail as Aborted", Duration::from_secs(20), || async {
+        let a = apis.attempts.get(&format!("{name}-1")).await.ok()?.status?;
+        (a.failure_reason.as_deref() == Some("Aborted")).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(apis.job_names().await.is_empty(), "no further attempt after an abort");
     assert_eq!(apis.runs.get(&name).await.unwrap().status.unwrap().phase, Some(RunPhase::Aborted));

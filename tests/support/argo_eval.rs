@@ -177,10 +177,7 @@ pub struct Delivery<'a> {
 /// Run the manifests under `manifests` (files or directories) on `delivery`. Panics when the
 /// evaluator fails to run or prints something that is not its report.
 pub fn evaluate(manifests: &[&Path], delivery: &Delivery) -> Report {
-    let mut args: Vec<String> = vec![];
-    for m in manifests {
-        args.extend(["-f".into(), m.display().to_string()]);
-    }
+    let mut args = manifest_args(manifests);
     args.extend(["--event", delivery.event, "--delivery", delivery.id, "--body", "-"].map(String::from));
     // Fixed CloudEvent attributes keep the output (and the committed sample) deterministic.
     args.extend(
@@ -191,11 +188,13 @@ pub fn evaluate(manifests: &[&Path], delivery: &Delivery) -> Report {
 
 /// Decode and validate the manifests only (`--check`).
 pub fn check(manifests: &[&Path]) -> Report {
-    let mut args: Vec<String> = vec!["--check".into()];
-    for m in manifests {
-        args.extend(["-f".into(), m.display().to_string()]);
-    }
+    let mut args = manifest_args(manifests);
+    args.push("--check".into());
     run(&args, b"")
+}
+
+fn manifest_args(manifests: &[&Path]) -> Vec<String> {
+    manifests.iter().flat_map(|m| ["-f".to_string(), m.display().to_string()]).collect()
 }
 
 fn run(args: &[String], stdin: &[u8]) -> Report {
