@@ -192,7 +192,10 @@ impl ControllerProcess {
             // A short Lease so a successor takes over quickly after a SIGKILL.
             .env("HEALER_LEASE_DURATION_SECONDS", "3")
             .env("HEALER_CRD_WAIT_SECONDS", "1")
-            .env("RUST_LOG", "info,kube=warn,ci_healer=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("CIHEALER_TEST_RUST_LOG").unwrap_or_else(|_| "info,kube=warn,ci_healer=debug".into()),
+            )
             .stdout(Stdio::null())
             .stderr(file);
         if let Some(c) = config {
