@@ -166,3 +166,34 @@ async fn pod_security_restricted_refuses_a_pod_that_is_not_locked_down() {
         assert!(status.message.contains(needle), "{needle} in {}", status.message);
     }
 }
+
+#[tokio::test]
+async fn attempt_pods_are_admitted_under_pod_security_restricted() {
+    let (apis, _ctrl, _dir) = setup("kcm-pss-attempt", serde_json::json!({})).await;
+    // The namespace enforces `restricted`, so the pod below exists only because admission let it in.
+    let ns = Api::<k8s_openapi::api::core::v1::Namespace>::all(apis.client.clone()).get(&apis.ns).await.unwrap();
+    assert_eq!(ns.labels().get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
+    let name = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap().name_any();
+    let job = apis.job(&format!("{name}-1")).await;
+    let pod = support::attempt_pod(&apis, &job).await;
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    let psc = spec.security_context.unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.map(|s| s.type_).as_deref(), Some("RuntimeDefault"));
+    let containers = spec.init_containers.unwrap_or_default().into_iter().chain(spec.containers);
+    for c in containers {
+        let sc = c.security_context.unwrap_or_default();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(sc.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]), "{}", c.name);
+    }
+    // The Job controller never had a pod refused.
+    let refused: Vec<String> = apis
+        .events_about("Job", &job.name_any())
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
