@@ -266,19 +266,25 @@ async fn tally(apis: &Apis, seen: &Seen, timeout: Duration) -> Tally {
         if st.verdict.is_none() {
             t.verdict_missing.push(a.name_any());
         }
-        let n: i32 = events
+        let mine: Vec<_> = events
             .iter()
             .filter(|e| {
                 e.involved_object.kind.as_deref() == Some("HealingAttempt")
                     && e.involved_object.name.as_deref() == Some(a.name_any().as_str())
                     && matches!(e.reason.as_deref(), Some("AttemptSucceeded" | "AttemptFailed"))
             })
-            .map(|e| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1))
-            .sum();
+            .collect();
+        let n: i32 = mine.iter().map(|e| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1)).sum();
         match n {
             0 => t.verdict_events_missing.push(a.name_any()),
             1 => {}
-            _ => t.verdict_events_repeated.push(format!("{} ×{n}", a.name_any())),
+            _ => t.verdict_events_repeated.push(format!(
+                "{} ×{n}: {:?}",
+                a.name_any(),
+                mine.iter()
+                    .map(|e| (e.name_any(), e.reason.clone(), e.count, e.series.as_ref().and_then(|s| s.count)))
+                    .collect::<Vec<_>>()
+            )),
         }
     }
     t.duplicate_attempts = Seen::duplicates(&seen.attempts);
