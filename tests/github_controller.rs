@@ -212,7 +212,7 @@ async fn a_run_without_an_excerpt_is_triaged_from_the_job_log_read_from_github()
     let run = apis.runs.get(name).await.unwrap();
     assert!(!serde_json::to_string(&run).unwrap().contains(TOKEN));
     for e in apis.events_about("HealingRun", name).await {
-        assert!(!e.note.unwrap_or_default().contains(TOKEN));
+        assert!(!e.message.unwrap_or_default().contains(TOKEN));
     }
     assert!(apis.event_reasons("HealingRun", name).await.iter().any(|r| r == "FailureRead"));
     assert!(!ctrl.logs().contains(TOKEN), "the token leaked into the controller's log");
