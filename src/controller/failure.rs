@@ -295,10 +295,10 @@ mod tests {
 
     #[test]
     fn each_log_fetch_has_its_condition() {
-        let r = |f| {
+        fn r(f: Option<&LogFetch>) -> (bool, Reason) {
             let o = log_outcome(f);
             (o.fetched, reason_of(&o))
-        };
+        }
         assert_eq!(r(Some(&LogFetch::Fetched { kept: 10, total: Some(100) })), (true, Reason::LogRead));
         assert!(log_outcome(Some(&LogFetch::Fetched { kept: 10, total: Some(100) })).message.contains("last 10 bytes"));
         assert_eq!(r(Some(&LogFetch::Expired)), (false, Reason::LogExpired));
