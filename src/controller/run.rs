@@ -228,6 +228,7 @@ pub fn triage_run_with(
         failed_steps: &src.failed_steps,
         changed_files: &[],
         error_type: run.spec.failure.as_ref().and_then(|f| f.error_type.as_deref()),
+        ..Default::default()
     };
     let result = match read {
         Some(r) => r.triage.clone(),
