@@ -165,6 +165,7 @@ async fn a_run_without_an_excerpt_is_triaged_from_the_job_log_read_from_github()
             failed_steps: &steps,
             changed_files,
             error_type: None,
+            repository_languages: &[],
         };
         ci_healer::triage::triage(&input, &routing)
     };

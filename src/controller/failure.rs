@@ -207,6 +207,7 @@ pub async fn fetch(run: &HealingRun, gh: &dyn GitHub, ctx: &Context) -> Result<R
         failed_steps: &failed_steps,
         changed_files: &report.changed_files,
         error_type: run.spec.failure.as_ref().and_then(|f| f.error_type.as_deref()),
+        repository_languages: &[],
     };
     let mut triage = triage::triage(&input, &ctx.config.routing);
     // Triage copies lines of the masked text; mask once more so nothing it derived escapes.
