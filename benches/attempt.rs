@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use ci_healer::dev::local::IoCounters;
+use ci_healer::runner::local::IoCounters;
 use common::*;
 
 struct Sample {
