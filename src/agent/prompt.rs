@@ -68,6 +68,16 @@ pub struct PromptVars {
     pub instructions: Vec<QuotedFile>,
     /// `agentHints` from the repository's `.github/ci-healer.yml`.
     pub agent_hints: Option<String>,
+    /// Validated fixes of the same failure class in this repository (see [`super::memory`]).
+    pub past_fixes: Vec<PastFixExample>,
+}
+
+/// A past fix quoted in the prompt: the run that validated it, its diagnosis and its patch (masked).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PastFixExample {
+    pub source_run: String,
+    pub summary: String,
+    pub patch: String,
 }
 
 /// How the model (or agent) is asked to make its change.

@@ -10,6 +10,7 @@ pub mod attempt;
 pub mod attempt_state;
 pub mod dedup;
 pub mod error;
+pub mod memory;
 pub mod patch;
 pub mod run;
 pub mod state;
