@@ -119,6 +119,34 @@ async fn wait_terminal(
     }
 }
 
+/// The scripted Anthropic provider with `replies`, its key in Secret `llm`, and the host runner and
+/// controller of `ns` configured for the rust profile to use it (no fixers, `cargo test`, one turn).
+async fn with_scripted_llm(
+    client: &kube::Client,
+    ns: &str,
+    repo: &Repo,
+    replies: Vec<Reply>,
+) -> (ScriptedLlm, HostRunner, support::ControllerProcess, tempfile::TempDir) {
+    let llm = ScriptedLlm::start(replies).await;
+    let secret: Secret = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "llm"}, "stringData": {"api-key": "e2e-key-0123456789"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        serde_json::json!({
+            "gitBaseUrl": repo.base_url, "fixers": [], "validationCommands": ["cargo test --quiet"],
+            "llm": {"provider": "anthropic", "baseUrl": llm.url, "model": "claude-test", "maxTurns": 1, "maxRetries": 1, "initialBackoffMillis": 50}
+        }),
+        true,
+    );
+    let runner = HostRunner::start(ns);
+    let ctl = support::ControllerProcess::start(ns, Some(&cfg));
+    (llm, runner, ctl, tmp)
+}
+
 fn apis_runs(apis: &support::Apis) -> Api<HealingRun> {
     Api::namespaced(apis.client.clone(), &apis.ns)
 }
@@ -207,25 +235,8 @@ async fn a_first_llm_attempt_that_deletes_a_test_leads_to_a_second_attempt() {
     let ns = support::namespace(&client, "att-e2e-llm").await;
     let apis = support::Apis::new(&client, &ns);
     let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
-    let llm =
-        ScriptedLlm::start(vec![anthropic_text(DELETE_TEST_ANSWER, 500, 60), anthropic_text(FIX_ANSWER, 520, 40)])
-            .await;
-    let secret: Secret = serde_json::from_value(
-        serde_json::json!({"metadata": {"name": "llm"}, "stringData": {"api-key": "e2e-key-0123456789"}}),
-    )
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        tmp.path(),
-        serde_json::json!({
-            "gitBaseUrl": repo.base_url, "fixers": [], "validationCommands": ["cargo test --quiet"],
-            "llm": {"provider": "anthropic", "baseUrl": llm.url, "model": "claude-test", "maxTurns": 1, "maxRetries": 1, "initialBackoffMillis": 50}
-        }),
-        true,
-    );
-    let runner = HostRunner::start(&ns);
-    let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
+    let replies = vec![anthropic_text(DELETE_TEST_ANSWER, 500, 60), anthropic_text(FIX_ANSWER, 520, 40)];
+    let (llm, runner, ctl, _tmp) = with_scripted_llm(&client, &ns, &repo, replies).await;
     apis_runs(&apis).create(&PostParams::default(), &healing_run("llm", &repo, OFF_BY_ONE_EXCERPT, 3)).await.unwrap();
 
     let run = wait_terminal(&apis, "llm", &ctl, &runner).await;
@@ -261,23 +272,8 @@ async fn a_remembered_fix_heals_a_repeated_failure_with_zero_tokens_until_it_is_
     // The branch tip: a later commit with the same bug.
     let later = git(&repo.dir.path().join("work"), &["rev-parse", "HEAD"]);
     assert_ne!(later, repo.sha);
-    let llm = ScriptedLlm::start(vec![anthropic_text(FIX_ANSWER, 520, 40), anthropic_text(FIX_ANSWER, 530, 40)]).await;
-    let secret: Secret = serde_json::from_value(
-        serde_json::json!({"metadata": {"name": "llm"}, "stringData": {"api-key": "e2e-key-0123456789"}}),
-    )
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        tmp.path(),
-        serde_json::json!({
-            "gitBaseUrl": repo.base_url, "fixers": [], "validationCommands": ["cargo test --quiet"],
-            "llm": {"provider": "anthropic", "baseUrl": llm.url, "model": "claude-test", "maxTurns": 1, "maxRetries": 1, "initialBackoffMillis": 50}
-        }),
-        true,
-    );
-    let runner = HostRunner::start(&ns);
-    let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
+    let replies = vec![anthropic_text(FIX_ANSWER, 520, 40), anthropic_text(FIX_ANSWER, 530, 40)];
+    let (llm, runner, ctl, _tmp) = with_scripted_llm(&client, &ns, &repo, replies).await;
     let runs = apis_runs(&apis);
     let cms = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let memory_selector = "app.kubernetes.io/component=memory";
