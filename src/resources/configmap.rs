@@ -21,23 +21,10 @@ pub fn patch_name(attempt: &str) -> String {
     format!("{attempt}-patch")
 }
 
-/// The context ConfigMap of `run`: [`paths::context::EXCERPT`] (the bounded, masked failure excerpt),
-/// [`paths::context::TRIAGE`] (triage's answer as JSON) and, when given, [`paths::context::MEMORY`]
-/// (the past fixes the attempts may reuse, JSON). Owned by the run. `None` when the run has no name
-/// or uid (it did not come from the API server).
-pub fn build_context(
-    run: &HealingRun,
-    excerpt: &str,
-    triage_json: &str,
-    memory_json: Option<&str>,
-) -> Option<ConfigMap> {
-    let mut data = BTreeMap::from([
-        (paths::context::EXCERPT.to_string(), excerpt.to_string()),
-        (paths::context::TRIAGE.to_string(), triage_json.to_string()),
-    ]);
-    if let Some(m) = memory_json {
-        data.insert(paths::context::MEMORY.into(), m.into());
-    }
+/// The context ConfigMap of `run`: [`paths::context::EXCERPT`] (the bounded, masked failure excerpt)
+/// and [`paths::context::TRIAGE`] (triage's answer as JSON). Owned by the run. `None` when the run
+/// has no name or uid (it did not come from the API server).
+pub fn build_context(run: &HealingRun, excerpt: &str, triage_json: &str) -> Option<ConfigMap> {
     let owner = run.controller_owner_ref(&())?;
     Some(ConfigMap {
         metadata: ObjectMeta {
@@ -47,7 +34,10 @@ pub fn build_context(
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
-        data: Some(data),
+        data: Some(BTreeMap::from([
+            (paths::context::EXCERPT.into(), excerpt.into()),
+            (paths::context::TRIAGE.into(), triage_json.into()),
+        ])),
         ..Default::default()
     })
 }
