@@ -12,6 +12,11 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{Apis, ControllerProcess, finish_attempt, verdict};
 
+/// The run controller's reconcile count on `/metrics`.
+const RUN_RECONCILES: &str = r#"cihealer_reconciles_total{controller="HealingRun"}"#;
+/// The attempt controller's reconcile count on `/metrics`.
+const ATTEMPT_RECONCILES: &str = r#"cihealer_reconciles_total{controller="HealingAttempt"}"#;
+
 /// The sample HealingRun (made by the Sensor from the real failed `workflow_job` delivery).
 fn sample_run(ns: &str) -> HealingRun {
     let text =
@@ -112,6 +117,24 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
         rv_att,
         "no-op writes to the attempt"
     );
+    // An identical server-side apply leaves resourceVersion unchanged, so count the writes instead:
+    // reconcile both objects again (an annotation is a watch event) and the status-write count of
+    // each controller stays where it was.
+    let run_writes = r#"cihealer_status_writes_total{controller="HealingRun"}"#;
+    let att_writes = r#"cihealer_status_writes_total{controller="HealingAttempt"}"#;
+    let (runs_before, atts_before) = (ctrl.metric(run_writes).await, ctrl.metric(att_writes).await);
+    assert!(runs_before >= 1.0 && atts_before >= 1.0, "status writes are counted: {runs_before} {atts_before}");
+    let (run_rec, att_rec) = (ctrl.metric(RUN_RECONCILES).await, ctrl.metric(ATTEMPT_RECONCILES).await);
+    let poke = Patch::Merge(json!({"metadata": {"annotations": {"test.cihealer.dev/poke": "1"}}}));
+    apis.runs.patch(&name, &PatchParams::default(), &poke).await.unwrap();
+    apis.attempts.patch(&format!("{name}-1"), &PatchParams::default(), &poke).await.unwrap();
+    let c = &ctrl;
+    support::wait_for("both controllers to reconcile the poked objects", Duration::from_secs(20), move || async move {
+        (c.metric(RUN_RECONCILES).await > run_rec && c.metric(ATTEMPT_RECONCILES).await > att_rec).then_some(())
+    })
+    .await;
+    assert_eq!(ctrl.metric(run_writes).await, runs_before, "status written again by a reconcile at rest");
+    assert_eq!(ctrl.metric(att_writes).await, atts_before, "attempt status written again by a reconcile at rest");
 
     // Metrics and health, from the controller's own server.
     let metrics = ctrl.http_get("/metrics").await;
@@ -194,7 +217,6 @@ async fn a_pod_without_a_verdict_is_a_failed_attempt_and_the_next_one_starts() {
 
     // A checkout step that fails with its own reason.
     let job2 = apis.job(&format!("{name}-2")).await;
-    let pod = ci_healer::runner::sim::ensure_pod(&apis.client, &job2).await.unwrap();
     let outcomes = [
         ci_healer::runner::sim::StepOutcome::new("prepare", 0, None),
         ci_healer::runner::sim::StepOutcome::new(
@@ -203,8 +225,7 @@ async fn a_pod_without_a_verdict_is_a_failed_attempt_and_the_next_one_starts() {
             Some(r#"{"reason":"CommitNotFound","message":"3484a3f is not in Codertocat/Hello-World"}"#),
         ),
     ];
-    ci_healer::runner::sim::report_finished(&apis.client, &pod, &outcomes).await.unwrap();
-    ci_healer::runner::sim::report_job_finished(&apis.client, &job2, false).await.unwrap();
+    support::report_pod(&apis, &job2, &outcomes).await;
     apis.job(&format!("{name}-3")).await;
     let a2 = apis.attempts.get(&format!("{name}-2")).await.unwrap().status.unwrap();
     assert_eq!(a2.failure_reason.as_deref(), Some("CommitNotFound"));
@@ -305,18 +326,25 @@ async fn restarting_the_controller_mid_attempt_keeps_one_job_per_attempt() {
     support::start_attempt_pod(&apis, &job1).await;
     apis.run_phase(&name, "Running").await;
 
-    // Kill it in the middle of attempt 1 and start a new one.
+    // Kill it in the middle of attempt 1 and start a new one; assert only once the new one holds the
+    // Lease (a few seconds after start: the old Lease must expire) and has reconciled the run.
     ctrl.kill();
     let mut ctrl = ControllerProcess::start(&ns, None);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    ctrl.wait_log("acquired leadership", Duration::from_secs(30)).await;
+    let c = &ctrl;
+    support::wait_for("the new leader to reconcile the run", Duration::from_secs(20), move || async move {
+        (c.metric(RUN_RECONCILES).await >= 1.0 && c.metric(ATTEMPT_RECONCILES).await >= 1.0).then_some(())
+    })
+    .await;
     assert_eq!(apis.job_names().await, [format!("{name}-1")]);
     finish_attempt(&apis, &job1, &verdict(Outcome::Failed, "ValidationFailed", "still failing")).await;
     let job2 = apis.job(&format!("{name}-2")).await;
 
-    // Kill it right after attempt 2's Job appeared, twice in a row.
+    // Kill it right after it created attempt 2's Job, then kill its successor right after that one
+    // takes the Lease (in the middle of its first reconciles).
     ctrl.kill();
     let mut ctrl = ControllerProcess::start(&ns, None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctrl.wait_log("acquired leadership", Duration::from_secs(30)).await;
     ctrl.kill();
     let ctrl = ControllerProcess::start(&ns, None);
     finish_attempt(&apis, &job2, &verdict(Outcome::Passed, "ValidationPassed", "fixed")).await;
@@ -421,10 +449,12 @@ async fn a_leftover_attempt_of_a_deleted_run_blocks_nothing_and_starts_nothing()
     let (apis, ctrl) = setup("leftover").await;
     let run = sample_run(&apis.ns);
     let name = run.metadata.name.clone().unwrap();
-    // What a deleted run with the same name left behind before the garbage collector got to it.
+    // What a deleted run with the same name left behind before the garbage collector got to it. The
+    // real garbage collector deletes it (its owner's uid does not exist); a finalizer holds it
+    // while the test looks, as any finalizer of a slow cleanup would.
     let leftover: ci_healer::crd::HealingAttempt = serde_json::from_value(json!({
         "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingAttempt",
-        "metadata": {"name": format!("{name}-1"), "ownerReferences": [{
+        "metadata": {"name": format!("{name}-1"), "finalizers": ["cihealer.dev/test-hold"], "ownerReferences": [{
             "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingRun", "name": name,
             "uid": "00000000-0000-0000-0000-000000000001", "controller": true}]},
         "spec": {"runName": name, "attempt": 1, "profile": "frontend", "healerImage": "healer:test",
@@ -435,13 +465,20 @@ async fn a_leftover_attempt_of_a_deleted_run_blocks_nothing_and_starts_nothing()
     apis.attempts.create(&PostParams::default(), &leftover).await.unwrap();
     apis.runs.create(&PostParams::default(), &run).await.unwrap();
     ctrl.wait_log("AttemptNameTaken", Duration::from_secs(20)).await;
-    ctrl.wait_log("the run that owns this attempt is gone", Duration::from_secs(20)).await;
+    let attempts = apis.attempts.clone();
+    let attempt_name = format!("{name}-1");
+    support::wait_for("the garbage collector to delete the leftover", Duration::from_secs(30), || {
+        let (attempts, n) = (attempts.clone(), attempt_name.clone());
+        async move { attempts.get(&n).await.ok()?.metadata.deletion_timestamp.map(|_| ()) }
+    })
+    .await;
     assert!(apis.job_names().await.is_empty(), "no Job for a leftover attempt");
 
-    // The garbage collector removes the leftover; the run then starts its own attempt.
-    apis.attempts.delete(&format!("{name}-1"), &Default::default()).await.unwrap();
-    let job = apis.job(&format!("{name}-1")).await;
-    let attempt = apis.attempts.get(&format!("{name}-1")).await.unwrap();
+    // The garbage collector's deletion completes; the run then starts its own attempt.
+    let release = json!({"metadata": {"finalizers": null}});
+    apis.attempts.patch(&attempt_name, &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+    let job = apis.job(&attempt_name).await;
+    let attempt = apis.attempts.get(&attempt_name).await.unwrap();
     let run_uid = apis.runs.get(&name).await.unwrap().metadata.uid;
     assert_eq!(Some(&attempt.owner_references()[0].uid), run_uid.as_ref());
     finish_attempt(&apis, &job, &verdict(Outcome::Passed, "ValidationPassed", "ok")).await;

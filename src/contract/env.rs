@@ -113,6 +113,9 @@ pub const FAILED_STEPS: &str = "HEALER_FAILED_STEPS";
 pub const CHANGED_FILES: &str = "HEALER_CHANGED_FILES";
 /// `healer triage --error-type`.
 pub const ERROR_TYPE: &str = "HEALER_ERROR_TYPE";
+/// `healer triage --language`: the repository's languages, `NAME=BYTES` one per line (GitHub's
+/// `GET /repos/{owner}/{repo}/languages`).
+pub const REPOSITORY_LANGUAGES: &str = "HEALER_REPOSITORY_LANGUAGES";
 /// `healer host-runner --node-name` (dev only).
 pub const NODE_NAME: &str = "HEALER_NODE_NAME";
 /// `healer host-runner --kubelet-addr` (dev only).
@@ -125,8 +128,8 @@ pub const RUNNER_BINARY: &str = "HEALER_RUNNER_BINARY";
 pub const RUNNER_PARALLEL: &str = "HEALER_RUNNER_PARALLEL";
 /// `healer host-runner --keep-volumes` (dev only).
 pub const RUNNER_KEEP_VOLUMES: &str = "HEALER_RUNNER_KEEP_VOLUMES";
-/// `healer host-runner --no-kubelet` (dev only).
-pub const RUNNER_NO_KUBELET: &str = "HEALER_RUNNER_NO_KUBELET";
+/// `healer host-runner --max-pods` (dev only).
+pub const RUNNER_MAX_PODS: &str = "HEALER_RUNNER_MAX_PODS";
 
 /// Whether `name` names a mounted secret file (`HEALER_*_FILE`), whose content steps must mask.
 pub fn is_secret_file_var(name: &str) -> bool {
