@@ -8,6 +8,7 @@ pub mod agent;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod dashboard;
 pub mod resources;
 pub mod runner;
 pub mod telemetry;

@@ -19,6 +19,8 @@ enum Command {
     Controller(ci_healer::controller::Args),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
+    /// Serve the read-only web view of runs (from a watch cache; live over Server-Sent Events).
+    Dashboard(ci_healer::dashboard::Args),
     /// Triage a CI log: failing step, diagnostics, class, profile, error hash, excerpt (JSON).
     Triage(ci_healer::triage::cli::TriageArgs),
     /// Attempt-pod step: copy this binary to a shared volume.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Controller(args) => ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS),
+            Command::Dashboard(args) => ci_healer::dashboard::run(args).await.map(|_| ExitCode::SUCCESS),
             Command::Crd => {
                 print!("{}", ci_healer::crd::crds_yaml());
                 Ok(ExitCode::SUCCESS)
