@@ -12,6 +12,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
@@ -376,6 +378,7 @@ pub struct Cache {
     /// The controller's ConfigMaps (`app.kubernetes.io/managed-by=ci-healer`).
     pub files: Store<FilesDoc>,
     changes: broadcast::Sender<Change>,
+    version: Arc<AtomicU64>,
 }
 
 impl Cache {
@@ -387,13 +390,20 @@ impl Cache {
     /// Announce a change to the live pages (used by the watch tasks, and by tests and benches that
     /// fill the stores themselves).
     pub fn notify(&self, change: Change) {
+        self.version.fetch_add(1, Ordering::SeqCst);
         // No receiver (no open page) is not an error.
         let _ = self.changes.send(change);
     }
 
+    /// How many changes the cache has seen: a page records it when it renders, and its event
+    /// stream sends a fresh render at once only if the cache moved on in between.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
     /// A cache over stores the caller fills (benches and tests); see [`reflector::store`].
     pub fn from_stores(runs: Store<RunDoc>, attempts: Store<AttemptDoc>, files: Store<FilesDoc>) -> Self {
-        Self { runs, attempts, files, changes: broadcast::channel(1024).0 }
+        Self { runs, attempts, files, changes: broadcast::channel(1024).0, version: Arc::default() }
     }
 
     /// True once every store has its first complete list.

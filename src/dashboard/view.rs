@@ -73,9 +73,13 @@ fn percent(num: usize, den: usize) -> Option<String> {
     (den > 0).then(|| format!("{:.0} %", 100.0 * num as f64 / den as f64))
 }
 
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// Percent-encode one URL query value or path segment.
 pub fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// How to link to the code host.

@@ -78,7 +78,7 @@ impl App {
             table => Serde(view::run_table(&runs, query, &self.links, &now)),
             options => Serde(view::filter_options(&runs)),
             ready => self.ready.load(Ordering::Relaxed),
-            events => format!("/events{}", query.href(0)),
+            events => with_version(format!("/events{}", query.href(0)), self.cache.version()),
         }
     }
 
@@ -93,8 +93,21 @@ impl App {
         let patch_cm = run.status.as_ref().and_then(|s| s.patch.as_ref()).and_then(|p| p.config_map.as_deref()).and_then(file);
         let page =
             view::run_page(&run, &attempts, context_cm.as_deref(), patch_cm.as_deref(), &self.links, &Self::now());
-        Some(context! { run => Serde(&page), events => format!("/runs/{}/{}/events", view::enc(ns), view::enc(name)) })
+        let events = with_version(format!("/runs/{}/{}/events?", view::enc(ns), view::enc(name)), self.cache.version());
+        Some(context! { run => Serde(&page), events => events })
     }
+}
+
+/// Append `v=<version>` to an events URL whose query string has begun (`…?` or `…?a=b`).
+fn with_version(url: String, version: u64) -> String {
+    let sep = if url.ends_with('?') { "" } else { "&" };
+    format!("{url}{sep}v={version}")
+}
+
+/// The cache version a page was rendered at (`?v=`), sent back by its event stream.
+#[derive(serde::Deserialize, Default)]
+struct Since {
+    v: Option<u64>,
 }
 
 fn templates() -> Environment<'static> {
@@ -189,17 +202,20 @@ async fn repositories(State(app): State<Arc<App>>) -> Response {
 
 type EventStream = Sse<KeepAliveStream<std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>>>;
 
-/// An event stream that sends `render()`'s events at once, then again after every change that
-/// `wanted` accepts (debounced by [`DEBOUNCE`]). A receiver that fell behind re-renders once.
+/// An event stream that sends `render()`'s events after every change that `wanted` accepts
+/// (debounced by [`DEBOUNCE`]), and at once if the cache changed since the page was rendered at
+/// version `since` (or `since` is unknown). A receiver that fell behind re-renders once.
 fn live(
     app: Arc<App>,
+    since: Option<u64>,
     wanted: impl Fn(&Change) -> bool + Send + Sync + 'static,
     render: impl Fn(&App) -> Vec<Event> + Send + Sync + 'static,
 ) -> EventStream {
     use futures::StreamExt;
     let rx = app.cache.subscribe();
     let (wanted, render) = (Arc::new(wanted), Arc::new(render));
-    let stream = futures::stream::unfold((app, rx, true), move |(app, mut rx, first)| {
+    let first = since != Some(app.cache.version());
+    let stream = futures::stream::unfold((app, rx, first), move |(app, mut rx, first)| {
         let (wanted, render) = (wanted.clone(), render.clone());
         async move {
             if !first {
@@ -221,9 +237,14 @@ fn live(
     Sse::new(stream.flatten().boxed()).keep_alive(KeepAlive::default())
 }
 
-async fn index_events(State(app): State<Arc<App>>, Query(query): Query<RunQuery>) -> EventStream {
+async fn index_events(
+    State(app): State<Arc<App>>,
+    Query(query): Query<RunQuery>,
+    Query(since): Query<Since>,
+) -> EventStream {
     live(
         app,
+        since.v,
         |_| true,
         move |app| {
             let ctx = app.index_context(&query);
@@ -238,10 +259,15 @@ async fn index_events(State(app): State<Arc<App>>, Query(query): Query<RunQuery>
     )
 }
 
-async fn run_events(State(app): State<Arc<App>>, Path((ns, name)): Path<(String, String)>) -> EventStream {
+async fn run_events(
+    State(app): State<Arc<App>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(since): Query<Since>,
+) -> EventStream {
     let (ns2, name2) = (ns.clone(), name.clone());
     live(
         app,
+        since.v,
         move |c| match c {
             Change::Run(n, r) => *n == ns2 && *r == name2,
             Change::All => true,
