@@ -14,7 +14,6 @@
 //! `DASHBOARD_BENCH_REQUESTS` (400 per URL).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -69,6 +68,27 @@ fn heap() -> usize {
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).unwrap_or(0) * 4096
+}
+
+/// This thread's time on a CPU, in nanoseconds (`/proc/thread-self/schedstat`, first field): what a
+/// page costs, whatever else the machine is running.
+fn thread_cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Median and 99th percentile of the thread CPU time of `n` calls of `f`, in milliseconds.
+fn cpu_per_call(n: usize, mut f: impl FnMut() -> usize) -> (f64, f64, usize) {
+    let mut v = Vec::with_capacity(n);
+    let mut bytes = 0;
+    for _ in 0..n {
+        let start = thread_cpu_ns();
+        bytes = f();
+        v.push(thread_cpu_ns() - start);
+    }
+    v.sort();
+    let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1] as f64 / 1e6;
+    (at(0.5), at(0.99), bytes)
 }
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -301,6 +321,8 @@ fn main() {
     let per_run = env_or("DASHBOARD_BENCH_ATTEMPTS_PER_RUN", 3) as i32;
     let requests = env_or("DASHBOARD_BENCH_REQUESTS", 400);
     let config = ControllerConfig::default();
+    // reqwest is built without a default TLS provider (the crate picks ring); plain HTTP here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 
     // Memory: the dashboard's projections.
     let rss_before = rss_bytes();
@@ -364,6 +386,7 @@ fn main() {
 
     // Latency: the real router over loopback HTTP, next to a pre-rendered copy of the same page.
     let cache = Cache::from_stores(runs.clone(), attempts.clone(), files.clone());
+    let app_cache = cache.clone();
     let app = web::App::new(cache, Links::default());
     app.set_ready();
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -409,12 +432,38 @@ fn main() {
     let latencies = client_rt.block_on(measure(&client, &urls, requests));
     let results: Vec<(&str, Latency)> = cases.iter().map(|(n, _)| *n).zip(latencies).collect();
 
+    // The same pages rendered in-process, timed in thread CPU time (independent of the machine's load).
+    let (ns, name) = (some_run.metadata.namespace.clone().unwrap(), some_run.metadata.name.clone().unwrap());
+    let q = |s: &str| -> ci_healer::dashboard::view::RunQuery { serde_urlencoded_like(s) };
+    let cpu = [
+        ("runs page `/`", cpu_per_call(requests, || app.index_html(&q("")).unwrap().len())),
+        (
+            "runs page, filtered",
+            cpu_per_call(requests, || app.index_html(&q("phase=Escalated&repository=acme/api")).unwrap().len()),
+        ),
+        ("runs page, deep", cpu_per_call(requests, || app.index_html(&q("page=150")).unwrap().len())),
+        ("run page", cpu_per_call(requests, || app.run_html(&ns, &name).unwrap().unwrap().len())),
+        ("repositories page", cpu_per_call(requests, || app.repositories_html().unwrap().len())),
+    ];
+    // With the cache changing before every request (no memoised sort or summary): the worst case.
+    let cold = cpu_per_call(requests.min(100), || {
+        app_cache.notify(ci_healer::dashboard::cache::Change::All);
+        app.index_html(&q("")).unwrap().len()
+    });
+
     println!("Dashboard bench: {n_runs} runs, {} attempts, {requests} requests per URL (after 20 warm-up), loopback HTTP, one server thread\n", n_runs * per_run as usize);
     println!("| page | p50 (ms) | p99 (ms) | max (ms) | bytes |");
     println!("|---|---|---|---|---|");
     for (name, l) in &results {
         println!("| {name} | {} | {} | {} | {} |", ms(l.p50), ms(l.p99), ms(l.max), l.bytes);
     }
+    println!();
+    println!("| page, rendered in-process | CPU p50 (ms) | CPU p99 (ms) | bytes |");
+    println!("|---|---|---|---|");
+    for (name, (p50, p99, bytes)) in &cpu {
+        println!("| {name} | {p50:.2} | {p99:.2} | {bytes} |");
+    }
+    println!("| runs page `/`, the cache changed before each request (re-sort, re-count) | {:.2} | {:.2} | {} |", cold.0, cold.1, cold.2);
     println!();
     println!("| cache | objects | JSON from the API server (MiB) | heap held (MiB) | bytes per object |");
     println!("|---|---|---|---|---|");
@@ -445,3 +494,18 @@ fn main() {
     );
 }
 
+
+/// A query string as the router's `Query` extractor reads it (`a=b&c=d`, values percent-decoded).
+fn serde_urlencoded_like(s: &str) -> ci_healer::dashboard::view::RunQuery {
+    let mut m = serde_json::Map::new();
+    for pair in s.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().to_string();
+        let v = match v.parse::<u64>() {
+            Ok(n) if k == "page" || k == "per_page" => serde_json::Value::from(n),
+            _ => serde_json::Value::from(v),
+        };
+        m.insert(k.to_string(), v);
+    }
+    serde_json::from_value(serde_json::Value::Object(m)).unwrap()
+}

@@ -1,18 +1,61 @@
 #!/usr/bin/env bash
-# Install the formatters the attempt tests use (prettier from the npm registry) into a cache folder
-# outside the repository, and print the folder holding their executables (add it to PATH).
+# Install the tools the tests use outside Cargo, and print the PATH entries that hold them
+# (colon-separated; prepend them to PATH):
 #
 #   PATH="$(hack/install-test-tools.sh):$PATH" cargo test --test attempt_steps
 #
-# Cache: $CIHEALER_CACHE/tools (default ~/.cache/ci-healer/tools). PRETTIER_VERSION pins the version.
+# - prettier, from the npm registry, into a cache folder outside the repository (the attempt tests'
+#   formatter). PRETTIER_VERSION pins the version.
+# - Chromium and chromedriver, Debian's `chromium` and `chromium-driver` (apt-get), for the
+#   dashboard's browser test.
+# - promtool, from Debian's `prometheus` package: downloaded with apt-get and only promtool is
+#   extracted into the cache (installing the package would also install and start a Prometheus
+#   server on a fixed port), for the metrics and alert-rule tests.
+#
+# Cache: $CIHEALER_CACHE/tools (default ~/.cache/ci-healer/tools). Safe to run concurrently.
 set -euo pipefail
 PRETTIER_VERSION=${PRETTIER_VERSION:-3.6.2}
 CACHE=${CIHEALER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ci-healer}
 TOOLS="$CACHE/tools"
-mkdir -p "$TOOLS"
+mkdir -p "$TOOLS/bin"
+exec 9>"$TOOLS/.install.lock"
+flock 9
+log() { echo "[install-test-tools] $*" >&2; }
+
 if [ ! -x "$TOOLS/node_modules/.bin/prettier" ] || [ "$("$TOOLS/node_modules/.bin/prettier" --version 2>/dev/null)" != "$PRETTIER_VERSION" ]; then
   command -v npm >/dev/null || { echo "npm is required to install prettier" >&2; exit 1; }
-  echo "[install-test-tools] installing prettier@$PRETTIER_VERSION into $TOOLS" >&2
+  log "installing prettier@$PRETTIER_VERSION into $TOOLS"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "prettier@$PRETTIER_VERSION" >&2
 fi
-echo "$TOOLS/node_modules/.bin"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    log "installing chromium and chromium-driver (Debian packages)"
+    as_root apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+  else
+    log "no apt-get: install Chromium and chromedriver and put them on PATH (or set CIHEALER_CHROMIUM, CIHEALER_CHROMEDRIVER)"
+  fi
+fi
+
+if [ ! -x "$TOOLS/bin/promtool" ]; then
+  if command -v apt-get >/dev/null; then
+    log "extracting promtool from Debian's prometheus package"
+    w=$(mktemp -d)
+    ( cd "$w"
+      if ! apt-get download -o APT::Sandbox::User=root prometheus >&2 2>/dev/null; then
+        as_root apt-get update -qq >&2
+        apt-get download -o APT::Sandbox::User=root prometheus >&2
+      fi
+      dpkg-deb -x prometheus_*.deb x
+      install -m 0755 x/usr/bin/promtool "$TOOLS/bin/promtool.tmp" )
+    mv "$TOOLS/bin/promtool.tmp" "$TOOLS/bin/promtool"
+    rm -rf "$w"
+  else
+    log "no apt-get: put promtool (from a Prometheus release) in $TOOLS/bin"
+  fi
+fi
+
+echo "$TOOLS/bin:$TOOLS/node_modules/.bin"

@@ -237,8 +237,12 @@ pub struct AttemptSpecDoc {
 pub struct AttemptStatusDoc {
     /// `Pending`, `Running`, `Succeeded`, `Failed`, or a phase added later.
     pub phase: Option<String>,
-    /// `JobCreated`, `Completed`, …
+    /// `JobCreated`, `Completed`, … (emptied as the attempt enters the cache, see [`slim_attempt`]).
     pub conditions: Vec<Condition>,
+    /// The `Completed` condition's message (why an attempt without a verdict failed), filled by
+    /// [`slim_attempt`].
+    #[serde(skip)]
+    pub completed_message: Option<String>,
     /// The Job that carries it out.
     pub job_name: Option<String>,
     /// The validation step's verdict.
@@ -479,11 +483,16 @@ fn announce<K: Resource>(
     }
 }
 
+/// Keep the name, namespace and creation time of an object (and, for ConfigMaps, the run label):
+/// the store keys by name and namespace, the pages sort by creation time, nothing else is read.
 fn slim_meta(m: &mut ObjectMeta) {
-    m.managed_fields = None;
-    m.annotations = None;
-    m.owner_references = None;
-    m.finalizers = None;
+    *m = ObjectMeta {
+        name: m.name.take(),
+        namespace: m.namespace.take(),
+        creation_timestamp: m.creation_timestamp.take(),
+        deletion_timestamp: m.deletion_timestamp.take(),
+        ..Default::default()
+    };
 }
 
 /// Drop what no page shows from a run as it enters the cache.
@@ -491,16 +500,22 @@ pub fn slim_run(r: &mut RunDoc) {
     slim_meta(&mut r.metadata);
 }
 
-/// Drop what no page shows from an attempt as it enters the cache.
+/// Drop what no page shows from an attempt as it enters the cache: its conditions are folded into
+/// [`AttemptStatusDoc::completed_message`] (what the run page shows of them).
 pub fn slim_attempt(a: &mut AttemptDoc) {
     slim_meta(&mut a.metadata);
-    a.metadata.labels = None;
+    if let Some(st) = a.status.as_mut() {
+        let conditions = std::mem::take(&mut st.conditions);
+        st.completed_message = conditions.into_iter().find(|c| c.type_ == "Completed").map(|c| c.message);
+    }
 }
 
 /// Mask and bound a ConfigMap's excerpt and patch as it enters the cache, so no page can show an
 /// unmasked token even if the controller stored one.
 pub fn slim_files(f: &mut FilesDoc) {
+    let run = f.metadata.labels.as_mut().and_then(|l| l.remove(LABEL_RUN));
     slim_meta(&mut f.metadata);
+    f.metadata.labels = run.map(|r| BTreeMap::from([(LABEL_RUN.to_string(), r)]));
     let masker = Masker::default();
     if let Some(e) = f.data.excerpt.as_mut() {
         *e = bound(&masker.mask(&strip_control(e)), MAX_EXCERPT_BYTES);
@@ -690,6 +705,27 @@ mod tests {
     }
 
     #[test]
+    fn attempts_keep_only_what_pages_show() {
+        let mut a: AttemptDoc = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "r-1", "namespace": "n", "uid": "u", "resourceVersion": "9",
+                         "labels": {"cihealer.dev/run": "r"}, "managedFields": [{"manager": "ci-healer"}],
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"runName": "r", "attempt": 1, "profile": "rust", "healerImage": "img", "checkout": {"image": "x"}},
+            "status": {"phase": "Failed", "failureReason": "VerdictMissing", "conditions": [
+                {"type": "JobCreated", "status": "True", "reason": "JobCreated", "message": "Job r-1", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                {"type": "Completed", "status": "True", "reason": "VerdictMissing", "message": "the pod ended without a verdict", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+        }))
+        .unwrap();
+        slim_attempt(&mut a);
+        assert_eq!(a.metadata.name.as_deref(), Some("r-1"));
+        assert!(a.metadata.creation_timestamp.is_some());
+        assert!(a.metadata.uid.is_none() && a.metadata.labels.is_none() && a.metadata.managed_fields.is_none());
+        let st = a.status.unwrap();
+        assert!(st.conditions.is_empty());
+        assert_eq!(st.completed_message.as_deref(), Some("the pod ended without a verdict"));
+    }
+
+    #[test]
     fn configmaps_keep_only_what_pages_show_masked() {
         let triage = serde_json::json!({"failureClass": "rust_fmt", "confidence": 0.9, "profile": "rust",
             "action": "agent", "errorHash": "x", "excerpt": "big", "diagnostics": [{"a": 1}, {"b": 2}]});
@@ -702,6 +738,7 @@ mod tests {
         .unwrap();
         slim_files(&mut f);
         assert!(f.metadata.managed_fields.is_none());
+        assert_eq!(f.metadata.labels.as_ref().unwrap().get(LABEL_RUN).map(String::as_str), Some("r"));
         let e = f.data.excerpt.unwrap();
         assert_eq!(e, "error red token [MASKED]");
         let t = f.data.triage.unwrap();

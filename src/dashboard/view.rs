@@ -302,13 +302,18 @@ fn row(r: &RunDoc, links: &Links, now: &Time) -> RunRow {
     }
 }
 
-/// Filter, sort (newest first, then namespace and name) and cut one page of runs.
-pub fn run_table(runs: &[Arc<RunDoc>], query: &RunQuery, links: &Links, now: &Time) -> RunTable {
-    let mut matching: Vec<&RunDoc> = runs.iter().map(|r| r.as_ref()).filter(|r| query.matches(r)).collect();
-    let key = |r: &RunDoc| (r.metadata.creation_timestamp.as_ref().map(|t| t.0), r.metadata.namespace.clone());
-    matching.sort_unstable_by(|a, b| {
-        key(b).cmp(&key(a)).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+/// Sort runs newest first, then by namespace and name (the runs table's order).
+pub fn newest_first(runs: &mut [Arc<RunDoc>]) {
+    runs.sort_unstable_by(|a, b| {
+        let (a, b) = (&a.metadata, &b.metadata);
+        let ts = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.creation_timestamp.as_ref().map(|t| t.0);
+        ts(b).cmp(&ts(a)).then_with(|| a.namespace.cmp(&b.namespace)).then_with(|| a.name.cmp(&b.name))
     });
+}
+
+/// Filter runs already in [`newest_first`] order and cut one page.
+pub fn run_table(sorted: &[Arc<RunDoc>], query: &RunQuery, links: &Links, now: &Time) -> RunTable {
+    let matching: Vec<&RunDoc> = sorted.iter().map(|r| r.as_ref()).filter(|r| query.matches(r)).collect();
     let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE).clamp(1, MAX_PER_PAGE);
     let pages = matching.len().div_ceil(per_page).max(1);
     let page = query.page.unwrap_or(1).clamp(1, pages);
@@ -962,7 +967,7 @@ pub fn run_page(
                 steps,
                 outcome: v.outcome.clone(),
                 reason: ast.failure_reason.clone().unwrap_or(v.reason.clone()),
-                summary: v.summary.clone(),
+                summary: if v.summary.is_empty() { ast.completed_message.clone().unwrap_or_default() } else { v.summary.clone() },
                 diagnosis: ast.diagnosis.clone().unwrap_or_default(),
                 diffstat: v.diffstat.map(|d| diffstat_text(d.files, d.insertions, d.deletions)).unwrap_or_default(),
                 tokens: v.tokens.map(|t| format!("in {} / out {}", t.input, t.output)).unwrap_or_default(),
@@ -1108,6 +1113,7 @@ mod tests {
     fn table_filters_sorts_and_paginates() {
         let mut runs: Vec<Arc<RunDoc>> = (0..7).map(|i| run("a", &format!("r{i}"), "o/x", i, Some("Fixed"), Some(i + 5))).collect();
         runs.push(run("b", "other", "O/Y", 100, Some("Escalated"), Some(200)));
+        newest_first(&mut runs);
         let now = t(1000);
         let q = RunQuery { per_page: Some(3), ..Default::default() };
         let p1 = run_table(&runs, &q, &Links::default(), &now);

@@ -9,7 +9,7 @@
 //! `/healthz`, `/readyz` (200 once the cache holds its first complete list).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -26,8 +26,9 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::cache::{Cache, Change, FilesDoc};
+use super::cache::{Cache, Change, FilesDoc, RunDoc};
 use super::view::{self, GroupBy, Links, RunQuery};
+use crate::resources::attempt::attempt_name;
 use crate::resources::configmap;
 
 /// How long a live page waits for more changes before it re-renders (changes often come in bursts:
@@ -46,12 +47,41 @@ pub struct App {
     templates: Environment<'static>,
     links: Links,
     ready: AtomicBool,
+    /// The runs in table order with their summary, recomputed only when the cache changes.
+    index: Mutex<Option<Arc<IndexSnapshot>>>,
+    /// The figures page, recomputed when the cache changes (or its ages are 10 s old).
+    figures: Mutex<Option<(u64, i64, Arc<Value>)>>,
+}
+
+/// What every runs-table request shares until the cache changes.
+struct IndexSnapshot {
+    version: u64,
+    sorted: Vec<Arc<RunDoc>>,
+    summary: Value,
+    options: Value,
+}
+
+/// A page that cannot be rendered (a template error: a bug, logged).
+#[derive(Debug)]
+pub struct RenderError(String);
+
+impl IntoResponse for RenderError {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.0).into_response()
+    }
 }
 
 impl App {
     /// An app over `cache`, linking to the code host through `links`.
     pub fn new(cache: Cache, links: Links) -> Arc<Self> {
-        Arc::new(Self { cache, templates: templates(), links, ready: AtomicBool::new(false) })
+        Arc::new(Self {
+            cache,
+            templates: templates(),
+            links,
+            ready: AtomicBool::new(false),
+            index: Mutex::new(None),
+            figures: Mutex::new(None),
+        })
     }
 
     /// Mark the cache as complete (`/readyz` answers 200 from then on).
@@ -63,38 +93,98 @@ impl App {
         Time(jiff::Timestamp::now())
     }
 
-    fn render(&self, name: &str, ctx: Value) -> Result<String, Response> {
+    fn render(&self, name: &str, ctx: Value) -> Result<String, RenderError> {
         self.templates.get_template(name).and_then(|t| t.render(ctx)).map_err(|e| {
             tracing::error!(template = name, error = %e, "cannot render");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render {name}: {e}")).into_response()
+            RenderError(format!("cannot render {name}: {e}"))
         })
     }
 
+    /// The sorted runs, summary and filter choices at the cache's current version. Computed once
+    /// per change (sorting 10,000 runs takes milliseconds; a page view then only filters and cuts).
+    fn index_snapshot(&self) -> Arc<IndexSnapshot> {
+        let version = self.cache.version();
+        let mut memo = self.index.lock().expect("index memo");
+        if let Some(s) = memo.as_ref().filter(|s| s.version == version) {
+            return s.clone();
+        }
+        let mut sorted = self.cache.runs.state();
+        view::newest_first(&mut sorted);
+        let snapshot = Arc::new(IndexSnapshot {
+            version,
+            summary: Value::from(Serde(view::summary(&sorted))),
+            options: Value::from(Serde(view::filter_options(&sorted))),
+            sorted,
+        });
+        *memo = Some(snapshot.clone());
+        snapshot
+    }
+
     fn index_context(&self, query: &RunQuery) -> Value {
-        let runs = self.cache.runs.state();
-        let now = Self::now();
+        let snap = self.index_snapshot();
         context! {
-            summary => Serde(view::summary(&runs)),
-            table => Serde(view::run_table(&runs, query, &self.links, &now)),
-            options => Serde(view::filter_options(&runs)),
+            summary => snap.summary.clone(),
+            table => Serde(view::run_table(&snap.sorted, query, &self.links, &Self::now())),
+            options => snap.options.clone(),
             ready => self.ready.load(Ordering::Relaxed),
-            events => with_version(format!("/events{}", query.href(0)), self.cache.version()),
+            events => with_version(format!("/events{}", query.href(0)), snap.version),
         }
     }
 
-    /// The run page's context, or `None` when the run is not in the cache.
+    /// The runs page (`/`): summary cards, the filter form and one page of the runs table.
+    pub fn index_html(&self, query: &RunQuery) -> Result<String, RenderError> {
+        self.render("index.html", self.index_context(query))
+    }
+
+    /// The run page's context, or `None` when the run is not in the cache. Attempts and ConfigMaps
+    /// are looked up by their deterministic names, never by scanning the stores.
     fn run_context(&self, ns: &str, name: &str) -> Option<Value> {
+        let version = self.cache.version();
         let run = self.cache.runs.get(&ObjectRef::new(name).within(ns))?;
-        let attempts = self.cache.attempts.state_filter(|a| {
-            a.metadata.namespace.as_deref() == Some(ns) && a.spec.run_name == name
-        });
+        let started = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
+        let most = started.max(run.spec.policy.max_attempts.unwrap_or(0)).clamp(0, 64) as i32;
+        let attempts: Vec<_> = (1..=most)
+            .filter_map(|n| self.cache.attempts.get(&ObjectRef::new(&attempt_name(name, n)).within(ns)))
+            .collect();
         let file = |cm: &str| -> Option<Arc<FilesDoc>> { self.cache.files.get(&ObjectRef::new(cm).within(ns)) };
         let context_cm = file(&configmap::context_name(name));
-        let patch_cm = run.status.as_ref().and_then(|s| s.patch.as_ref()).and_then(|p| p.config_map.as_deref()).and_then(file);
+        let patch_cm =
+            run.status.as_ref().and_then(|s| s.patch.as_ref()).and_then(|p| p.config_map.as_deref()).and_then(file);
         let page =
             view::run_page(&run, &attempts, context_cm.as_deref(), patch_cm.as_deref(), &self.links, &Self::now());
-        let events = with_version(format!("/runs/{}/{}/events?", view::enc(ns), view::enc(name)), self.cache.version());
+        let events = with_version(format!("/runs/{}/{}/events?", view::enc(ns), view::enc(name)), version);
         Some(context! { run => Serde(&page), events => events })
+    }
+
+    /// The run page, or `None` when the cache holds no such run.
+    pub fn run_html(&self, ns: &str, name: &str) -> Option<Result<String, RenderError>> {
+        self.run_context(ns, name).map(|ctx| self.render("run.html", ctx))
+    }
+
+    /// The figures page (`/repositories`): by repository, by failure class, by agent profile.
+    pub fn repositories_html(&self) -> Result<String, RenderError> {
+        let (version, tick) = (self.cache.version(), jiff::Timestamp::now().as_second() / 10);
+        let ctx = {
+            let mut memo = self.figures.lock().expect("figures memo");
+            match memo.as_ref().filter(|(v, t, _)| *v == version && *t == tick) {
+                Some((_, _, ctx)) => ctx.clone(),
+                None => {
+                    let runs = self.cache.runs.state();
+                    let tokens = view::tokens_per_run(&self.cache.attempts.state());
+                    let now = Self::now();
+                    let ctx = Arc::new(context! {
+                        summary => Serde(view::summary(&runs)),
+                        repositories => Serde(view::group_stats(&runs, GroupBy::Repository, &tokens, &now)),
+                        classes => Serde(view::group_stats(&runs, GroupBy::Class, &tokens, &now)),
+                        agents => Serde(view::group_stats(&runs, GroupBy::Agent, &tokens, &now)),
+                        events => "",
+                    });
+                    *memo = Some((version, tick, ctx.clone()));
+                    ctx
+                }
+            }
+        };
+        self.render("repositories.html", (*ctx).clone())
     }
 }
 
@@ -163,41 +253,23 @@ async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn index(State(app): State<Arc<App>>, Query(query): Query<RunQuery>) -> Response {
-    match app.render("index.html", app.index_context(&query)) {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => e,
-    }
+async fn index(State(app): State<Arc<App>>, Query(query): Query<RunQuery>) -> Result<Html<String>, RenderError> {
+    app.index_html(&query).map(Html)
 }
 
 async fn run_page(State(app): State<Arc<App>>, Path((ns, name)): Path<(String, String)>) -> Response {
-    match app.run_context(&ns, &name) {
-        Some(ctx) => match app.render("run.html", ctx) {
-            Ok(html) => Html(html).into_response(),
-            Err(e) => e,
-        },
+    match app.run_html(&ns, &name) {
+        Some(Ok(html)) => Html(html).into_response(),
+        Some(Err(e)) => e.into_response(),
         None => {
-            let body = app.render("missing.html", context! { namespace => ns, name => name });
+            let body = app.render("missing.html", context! { namespace => ns, name => name, events => "" });
             (StatusCode::NOT_FOUND, Html(body.unwrap_or_default())).into_response()
         }
     }
 }
 
-async fn repositories(State(app): State<Arc<App>>) -> Response {
-    let runs = app.cache.runs.state();
-    let tokens = view::tokens_per_run(&app.cache.attempts.state());
-    let now = App::now();
-    let ctx = context! {
-        summary => Serde(view::summary(&runs)),
-        repositories => Serde(view::group_stats(&runs, GroupBy::Repository, &tokens, &now)),
-        classes => Serde(view::group_stats(&runs, GroupBy::Class, &tokens, &now)),
-        agents => Serde(view::group_stats(&runs, GroupBy::Agent, &tokens, &now)),
-        events => "",
-    };
-    match app.render("repositories.html", ctx) {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => e,
-    }
+async fn repositories(State(app): State<Arc<App>>) -> Result<Html<String>, RenderError> {
+    app.repositories_html().map(Html)
 }
 
 type EventStream = Sse<KeepAliveStream<std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>>>;
