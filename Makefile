@@ -36,8 +36,9 @@ lint: ## rustfmt check and clippy with warnings as errors.
 ##@ Local control plane
 
 .PHONY: tools
-tools: ## Install kubectl and helm, build kube-apiserver and etcd (cached outside the repo), install test toolchains.
+tools: ## Install kubectl and helm, build kube-apiserver, etcd and the Argo Events Sensor evaluator (cached outside the repo), install test toolchains.
 	$(CP) install
+	hack/argo-eval.sh build >/dev/null
 	@if [ -x hack/install-test-tools.sh ]; then hack/install-test-tools.sh; fi
 
 .PHONY: control-plane

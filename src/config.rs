@@ -9,11 +9,10 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::paths::BINARY;
+use crate::contract::{AgentSettings, Step};
 use crate::crd::{EnvVar, SecretKeyRef, StepSpec};
 use crate::triage::RoutingConfig;
-
-/// Path inside the attempt pod where the first step copies the `healer` binary.
-pub const HEALER_BIN: &str = "/healer/bin/healer";
 
 /// Top-level controller configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,9 +66,9 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_api_key_secret: Option<SecretKeyRef>,
     /// Fixers, LLM provider and model, validation commands and guard rails of the steps
-    /// (see [`crate::agent::settings::AgentSettings`]); frozen into each attempt's `spec.settings`.
+    /// (see [`AgentSettings`]); frozen into each attempt's `spec.settings`.
     #[serde(default)]
-    pub settings: crate::agent::settings::AgentSettings,
+    pub settings: AgentSettings,
 }
 
 /// One step of a profile. `image` overrides the profile's image (an external agent image).
@@ -140,6 +139,7 @@ impl ControllerConfig {
             if p.image.is_empty() {
                 return Err(ConfigError::Invalid(format!("profile '{name}' has no image")));
             }
+            p.settings.validate().map_err(|e| ConfigError::Invalid(format!("profile '{name}': settings.{e}")))?;
         }
         // Rules a user wrote must name configured profiles. The built-in rules may name profiles a
         // config leaves out; triage then falls back to `fallbackProfile`.
@@ -190,10 +190,10 @@ fn default_resources() -> ResourceRequirements {
     ResourceRequirements { requests: Some(q("500m", "1Gi")), limits: Some(q("2", "4Gi")), ..Default::default() }
 }
 fn default_agent_step() -> ProfileStep {
-    ProfileStep { command: vec![HEALER_BIN.into(), "agent".into()], ..Default::default() }
+    ProfileStep { command: vec![BINARY.into(), Step::Agent.subcommand().into()], ..Default::default() }
 }
 fn default_validate_step() -> ProfileStep {
-    ProfileStep { command: vec![HEALER_BIN.into(), "validate".into()], ..Default::default() }
+    ProfileStep { command: vec![BINARY.into(), Step::Validate.subcommand().into()], ..Default::default() }
 }
 fn default_profiles() -> BTreeMap<String, Profile> {
     let p = |image: &str| Profile {
@@ -219,7 +219,7 @@ mod tests {
     fn empty_file_gives_the_four_default_profiles() {
         let cfg = ControllerConfig::from_yaml("{}").unwrap();
         assert_eq!(cfg.profiles.keys().collect::<Vec<_>>(), ["frontend", "general", "infrastructure", "rust"]);
-        assert_eq!(cfg.profiles["rust"].agent.command, [HEALER_BIN, "agent"]);
+        assert_eq!(cfg.profiles["rust"].agent.command, [BINARY, "agent"]);
     }
 
     #[test]
@@ -228,6 +228,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("routing rule 'docs' names profile 'writer', which is not configured"), "{err}");
+    }
+
+    #[test]
+    fn settings_out_of_the_schema_range_are_rejected_at_load() {
+        let err = ControllerConfig::from_yaml(
+            "profiles: {general: {image: x}, rust: {image: rust:1, settings: {llm: {model: m, maxTurns: 0}}}}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("profile 'rust': settings.llm.maxTurns must be at least 1, got 0"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod contract;
 pub mod controller;
 pub mod crd;
 pub mod dashboard;
@@ -13,4 +14,3 @@ pub mod resources;
 pub mod runner;
 pub mod telemetry;
 pub mod triage;
-pub mod verdict;

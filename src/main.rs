@@ -64,3 +64,18 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_pod_step_is_a_subcommand() {
+        let cli = Cli::command();
+        for step in ci_healer::contract::Step::ALL {
+            assert!(cli.find_subcommand(step.subcommand()).is_some(), "healer {} is missing", step.subcommand());
+        }
+    }
+}

@@ -7,14 +7,16 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
 
+use crate::contract::env;
+
 /// Logging flags shared by every subcommand.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LogArgs {
     /// Log filter in `RUST_LOG` syntax.
-    #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn", global = true)]
+    #[arg(long, env = env::LOG_FILTER, default_value = "info,kube=warn", global = true)]
     pub log_filter: String,
     /// Log format: `text` for people, `json` for log pipelines.
-    #[arg(long, env = "HEALER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    #[arg(long, env = env::LOG_FORMAT, default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
 }
 
@@ -61,6 +63,7 @@ pub struct Metrics {
     pub run_transitions: Family<PhaseLabels, Counter>,
     pub attempts_finished: Family<OutcomeLabels, Counter>,
     pub jobs_created: Counter,
+    pub status_writes: Family<ControllerLabels, Counter>,
 }
 
 impl Metrics {
@@ -73,6 +76,7 @@ impl Metrics {
             run_transitions: Family::default(),
             attempts_finished: Family::default(),
             jobs_created: Counter::default(),
+            status_writes: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("cihealer");
         r.register("reconciles", "Reconciliations by controller", m.reconciles.clone());
@@ -81,6 +85,11 @@ impl Metrics {
         r.register("run_transitions", "HealingRun phase transitions by new phase", m.run_transitions.clone());
         r.register("attempts_finished", "HealingAttempts finished by outcome and reason", m.attempts_finished.clone());
         r.register("jobs_created", "Attempt Jobs created", m.jobs_created.clone());
+        r.register(
+            "status_writes",
+            "Status writes (server-side apply of the status subresource) by controller",
+            m.status_writes.clone(),
+        );
         m
     }
 }

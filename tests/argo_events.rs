@@ -1,41 +1,154 @@
-//! The Argo Events Sensor in config/argo-events/ turns the real failed `workflow_job` delivery into a
-//! HealingRun; config/samples/ holds the result; the API server accepts it; a redelivery collides.
+//! The Argo Events manifests in config/argo-events/, run by Argo Events' own code (the evaluator in
+//! hack/argo-eval, see tests/support/argo_eval.rs): Argo decodes and validates them; the real failed
+//! `workflow_job` delivery becomes a HealingRun that the API server accepts from the Sensor's
+//! ServiceAccount and that config/samples/ holds; a redelivery collides; other deliveries are dropped
+//! by the filter meant to drop them.
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ci_healer::crd::HealingRun;
-use kube::api::PostParams;
-use serde_json::Value;
-use support::argo::{apply_sensor, github_event};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::argo_eval::{self, Delivery, Report};
 
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+/// The action-timestamp label the k8s trigger adds on create: the time of creation.
+const ACTION_TIMESTAMP: &str = "events.argoproj.io/action-timestamp";
 
-fn sensor() -> Value {
-    let text = std::fs::read_to_string(support::root().join("config/argo-events/sensor.yaml")).unwrap();
-    serde_yaml_ng::from_str(&text).unwrap()
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(support::root().join("tests/fixtures/payloads").join(name)).unwrap()
 }
 
-fn payload(name: &str) -> Value {
-    let text = std::fs::read_to_string(support::root().join("tests/fixtures/payloads").join(name)).unwrap();
-    serde_json::from_str(&text).unwrap()
+fn failure() -> Value {
+    serde_json::from_slice(&fixture("workflow_job-failure.json")).unwrap()
+}
+
+/// The shipped manifests on one delivery.
+fn evaluate(event: &str, body: &[u8]) -> Report {
+    evaluate_with(&[&argo_eval::shipped()], event, body)
+}
+
+fn evaluate_with(manifests: &[&Path], event: &str, body: &[u8]) -> Report {
+    let report = argo_eval::evaluate(manifests, &Delivery { event, id: DELIVERY, body });
+    assert_eq!(report.error, None, "{report:#?}");
+    report
+}
+
+fn evaluate_value(body: &Value) -> Report {
+    evaluate("workflow_job", &serde_json::to_vec(body).unwrap())
+}
+
+/// The one object the Sensor creates for this report, with no fallback printed by Argo's code.
+fn created_run(report: &Report) -> Value {
+    let created = report.created();
+    assert_eq!(created.len(), 1, "exactly one HealingRun: {report:#?}");
+    for e in report.executions() {
+        assert!(e.argo_output.is_empty(), "a parameter fell back instead of resolving: {:?}", e.argo_output);
+    }
+    created[0].clone()
+}
+
+/// The HealingRun the Sensor creates from the real failure payload.
+fn run_from_payload() -> Value {
+    created_run(&evaluate("workflow_job", &fixture("workflow_job-failure.json")))
 }
 
 fn sample_path() -> PathBuf {
     support::root().join("config/samples/healingrun-from-workflow-job.yaml")
 }
 
-/// The HealingRun the Sensor creates from the real failure payload.
-fn run_from_payload() -> Value {
-    apply_sensor(&sensor(), &github_event("workflow_job", DELIVERY, &payload("workflow_job-failure.json")))
-        .expect("the failure passes the filters")
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// The Argo Events version the evaluator is pinned to (hack/argo-eval/go.mod).
+fn pinned_argo_version() -> String {
+    let gomod = std::fs::read_to_string(support::root().join("hack/argo-eval/go.mod")).unwrap();
+    gomod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("github.com/argoproj/argo-events "))
+        .map(|v| v.split_whitespace().next().unwrap().to_string())
+        .expect("go.mod requires github.com/argoproj/argo-events")
+}
+
+#[test]
+fn manifests_decode_into_argo_types_and_pass_argo_validation() {
+    let report = argo_eval::check(&[&argo_eval::shipped()]);
+    assert_eq!(report.error, None, "{report:#?}");
+    assert_eq!(report.argo_events, pinned_argo_version());
+    let m = report.manifests.unwrap();
+    assert_eq!(m.event_sources.len(), 1);
+    let es = &m.event_sources[0];
+    let gh = &es["spec"]["github"]["ci-failures"];
+    assert_eq!(
+        gh["webhookSecret"],
+        json!({"name": "ci-healer-github-webhook", "key": "secret"}),
+        "deliveries are verified against a Secret"
+    );
+    let events: Vec<&str> = gh["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    assert!(events.contains(&"workflow_job"), "{events:?}");
+    assert_eq!(gh["contentType"], "json");
+
+    assert_eq!(m.sensors.len(), 1);
+    let sensor = &m.sensors[0];
+    let dep = &sensor["spec"]["dependencies"][0];
+    assert_eq!((&dep["eventSourceName"], &dep["eventName"]), (&es["metadata"]["name"], &json!("ci-failures")));
+    let k8s = &sensor["spec"]["triggers"][0]["template"]["k8s"];
+    assert_eq!(k8s["operation"], "create", "a redelivery must collide, not overwrite");
+    // The Sensor runs as the ServiceAccount that rbac.yaml lets create HealingRuns.
+    let rbac = yaml_docs(&argo_eval::shipped().join("rbac.yaml"));
+    let sa = rbac.iter().find(|d| d["kind"] == "ServiceAccount").unwrap();
+    assert_eq!(sensor["spec"]["template"]["serviceAccountName"], sa["metadata"]["name"]);
+}
+
+/// Argo would silently ignore a misspelt field and its validation rejects a bad operator: the
+/// evaluator refuses both, so a Sensor that Argo misreads cannot pass these tests.
+#[test]
+fn the_evaluator_refuses_what_argo_would_misread_or_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let sensor = std::fs::read_to_string(argo_eval::shipped().join("sensor.yaml")).unwrap();
+    std::fs::copy(argo_eval::shipped().join("eventsource.yaml"), dir.path().join("eventsource.yaml")).unwrap();
+    let cases = [
+        (sensor.replace("dataKey: body.repository.full_name", "dataKy: body.repository.full_name"), "unknown field"),
+        (sensor.replace("dataLogicalOperator: and", "dataLogicalOperator: xor"), "logical operator"),
+        (sensor.replace("eventName: ci-failures", "eventName: ci-failure"), "no eventsource"),
+    ];
+    for (text, want) in cases {
+        std::fs::write(dir.path().join("sensor.yaml"), &text).unwrap();
+        let report = argo_eval::check(&[dir.path()]);
+        let err = report.error.unwrap_or_default();
+        assert!(err.to_lowercase().contains(want), "want {want:?} in {err:?}");
+    }
 }
 
 #[test]
 fn real_failure_becomes_a_healingrun_with_typed_fields() {
-    let run = run_from_payload();
+    let report = evaluate("workflow_job", &fixture("workflow_job-failure.json"));
+    let delivery = report.delivery.as_ref().unwrap();
+    assert_eq!((delivery.status, delivery.published), (200, true), "{delivery:?}");
+    assert!(delivery.subscribed, "the EventSource subscribes to workflow_job");
+    // The event as the GitHub EventSource publishes it: Go's canonical header names, the payload as body.
+    let event = report.event.as_ref().unwrap();
+    assert_eq!(event["context"]["source"], "github-ci");
+    assert_eq!(event["context"]["subject"], "ci-failures");
+    assert_eq!(event["context"]["type"], "github");
+    assert_eq!(event["data"]["headers"]["X-Github-Event"], json!(["workflow_job"]));
+    assert_eq!(event["data"]["headers"]["X-Github-Delivery"], json!([DELIVERY]));
+    assert_eq!(event["data"]["body"]["workflow_job"], failure()["workflow_job"]);
+    assert_eq!(report.dependency("workflow-job-failed").outcome, "passed");
+
+    let run = created_run(&report);
     assert_eq!(run["metadata"]["name"], "gh-2202229078-1-289782451");
+    assert_eq!(run["metadata"]["namespace"], "ci-healer");
     let src = &run["spec"]["source"];
     assert_eq!(src["repository"], "Codertocat/Hello-World");
     assert_eq!(src["branch"], "main");
@@ -46,19 +159,30 @@ fn real_failure_becomes_a_healingrun_with_typed_fields() {
     assert_eq!(src["runId"], 2202229078i64, "integers stay JSON numbers (useRawData)");
     assert_eq!(src["runAttempt"], 1);
     assert_eq!(src["jobId"], 289782451);
-    assert_eq!(src["failedSteps"], serde_json::json!(["Run yarn run format-check"]));
-    // It deserialises into the typed API.
+    assert_eq!(src["url"], "https://github.com/octo-org/octo-repo/runs/1291536064");
+    assert_eq!(src["sender"], "Codertocat");
+    assert_eq!(src["failedSteps"], json!(["Run yarn run format-check"]));
+    assert_eq!(run["metadata"]["labels"]["events.argoproj.io/sensor"], "ci-healer-workflow-job");
     let typed: HealingRun = serde_json::from_value(run).unwrap();
     assert_eq!(typed.spec.policy.max_attempts, 3);
 }
 
+/// The sample is the evaluator's output, less the creation-time label.
 #[test]
 fn sample_matches_what_the_sensor_produces() {
+    let mut run = run_from_payload();
+    run["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove(ACTION_TIMESTAMP)
+        .expect("the trigger labels its objects");
     let generated = format!(
-        "# Generated by tests/argo_events.rs from config/argo-events/sensor.yaml and the real GitHub delivery\n\
-         # tests/fixtures/payloads/workflow_job-failure.json (@octokit/webhooks-examples, MIT).\n\
+        "# Generated by tests/argo_events.rs: what Argo Events {} (hack/argo-eval) creates from\n\
+         # config/argo-events/ and the real GitHub delivery tests/fixtures/payloads/workflow_job-failure.json\n\
+         # (@octokit/webhooks-examples, MIT), less the label {ACTION_TIMESTAMP} (the time of creation).\n\
          # Regenerate: CIHEALER_BLESS=1 cargo test --test argo_events\n{}",
-        serde_yaml_ng::to_string(&run_from_payload()).unwrap()
+        pinned_argo_version(),
+        serde_yaml_ng::to_string(&run).unwrap()
     );
     if std::env::var_os("CIHEALER_BLESS").is_some() {
         std::fs::write(sample_path(), &generated).unwrap();
@@ -71,48 +195,235 @@ fn sample_matches_what_the_sensor_produces() {
     );
 }
 
-#[test]
-fn filters_drop_successes_bots_and_the_operators_own_branches() {
-    let s = sensor();
-    let ok = payload("workflow_job-failure.json");
-    assert!(
-        apply_sensor(&s, &github_event("workflow_job", DELIVERY, &payload("workflow_job-success.json"))).is_none(),
-        "success"
-    );
-    assert!(apply_sensor(&s, &github_event("check_run", DELIVERY, &ok)).is_none(), "other event");
-    let mut p = ok.clone();
-    p["action"] = "in_progress".into();
-    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "not completed");
-    let mut p = ok.clone();
-    p["workflow_job"]["conclusion"] = "failure_extra".into();
-    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "anchored conclusion");
-    let mut p = ok.clone();
-    p["workflow_job"]["head_branch"] = "ci-healer/fix-2202229078".into();
-    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "operator branch");
-    let mut p = ok.clone();
-    p["sender"]["login"] = "ci-healer[bot]".into();
-    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "bot login");
-    let mut p = ok.clone();
-    p["sender"]["type"] = "Bot".into();
-    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &p)).is_none(), "bot type");
-    assert!(apply_sensor(&s, &github_event("workflow_job", DELIVERY, &ok)).is_some(), "the real failure passes");
+/// A namespace with config/argo-events/rbac.yaml applied, and a client acting as the Sensor's
+/// ServiceAccount in it.
+async fn sensor_namespace(admin: &Client) -> (String, Client) {
+    let ns = support::namespace(admin, "argo").await;
+    let pp = PatchParams::apply("ci-healer-tests").force();
+    let mut sa_name = String::new();
+    for mut doc in yaml_docs(&argo_eval::shipped().join("rbac.yaml")) {
+        doc["metadata"]["namespace"] = ns.clone().into();
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        match doc["kind"].as_str().unwrap() {
+            "ServiceAccount" => {
+                sa_name = name.clone();
+                let sa: ServiceAccount = serde_json::from_value(doc).unwrap();
+                Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
+                    .patch(&name, &pp, &Patch::Apply(&sa))
+                    .await
+                    .unwrap();
+            }
+            "Role" => {
+                let r: Role = serde_json::from_value(doc).unwrap();
+                Api::<Role>::namespaced(admin.clone(), &ns).patch(&name, &pp, &Patch::Apply(&r)).await.unwrap();
+            }
+            "RoleBinding" => {
+                for s in doc["subjects"].as_array_mut().unwrap() {
+                    s["namespace"] = ns.clone().into();
+                }
+                let rb: RoleBinding = serde_json::from_value(doc).unwrap();
+                Api::<RoleBinding>::namespaced(admin.clone(), &ns).patch(&name, &pp, &Patch::Apply(&rb)).await.unwrap();
+            }
+            other => panic!("unexpected {other} in rbac.yaml"),
+        }
+    }
+    let mut kc = kube::config::Kubeconfig::read_from(support::kubeconfig()).unwrap();
+    for a in &mut kc.auth_infos {
+        a.auth_info.as_mut().unwrap().impersonate = Some(format!("system:serviceaccount:{ns}:{sa_name}"));
+    }
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    (ns, Client::try_from(cfg).unwrap())
+}
+
+/// Send the create request the trigger sent (its resource path, its object) to the API server,
+/// as the Sensor's ServiceAccount, with strict field validation: an unknown field is an error
+/// rather than silently pruned.
+async fn send_create(client: &Client, ns: &str, report: &Report, object: &Value) -> Result<Value, kube::Error> {
+    let req = report
+        .executions()
+        .flat_map(|e| &e.requests)
+        .find(|r| r.object.as_ref() == Some(object))
+        .expect("the request that carried this object");
+    let (gv, resource) = req.resource.rsplit_once('/').unwrap();
+    let mut object = object.clone();
+    object["metadata"]["namespace"] = ns.into();
+    let url = format!("/apis/{gv}/namespaces/{ns}/{resource}?fieldValidation=Strict");
+    let http = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&object).unwrap())
+        .unwrap();
+    client.request::<Value>(http).await
+}
+
+fn api_status(r: Result<Value, kube::Error>) -> (u16, String) {
+    match r {
+        Ok(v) => (201, v.to_string()),
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        Err(e) => panic!("not an API answer: {e}"),
+    }
 }
 
 #[tokio::test]
-async fn api_server_accepts_it_and_a_redelivery_collides() {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "argo").await;
-    let mut run = run_from_payload();
-    run["metadata"]["namespace"] = ns.clone().into();
-    let typed: HealingRun = serde_json::from_value(run).unwrap();
-    let api = kube::Api::<HealingRun>::namespaced(client.clone(), &ns);
-    let created =
-        api.create(&PostParams::default(), &typed).await.expect("the API server accepts the Sensor's HealingRun");
-    assert_eq!(created.spec.source.run_id, Some(2202229078));
-    match api.create(&PostParams::default(), &typed).await {
-        Err(kube::Error::Api(s)) => assert_eq!(s.code, 409, "a redelivery collides: {s:?}"),
-        other => panic!("a redelivery must collide, got {other:?}"),
+async fn the_api_server_accepts_it_from_the_sensors_service_account_and_a_redelivery_collides() {
+    let admin = support::client().await;
+    support::install_crds(&admin).await;
+    let (ns, sensor) = sensor_namespace(&admin).await;
+    let report = evaluate("workflow_job", &fixture("workflow_job-failure.json"));
+    let run = created_run(&report);
+    let stored =
+        send_create(&sensor, &ns, &report, &run).await.expect("the API server accepts the Sensor's HealingRun");
+    assert_eq!(stored["metadata"]["name"], "gh-2202229078-1-289782451");
+    assert_eq!(stored["spec"]["source"], run["spec"]["source"], "nothing pruned or defaulted away");
+    let typed: HealingRun = serde_json::from_value(stored).unwrap();
+    assert_eq!(typed.spec.source.run_id, Some(2202229078));
+    // The same delivery again: the same name, so the create collides and no second run exists.
+    let (code, msg) = api_status(send_create(&sensor, &ns, &report, &run).await);
+    assert_eq!(code, 409, "a redelivery collides: {msg}");
+    let runs = Api::<HealingRun>::namespaced(admin.clone(), &ns);
+    assert_eq!(runs.list(&Default::default()).await.unwrap().items.len(), 1);
+    // The Sensor may create HealingRuns and nothing else.
+    match Api::<HealingRun>::namespaced(sensor.clone(), &ns)
+        .delete(&typed.metadata.name.unwrap(), &Default::default())
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{s:?}"),
+        other => panic!("the Sensor's ServiceAccount must not delete runs: {other:?}"),
     }
-    assert_eq!(api.list(&Default::default()).await.unwrap().items.len(), 1);
+}
+
+/// Every delivery the Sensor must drop, each by the filter meant for it. Real payloads, and copies
+/// of the real failure edited as the case says (derived payloads).
+#[test]
+fn dropped_deliveries_name_the_filter_that_dropped_them() {
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut p = failure();
+        f(&mut p);
+        serde_json::to_vec(&p).unwrap()
+    };
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("a successful job", "workflow_job", fixture("workflow_job-success.json"), "body.workflow_job.conclusion"),
+        ("an in-progress job", "workflow_job", fixture("workflow_job-in_progress.json"), "body.action"),
+        (
+            "another event kind: a failed check run",
+            "check_run",
+            fixture("check_run-failure.json"),
+            "headers.X-Github-Event.0",
+        ),
+        (
+            "the failure's body under another event",
+            "check_run",
+            fixture("workflow_job-failure.json"),
+            "headers.X-Github-Event.0",
+        ),
+        (
+            "a conclusion that only starts with failure (derived)",
+            "workflow_job",
+            edit(&|p| p["workflow_job"]["conclusion"] = "failure_extra".into()),
+            "body.workflow_job.conclusion",
+        ),
+        (
+            "the operator's own branch (derived)",
+            "workflow_job",
+            edit(&|p| p["workflow_job"]["head_branch"] = "ci-healer/fix-2202229078".into()),
+            "body.workflow_job.head_branch",
+        ),
+        (
+            "a job without a branch, head_branch null (derived)",
+            "workflow_job",
+            edit(&|p| p["workflow_job"]["head_branch"] = Value::Null),
+            "body.workflow_job.head_branch",
+        ),
+        (
+            "a bot sender by type (derived)",
+            "workflow_job",
+            edit(&|p| p["sender"]["type"] = "Bot".into()),
+            "body.sender.type",
+        ),
+        (
+            "a bot sender by login (derived)",
+            "workflow_job",
+            edit(&|p| p["sender"]["login"] = "ci-healer[bot]".into()),
+            "body.sender.login",
+        ),
+    ];
+    for (what, event, body, path) in cases {
+        let report = evaluate(event, &body);
+        assert!(report.created().is_empty(), "{what}: nothing is created: {report:#?}");
+        let dep = report.dependency("workflow-job-failed");
+        assert_eq!(dep.outcome, "dropped", "{what}: {dep:?}");
+        let by_path = |r: &String| r.starts_with(&format!("data filter {path} "));
+        assert!(dep.reasons.iter().any(by_path), "{what}: dropped by {path}: {:?}", dep.reasons);
+        // The real failure passes every other filter, so its edited copies fail this one only.
+        if what.ends_with("(derived)") || what.ends_with("another event") {
+            assert!(dep.reasons.iter().all(by_path), "{what}: dropped by {path} only: {:?}", dep.reasons);
+        }
+        assert_eq!(report.sensors[0].triggers[0].outcome, "not-fired", "{what}");
+    }
+}
+
+/// Fields GitHub may send as null or (older GitHub Enterprise Server) not at all: the run is still
+/// created and accepted, without them; a required field that is missing fails the trigger, naming it.
+#[tokio::test]
+async fn null_and_missing_fields() {
+    let admin = support::client().await;
+    support::install_crds(&admin).await;
+
+    let mut nulls = failure();
+    nulls["workflow_job"]["workflow_name"] = Value::Null;
+    nulls["workflow_job"]["html_url"] = Value::Null;
+    let mut missing = failure();
+    missing["workflow_job"].as_object_mut().unwrap().remove("workflow_name");
+    let mut no_failed_step = failure();
+    for s in no_failed_step["workflow_job"]["steps"].as_array_mut().unwrap() {
+        s["conclusion"] = "success".into();
+    }
+    for (what, payload) in
+        [("null (derived)", &nulls), ("missing (derived)", &missing), ("no failed step (derived)", &no_failed_step)]
+    {
+        let report = evaluate_value(payload);
+        let run = created_run(&report);
+        let (ns, sensor) = sensor_namespace(&admin).await;
+        let stored = send_create(&sensor, &ns, &report, &run).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let typed: HealingRun = serde_json::from_value(stored).unwrap();
+        let src = &typed.spec.source;
+        match what {
+            "null (derived)" => {
+                assert_eq!((src.workflow_name.as_deref(), src.url.as_deref()), (None, None), "not the string \"null\"");
+            }
+            "missing (derived)" => assert_eq!(src.workflow_name, None),
+            _ => assert!(src.failed_steps.is_empty()),
+        }
+        assert_eq!(src.job_name.as_deref(), Some("linters"), "{what}");
+    }
+
+    let mut no_sha = failure();
+    no_sha["workflow_job"].as_object_mut().unwrap().remove("head_sha");
+    let report = evaluate_value(&no_sha);
+    assert!(report.created().is_empty());
+    let trigger = &report.sensors[0].triggers[0];
+    assert_eq!(trigger.outcome, "error");
+    let err = trigger.executions[0].error.as_deref().unwrap();
+    assert!(err.contains("dest spec.source.headSha"), "{err}");
+}
+
+/// The Sensor as it was: the name printed from float64s. Argo's code builds
+/// `gh-2.202229078e+09-1-2.89782451e+08`, which the API server refuses, so this check fails for
+/// a template that is wrong in a real cluster.
+#[tokio::test]
+async fn a_name_printed_from_floats_is_refused_by_the_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(argo_eval::shipped().join("eventsource.yaml"), dir.path().join("eventsource.yaml")).unwrap();
+    let sensor = std::fs::read_to_string(argo_eval::shipped().join("sensor.yaml")).unwrap();
+    assert!(sensor.contains("{{ int64 .Input"), "the shipped template converts the numbers");
+    std::fs::write(dir.path().join("sensor.yaml"), sensor.replace("{{ int64 .Input", "{{ .Input")).unwrap();
+    let report = evaluate_with(&[dir.path()], "workflow_job", &fixture("workflow_job-failure.json"));
+    let run = created_run(&report);
+    assert_eq!(run["metadata"]["name"], "gh-2.202229078e+09-1-2.89782451e+08");
+
+    let admin = support::client().await;
+    support::install_crds(&admin).await;
+    let (ns, sensor) = sensor_namespace(&admin).await;
+    let (code, msg) = api_status(send_create(&sensor, &ns, &report, &run).await);
+    assert_eq!(code, 422, "{msg}");
+    assert!(msg.contains("RFC 1123"), "{msg}");
 }

@@ -188,7 +188,7 @@ async fn a_real_rustfmt_failure_reaches_fixed_with_a_patch_configmap() {
     let run = wait_terminal(&apis, "fmt", &ctl, &runner).await;
     let st = run.status.clone().unwrap();
     assert_eq!(format!("{:?}", st.phase.unwrap()), "Fixed", "{st:?}\n{}\n{}", ctl.logs(), runner.logs());
-    assert_eq!(st.failure_class.as_deref(), Some("rust_fmt"));
+    assert_eq!(st.failure_class.map(|c| c.as_str()), Some("rust_fmt"));
     let cm_name = st.patch.expect("patch ref").config_map.expect("patch ConfigMap");
     let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get(&cm_name).await.unwrap();
     let patch = &cm.data.unwrap()["patch.diff"];

@@ -5,7 +5,7 @@
 #[path = "fixtures/attempt/common.rs"]
 mod common;
 
-use ci_healer::verdict::Outcome;
+use ci_healer::contract::Outcome;
 use common::*;
 
 const FMT_EXCERPT: &str = "Run cargo fmt --all -- --check\nDiff in /home/runner/work/demo/demo/src/lib.rs at line 1:\n-pub fn add(a: i32,b: i32)->i32{a+b}\n+pub fn add(a: i32, b: i32) -> i32 {\n##[error]Process completed with exit code 1.\n";
@@ -39,7 +39,9 @@ async fn rustfmt_violation_is_healed_by_the_fixer() {
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("cargo fmt --all -- --check"), "{}", v.summary);
-    let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).expect("patch in the validate log");
+    let patch = ci_healer::contract::patch::extract(&run.logs["validate"])
+        .map(str::to_string)
+        .expect("patch in the validate log");
     assert!(patch.contains("+pub fn add(a: i32, b: i32) -> i32 {"), "{patch}");
     assert_eq!(
         v.patch_sha256.as_deref(),
@@ -54,7 +56,7 @@ async fn rustfmt_violation_is_healed_by_the_fixer() {
         )
     );
     assert_eq!(v.diffstat.as_ref().unwrap().files, 1);
-    let diag: ci_healer::resources::job::AgentReport =
+    let diag: ci_healer::contract::AgentReport =
         serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
     assert!(diag.diagnosis.contains("cargo-fmt"), "{diag:?}");
     assert!(v.tokens.is_none(), "fixers use no tokens");
@@ -75,7 +77,7 @@ async fn clippy_lint_is_healed_by_clippy_fix() {
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("cargo clippy --all-targets -- -D warnings"), "{}", v.summary);
-    let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).unwrap();
+    let patch = ci_healer::contract::patch::extract(&run.logs["validate"]).map(str::to_string).unwrap();
     assert!(patch.contains("-    return x + 1;") && patch.contains("+    x + 1"), "{patch}");
     assert!(patch.contains("v.is_empty()"), "{patch}");
     let d = v.durations.as_ref().unwrap();
@@ -97,7 +99,7 @@ async fn prettier_from_npm_heals_a_frontend_format_failure() {
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("prettier --check ."), "{}", v.summary);
-    let patch = ci_healer::agent::validate::extract_patch(&run.logs["validate"]).unwrap();
+    let patch = ci_healer::contract::patch::extract(&run.logs["validate"]).map(str::to_string).unwrap();
     assert!(patch.contains("+export const config = { a: 1, b: \"two\" };"), "{patch}");
     assert!(!patch.contains("package.json") && !patch.contains("ok.ts"), "{patch}");
 }
@@ -127,7 +129,7 @@ async fn external_agent_script_edits_the_workspace() {
     setup.settings.validation_commands = vec!["cargo test --quiet".into()];
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
     assert!(run.logs["agent"].contains("validation: cargo test --quiet"), "{}", run.all_logs());
-    let diag: ci_healer::resources::job::AgentReport =
+    let diag: ci_healer::contract::AgentReport =
         serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
     assert_eq!(diag.diagnosis, "add_one added two instead of one");
     let v = run.verdict();

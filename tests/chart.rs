@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use ci_healer::verdict::Outcome;
+use ci_healer::contract::Outcome;
 use kube::ResourceExt;
 use kube::api::PostParams;
 

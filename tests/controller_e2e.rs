@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use ci_healer::contract::Outcome;
 use ci_healer::crd::{HealingRun, RunPhase};
-use ci_healer::verdict::Outcome;
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -237,8 +237,12 @@ async fn abort_during_an_attempt_stops_the_job() {
 
     support::wait_gone(&apis.jobs, &job.name_any()).await;
     support::wait_gone(&apis.pods, &pod.name_any()).await;
-    let a = apis.attempts.get(&format!("{name}-1")).await.unwrap().status.unwrap();
-    assert_eq!(a.failure_reason.as_deref(), Some("Aborted"));
+    // The controller deletes the Job, then writes the attempt's status: wait for it.
+    support::wait_for("the attempt to fail as Aborted", Duration::from_secs(20), || async {
+        let a = apis.attempts.get(&format!("{name}-1")).await.ok()?.status?;
+        (a.failure_reason.as_deref() == Some("Aborted")).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(apis.job_names().await.is_empty(), "no further attempt after an abort");
     assert_eq!(apis.runs.get(&name).await.unwrap().status.unwrap().phase, Some(RunPhase::Aborted));
@@ -360,6 +364,33 @@ async fn an_unknown_profile_sets_accepted_false_and_waits_for_a_fix() {
     let r = apis.runs.get(&name).await.unwrap();
     assert_eq!(cond(&r, "Accepted"), ("True", "SpecValid"));
     assert_eq!(r.status.unwrap().agent.as_deref(), Some("frontend"));
+}
+
+#[tokio::test]
+async fn pull_request_mode_is_reported_as_not_implemented_instead_of_silently_proposing() {
+    let (apis, _ctrl) = setup("prmode").await;
+    let mut run = sample_run(&apis.ns);
+    run.spec.policy.mode = ci_healer::crd::HealingMode::PullRequest;
+    let name = apis.runs.create(&PostParams::default(), &run).await.unwrap().name_any();
+    let runs = apis.runs.clone();
+    let r = support::wait_for("Accepted=False", Duration::from_secs(30), || {
+        let runs = runs.clone();
+        let name = name.clone();
+        async move {
+            let r = runs.get(&name).await.ok()?;
+            r.status.as_ref()?.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "False").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(cond(&r, "Accepted"), ("False", "ModeNotImplemented"));
+    assert!(apis.job_names().await.is_empty(), "no attempt for a mode nothing implements");
+    assert!(apis.event_reasons("HealingRun", &name).await.iter().any(|e| e == "InvalidSpec"));
+    apis.runs
+        .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"policy": {"mode": "propose"}}})))
+        .await
+        .unwrap();
+    apis.job(&format!("{name}-1")).await;
+    assert_eq!(cond(&apis.runs.get(&name).await.unwrap(), "Accepted"), ("True", "SpecValid"));
 }
 
 #[tokio::test]

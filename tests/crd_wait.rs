@@ -15,19 +15,29 @@ struct EmptyControlPlane {
     kubeconfig: PathBuf,
 }
 
+/// The main control plane's port (from the environment `hack/control-plane.sh` reads) plus 5, so
+/// helpers that each run their own control plane (ports 10 apart) never share the second one.
+fn port_beside(var: &str, default: u16) -> String {
+    let base = std::env::var(var).ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(default);
+    (base + 5).to_string()
+}
+
 impl EmptyControlPlane {
     fn cmd(dir: &PathBuf, verb: &str) -> Command {
         let mut c = Command::new("bash");
         c.arg(support::root().join("hack/control-plane.sh"))
             .arg(verb)
             .env("CIHEALER_CP_DIR", dir)
-            .env("CIHEALER_API_PORT", "26543")
-            .env("CIHEALER_ETCD_PORT", "23890");
+            .env("CIHEALER_API_PORT", port_beside("CIHEALER_API_PORT", 26443))
+            .env("CIHEALER_ETCD_PORT", port_beside("CIHEALER_ETCD_PORT", 23790));
         c
     }
 
     fn start() -> Self {
-        let dir = std::env::temp_dir().join("ci-healer-empty-control-plane");
+        let dir = match std::env::var_os("CIHEALER_CP_DIR") {
+            Some(d) => PathBuf::from(format!("{}-empty", PathBuf::from(d).display())),
+            None => std::env::temp_dir().join("ci-healer-empty-control-plane"),
+        };
         let out = Self::cmd(&dir, "start").output().expect("run control-plane.sh");
         assert!(out.status.success(), "second control plane: {}", String::from_utf8_lossy(&out.stderr));
         Self { kubeconfig: dir.join("kubeconfig"), dir }

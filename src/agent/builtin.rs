@@ -1,21 +1,37 @@
-//! The built-in agent: deterministic fixers first, then (when configured and still needed) the LLM
-//! loop: prompt → change (diff or whole files) → `git apply` → validation commands → feedback, up to
-//! the turn limit and the token budget.
+//! The built-in agent: deterministic fixers first, then (when configured and still needed) the LLM.
+//!
+//! The LLM works in one of two modes:
+//! - **tools** (default): the model reads, searches and edits the repository through the tools of
+//!   [`super::tools`] (Anthropic tool use, OpenAI function calling), runs the validation commands and
+//!   calls `finish`; ci-healer validates once more and sends failures back. A plain text answer with
+//!   a ```diff block is applied too (on top of the current files).
+//! - **diff**, for OpenAI-compatible servers without tool support (a `400` that names tools on the
+//!   first request switches to it): each answer is a complete change against the failing commit
+//!   (```diff or `<file>` blocks), applied with `git apply`, validated, and fed back.
+//!
+//! Both are bounded by `maxTurns` (a turn ends when the model stops calling tools and its change is
+//! validated), the token budget (each request's `max_tokens` is cut to what is left), a request count
+//! and wall time ([`ToolLimits`]). Every stop reason is handled: a cut-off answer (`max_tokens`,
+//! `length`) is never applied and is asked again with a note; an empty answer is never sent back as
+//! an empty turn; `pause_turn` is continued; a refusal ends the attempt with `ProviderRefused`, a
+//! content filter with `ProviderContentFiltered`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::llm::{self, ChatRequest, Message, ProposedChange, Role};
+use super::llm::{self, Block, ChatRequest, ChatResponse, LlmError, Message, ProposedChange, Role, StopReason, Usage};
+use super::tools::{ToolLimits, ToolOutcome, Toolbox};
 use super::{StepEnv, diff, fixers, process, prompt, validate};
-use crate::verdict::TokenUsage;
+use crate::contract::TokenUsage;
 
 /// How the agent step ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEnd {
     /// The workspace holds a change (validated by the agent or not: the validate step decides).
     Changed { diagnosis: String },
-    /// Nothing was changed; a precise reason (`NoUsableChange`, `PatchDoesNotApply`,
-    /// `TokenBudgetExhausted`, `ProviderUnreachable`, `ApiKeyMissing` …) and a message.
+    /// Nothing was changed, or the attempt must end; a precise reason (`NoUsableChange`,
+    /// `PatchDoesNotApply`, `BudgetExhausted`, `ProviderRefused`, `ProviderContentFiltered`,
+    /// `AnswerTruncated`, `ContextWindowExceeded`, `ProviderUnreachable`, `ApiKeyMissing` …) and a message.
     Failed { reason: String, message: String },
     /// Nothing to do (no fixer applies, no LLM configured): the validate step will say `NoChange`.
     Nothing { diagnosis: String },
@@ -24,8 +40,17 @@ pub enum AgentEnd {
 /// What the agent used, recorded for the verdict.
 #[derive(Debug, Clone, Default)]
 pub struct AgentStats {
+    /// Input and output tokens (input includes cached tokens), for the verdict.
     pub tokens: TokenUsage,
+    /// The same with the cache reads and writes, as the provider reported them.
+    pub usage: Usage,
+    /// Completed turns (a change proposed and validated, or an answer without a change).
     pub turns: u32,
+    /// Model requests made (tool round trips included).
+    pub requests: u32,
+    /// Tool calls made.
+    pub tool_calls: u32,
+    /// `fixers`, `llm`, `fixers+llm`, `external`; with `/tools` or `/diff` for the LLM's mode.
     pub method: String,
 }
 
@@ -64,7 +89,7 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     let ws = &env.workspace;
     let s = &env.settings;
     let validation = validate::validation_commands(s, &env.context, ws);
-    let timeout = Duration::from_secs(s.validation_timeout_seconds);
+    let timeout = s.validation_timeout();
 
     // 1. Fixers.
     let names: Vec<String> = match &s.fixers {
@@ -99,9 +124,9 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
         };
     };
 
-    // 2. The LLM loop.
+    // 2. The LLM.
     stats.method = if fixed_something { "fixers+llm".into() } else { "llm".into() };
-    let key = match llm::Client::read_key(std::env::var("HEALER_LLM_API_KEY_FILE").ok().as_deref()) {
+    let key = match llm::Client::read_key(env.llm_api_key_file.as_deref().and_then(Path::to_str)) {
         Ok(k) => k,
         Err(e) => {
             return AgentEnd::Failed { reason: e.reason().into(), message: e.to_string() };
@@ -118,57 +143,487 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     if fixed_something && let Err(e) = checkpoint(ws, "ci-healer: fixers").await {
         return AgentEnd::Failed { reason: "WorkspaceError".into(), message: e.to_string() };
     }
-    let prompt_text = match env.render_prompt(&llm_settings, &validation, false) {
-        Ok(p) => p,
-        Err(e) => {
-            return AgentEnd::Failed { reason: "PromptTemplateInvalid".into(), message: e.to_string() };
-        }
+    let mut globs: Vec<String> = if s.default_protected_paths {
+        diff::DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect()
+    } else {
+        vec![]
     };
-    let _ = std::fs::write(process::state_dir().join("prompt.md"), &prompt_text);
+    globs.extend(s.protected_paths.iter().cloned());
+    let protected = match diff::protected_set(&globs) {
+        Ok(p) => p,
+        Err(e) => return AgentEnd::Failed { reason: "InvalidProtectedPath".into(), message: e.to_string() },
+    };
+    let mut session = Session {
+        client: &client,
+        masker: &masker,
+        limits: ToolLimits::default(),
+        max_tokens_per_turn: llm_settings.max_tokens().max(1),
+        token_budget: llm_settings.budget(),
+        temperature: Some(llm_settings.temperature),
+        started: Instant::now(),
+        last_input: 0,
+        stats,
+    };
+    let max_turns = llm_settings.turns();
+    let mut mode = prompt::Mode::Tools;
+    loop {
+        let prompt_text = match env.render_prompt(&llm_settings, &validation, mode) {
+            Ok(p) => p,
+            Err(e) => {
+                return AgentEnd::Failed { reason: "PromptTemplateInvalid".into(), message: e.to_string() };
+            }
+        };
+        let _ = std::fs::write(process::state_dir().join("prompt.md"), &prompt_text);
+        let base = session.stats.method.split('/').next().unwrap_or("llm").to_string();
+        session.stats.method = format!("{base}/{}", if mode == prompt::Mode::Tools { "tools" } else { "diff" });
+        let end = match mode {
+            prompt::Mode::Tools => {
+                let mut toolbox =
+                    Toolbox::new(ws, validation.clone(), timeout, &masker, protected.clone(), session.limits.clone());
+                let end = tool_loop(&mut session, &mut toolbox, prompt_text, max_turns, ws).await;
+                session.stats.tool_calls += toolbox.calls;
+                end
+            }
+            _ => diff_loop(&mut session, prompt_text, max_turns, ws, &validation, timeout, fixed_something).await,
+        };
+        match end {
+            LoopEnd::ToolsUnsupported(detail) if mode == prompt::Mode::Tools => {
+                tracing::warn!(%detail, "the provider does not take tools; answering in the diff format");
+                mode = prompt::Mode::Diff;
+            }
+            LoopEnd::ToolsUnsupported(detail) => {
+                return AgentEnd::Failed { reason: "ProviderRejected".into(), message: detail };
+            }
+            LoopEnd::Done(end) => {
+                if fixed_something
+                    && let AgentEnd::Failed { reason, .. } = &end
+                    && !matches!(reason.as_str(), "ProviderRefused" | "ProviderContentFiltered")
+                {
+                    return AgentEnd::Changed {
+                        diagnosis: "deterministic fixers changed the code, but the validation commands still fail"
+                            .into(),
+                    };
+                }
+                return end;
+            }
+        }
+    }
+}
 
-    let mut messages = vec![Message { role: Role::User, content: prompt_text }];
+/// How a loop ended.
+enum LoopEnd {
+    Done(AgentEnd),
+    /// The first request with tools was rejected for them (HTTP 400/422 naming tools).
+    ToolsUnsupported(String),
+}
+
+/// One conversation with a provider: limits, budget and usage.
+struct Session<'a> {
+    client: &'a llm::Client,
+    masker: &'a super::context::Masker,
+    limits: ToolLimits,
+    max_tokens_per_turn: u32,
+    token_budget: u64,
+    temperature: Option<f32>,
+    started: Instant,
+    /// Input tokens of the last request (the conversation only grows: the next one is at least that).
+    last_input: u64,
+    stats: &'a mut AgentStats,
+}
+
+/// Why [`Session::ask`] gave no usable answer.
+enum AskEnd {
+    End(AgentEnd),
+    ToolsUnsupported(String),
+}
+
+fn failed(reason: &str, message: impl Into<String>) -> AskEnd {
+    AskEnd::End(AgentEnd::Failed { reason: reason.into(), message: message.into() })
+}
+
+/// Most times in a row an answer may be cut off or empty before the attempt gives up.
+const MAX_RETRIES_IN_A_ROW: u32 = 2;
+
+/// Add `blocks` to the conversation as user content, merged into the last message when it is a user
+/// message (the turns stay alternating).
+fn push_user(messages: &mut Vec<Message>, blocks: Vec<Block>) {
+    match messages.last_mut() {
+        Some(m) if m.role == Role::User => m.blocks.extend(blocks),
+        _ => messages.push(Message { role: Role::User, blocks }),
+    }
+}
+
+fn approx_tokens(messages: &[Message]) -> u64 {
+    let bytes: usize = messages
+        .iter()
+        .flat_map(|m| &m.blocks)
+        .map(|b| match b {
+            Block::Text(t) => t.len(),
+            Block::ToolUse { input, .. } => input.to_string().len(),
+            Block::ToolResult { content, .. } => content.len(),
+            Block::Raw(v) => v.to_string().len(),
+        })
+        .sum();
+    (bytes / 4) as u64
+}
+
+impl Session<'_> {
+    fn used(&self) -> u64 {
+        self.stats.tokens.total()
+    }
+
+    /// One complete, usable answer (`end_turn`, `stop_sequence` or `tool_use`, with content), with
+    /// retries for what can be retried: a cut-off answer is kept out of the workspace and asked again
+    /// with a note; an empty one too; `pause_turn` is continued. Every other stop ends the attempt.
+    async fn ask(&mut self, messages: &mut Vec<Message>, tools: &[llm::ToolSpec]) -> Result<ChatResponse, AskEnd> {
+        let mut in_a_row = 0;
+        loop {
+            if self.stats.requests >= self.limits.max_requests {
+                return Err(failed(
+                    "AgentLimitReached",
+                    format!("{} model requests made, the limit", self.stats.requests),
+                ));
+            }
+            if self.started.elapsed() >= self.limits.wall_time {
+                return Err(failed(
+                    "AgentTimedOut",
+                    format!("the agent ran for {}s, its limit", self.limits.wall_time.as_secs()),
+                ));
+            }
+            // Budget within the turn: the answer may use what is left after the input, which is at
+            // least as long as the last one plus what was added since.
+            let used = self.used();
+            let input_estimate = self.last_input.max(approx_tokens(messages));
+            let left = self.token_budget.saturating_sub(used).saturating_sub(input_estimate);
+            if left < 256.min(self.max_tokens_per_turn as u64) {
+                return Err(failed(
+                    "BudgetExhausted",
+                    format!(
+                        "{used} tokens used of a budget of {}; the next request needs about {input_estimate} input tokens",
+                        self.token_budget
+                    ),
+                ));
+            }
+            let max_tokens = (self.max_tokens_per_turn as u64).min(left) as u32;
+            let req = ChatRequest {
+                system: prompt::SYSTEM,
+                messages,
+                max_tokens,
+                temperature: self.temperature,
+                tools,
+                cache: true,
+            };
+            self.stats.requests += 1;
+            let resp = match self.client.complete(&req).await {
+                Ok(r) => r,
+                Err(LlmError::Rejected { status, detail })
+                    if !tools.is_empty()
+                        && self.stats.requests == 1
+                        && self.client.provider() == crate::contract::LlmProvider::OpenaiCompatible
+                        && matches!(status, 400 | 422)
+                        && detail.to_ascii_lowercase().contains("tool") =>
+                {
+                    self.stats.requests = 0;
+                    return Err(AskEnd::ToolsUnsupported(format!("HTTP {status}: {detail}")));
+                }
+                Err(e) => return Err(failed(e.reason(), self.masker.mask(&e.to_string()))),
+            };
+            self.last_input = resp.usage.input;
+            self.stats.usage += resp.usage;
+            self.stats.tokens.add(resp.usage.input, resp.usage.output);
+            tracing::info!(
+                request = self.stats.requests,
+                input_tokens = resp.usage.input,
+                output_tokens = resp.usage.output,
+                cache_read_tokens = resp.usage.cache_read,
+                cache_write_tokens = resp.usage.cache_write,
+                max_tokens,
+                stop = ?resp.stop,
+                tool_calls = resp.tool_uses().count(),
+                "model answered"
+            );
+            let answer = resp.to_message();
+            match &resp.stop {
+                StopReason::Refusal => {
+                    let text = [resp.text().trim().to_string(), resp.refusal.clone().unwrap_or_default()]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" — ");
+                    let text = if text.is_empty() { "(no text given)".to_string() } else { text };
+                    return Err(failed("ProviderRefused", self.masker.mask(&format!("the model refused: {text}"))));
+                }
+                StopReason::ContentFilter => {
+                    return Err(failed(
+                        "ProviderContentFiltered",
+                        "the provider withheld the answer (finish_reason content_filter)",
+                    ));
+                }
+                StopReason::ContextWindowExceeded => {
+                    return Err(failed(
+                        "ContextWindowExceeded",
+                        format!(
+                            "the conversation ({} input tokens) no longer fits the model's context window",
+                            resp.usage.input
+                        ),
+                    ));
+                }
+                StopReason::PauseTurn => {
+                    // Send the paused turn back as it is; the provider continues it.
+                    if !answer.is_empty() {
+                        messages.push(answer);
+                    }
+                    continue;
+                }
+                StopReason::MaxTokens => {
+                    if (max_tokens as u64) < self.max_tokens_per_turn as u64 {
+                        return Err(failed(
+                            "BudgetExhausted",
+                            format!(
+                                "the answer was cut off at {max_tokens} tokens, all that was left of the budget of {} ({} used)",
+                                self.token_budget,
+                                self.used()
+                            ),
+                        ));
+                    }
+                    in_a_row += 1;
+                    if in_a_row > MAX_RETRIES_IN_A_ROW {
+                        return Err(failed(
+                            "AnswerTruncated",
+                            format!(
+                                "{in_a_row} answers in a row were cut off at the output limit of {max_tokens} tokens"
+                            ),
+                        ));
+                    }
+                    let note = format!(
+                        "Your previous answer was cut off at the output limit of {max_tokens} tokens, so none of it was applied or run. \
+                         Answer again, more briefly: smaller steps, edit_file with short exact strings, or a shorter diff."
+                    );
+                    let mut results = Vec::new();
+                    for (id, _, _) in resp.tool_uses() {
+                        results.push(Block::ToolResult {
+                            tool_use_id: id.to_string(),
+                            content: "not run: the answer was cut off".into(),
+                            is_error: true,
+                        });
+                    }
+                    if !answer.is_empty() {
+                        messages.push(answer);
+                    }
+                    results.push(Block::Text(note));
+                    push_user(messages, results);
+                    continue;
+                }
+                StopReason::EndTurn | StopReason::StopSequence | StopReason::ToolUse | StopReason::Other(_) => {
+                    if answer.is_empty() {
+                        in_a_row += 1;
+                        if in_a_row > MAX_RETRIES_IN_A_ROW {
+                            return Err(failed(
+                                "NoUsableChange",
+                                format!("the model answered with empty content {in_a_row} times in a row"),
+                            ));
+                        }
+                        push_user(
+                            messages,
+                            vec![Block::Text("Your previous answer was empty. Continue with the task.".into())],
+                        );
+                        continue;
+                    }
+                    messages.push(answer);
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+}
+
+/// The tool loop (see the module doc).
+async fn tool_loop(
+    session: &mut Session<'_>,
+    toolbox: &mut Toolbox<'_>,
+    prompt_text: String,
+    max_turns: u32,
+    ws: &Path,
+) -> LoopEnd {
+    let specs = toolbox.specs();
+    let mut messages = vec![Message::user(prompt_text)];
+    let mut last: (String, String) = ("NoUsableChange".into(), "the model proposed no change".into());
+    let mut diagnosis = String::new();
+    loop {
+        let resp = match session.ask(&mut messages, &specs).await {
+            Ok(r) => r,
+            Err(AskEnd::ToolsUnsupported(d)) => return LoopEnd::ToolsUnsupported(d),
+            Err(AskEnd::End(end)) => return LoopEnd::Done(end_with_changes(end, ws, &diagnosis).await),
+        };
+        let d = llm::diagnosis(&resp.text());
+        if !d.is_empty() {
+            diagnosis = session.masker.mask(&d);
+        }
+        let calls: Vec<(String, String, serde_json::Value)> =
+            resp.tool_uses().map(|(i, n, v)| (i.to_string(), n.to_string(), v.clone())).collect();
+        let mut feedback: Vec<Block> = Vec::new();
+        let turn_ended;
+        if !calls.is_empty() {
+            let mut finished = false;
+            for (id, name, input) in calls {
+                let (content, is_error) = match toolbox.call(&name, &input).await {
+                    ToolOutcome::Result { content, is_error } => (content, is_error),
+                    ToolOutcome::Finish { diagnosis: d } => {
+                        if !d.trim().is_empty() {
+                            diagnosis = d;
+                        }
+                        finished = true;
+                        match finish(toolbox, ws).await {
+                            Ok(msg) => {
+                                session.stats.turns += 1;
+                                return LoopEnd::Done(AgentEnd::Changed { diagnosis: or_default(&diagnosis, &msg) });
+                            }
+                            Err((reason, out)) => {
+                                last = (reason.clone(), process::last_bytes(&out, 500).to_string());
+                                (out, true)
+                            }
+                        }
+                    }
+                };
+                feedback.push(Block::ToolResult { tool_use_id: id, content, is_error });
+            }
+            turn_ended = finished;
+        } else {
+            // A text answer: a change in the diff format, or the model thinks it is done.
+            turn_ended = true;
+            let text = resp.text();
+            let outcome = match llm::parse_change(&text) {
+                Some(change) => match apply(ws, &change, session.stats.requests).await {
+                    Err(e) => {
+                        last = ("PatchDoesNotApply".into(), session.masker.mask(&e));
+                        Err(format!(
+                            "Your change could not be applied; the files were left as they were. `git apply` said:\n```\n{}\n```\nUse edit_file (exact strings) or answer with a diff against the current files.",
+                            session.masker.mask(&e)
+                        ))
+                    }
+                    Ok(()) => {
+                        toolbox.validated = None;
+                        finish(toolbox, ws).await.map_err(|(reason, out)| {
+                            last = (reason, process::last_bytes(&out, 500).to_string());
+                            out
+                        })
+                    }
+                },
+                None if has_changes(ws).await => finish(toolbox, ws).await.map_err(|(reason, out)| {
+                    last = (reason, process::last_bytes(&out, 500).to_string());
+                    out
+                }),
+                None => {
+                    last = ("NoUsableChange".into(), "the model's answer contains no change".into());
+                    Err("Your answer contained no change in the required format. Change the files with the tools (edit_file, write_file) or answer with exactly one ```diff block, then call finish.".to_string())
+                }
+            };
+            match outcome {
+                Ok(msg) => {
+                    session.stats.turns += 1;
+                    return LoopEnd::Done(AgentEnd::Changed { diagnosis: or_default(&diagnosis, &msg) });
+                }
+                Err(f) => feedback.push(Block::Text(f)),
+            }
+        }
+        if turn_ended {
+            session.stats.turns += 1;
+            if session.stats.turns >= max_turns {
+                break;
+            }
+            let left = max_turns - session.stats.turns;
+            feedback.push(Block::Text(format!("({left} turn(s) left.)")));
+        }
+        push_user(&mut messages, feedback);
+    }
+    LoopEnd::Done(end_with_changes(AgentEnd::Failed { reason: last.0, message: last.1 }, ws, &diagnosis).await)
+}
+
+fn or_default(diagnosis: &str, msg: &str) -> String {
+    if diagnosis.trim().is_empty() { msg.to_string() } else { diagnosis.to_string() }
+}
+
+/// `finish`: the change must exist and pass validation. `Ok` with a summary, else the reason and
+/// the text for the model.
+async fn finish(toolbox: &mut Toolbox<'_>, ws: &Path) -> Result<String, (String, String)> {
+    if !has_changes(ws).await {
+        return Err((
+            "NoUsableChange".into(),
+            "Nothing is changed yet: the files are as they were at the failing commit. Fix the cause with edit_file or write_file, then call finish.".into(),
+        ));
+    }
+    if toolbox.validated == Some(true) {
+        return Ok("the model's change passes the validation commands".into());
+    }
+    match toolbox.validate(None).await {
+        Ok(s) => Ok(format!("the model's change passes the validation commands ({s})")),
+        Err(out) => Err((
+            "ValidationFailed".into(),
+            format!(
+                "Not finished: the validation commands fail on the current files:\n```\n{out}\n```\nFix the cause and call finish again."
+            ),
+        )),
+    }
+}
+
+/// A loop that ends without a validated change: keep what the workspace holds for the validate step
+/// when the end is not one that must stop the attempt.
+async fn end_with_changes(end: AgentEnd, ws: &Path, diagnosis: &str) -> AgentEnd {
+    match end {
+        AgentEnd::Failed { reason, message }
+            if !matches!(reason.as_str(), "ProviderRefused" | "ProviderContentFiltered") && has_changes(ws).await =>
+        {
+            AgentEnd::Changed {
+                diagnosis: if diagnosis.is_empty() {
+                    format!("the model's change did not pass validation ({reason}): {message}")
+                } else {
+                    diagnosis.to_string()
+                },
+            }
+        }
+        other => other,
+    }
+}
+
+/// The diff loop (see the module doc): each answer is a complete change against the checkpoint.
+async fn diff_loop(
+    session: &mut Session<'_>,
+    prompt_text: String,
+    max_turns: u32,
+    ws: &Path,
+    validation: &[String],
+    timeout: Duration,
+    fixed_something: bool,
+) -> LoopEnd {
+    let masker = session.masker;
+    let mut messages = vec![Message::user(prompt_text)];
     let mut last: (String, String) = ("NoUsableChange".into(), "the model proposed no change".into());
     let mut diagnosis = String::new();
     let mut applied_any = false;
-    for turn in 1..=llm_settings.max_turns.max(1) {
-        let used = stats.tokens.input + stats.tokens.output;
-        if used >= llm_settings.token_budget {
-            last = (
-                "TokenBudgetExhausted".into(),
-                format!("{used} tokens used of a budget of {}", llm_settings.token_budget),
-            );
-            break;
-        }
-        stats.turns = turn;
-        let req = ChatRequest {
-            system: prompt::SYSTEM,
-            messages: &messages,
-            max_tokens: llm_settings.max_tokens_per_turn,
-            temperature: llm_settings.temperature,
-        };
-        let resp = match client.complete(&req).await {
+    for turn in 1..=max_turns {
+        let resp = match session.ask(&mut messages, &[]).await {
             Ok(r) => r,
-            Err(e) => {
-                if applied_any {
+            Err(AskEnd::ToolsUnsupported(d)) => return LoopEnd::ToolsUnsupported(d),
+            Err(AskEnd::End(AgentEnd::Failed { reason, message })) => {
+                if applied_any && !matches!(reason.as_str(), "ProviderRefused" | "ProviderContentFiltered") {
                     break;
                 }
-                return AgentEnd::Failed { reason: e.reason().into(), message: masker.mask(&e.to_string()) };
+                return LoopEnd::Done(AgentEnd::Failed { reason, message });
             }
+            Err(AskEnd::End(end)) => return LoopEnd::Done(end),
         };
-        stats.tokens.input += resp.input_tokens;
-        stats.tokens.output += resp.output_tokens;
-        tracing::info!(turn, input_tokens = resp.input_tokens, output_tokens = resp.output_tokens, "model answered");
-        let d = llm::diagnosis(&resp.text);
+        session.stats.turns = turn;
+        let text = resp.text();
+        let d = llm::diagnosis(&text);
         if !d.is_empty() {
             diagnosis = masker.mask(&d);
         }
-        messages.push(Message { role: Role::Assistant, content: resp.text.clone() });
         if applied_any {
             // Each answer is a complete change against the checkpoint, not a delta on the last one.
             reset_to_checkpoint(ws).await;
             applied_any = false;
         }
-        let feedback = match llm::parse_change(&resp.text) {
+        let feedback = match llm::parse_change(&text) {
             None => {
                 last = (
                     "NoUsableChange".into(),
@@ -191,15 +646,8 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
                 }
                 Ok(()) => {
                     applied_any = true;
-                    match validate::run_commands(
-                        &validation,
-                        ws,
-                        Duration::from_secs(s.validation_timeout_seconds),
-                        &masker,
-                    )
-                    .await
-                    {
-                        Ok(()) => return AgentEnd::Changed { diagnosis },
+                    match validate::run_commands(validation, ws, timeout, masker).await {
+                        Ok(()) => return LoopEnd::Done(AgentEnd::Changed { diagnosis }),
                         Err((reason, out)) => {
                             last = (reason.into(), process::last_bytes(&out, 500).to_string());
                             format!(
@@ -211,8 +659,8 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
                 }
             },
         };
-        if turn < llm_settings.max_turns.max(1) {
-            messages.push(Message { role: Role::User, content: feedback });
+        if turn < max_turns {
+            push_user(&mut messages, vec![Block::Text(feedback)]);
         }
     }
     if applied_any || fixed_something {
@@ -221,9 +669,9 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
         } else {
             diagnosis
         };
-        return AgentEnd::Changed { diagnosis: d };
+        return LoopEnd::Done(AgentEnd::Changed { diagnosis: d });
     }
-    AgentEnd::Failed { reason: last.0, message: last.1 }
+    LoopEnd::Done(AgentEnd::Failed { reason: last.0, message: last.1 })
 }
 
 /// Apply a proposed change to `ws`. Errors: `git apply`'s message, or an unsafe file path.

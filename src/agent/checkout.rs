@@ -2,8 +2,8 @@
 //!
 //! `git init`, `git fetch --depth 1 origin <sha>` (protocol v2 serves any reachable commit; GitHub
 //! does), `git checkout --detach`. A short SHA (7–39 digits) cannot be fetched by name, so the branch
-//! is fetched (depth 50) and the SHA resolved in it. The token (file `HEALER_GIT_TOKEN_FILE`) reaches
-//! git only through a credential helper that reads the file when git asks: it is never on a command
+//! is fetched (depth 50) and the SHA resolved in it. The token (the file named by
+//! [`env::GIT_TOKEN_FILE`]) reaches git only through a credential helper that reads the file when git asks: it is never on a command
 //! line, in the environment of git, in `.git/config` or in a log. Failures end the step with a precise
 //! reason: `CommitNotFound`, `AccessDenied`, `RepositoryNotFound`, `CheckoutFailed`.
 
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 use super::context::Masker;
+use crate::contract::{Step, StepContext, env};
 
 /// Lock files that tools create when a repository does not track them; untracked ones are ignored.
 pub const GENERATED_LOCKS: &[&str] =
@@ -21,15 +22,15 @@ pub const GENERATED_LOCKS: &[&str] =
 /// Where to clone from and what.
 #[derive(Debug, Clone)]
 pub struct CheckoutPlan {
-    /// Clone URL. `HEALER_REPO_URL`, else `<HEALER_GIT_BASE_URL or https://github.com>/<HEALER_REPOSITORY>.git`.
+    /// Clone URL: the context's `repo_url`, else `<gitBaseUrl or https://github.com>/<repository>.git`.
     pub url: String,
-    /// The failing commit (`HEALER_HEAD_SHA`).
+    /// The failing commit.
     pub sha: String,
-    /// The branch (`HEALER_BRANCH`), used for short SHAs.
+    /// The branch, used for short SHAs.
     pub branch: Option<String>,
-    /// The workspace (`HEALER_WORKSPACE`).
+    /// The workspace.
     pub dir: PathBuf,
-    /// The token file (`HEALER_GIT_TOKEN_FILE`), if one is mounted.
+    /// The token file, if one is mounted.
     pub token_file: Option<PathBuf>,
 }
 
@@ -44,26 +45,35 @@ pub struct CheckoutError {
 }
 
 impl CheckoutPlan {
-    /// Build the plan from the step's environment. Errors: `CheckoutMisconfigured` when the
-    /// repository or SHA is missing.
+    /// Build the plan from the checkout step's environment ([`StepContext::from_env`]).
+    /// Errors: `CheckoutMisconfigured` when the repository or SHA is missing.
     pub fn from_env() -> Result<Self, CheckoutError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let mis = |m: &str| CheckoutError { reason: "CheckoutMisconfigured", message: m.into() };
-        let sha = var("HEALER_HEAD_SHA").ok_or_else(|| mis("HEALER_HEAD_SHA is not set"))?;
-        let url = match var("HEALER_REPO_URL") {
-            Some(u) => u,
+        let ctx = StepContext::from_env(Step::Checkout)
+            .map_err(|e| CheckoutError { reason: "CheckoutMisconfigured", message: e.to_string() })?;
+        Self::from_context(&ctx)
+    }
+
+    /// Build the plan from a step context. Errors: `CheckoutMisconfigured` when the repository or
+    /// SHA is missing.
+    pub fn from_context(ctx: &StepContext) -> Result<Self, CheckoutError> {
+        let mis = |m: String| CheckoutError { reason: "CheckoutMisconfigured", message: m };
+        let src = ctx.source.clone().unwrap_or_default();
+        let set = |v: &str| Some(v.to_string()).filter(|v| !v.trim().is_empty());
+        let sha = set(&src.head_sha).ok_or_else(|| mis(format!("{} is not set", env::HEAD_SHA)))?;
+        let url = match &ctx.repo_url {
+            Some(u) => u.clone(),
             None => {
-                let repo = var("HEALER_REPOSITORY").ok_or_else(|| mis("HEALER_REPOSITORY is not set"))?;
-                let base = var("HEALER_GIT_BASE_URL").unwrap_or_else(|| "https://github.com".into());
+                let repo = set(&src.repository).ok_or_else(|| mis(format!("{} is not set", env::REPOSITORY)))?;
+                let base = ctx.git_base_url.clone().unwrap_or_else(|| "https://github.com".into());
                 format!("{}/{}.git", base.trim_end_matches('/'), repo.trim_end_matches(".git"))
             }
         };
         Ok(Self {
             url,
             sha: sha.trim().to_lowercase(),
-            branch: var("HEALER_BRANCH"),
-            dir: super::process::workspace(),
-            token_file: var("HEALER_GIT_TOKEN_FILE").map(PathBuf::from),
+            branch: set(&src.branch),
+            dir: ctx.workspace.clone(),
+            token_file: ctx.git_token_file.clone(),
         })
     }
 }
@@ -187,7 +197,7 @@ pub async fn checkout(plan: &CheckoutPlan, masker: &Masker) -> Result<String, Ch
     }
     let _ = std::fs::write(&exclude, exclude_text);
     super::process::write_record(
-        "checkout",
+        Step::Checkout.name(),
         &serde_json::json!({"sha": resolved, "seconds": start.elapsed().as_secs_f64()}),
     );
     Ok(resolved)
@@ -198,15 +208,12 @@ async fn git(plan: &CheckoutPlan, args: Vec<String>, masker: &Masker) -> Result<
     cmd.current_dir(&plan.dir).env("GIT_TERMINAL_PROMPT", "0").env("GIT_ASKPASS", "true").env_remove("SSH_ASKPASS");
     if let Some(f) = &plan.token_file {
         // The helper reads the file itself when git needs credentials; only its path is passed.
-        cmd.env("HEALER_GIT_TOKEN_FILE", f);
+        cmd.env(env::GIT_TOKEN_FILE, f);
         cmd.env("GIT_CONFIG_COUNT", "2")
             .env("GIT_CONFIG_KEY_0", "credential.helper")
             .env("GIT_CONFIG_VALUE_0", "")
             .env("GIT_CONFIG_KEY_1", "credential.helper")
-            .env(
-                "GIT_CONFIG_VALUE_1",
-                r#"!f() { test "$1" = get || exit 0; echo username=x-access-token; printf 'password=%s\n' "$(cat "$HEALER_GIT_TOKEN_FILE")"; }; f"#,
-            );
+            .env("GIT_CONFIG_VALUE_1", credential_helper());
     }
     cmd.args(&args).stdin(std::process::Stdio::null());
     let out = tokio::time::timeout(Duration::from_secs(600), cmd.output())
@@ -222,6 +229,15 @@ async fn git(plan: &CheckoutPlan, args: Vec<String>, masker: &Masker) -> Result<
     let stderr = String::from_utf8_lossy(&out.stderr);
     let message = super::context::bound(&masker.mask(&format!("git {} failed: {}", args[0], stderr.trim())), 1024);
     Err(CheckoutError { reason: classify(&stderr), message })
+}
+
+/// The git credential helper (`credential.helper`, a shell function) that answers `get` with the
+/// token read from the file named by [`env::GIT_TOKEN_FILE`] at the moment git asks.
+fn credential_helper() -> String {
+    format!(
+        r#"!f() {{ test "$1" = get || exit 0; echo username=x-access-token; printf 'password=%s\n' "$(cat "${}")"; }}; f"#,
+        env::GIT_TOKEN_FILE
+    )
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
 //! Subcommands run inside the attempt pod.
 //!
-//! Exit codes: `checkout` and `agent` exit 0 on success, 1 after writing a
-//! [`StepFailure`](crate::resources::job::StepFailure) (`{"reason","message"}`) to the termination
-//! message; `agent` writes an [`AgentReport`](crate::resources::job::AgentReport) on success.
+//! Exit codes: `checkout` and `agent` exit 0 on success, 1 after writing a [`StepFailure`]
+//! (`{"reason","message"}`) to the termination message; `agent` writes an [`AgentReport`] on success.
 //! `validate` always exits 0 after writing a verdict; non-zero only when it cannot write one.
 
 use std::path::PathBuf;
@@ -14,12 +13,12 @@ use super::checkout::{self, CheckoutPlan};
 use super::context::Masker;
 use super::validate::{self, ValidateInput};
 use super::{StepEnv, external, process};
-use crate::resources::job::{AgentReport, StepFailure};
+use crate::contract::{AgentReport, Outcome, Step, StepFailure, Verdict, env, patch};
 
 /// `healer install-binary --to PATH`: copy this executable to PATH (the pod's shared bin volume).
 #[derive(clap::Args, Debug)]
 pub struct InstallBinaryArgs {
-    #[arg(long, env = "HEALER_INSTALL_TO")]
+    #[arg(long, env = env::INSTALL_TO)]
     pub to: PathBuf,
 }
 
@@ -31,12 +30,12 @@ pub struct CheckoutArgs {}
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
     /// Run an external agent: write the prompt file, then run the command after `--` in the
-    /// workspace with `HEALER_PROMPT_FILE` set (e.g. `healer agent --exec -- ./fix.sh`).
-    #[arg(long, env = "HEALER_AGENT_EXEC")]
+    /// workspace with the prompt file's path in its environment (e.g. `healer agent --exec -- ./fix.sh`).
+    #[arg(long, env = env::AGENT_EXEC)]
     pub exec: bool,
-    /// Only write the prompt file (`$HEALER_STATE_DIR/prompt.md`) and print its path, for images
+    /// Only write the prompt file (`prompt.md` in the state dir) and print its path, for images
     /// that run their own agent afterwards.
-    #[arg(long, env = "HEALER_AGENT_PREPARE_PROMPT", conflicts_with = "exec")]
+    #[arg(long, env = env::AGENT_PREPARE_PROMPT, conflicts_with = "exec")]
     pub prepare_prompt: bool,
     /// The external agent's command (with `--exec`).
     #[arg(last = true)]
@@ -65,11 +64,11 @@ pub fn install_binary(args: InstallBinaryArgs) -> anyhow::Result<ExitCode> {
 fn fail(reason: &str, message: &str, masker: &Masker) -> anyhow::Result<ExitCode> {
     let f = StepFailure { reason: reason.into(), message: super::context::bound(&masker.mask(message), 3000) };
     eprintln!("{}: {}", f.reason, f.message);
-    process::write_termination_message(&serde_json::to_string(&f)?)?;
+    process::write_termination_message(&f.to_termination_message())?;
     Ok(ExitCode::FAILURE)
 }
 
-/// `healer checkout`: clone the failing commit into `HEALER_WORKSPACE`.
+/// `healer checkout`: clone the failing commit into the workspace.
 pub async fn checkout(_args: CheckoutArgs) -> anyhow::Result<ExitCode> {
     let masker = Masker::from_env();
     let plan = match CheckoutPlan::from_env() {
@@ -88,7 +87,7 @@ pub async fn checkout(_args: CheckoutArgs) -> anyhow::Result<ExitCode> {
 /// `healer agent`: fixers then the LLM (built-in), or an external agent (`--exec`).
 pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    let env = match StepEnv::from_env() {
+    let env = match StepEnv::from_env(Step::Agent) {
         Ok(e) => e,
         Err(e) => return fail("SettingsInvalid", &e.to_string(), &Masker::from_env()),
     };
@@ -102,12 +101,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         stats.method = "external".into();
         if env.settings.fixers.as_ref().is_some_and(|f| !f.is_empty()) {
             let names = env.settings.fixers.clone().unwrap_or_default();
-            super::fixers::run_fixers(
-                &names,
-                &env.workspace,
-                std::time::Duration::from_secs(env.settings.validation_timeout_seconds),
-            )
-            .await;
+            super::fixers::run_fixers(&names, &env.workspace, env.settings.validation_timeout()).await;
         }
         match external::exec(&env, &args.command).await {
             Err(e) => AgentEnd::Failed { reason: "ExternalAgentNotStarted".into(), message: e.to_string() },
@@ -127,20 +121,34 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         builtin::run(&env, &mut stats).await
     };
     process::write_record(
-        "agent",
+        Step::Agent.name(),
         &serde_json::json!({
             "seconds": builtin::seconds(start),
             "tokens": stats.tokens,
+            "cacheReadTokens": stats.usage.cache_read,
+            "cacheWriteTokens": stats.usage.cache_write,
             "turns": stats.turns,
+            "requests": stats.requests,
+            "toolCalls": stats.tool_calls,
             "method": stats.method,
         }),
     );
-    tracing::info!(method = %stats.method, input_tokens = stats.tokens.input, output_tokens = stats.tokens.output, turns = stats.turns, "agent finished");
+    tracing::info!(
+        method = %stats.method,
+        input_tokens = stats.tokens.input,
+        output_tokens = stats.tokens.output,
+        cache_read_tokens = stats.usage.cache_read,
+        cache_write_tokens = stats.usage.cache_write,
+        turns = stats.turns,
+        requests = stats.requests,
+        tool_calls = stats.tool_calls,
+        "agent finished"
+    );
     match end {
         AgentEnd::Changed { diagnosis } | AgentEnd::Nothing { diagnosis } => {
             let report = AgentReport { diagnosis: super::context::bound(&env.masker.mask(&diagnosis), 2000) };
             println!("{}", report.diagnosis);
-            process::write_termination_message(&serde_json::to_string(&report)?)?;
+            process::write_termination_message(&report.to_termination_message())?;
             Ok(ExitCode::SUCCESS)
         }
         AgentEnd::Failed { reason, message } => fail(&reason, &message, &env.masker),
@@ -150,18 +158,10 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
 /// `healer validate`: judge the workspace, write the verdict, print the patch between the delimiters.
 pub async fn validate(_args: ValidateArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write;
-    let env = match StepEnv::from_env() {
+    let env = match StepEnv::from_env(Step::Validate) {
         Ok(e) => e,
         Err(e) => {
-            let v = crate::verdict::Verdict {
-                outcome: crate::verdict::Outcome::Error,
-                reason: "SettingsInvalid".into(),
-                summary: e.to_string(),
-                diffstat: None,
-                tokens: None,
-                durations: None,
-                patch_sha256: None,
-            };
+            let v = Verdict::new(Outcome::Error, "SettingsInvalid", e.to_string());
             process::write_termination_message(&v.to_termination_message())?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -174,9 +174,9 @@ pub async fn validate(_args: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let j = validate::judge(&input, &env.masker).await;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "verdict: {:?} {} — {}", j.verdict.outcome, j.verdict.reason, j.verdict.summary)?;
+    writeln!(out, "verdict: {} {} — {}", j.verdict.outcome, j.verdict.reason, j.verdict.summary)?;
     if let Some(p) = &j.patch {
-        out.write_all(validate::framed_patch(p).as_bytes())?;
+        out.write_all(patch::frame(p).as_bytes())?;
     }
     out.flush()?;
     process::write_termination_message(&j.verdict.to_termination_message())?;

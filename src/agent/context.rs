@@ -1,15 +1,17 @@
 //! The failure context an agent sees: the excerpt (bounded, ANSI and control characters stripped,
-//! secrets masked) and the triage answer, read from the context dir (`HEALER_CONTEXT_DIR`, the run's
-//! context ConfigMap: `excerpt.txt`, `triage.json`).
+//! secrets masked) and the triage answer, read from the context dir (the run's context ConfigMap:
+//! [`paths::context::EXCERPT`], [`paths::context::TRIAGE`]).
 //!
 //! Masking covers common token formats (GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, AWS
 //! access keys, Slack `xox?-`, PEM private key blocks, `Bearer …`, `sk-…` API keys) and the exact values
-//! of every secret file mounted into the step (`HEALER_*_FILE` env vars).
+//! of every secret file mounted into the step (the `*_FILE` variables of [`crate::contract::env`]).
 
 use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
+
+use crate::contract::{env, paths};
 
 /// What replaces a secret.
 pub const MASK: &str = "[MASKED]";
@@ -54,13 +56,12 @@ impl Masker {
         Self { literals }
     }
 
-    /// A masker for the secret files this step has: every `HEALER_*_FILE` env var that names a
-    /// readable file. Also each line of a multi-line file.
+    /// A masker for the secret files this step has: every variable [`env::is_secret_file_var`]
+    /// accepts that names a readable file. Also each line of a multi-line file.
     pub fn from_env() -> Self {
         let mut vals = Vec::new();
         for (k, v) in std::env::vars() {
-            if k.starts_with("HEALER_")
-                && k.ends_with("_FILE")
+            if env::is_secret_file_var(&k)
                 && let Ok(s) = std::fs::read_to_string(&v)
             {
                 vals.extend(s.lines().map(str::to_string));
@@ -147,12 +148,12 @@ pub struct FailureContext {
 }
 
 impl FailureContext {
-    /// Read `excerpt.txt` and `triage.json` from `dir` (either may be missing), sanitised with `masker`
-    /// and bounded to `max_bytes`.
+    /// Read the excerpt and triage's answer from `dir` (either may be missing), sanitised with
+    /// `masker` and bounded to `max_bytes`.
     pub fn load(dir: &Path, masker: &Masker, max_bytes: usize) -> Self {
-        let raw = std::fs::read(dir.join("excerpt.txt")).unwrap_or_default();
+        let raw = std::fs::read(dir.join(paths::context::EXCERPT)).unwrap_or_default();
         let excerpt = sanitize(&String::from_utf8_lossy(&raw), masker, max_bytes);
-        let triage: serde_json::Value = std::fs::read_to_string(dir.join("triage.json"))
+        let triage: serde_json::Value = std::fs::read_to_string(dir.join(paths::context::TRIAGE))
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();

@@ -9,7 +9,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
 
 use super::process;
-use crate::verdict::Diffstat;
+use crate::contract::Diffstat;
 
 /// Paths protected by default: CI definitions, security folders, dependency lock files and pinned
 /// requirement files (a dependency change is a supply-chain decision people make, not a CI fix).
@@ -67,10 +67,11 @@ impl WorkspaceDiff {
     }
 
     pub fn diffstat(&self) -> Diffstat {
+        // The API's counts are signed (i64); the runtime's are unsigned and converted here.
         Diffstat {
-            files: self.files.len() as u32,
-            insertions: self.files.iter().map(|f| f.insertions).sum(),
-            deletions: self.files.iter().map(|f| f.deletions).sum(),
+            files: i64::try_from(self.files.len()).unwrap_or(i64::MAX),
+            insertions: self.files.iter().map(|f| i64::from(f.insertions)).sum(),
+            deletions: self.files.iter().map(|f| i64::from(f.deletions)).sum(),
         }
     }
 }
@@ -245,10 +246,10 @@ fn per_file_lines(patch: &str) -> Vec<(String, Vec<&str>, Vec<&str>)> {
 /// Why the change is too large, if it is.
 pub fn too_large(diff: &WorkspaceDiff, max_files: u32, max_lines: u32) -> Option<String> {
     let st = diff.diffstat();
-    if st.files > max_files {
+    if st.files > i64::from(max_files) {
         return Some(format!("the change touches {} files (cap {max_files})", st.files));
     }
-    if st.insertions + st.deletions > max_lines {
+    if st.insertions + st.deletions > i64::from(max_lines) {
         return Some(format!("the change has {} changed lines (cap {max_lines})", st.insertions + st.deletions));
     }
     None

@@ -1,12 +1,12 @@
 //! External agents (Claude Code, Codex CLI, aider, a shell script …): `healer agent --exec -- CMD…`
 //! writes the prompt to a file and runs CMD in the workspace.
 //!
-//! Contract for CMD: working directory and `HEALER_WORKSPACE` = the repository at the failing commit;
-//! `HEALER_PROMPT_FILE` = the prompt (Markdown); `HEALER_VALIDATION_COMMANDS` = the commands that must
-//! pass, one per line; `HEALER_DIAGNOSIS_FILE` = where to write a one-paragraph diagnosis (optional);
-//! `HEALER_FAILURE_CLASS`; the API key file stays at `HEALER_LLM_API_KEY_FILE` (and is exported as the
-//! env var named by `HEALER_EXPORT_API_KEY_AS`, e.g. `ANTHROPIC_API_KEY`, when a profile sets it in the
-//! step's env). Exit 0 means "done"; the change is whatever the workspace holds. Its output is masked
+//! Contract for CMD ([`ExternalAgentEnv`](crate::contract::ExternalAgentEnv)): the working directory and [`crate::contract::env::WORKSPACE`] are the
+//! repository at the failing commit; [`crate::contract::env::PROMPT_FILE`] is the prompt (Markdown);
+//! [`crate::contract::env::VALIDATION_COMMANDS`] the commands that must pass, one per line; [`crate::contract::env::DIAGNOSIS_FILE`]
+//! where to write a one-paragraph diagnosis (optional); [`crate::contract::env::FAILURE_CLASS`] triage's class. The API
+//! key file stays at [`crate::contract::env::LLM_API_KEY_FILE`] (and is exported as the variable named by
+//! [`crate::contract::env::EXPORT_API_KEY_AS`], e.g. `ANTHROPIC_API_KEY`, when a profile sets it in the step's env). Exit 0 means "done"; the change is whatever the workspace holds. Its output is masked
 //! before it reaches the pod log.
 
 use std::path::PathBuf;
@@ -17,13 +17,18 @@ use std::io::Write;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{StepEnv, process, validate};
+use crate::contract::ExternalAgentEnv;
 
 /// Render the prompt for an external agent and write it to `<state>/prompt.md`. Returns the path.
 /// Errors: template or I/O failures.
 pub fn prepare_prompt(env: &StepEnv) -> anyhow::Result<PathBuf> {
     let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
     let llm = env.settings.llm.clone();
-    let text = env.render_prompt_with(llm.as_ref().and_then(|l| l.prompt_template.as_deref()), &validation, true)?;
+    let text = env.render_prompt_with(
+        llm.as_ref().and_then(|l| l.prompt_template.as_deref()),
+        &validation,
+        super::prompt::Mode::External,
+    )?;
     let dir = process::state_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("prompt.md");
@@ -50,18 +55,21 @@ pub async fn exec(env: &StepEnv, command: &[String]) -> anyhow::Result<ExternalE
     let _ = std::fs::remove_file(&diag);
     let mut masker = env.masker.clone();
     let mut cmd = tokio::process::Command::new(&command[0]);
+    let contract = ExternalAgentEnv {
+        prompt_file: prompt,
+        diagnosis_file: diag.clone(),
+        validation_commands: validation,
+        failure_class: env.context.failure_class.clone(),
+    };
     cmd.args(&command[1..])
         .current_dir(&env.workspace)
-        .env("HEALER_PROMPT_FILE", &prompt)
-        .env("HEALER_DIAGNOSIS_FILE", &diag)
-        .env("HEALER_VALIDATION_COMMANDS", validation.join("\n"))
-        .env("HEALER_FAILURE_CLASS", &env.context.failure_class)
+        .envs(contract.to_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     process::tool_env(&mut cmd);
-    if let (Ok(var), Ok(file)) = (std::env::var("HEALER_EXPORT_API_KEY_AS"), std::env::var("HEALER_LLM_API_KEY_FILE"))
-        && let Ok(key) = std::fs::read_to_string(&file)
+    if let (Some(var), Some(file)) = (&env.export_api_key_as, &env.llm_api_key_file)
+        && let Ok(key) = std::fs::read_to_string(file)
     {
         masker.add(&key);
         cmd.env(var, key.trim());

@@ -2,8 +2,9 @@
 //!
 //! Each is a subcommand of the one `healer` binary that the `prepare` step copies into the pod, so
 //! any toolchain image can run them as `/healer/bin/healer <step>`. Steps talk to each other only
-//! through the workspace volume (`HEALER_WORKSPACE`, records in `HEALER_STATE_DIR`) and to the
-//! controller only through termination messages and, for validate, the patch in its log.
+//! through the workspace volume (the checkout, and records in the state dir) and to the controller
+//! only through termination messages and, for validate, the patch in its log: every name and shape
+//! that crosses those boundaries is in [`crate::contract`].
 //!
 //! | module | answers |
 //! |---|---|
@@ -12,7 +13,8 @@
 //! | [`fixers`] | which deterministic fixers and checks fit a failure |
 //! | [`llm`] | how to talk to the Anthropic and OpenAI-compatible APIs |
 //! | [`prompt`] | what the model is told |
-//! | [`builtin`] | the fixers-then-LLM loop |
+//! | [`builtin`] | the fixers-then-LLM loop (tool use, or the diff format) |
+//! | [`tools`] | what the model can do in the workspace, bounded |
 //! | [`external`] | how an external agent command is run |
 //! | [`diff`] | what changed, and whether it is acceptable |
 //! | [`validate`] | the verdict |
@@ -27,13 +29,14 @@ pub mod fixers;
 pub mod llm;
 pub mod process;
 pub mod prompt;
-pub mod settings;
+pub mod tools;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 
 use context::{FailureContext, Masker};
-use settings::{AgentSettings, LlmSettings};
+
+use crate::contract::{AgentSettings, LlmSettings, Step, StepContext};
 
 /// What every step reads from its environment.
 #[derive(Debug, Clone)]
@@ -46,42 +49,50 @@ pub struct StepEnv {
     pub repository: String,
     pub branch: String,
     pub head_sha: String,
+    /// The LLM API key file, when the profile mounts one.
+    pub llm_api_key_file: Option<PathBuf>,
+    /// Export the LLM key to an external agent under this variable name.
+    pub export_api_key_as: Option<String>,
 }
 
 impl StepEnv {
-    /// Read the step's environment: `HEALER_WORKSPACE`, `HEALER_SETTINGS`, `HEALER_CONTEXT_DIR`,
-    /// `HEALER_PROFILE`, `HEALER_REPOSITORY`, `HEALER_BRANCH`, `HEALER_HEAD_SHA` and the secret files
-    /// (for masking). Errors: invalid settings JSON.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let settings = AgentSettings::from_env()?;
+    /// Read the environment of `step` ([`StepContext::from_env`]): the workspace, settings, context
+    /// dir, profile and source, and the secret files (for masking). Errors: invalid settings JSON.
+    pub fn from_env(step: Step) -> Result<Self, crate::contract::env::EnvError> {
+        let ctx = StepContext::from_env(step)?;
+        let settings = ctx.settings_or_default();
         let masker = Masker::from_env();
-        let ctx_dir = std::env::var_os("HEALER_CONTEXT_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/healer/context"));
-        let context = FailureContext::load(&ctx_dir, &masker, settings.excerpt_max_bytes);
-        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        let context = FailureContext::load(&ctx.context_dir, &masker, settings.excerpt_cap());
+        let source = ctx.source.clone().unwrap_or_default();
         Ok(Self {
-            workspace: process::workspace(),
+            workspace: ctx.workspace.clone(),
             settings,
             context,
             masker,
-            profile: var("HEALER_PROFILE"),
-            repository: var("HEALER_REPOSITORY"),
-            branch: var("HEALER_BRANCH"),
-            head_sha: var("HEALER_HEAD_SHA"),
+            profile: ctx.profile.clone(),
+            repository: source.repository,
+            branch: source.branch,
+            head_sha: source.head_sha,
+            llm_api_key_file: ctx.llm_api_key_file.clone(),
+            export_api_key_as: ctx.export_api_key_as.clone(),
         })
     }
 
-    /// The failing commit: the checkout record's full SHA, else `HEALER_HEAD_SHA`.
+    /// The failing commit: the checkout record's full SHA, else the head SHA the controller sent.
     pub fn base_sha(&self) -> String {
-        process::read_record("checkout")
+        process::read_record(Step::Checkout.name())
             .and_then(|r| r["sha"].as_str().map(str::to_string))
             .unwrap_or_else(|| self.head_sha.clone())
     }
 
     /// Render the prompt for the built-in agent.
-    pub fn render_prompt(&self, llm: &LlmSettings, validation: &[String], external: bool) -> anyhow::Result<String> {
-        self.render_prompt_with(llm.prompt_template.as_deref(), validation, external)
+    pub fn render_prompt(
+        &self,
+        llm: &LlmSettings,
+        validation: &[String],
+        mode: prompt::Mode,
+    ) -> anyhow::Result<String> {
+        self.render_prompt_with(llm.prompt_template.as_deref(), validation, mode)
     }
 
     /// Render the prompt with an optional template file.
@@ -89,7 +100,7 @@ impl StepEnv {
         &self,
         template: Option<&str>,
         validation: &[String],
-        external: bool,
+        mode: prompt::Mode,
     ) -> anyhow::Result<String> {
         let tree: Vec<String> = std::process::Command::new("git")
             .args(["ls-files"])
@@ -108,7 +119,8 @@ impl StepEnv {
             files: prompt::files_from_excerpt(&self.context.excerpt, &self.workspace, &self.masker),
             tree,
             validation_commands: validation.to_vec(),
-            external,
+            external: mode == prompt::Mode::External,
+            tools: mode == prompt::Mode::Tools,
         };
         prompt::render(&self.profile, template.map(Path::new), &vars, &self.masker)
     }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+use crate::contract::{env, paths};
+
 /// Most bytes of a command's output kept (the tail is kept: that is where errors are).
 pub const MAX_OUTPUT: usize = 256 * 1024;
 
@@ -28,14 +30,19 @@ impl CmdOutput {
     }
 }
 
-/// The state dir (`HEALER_STATE_DIR`), outside the repository: build caches and step records live here.
-pub fn state_dir() -> PathBuf {
-    std::env::var_os("HEALER_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/workspace/.healer"))
+fn dir_from_env(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
 }
 
-/// The repository checkout (`HEALER_WORKSPACE`).
+/// The state dir ([`env::STATE_DIR`], default [`paths::STATE_DIR`]), outside the repository: build
+/// caches and step records live here.
+pub fn state_dir() -> PathBuf {
+    dir_from_env(env::STATE_DIR, paths::STATE_DIR)
+}
+
+/// The repository checkout ([`env::WORKSPACE`], default [`paths::SOURCE_DIR`]).
 pub fn workspace() -> PathBuf {
-    std::env::var_os("HEALER_WORKSPACE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/workspace/src"))
+    dir_from_env(env::WORKSPACE, paths::SOURCE_DIR)
 }
 
 /// Environment every tool run by a step gets: build output outside the repository (so it never
@@ -148,14 +155,14 @@ fn is_executable(p: &Path) -> bool {
     }
 }
 
-/// Write a step's termination message (`HEALER_TERMINATION_MESSAGE_PATH`, default
-/// `/dev/termination-log`). Errors: the file cannot be written.
+/// Write a step's termination message ([`env::TERMINATION_MESSAGE_PATH`], default
+/// [`paths::TERMINATION_LOG`]). Errors: the file cannot be written.
 pub fn write_termination_message(msg: &str) -> std::io::Result<()> {
-    let path = std::env::var_os("HEALER_TERMINATION_MESSAGE_PATH").unwrap_or_else(|| "/dev/termination-log".into());
-    std::fs::write(path, msg)
+    std::fs::write(dir_from_env(env::TERMINATION_MESSAGE_PATH, paths::TERMINATION_LOG), msg)
 }
 
-/// Record a step's facts in the state dir (`<step>.json`) for later steps (durations, tokens).
+/// Record a step's facts in the state dir (`<name>.json`, `name` usually a [`Step::name`](crate::contract::Step::name))
+/// for later steps (durations, tokens).
 pub fn write_record(step: &str, value: &serde_json::Value) {
     let dir = state_dir();
     let _ = std::fs::create_dir_all(&dir);

@@ -19,7 +19,7 @@ const GENERAL: &str = include_str!("../../config/prompts/general.md.j2");
 
 /// The system prompt of the built-in agent.
 pub const SYSTEM: &str = "You are ci-healer, an automated repair agent for failing CI jobs. You change source code only \
-through the answer format you are given. You fix causes, never symptoms: you never delete, skip or weaken tests, \
+through the tools or the answer format you are given. You fix causes, never symptoms: you never delete, skip or weaken tests, \
 never touch CI workflows, lock files or security code, and you say so when you cannot find a safe fix.";
 
 /// Most files quoted in a prompt.
@@ -62,6 +62,19 @@ pub struct PromptVars {
     pub validation_commands: Vec<String>,
     /// True for an external agent: it edits the workspace itself instead of answering with a change.
     pub external: bool,
+    /// True when the model works through tools (see [`super::tools`]) instead of answering with a diff.
+    pub tools: bool,
+}
+
+/// How the model (or agent) is asked to make its change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Through tool calls (read, search, edit, run validation, finish).
+    Tools,
+    /// In the answer: one ```diff block or `<file>` blocks.
+    Diff,
+    /// An external agent edits the workspace itself.
+    External,
 }
 
 /// Render `template` (or the profile's built-in one) with `vars`; the result is masked again.

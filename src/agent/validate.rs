@@ -12,15 +12,14 @@ use sha2::{Digest, Sha256};
 
 use super::context::{FailureContext, Masker};
 use super::diff::{self, DEFAULT_PROTECTED};
-use super::settings::AgentSettings;
 use super::{fixers, process};
-use crate::verdict::{Outcome, StepDurations, TokenUsage, Verdict};
+use crate::contract::{AgentSettings, Outcome, Step, StepDurations, TokenUsage, Verdict};
 
 /// What validation needs.
 #[derive(Debug, Clone)]
 pub struct ValidateInput {
     pub workspace: PathBuf,
-    /// The failing commit (full SHA from the checkout record, or `HEALER_HEAD_SHA`).
+    /// The failing commit (full SHA from the checkout record, or the head SHA the controller sent).
     pub base: String,
     pub settings: AgentSettings,
     pub context: FailureContext,
@@ -77,29 +76,21 @@ pub async fn judge(input: &ValidateInput, masker: &Masker) -> Judgement {
     let start = Instant::now();
     let mut j = judge_inner(input, masker).await;
     let mut d = StepDurations {
-        checkout_seconds: process::read_record("checkout").and_then(|r| r["seconds"].as_f64()),
-        agent_seconds: process::read_record("agent").and_then(|r| r["seconds"].as_f64()),
+        checkout_seconds: process::read_record(Step::Checkout.name()).and_then(|r| r["seconds"].as_f64()),
+        agent_seconds: process::read_record(Step::Agent.name()).and_then(|r| r["seconds"].as_f64()),
         validate_seconds: None,
     };
     d.validate_seconds = Some(start.elapsed().as_secs_f64());
     j.verdict.durations = Some(d);
-    j.verdict.tokens = process::read_record("agent")
+    j.verdict.tokens = process::read_record(Step::Agent.name())
         .and_then(|r| serde_json::from_value::<TokenUsage>(r["tokens"].clone()).ok())
-        .filter(|t| t.input + t.output > 0);
+        .filter(|t| t.total() > 0);
     j.verdict.summary = masker.mask(&j.verdict.summary);
     j
 }
 
 fn verdict(outcome: Outcome, reason: &str, summary: impl Into<String>) -> Verdict {
-    Verdict {
-        outcome,
-        reason: reason.into(),
-        summary: summary.into(),
-        diffstat: None,
-        tokens: None,
-        durations: None,
-        patch_sha256: None,
-    }
+    Verdict::new(outcome, reason, summary)
 }
 
 async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
@@ -132,7 +123,7 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
         Judgement { verdict: v, patch: keep_patch.then(|| d.patch.clone()) }
     };
     let s = &input.settings;
-    if let Some(why) = diff::too_large(&d, s.max_changed_files, s.max_changed_lines) {
+    if let Some(why) = diff::too_large(&d, s.files_cap(), s.lines_cap()) {
         return with(verdict(Outcome::Refused, "PatchTooLarge", why), false);
     }
     let mut globs: Vec<String> =
@@ -168,7 +159,7 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
             true,
         );
     }
-    match run_commands(&commands, ws, Duration::from_secs(s.validation_timeout_seconds), masker).await {
+    match run_commands(&commands, ws, s.validation_timeout(), masker).await {
         Ok(()) => with(
             verdict(
                 Outcome::Passed,
@@ -178,43 +169,5 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
             true,
         ),
         Err((reason, summary)) => with(verdict(Outcome::Failed, reason, summary), true),
-    }
-}
-
-/// The patch as printed to the log: the delimiters on their own lines around the diff.
-pub fn framed_patch(patch: &str) -> String {
-    let mut s = String::with_capacity(patch.len() + 80);
-    s.push_str(crate::verdict::PATCH_BEGIN);
-    s.push('\n');
-    s.push_str(patch);
-    if !patch.ends_with('\n') {
-        s.push('\n');
-    }
-    s.push_str(crate::verdict::PATCH_END);
-    s.push('\n');
-    s
-}
-
-/// Extract the patch printed by [`framed_patch`] from a log (the last framed block wins).
-pub fn extract_patch(log: &str) -> Option<String> {
-    let begin = format!("{}\n", crate::verdict::PATCH_BEGIN);
-    let start = log.rfind(&begin)? + begin.len();
-    let end = log[start..]
-        .find(&format!("\n{}", crate::verdict::PATCH_END))
-        .map(|i| start + i + 1)
-        .or_else(|| log[start..].starts_with(crate::verdict::PATCH_END).then_some(start))?;
-    Some(log[start..end].to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn framed_patch_round_trips() {
-        let p = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
-        let log = format!("noise\n{}more noise\n", framed_patch(p));
-        assert_eq!(extract_patch(&log).as_deref(), Some(p));
-        assert_eq!(extract_patch("nothing"), None);
     }
 }

@@ -5,10 +5,16 @@
 //! build (pure builders), apply (create-if-absent for immutable children, server-side apply under
 //! [`FIELD_MANAGER`] otherwise), write status (skipped when unchanged).
 
+pub mod apply;
 pub mod attempt;
+pub mod attempt_state;
+pub mod dedup;
+pub mod error;
 pub mod patch;
 pub mod run;
 pub mod state;
+
+pub use error::{Error, Result, SpecProblem};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +35,10 @@ use prometheus_client::registry::Registry;
 use tokio::sync::RwLock;
 
 use crate::config::ControllerConfig;
-use crate::crd::{HealingAttempt, HealingRun, LABEL_ATTEMPT};
+use crate::contract::env;
+use crate::crd::{HealingAttempt, HealingRun};
+use crate::resources::attempt::attempt_name;
+use crate::resources::labels;
 use crate::telemetry::{ControllerLabels, ErrorLabels, Metrics};
 
 /// Server-side apply field manager for everything the controller writes.
@@ -39,60 +48,27 @@ pub const FIELD_MANAGER: &str = "ci-healer";
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Controller configuration file (profiles, routing, attempt defaults). Absent: built-in defaults.
-    #[arg(long, env = "HEALER_CONFIG")]
+    #[arg(long, env = env::CONFIG)]
     pub config: Option<PathBuf>,
     /// Address of the metrics and health server (`/metrics`, `/healthz`, `/readyz`).
-    #[arg(long, env = "HEALER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = env::METRICS_ADDR, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
     /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "HEALER_NAMESPACE")]
+    #[arg(long, env = env::NAMESPACE)]
     pub namespace: Option<String>,
     /// Seconds between checks while waiting for the CRDs to be installed.
-    #[arg(long, env = "HEALER_CRD_WAIT_SECONDS", default_value_t = 5)]
+    #[arg(long, env = env::CRD_WAIT_SECONDS, default_value_t = 5)]
     pub crd_wait_seconds: u64,
     /// Elect a leader on a Lease before reconciling, so replicas never act at once.
-    #[arg(long, env = "HEALER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = env::LEADER_ELECTION, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
     /// Namespace of the leader-election Lease (default: the watched namespace, else `POD_NAMESPACE`, else `default`).
-    #[arg(long, env = "HEALER_LEASE_NAMESPACE")]
+    #[arg(long, env = env::LEASE_NAMESPACE)]
     pub lease_namespace: Option<String>,
     /// Seconds a leader's Lease stays valid without renewal; a successor waits at most this long.
-    #[arg(long, env = "HEALER_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    #[arg(long, env = env::LEASE_DURATION_SECONDS, default_value_t = 15)]
     pub lease_duration_seconds: u64,
 }
-
-/// One error type with stable reasons (used for condition reasons, Event reasons and metric labels).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API request failed: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("object has no namespace")]
-    MissingNamespace,
-    #[error("cannot serialise: {0}")]
-    Serialization(#[from] serde_json::Error),
-    #[error(
-        "HealingAttempt {0} exists but belongs to another run (a deleted run's leftover awaiting garbage collection)"
-    )]
-    AttemptNameTaken(String),
-}
-
-impl Error {
-    /// A stable CamelCase reason.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
-            Error::Kube(kube::Error::Api(s)) if s.code == 404 => "NotFound",
-            Error::Kube(kube::Error::Api(_)) => "ApiError",
-            Error::Kube(_) => "KubeClientError",
-            Error::MissingNamespace => "MissingNamespace",
-            Error::Serialization(_) => "SerializationError",
-            Error::AttemptNameTaken(_) => "AttemptNameTaken",
-        }
-    }
-}
-
-/// Result of a reconcile step, failing with the controller's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// State shared by both controllers.
 pub struct Context {
@@ -111,8 +87,7 @@ impl Context {
         let mut f = self.failures.lock().expect("backoff map");
         let n = f.entry(key).or_insert(0);
         *n = n.saturating_add(1);
-        // 1s, 2s, 4s … capped at 5 minutes.
-        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+        error::backoff_delay(*n)
     }
 
     fn succeeded(&self, key: &str) {
@@ -161,7 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
         }
     };
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=ci-healer");
+    let owned = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
     let run_controller = Controller::new(runs_api.clone(), watcher::Config::default());
     let run_store = run_controller.store();
     let run_controller = run_controller
@@ -180,7 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         })
         .shutdown_on_signal();
-    let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var(env::POD_NAME).ok() };
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -192,9 +167,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let attempt_controller = Controller::new(attempts_api, watcher::Config::default())
         .owns(jobs_api, owned)
-        .watches(pods_api, watcher::Config::default().labels(LABEL_ATTEMPT), |pod: Pod| {
+        .watches(pods_api, watcher::Config::default().labels(labels::ATTEMPT), |pod: Pod| {
             let ns = pod.metadata.namespace.clone()?;
-            let name = pod.metadata.labels.as_ref()?.get(LABEL_ATTEMPT)?.clone();
+            let name = pod.metadata.labels.as_ref()?.get(labels::ATTEMPT)?.clone();
             Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
         })
         .watches(runs_api, watcher::Config::default(), |run: HealingRun| {
@@ -202,7 +177,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let ns = run.metadata.namespace.clone().unwrap_or_default();
             let name = run.metadata.name.clone().unwrap_or_default();
             let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
-            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&format!("{name}-{i}")).within(&ns))
+            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&attempt_name(&name, i)).within(&ns))
         })
         .shutdown_on_signal();
 
@@ -250,7 +225,7 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
         .lease_namespace
         .clone()
         .or_else(|| args.namespace.clone())
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| std::env::var(env::POD_NAMESPACE).ok())
         .unwrap_or_else(|| "default".into());
     let duration = args.lease_duration_seconds.max(2);
     let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "ci-healer")
@@ -258,7 +233,7 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
         .with_duration(duration)
         .with_grace((duration / 3).max(1))
         .with_field_manager(FIELD_MANAGER);
-    if let Ok(pod) = std::env::var("POD_NAME") {
+    if let Ok(pod) = std::env::var(env::POD_NAME) {
         builder = builder.with_identity(pod);
     }
     let manager = builder.build().await?;
@@ -274,19 +249,29 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
     Ok(ch)
 }
 
-/// Transient errors requeue with per-object exponential backoff (1 s doubling to 5 min).
+/// A permanent error (a spec the controller cannot act on, already reported as `Accepted=False`)
+/// waits for the object to change; transient errors requeue with per-object exponential backoff
+/// (1 s doubling to 5 min, [`error::backoff_delay`]). Both count in `cihealer_reconcile_errors_total`
+/// by [`Error::reason`].
 fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     let controller = K::kind(&()).to_string();
+    let reason = err.reason().as_str();
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&ErrorLabels { controller: controller.clone(), reason: err.reason().into() })
+        .get_or_create(&ErrorLabels { controller: controller.clone(), reason: reason.into() })
         .inc();
+    let (name, namespace) = (obj.meta().name.as_deref().unwrap_or(""), obj.meta().namespace.as_deref().unwrap_or(""));
+    if err.is_permanent() {
+        ctx.succeeded(&object_key(obj.as_ref()));
+        tracing::info!(kind = %controller, name, namespace, reason, error = %err, "cannot act on the spec; waiting for a change");
+        return Action::await_change();
+    }
     let delay = ctx.backoff(object_key(obj.as_ref()));
     tracing::warn!(
         kind = %controller,
-        name = obj.meta().name.as_deref().unwrap_or(""),
-        namespace = obj.meta().namespace.as_deref().unwrap_or(""),
-        reason = err.reason(),
+        name,
+        namespace,
+        reason,
         error = %err,
         retry_in_seconds = delay.as_secs(),
         "reconcile failed; retrying"

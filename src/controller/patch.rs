@@ -1,18 +1,19 @@
-//! Keeping a passed attempt's patch: read it from the validate step's log (between the verdict's
-//! PATCH_BEGIN/PATCH_END delimiters) through the API server's `pods/{name}/log` endpoint, check it
+//! Keeping a passed attempt's patch: read it from the validate step's log (between the
+//! [`patch::BEGIN`]/[`patch::END`] delimiters) through the API server's `pods/{name}/log` endpoint, check it
 //! against the verdict's `patchSha256`, and store it in a ConfigMap `<attempt>-patch` owned by the
 //! attempt (at most [`MAX_PATCH_BYTES`]; a larger patch is not stored and the attempt's Event says so).
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{LogParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::api::LogParams;
+use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::{Context, Error, FIELD_MANAGER, Result};
+use super::apply::{self, Notice};
+use super::{Context, Error, Result};
+use crate::contract::{Step, Verdict, patch};
 use crate::crd::HealingAttempt;
+use crate::crd::conditions::Reason;
 use crate::resources::configmap;
-use crate::verdict::{PATCH_BEGIN, PATCH_END, VALIDATE_CONTAINER, Verdict};
 
 /// Largest patch kept in a ConfigMap (ConfigMaps are capped at 1 MiB; leave room for the rest).
 pub const MAX_PATCH_BYTES: usize = 512 * 1024;
@@ -20,7 +21,7 @@ pub const MAX_PATCH_BYTES: usize = 512 * 1024;
 /// Why a patch could not be kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatchProblem {
-    /// The log has no complete PATCH_BEGIN … PATCH_END block.
+    /// The log has no complete [`patch::BEGIN`] … [`patch::END`] block.
     NotInLog,
     /// The patch's SHA-256 differs from the verdict's `patchSha256`.
     ChecksumMismatch { expected: String, actual: String },
@@ -30,11 +31,11 @@ pub enum PatchProblem {
 
 impl PatchProblem {
     /// A stable reason, for Events.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            PatchProblem::NotInLog => "PatchNotInLog",
-            PatchProblem::ChecksumMismatch { .. } => "PatchChecksumMismatch",
-            PatchProblem::TooLarge(_) => "PatchTooLargeToKeep",
+            PatchProblem::NotInLog => Reason::PatchNotInLog,
+            PatchProblem::ChecksumMismatch { .. } => Reason::PatchChecksumMismatch,
+            PatchProblem::TooLarge(_) => Reason::PatchTooLargeToKeep,
         }
     }
 
@@ -58,15 +59,7 @@ impl PatchProblem {
 /// Extract the patch between the delimiters of a validate log and check it. Pure.
 /// The last complete block wins (a step may print more than one).
 pub fn patch_from_log(log: &str, verdict: &Verdict) -> std::result::Result<String, PatchProblem> {
-    let begin = format!("{PATCH_BEGIN}\n");
-    let start = log.rfind(&begin).ok_or(PatchProblem::NotInLog)? + begin.len();
-    let body = &log[start..];
-    let end = if body.starts_with(PATCH_END) {
-        0
-    } else {
-        body.find(&format!("\n{PATCH_END}")).ok_or(PatchProblem::NotInLog)? + 1
-    };
-    let patch = &body[..end];
+    let patch = patch::extract(log).ok_or(PatchProblem::NotInLog)?;
     if let Some(expected) = &verdict.patch_sha256 {
         let actual = hex::encode(Sha256::digest(patch.as_bytes()));
         if !actual.eq_ignore_ascii_case(expected) {
@@ -84,7 +77,7 @@ pub fn patch_from_log(log: &str, verdict: &Verdict) -> std::result::Result<Strin
 /// Event on the attempt). Errors: transient API failures (retried by the caller's backoff).
 pub async fn keep_patch(
     attempt: &HealingAttempt,
-    pod: Option<&Pod>,
+    pod: Option<&str>,
     verdict: &Verdict,
     ctx: &Context,
 ) -> Result<Option<String>> {
@@ -95,68 +88,49 @@ pub async fn keep_patch(
     let ns = attempt.namespace().ok_or(Error::MissingNamespace)?;
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
     let lp = LogParams {
-        container: Some(VALIDATE_CONTAINER.into()),
+        container: Some(Step::Validate.name().into()),
         limit_bytes: Some(4 * MAX_PATCH_BYTES as i64),
         ..Default::default()
     };
-    let log = match pods.logs(&pod.name_any(), &lp).await {
+    let log = match pods.logs(pod, &lp).await {
         Ok(l) => l,
         // The pod (or its node) is gone: the log cannot come back, so say so instead of retrying forever.
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 400 => {
-            warn(attempt, ctx, "PatchLogUnavailable", &format!("cannot read the validate step's log: {}", s.message))
-                .await;
+            let note = format!("cannot read the validate step's log: {}", s.message);
+            warn(attempt, ctx, Reason::PatchLogUnavailable, &note).await;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
     };
-    let patch = match patch_from_log(&log, verdict) {
+    let kept = match patch_from_log(&log, verdict) {
         Ok(p) => p,
         Err(problem) => {
             warn(attempt, ctx, problem.reason(), &problem.message()).await;
             return Ok(None);
         }
     };
-    let Some(owner) = attempt.controller_owner_ref(&()) else {
+    let Some(cm) = configmap::build_patch(attempt, &kept) else {
         return Ok(None);
     };
-    let cm = configmap::build_patch(&attempt.name_any(), &attempt.spec.run_name, &ns, owner, &patch);
     let name = configmap::patch_name(&attempt.name_any());
-    Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))
-        .await?;
-    tracing::info!(attempt = %attempt.name_any(), namespace = %ns, configmap = %name, bytes = patch.len(), "kept the patch");
+    apply::apply_object::<ConfigMap>(ctx, &cm).await?;
+    tracing::info!(attempt = %attempt.name_any(), namespace = %ns, configmap = %name, bytes = kept.len(), "kept the patch");
     Ok(Some(name))
 }
 
-async fn warn(attempt: &HealingAttempt, ctx: &Context, reason: &str, note: &str) {
-    tracing::warn!(attempt = %attempt.name_any(), reason, "{note}");
-    let ev = Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "KeepPatch".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &attempt.object_ref(&())).await {
-        tracing::debug!(error = %e, "event not published");
-    }
+async fn warn(attempt: &HealingAttempt, ctx: &Context, reason: Reason, note: &str) {
+    tracing::warn!(attempt = %attempt.name_any(), reason = reason.as_str(), "{note}");
+    apply::publish(ctx, attempt, Notice::warning(reason, note).action(Reason::KeepPatch)).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Outcome;
+    use crate::contract::Outcome;
+    use crate::contract::patch::{BEGIN as PATCH_BEGIN, END as PATCH_END};
 
     fn v(sha: Option<String>) -> Verdict {
-        Verdict {
-            outcome: Outcome::Passed,
-            reason: "ValidationPassed".into(),
-            summary: String::new(),
-            diffstat: None,
-            tokens: None,
-            durations: None,
-            patch_sha256: sha,
-        }
+        Verdict { patch_sha256: sha, ..Verdict::new(Outcome::Passed, "ValidationPassed", "") }
     }
 
     #[test]

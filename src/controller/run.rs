@@ -3,23 +3,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::state::{self, AttemptView, PrimaryView, RunObservation, TriageView};
-use super::{Context, Error, FIELD_MANAGER, Result, instrumented};
+use super::apply::{self, Created, Notice};
+use super::error::SpecProblem;
+use super::state::{self, AttemptView, RunObservation, TriageView};
+use super::{Context, Error, Result, dedup, instrumented};
 use crate::config::ControllerConfig;
-use crate::crd::{HealingAttempt, HealingRun, LABEL_ERROR_HASH, LABEL_RUN, RunPhase};
-use crate::resources::{attempt::build_attempt, configmap};
+use crate::crd::conditions::Reason;
+use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider};
+use crate::resources::{attempt::attempt_name, attempt::build_attempt, configmap, labels};
 use crate::telemetry::PhaseLabels;
-use crate::triage::{self, TriageInput, TriageResult};
+use crate::triage::{self, FailureClass, RouteAction, TriageInput, TriageResult};
 
-/// Reconcile one HealingRun. Errors are transient (API failures) and retried with backoff; a spec the
-/// controller cannot act on is reported through the `Accepted=False` condition instead.
+/// Reconcile one HealingRun. Transient errors (API failures) are retried with backoff; a spec the
+/// controller cannot act on is reported through the `Accepted=False` condition and then returned as
+/// [`Error::Permanent`], which waits for a change.
 pub async fn reconcile(run: Arc<HealingRun>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(run.as_ref(), &ctx, reconcile_inner(&run, &ctx)).await
 }
@@ -35,7 +39,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     let attempts_api = Api::<HealingAttempt>::namespaced(ctx.client.clone(), &ns);
     let uid = run.metadata.uid.clone();
     let attempts: Vec<AttemptView> = attempts_api
-        .list(&ListParams::default().labels(&format!("{LABEL_RUN}={name}")))
+        .list(&ListParams::default().labels(&labels::run_selector(&name)))
         .await?
         .into_iter()
         .filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
@@ -44,7 +48,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     let triaged = triage_run(run, &ctx.config);
     let triage_view = triaged.as_ref().map(|(v, _)| v.clone()).map_err(Clone::clone);
     let primary = match &triaged {
-        Ok((v, _)) => find_primary(run, &v.error_hash, &ctx.runs.state(), &ctx.config),
+        Ok((v, _)) => dedup::find_primary(run, &v.error_hash, &ctx.runs.state(), &ctx.config),
         Err(_) => None,
     };
 
@@ -62,23 +66,26 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Status, Events, metrics, logs.
     if run.status.as_ref() != Some(&decision.status) {
-        let api = Api::<HealingRun>::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingRun", "status": decision.status});
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
+        apply::apply_status(ctx, run, &decision.status).await?;
         let old_phase = run.status.as_ref().and_then(|s| s.phase);
         if let Some(p) = decision.status.phase.filter(|p| Some(*p) != old_phase) {
-            ctx.metrics.run_transitions.get_or_create(&PhaseLabels { phase: format!("{p:?}") }).inc();
+            ctx.metrics.run_transitions.get_or_create(&PhaseLabels { phase: p.as_str().into() }).inc();
         }
         for t in state::transitions(run.status.as_ref(), &decision.status) {
-            tracing::info!(run = %name, namespace = %ns, reason = t.reason, phase = ?decision.status.phase, "{}", t.message);
-            let related = (t.reason == "AttemptStarted")
+            let phase = decision.status.phase.map(|p| p.as_str()).unwrap_or("");
+            tracing::info!(run = %name, namespace = %ns, reason = t.reason.as_str(), phase, "{}", t.message);
+            let related = (t.reason == Reason::AttemptStarted)
                 .then_some(decision.status.current_attempt)
                 .flatten()
-                .map(|n| attempt_ref(run, n));
-            publish(ctx, run, t.warning, t.reason, &t.message, related).await;
+                .map(|n| apply::reference::<HealingAttempt>(run.namespace(), &attempt_name(&name, n)));
+            apply::publish(ctx, run, Notice::normal(t.reason, t.message).warning_if(t.warning).related(related)).await;
         }
     }
 
+    // A spec that cannot be acted on waits for a change (error_policy answers await_change).
+    if let Err(problem) = triaged {
+        return Err(problem.into());
+    }
     Ok(match decision.status.phase {
         Some(p) if p.is_terminal() && !decision.stop_attempts => Action::await_change(),
         // A periodic resync covers anything a watch might miss; children wake us sooner.
@@ -99,21 +106,50 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
     }
 }
 
-/// Triage a run from its spec and pick its profile. Pure. `Err((reason, message))` when the spec names
-/// a profile the config does not have.
-pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(TriageView, TriageResult), (String, String)> {
+/// Whether the controller can act on `run`'s spec at all: a code host it can talk to, a mode it
+/// implements, a configured profile. Pure. Errors: the [`SpecProblem`] that `Accepted=False` reports.
+pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecProblem> {
     let src = &run.spec.source;
     let policy = &run.spec.policy;
+    if src.provider != Provider::Github {
+        return Err(SpecProblem {
+            reason: Reason::ProviderNotSupported,
+            message: format!(
+                "spec.source.provider '{}' is not supported yet: ci-healer reads failures from GitHub only; \
+                 use provider 'github'",
+                src.provider.as_str()
+            ),
+        });
+    }
+    if policy.mode == HealingMode::PullRequest {
+        return Err(SpecProblem {
+            reason: Reason::ModeNotImplemented,
+            message: format!(
+                "spec.policy.mode '{}' is not implemented yet: ci-healer keeps a validated patch in the \
+                 cluster and opens no pull request; set mode to 'propose'",
+                policy.mode.as_str()
+            ),
+        });
+    }
     if policy.agent != "auto" && !config.profiles.contains_key(&policy.agent) {
-        return Err((
-            "UnknownProfile".into(),
-            format!(
+        return Err(SpecProblem {
+            reason: Reason::UnknownProfile,
+            message: format!(
                 "spec.policy.agent '{}' is not a configured profile (configured: {}); set it to 'auto' or one of those",
                 policy.agent,
                 config.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
-        ));
+        });
     }
+    Ok(())
+}
+
+/// Accept a run ([`accept`]), triage it from its spec and pick its profile. Pure. Errors: the
+/// [`SpecProblem`] of a spec the controller cannot act on.
+pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(TriageView, TriageResult), SpecProblem> {
+    accept(run, config)?;
+    let src = &run.spec.source;
+    let policy = &run.spec.policy;
     let excerpt = run.spec.failure.as_ref().map(|f| f.excerpt.as_bytes()).unwrap_or_default();
     let input = TriageInput {
         log: excerpt,
@@ -132,139 +168,111 @@ pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(Triage
         config.routing.fallback_profile.clone()
     };
     let view = TriageView {
-        failure_class: result.failure_class.clone(),
+        failure_class: FailureClass::parse(&result.failure_class).unwrap_or(FailureClass::Unknown),
         confidence: result.confidence,
         agent,
         error_hash: result.error_hash.clone(),
+        rerun: result.action == RouteAction::Rerun,
     };
     Ok((view, result))
 }
 
-/// The run `run` duplicates: the oldest other active run in the same namespace with the same
-/// repository, head SHA and error hash. Once a run is marked a duplicate it keeps its primary.
-/// Pure over the reflector's snapshot; every replica and every restart computes the same answer
-/// because the order (creationTimestamp, name) is fixed and the hash is a function of the spec.
-pub fn find_primary(
-    run: &HealingRun,
-    error_hash: &str,
-    runs: &[Arc<HealingRun>],
-    config: &ControllerConfig,
-) -> Option<PrimaryView> {
-    let ns = run.namespace();
-    if let Some(p) = run.status.as_ref().and_then(|s| s.duplicate_of.clone()) {
-        if let Some(other) = runs.iter().find(|o| o.namespace() == ns && o.name_any() == p) {
-            return Some(PrimaryView { name: p, phase: other.status.as_ref().and_then(|s| s.phase) });
-        }
-        return None;
-    }
-    let key = |r: &HealingRun| (r.metadata.creation_timestamp.clone().map(|t| t.0), r.name_any());
-    let src = &run.spec.source;
-    runs.iter()
-        .filter(|o| o.namespace() == ns && o.name_any() != run.name_any())
-        .filter(|o| {
-            o.spec.source.repository.eq_ignore_ascii_case(&src.repository) && o.spec.source.head_sha == src.head_sha
-        })
-        .filter(|o| key(o) < key(run))
-        .filter(|o| o.metadata.deletion_timestamp.is_none())
-        .filter(|o| {
-            let st = o.status.as_ref();
-            !st.and_then(|s| s.phase).is_some_and(RunPhase::is_terminal)
-                && st.and_then(|s| s.duplicate_of.as_ref()).is_none()
-                && !st.is_some_and(|s| {
-                    crate::crd::conditions::get(&s.conditions, state::cond::ACCEPTED)
-                        .is_some_and(|c| c.status == "False")
-                })
-        })
-        .filter(|o| {
-            let h = o.status.as_ref().and_then(|s| s.error_hash.clone());
-            let h = h.or_else(|| triage_run(o, config).ok().map(|(v, _)| v.error_hash));
-            h.as_deref() == Some(error_hash)
-        })
-        .min_by_key(|o| key(o))
-        .map(|o| PrimaryView { name: o.name_any(), phase: o.status.as_ref().and_then(|s| s.phase) })
-}
-
 async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<()> {
-    if run.labels().get(LABEL_ERROR_HASH).map(String::as_str) == Some(hash) {
+    if run.labels().get(labels::ERROR_HASH).map(String::as_str) == Some(hash) {
         return Ok(());
     }
-    let api = Api::<HealingRun>::namespaced(ctx.client.clone(), &run.namespace().ok_or(Error::MissingNamespace)?);
-    let patch = json!({
-        "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingRun",
-        "metadata": {"name": run.name_any(), "labels": {LABEL_ERROR_HASH: hash}}
-    });
-    api.patch(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
-    Ok(())
+    apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await
 }
 
 async fn start_attempt(run: &HealingRun, n: i32, profile: &str, triage: &TriageResult, ctx: &Context) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
-    let owner = run.controller_owner_ref(&()).ok_or(Error::MissingNamespace)?;
     // The context every attempt pod mounts: the bounded excerpt and triage's answer.
-    let cm =
-        configmap::build_context(&run.name_any(), &ns, owner, &triage.excerpt, &serde_json::to_string_pretty(triage)?);
-    let cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), &ns);
-    cms.patch(
-        &configmap::context_name(&run.name_any()),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&cm),
-    )
-    .await?;
+    let cm = configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?)
+        .ok_or(Error::MissingNamespace)?;
+    apply::apply_object::<ConfigMap>(ctx, &cm).await?;
 
-    let Some(attempt) = build_attempt(run, n, profile, &ctx.config) else {
-        // triage_run only returns configured profiles, so this is a config reload race: retry.
-        return Err(Error::Kube(kube::Error::Api(
-            kube::core::Status::failure(&format!("profile {profile} vanished"), "NotFound").with_code(404).boxed(),
-        )));
-    };
-    let api = Api::<HealingAttempt>::namespaced(ctx.client.clone(), &ns);
+    // triage_run only returns configured profiles, so a miss is a config reload race: retry.
+    let attempt = build_attempt(run, n, profile, &ctx.config).ok_or_else(|| Error::ProfileVanished(profile.into()))?;
     // An attempt's spec is frozen at creation: create it once, never rewrite it.
-    match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &attempt).await {
-        Ok(_) => {
+    match apply::create_once(ctx, &attempt).await? {
+        Created::New(_) => {
             tracing::info!(run = %run.name_any(), namespace = %ns, attempt = n, profile, "created HealingAttempt")
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            // Ours from an earlier reconcile (a restart, a stale cache), or a leftover of a deleted run
-            // with the same name that the garbage collector has not removed yet: wait for it.
-            let existing = api.get(&attempt.name_any()).await?;
+        // Ours from an earlier reconcile (a restart, a stale cache), or a leftover of a deleted run
+        // with the same name that the garbage collector has not removed yet: wait for it.
+        Created::Existing(existing) => {
             if !existing.owner_references().iter().any(|o| Some(&o.uid) == run.metadata.uid.as_ref()) {
                 return Err(Error::AttemptNameTaken(attempt.name_any()));
             }
             tracing::debug!(run = %run.name_any(), attempt = n, "HealingAttempt already exists")
         }
-        Err(e) => return Err(e.into()),
     }
     Ok(())
 }
 
-/// An ObjectReference to attempt `n` of `run`, for an Event's `related` field.
-fn attempt_ref(run: &HealingRun, n: i32) -> k8s_openapi::api::core::v1::ObjectReference {
-    k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some("cihealer.dev/v1alpha1".into()),
-        kind: Some("HealingAttempt".into()),
-        name: Some(crate::resources::attempt::attempt_name(&run.name_any(), n)),
-        namespace: run.namespace(),
-        ..Default::default()
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{FailureSource, HealingPolicy, HealingRunSpec};
 
-pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
-    ctx: &Context,
-    obj: &K,
-    warning: bool,
-    reason: &str,
-    note: &str,
-    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
-) {
-    let ev = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
-        reason: reason.into(),
-        note: Some(note.chars().take(1024).collect()),
-        action: reason.into(),
-        // The attempt an Event is about, so each attempt gets its own Event instead of one series.
-        secondary: related,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "cannot publish Event");
+    fn run(provider: Provider, mode: HealingMode, agent: &str) -> HealingRun {
+        HealingRun::new(
+            "r",
+            HealingRunSpec {
+                source: FailureSource {
+                    provider,
+                    repository: "o/r".into(),
+                    branch: "main".into(),
+                    head_sha: "3484a3f".into(),
+                    ..Default::default()
+                },
+                failure: None,
+                policy: HealingPolicy { mode, agent: agent.into(), ..Default::default() },
+                action: None,
+            },
+        )
+    }
+
+    /// Nothing is accepted that nothing does: each spec the controller cannot act on gets a reason
+    /// that says so.
+    #[test]
+    fn accept_table() {
+        let cfg = ControllerConfig::default();
+        let cases = [
+            (Provider::Github, HealingMode::Propose, "auto", None),
+            (Provider::Github, HealingMode::Propose, "rust", None),
+            (Provider::Gitlab, HealingMode::Propose, "auto", Some((Reason::ProviderNotSupported, "provider 'gitlab'"))),
+            (
+                Provider::Generic,
+                HealingMode::Propose,
+                "auto",
+                Some((Reason::ProviderNotSupported, "provider 'generic'")),
+            ),
+            (
+                Provider::Github,
+                HealingMode::PullRequest,
+                "auto",
+                Some((Reason::ModeNotImplemented, "mode 'pull-request'")),
+            ),
+            (
+                Provider::Github,
+                HealingMode::Propose,
+                "quantum",
+                Some((Reason::UnknownProfile, "'quantum' is not a configured")),
+            ),
+        ];
+        for (provider, mode, agent, want) in cases {
+            let got = accept(&run(provider, mode, agent), &cfg).err();
+            match (want, got) {
+                (None, None) => {}
+                (Some((reason, fragment)), Some(p)) => {
+                    assert_eq!(p.reason, reason, "{provider:?} {mode:?} {agent}");
+                    assert!(p.message.contains(fragment), "{}", p.message);
+                }
+                (want, got) => panic!("{provider:?} {mode:?} {agent}: want {want:?}, got {got:?}"),
+            }
+        }
+        let (view, _) = triage_run(&run(Provider::Github, HealingMode::Propose, "rust"), &cfg).unwrap();
+        assert_eq!(view.agent, "rust");
     }
 }

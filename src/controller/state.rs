@@ -11,77 +11,95 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::conditions::{self, get, is_true};
+use super::error::SpecProblem;
+use crate::crd::conditions::{self, Reason, RunCondition, get, is_true};
 use crate::crd::{AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase};
+use crate::triage::FailureClass;
 
-/// Condition types of a HealingRun.
-pub mod cond {
-    pub const ACCEPTED: &str = "Accepted";
-    pub const TRIAGED: &str = "Triaged";
-    pub const DUPLICATE: &str = "Duplicate";
-    pub const HEALING: &str = "Healing";
-    pub const FIXED: &str = "Fixed";
-    pub const ESCALATED: &str = "Escalated";
-    pub const ABORTED: &str = "Aborted";
+/// Whether `run`'s attempts must stop: a person asked to abort it (`spec.action: abort`) or it is
+/// Aborted. The one abort rule: the run's phase machine and the attempt's both decide by it.
+pub fn abort_requested(run: &HealingRun) -> bool {
+    run.spec.action == Some(RunAction::Abort) || run.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Aborted)
 }
 
 /// One attempt of the run as the run controller sees it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AttemptView {
+    /// The attempt number (`spec.attempt`).
     pub number: i32,
+    /// The HealingAttempt's name.
     pub name: String,
+    /// Its phase (Pending when it has no status yet).
     pub phase: AttemptPhase,
+    /// Why it failed, as the step or verdict said.
     pub failure_reason: Option<String>,
+    /// The verdict's summary, when not empty.
     pub summary: Option<String>,
+    /// The ConfigMap holding its patch, once kept.
     pub patch_config_map: Option<String>,
+    /// The size of its change.
     pub diffstat: Option<Diffstat>,
 }
 
 /// Triage's answer for the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TriageView {
-    pub failure_class: String,
+    /// The failure class.
+    pub failure_class: FailureClass,
+    /// How sure the classifier is, 0.0 to 1.0.
     pub confidence: f32,
+    /// The agent profile the attempts use (a configured one).
     pub agent: String,
+    /// The error hash (16 hex digits), part of the dedup key.
     pub error_hash: String,
+    /// Triage answered "re-run CI" instead of an agent (a flaky or infrastructural class).
+    pub rerun: bool,
 }
 
 /// The older active run with the same repository, head SHA and error hash.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrimaryView {
+    /// Its name.
     pub name: String,
+    /// Its phase.
     pub phase: Option<RunPhase>,
 }
 
 /// Everything [`decide`] needs.
 #[derive(Debug, Clone)]
 pub struct RunObservation<'a> {
+    /// The run, as the reflector holds it.
     pub run: &'a HealingRun,
     /// Attempts owned by the run, any order.
     pub attempts: Vec<AttemptView>,
-    /// `Ok` with triage's answer, or `Err((reason, message))` for a permanent spec error.
-    pub triage: Result<TriageView, (String, String)>,
-    /// The run this one duplicates, if any (see [`super::run::find_primary`]).
+    /// `Ok` with triage's answer, or the problem with a spec the controller cannot act on.
+    pub triage: Result<TriageView, SpecProblem>,
+    /// The run this one duplicates, if any (see [`super::dedup::find_primary`]).
     pub primary: Option<PrimaryView>,
+    /// The time to stamp on changed conditions.
     pub now: Time,
 }
 
 /// What the controller should do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// The status to write (unchanged means: write nothing).
     pub status: HealingRunStatus,
     /// Start attempt number n (create `<run>-<n>`).
     pub start_attempt: Option<i32>,
-    /// Stop running attempts (abort).
+    /// Attempts outlive an abort: keep watching until they stop (the attempt controller stops
+    /// them, by the same [`abort_requested`] rule).
     pub stop_attempts: bool,
 }
 
 /// An observable change, published as an Event and logged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
+    /// A Warning Event (else Normal).
     pub warning: bool,
-    /// CamelCase Event reason.
-    pub reason: &'static str,
+    /// The Event's reason.
+    pub reason: Reason,
+    /// The Event's note, for people.
     pub message: String,
 }
 
@@ -94,7 +112,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     let mut st = old.clone();
     st.observed_generation = gen_;
     st.short_sha = Some(run.spec.source.head_sha.chars().take(7).collect());
-    let set = |st: &mut HealingRunStatus, t: &str, ok: bool, reason: &str, msg: String| {
+    let set = |st: &mut HealingRunStatus, t: RunCondition, ok: bool, reason: Reason, msg: String| {
         conditions::set(&mut st.conditions, conditions::new(t, ok, reason, msg, gen_, now.clone()));
     };
 
@@ -109,14 +127,14 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false };
 
     // Final phases stay final; an abort still stops attempts that outlived it.
-    if let Some(p) = old.phase.filter(|p| p.is_terminal()) {
-        d.stop_attempts = p == RunPhase::Aborted && any_active;
+    if old.phase.is_some_and(RunPhase::is_terminal) {
+        d.stop_attempts = abort_requested(run) && any_active;
         d.status = st;
         return d;
     }
 
     // A person's abort wins over everything else.
-    if run.spec.action == Some(RunAction::Abort) {
+    if abort_requested(run) {
         st.phase = Some(RunPhase::Aborted);
         st.completion_time = Some(now.clone());
         let msg = match &latest {
@@ -125,8 +143,8 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             }
             _ => "aborted by request".to_string(),
         };
-        set(&mut st, cond::ABORTED, true, "AbortRequested", msg.clone());
-        set(&mut st, cond::HEALING, false, "Aborted", msg);
+        set(&mut st, RunCondition::Aborted, true, Reason::AbortRequested, msg.clone());
+        set(&mut st, RunCondition::Healing, false, Reason::Aborted, msg);
         d.stop_attempts = any_active;
         d.status = st;
         return d;
@@ -135,36 +153,54 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     // A spec the controller cannot act on waits for a change.
     let triage = match &obs.triage {
         Ok(t) => t,
-        Err((reason, message)) => {
+        Err(problem) => {
             st.phase = Some(RunPhase::Queued);
-            set(&mut st, cond::ACCEPTED, false, reason, message.clone());
+            set(&mut st, RunCondition::Accepted, false, problem.reason, problem.message.clone());
             d.status = st;
             return d;
         }
     };
-    set(&mut st, cond::ACCEPTED, true, "SpecValid", "the spec is valid".into());
-    st.failure_class = Some(triage.failure_class.clone());
+    set(&mut st, RunCondition::Accepted, true, Reason::SpecValid, "the spec is valid".into());
+    st.failure_class = Some(triage.failure_class);
     st.agent = Some(triage.agent.clone());
     st.error_hash = Some(triage.error_hash.clone());
     set(
         &mut st,
-        cond::TRIAGED,
+        RunCondition::Triaged,
         true,
-        "Classified",
+        Reason::Classified,
         format!(
             "classified as {} (confidence {:.2}); agent profile {}; error hash {}",
-            triage.failure_class, triage.confidence, triage.agent, triage.error_hash
+            triage.failure_class.as_str(),
+            triage.confidence,
+            triage.agent,
+            triage.error_hash
         ),
     );
+    // Triage's "re-run CI" answer is reported, not dropped: ci-healer cannot re-run jobs yet, so
+    // the agent attempts go ahead.
+    if triage.rerun {
+        set(
+            &mut st,
+            RunCondition::Rerun,
+            false,
+            Reason::RerunNotImplemented,
+            format!(
+                "triage answers {} with a CI re-run (the failure looks flaky or infrastructural), but ci-healer \
+                 cannot re-run CI jobs yet; agent attempts proceed instead",
+                triage.failure_class.as_str()
+            ),
+        );
+    }
 
     // Dedup: wait behind the primary, then take its final phase.
     if let Some(primary) = obs.primary.as_ref().filter(|_| attempts.is_empty()) {
         st.duplicate_of = Some(primary.name.clone());
         set(
             &mut st,
-            cond::DUPLICATE,
+            RunCondition::Duplicate,
             true,
-            "DuplicateOfActiveRun",
+            Reason::DuplicateOfActiveRun,
             format!(
                 "run {} heals the same failure (repository, head SHA and error hash); this run starts no attempts",
                 primary.name
@@ -174,17 +210,17 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             Some(final_phase) => {
                 st.phase = Some(final_phase);
                 st.completion_time = Some(now.clone());
-                let msg = format!("the run this one duplicates, {}, ended {:?}", primary.name, final_phase);
+                let msg = format!("the run this one duplicates, {}, ended {final_phase}", primary.name);
                 let (t, reason) = match final_phase {
-                    RunPhase::Fixed => (cond::FIXED, "DuplicateFixed"),
-                    RunPhase::Aborted => (cond::ABORTED, "DuplicateAborted"),
-                    _ => (cond::ESCALATED, "DuplicateEscalated"),
+                    RunPhase::Fixed => (RunCondition::Fixed, Reason::DuplicateFixed),
+                    RunPhase::Aborted => (RunCondition::Aborted, Reason::DuplicateAborted),
+                    _ => (RunCondition::Escalated, Reason::DuplicateEscalated),
                 };
                 if final_phase == RunPhase::Escalated {
                     st.escalation_reason = Some(msg.clone());
                 }
                 set(&mut st, t, true, reason, msg.clone());
-                set(&mut st, cond::HEALING, false, reason, msg);
+                set(&mut st, RunCondition::Healing, false, reason, msg);
             }
             None => st.phase = Some(RunPhase::Queued),
         }
@@ -192,7 +228,13 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         return d;
     }
     if st.duplicate_of.is_none() {
-        set(&mut st, cond::DUPLICATE, false, "NoActiveDuplicate", "no other active run heals the same failure".into());
+        set(
+            &mut st,
+            RunCondition::Duplicate,
+            false,
+            Reason::NoActiveDuplicate,
+            "no other active run heals the same failure".into(),
+        );
     }
 
     let max = run.spec.policy.max_attempts.max(1);
@@ -201,7 +243,13 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         Some(l) if !l.phase.is_terminal() => {
             st.phase = Some(RunPhase::Running);
             st.start_time.get_or_insert(now.clone());
-            set(&mut st, cond::HEALING, true, "AttemptRunning", format!("attempt {} of {} is running", l.number, max));
+            set(
+                &mut st,
+                RunCondition::Healing,
+                true,
+                Reason::AttemptRunning,
+                format!("attempt {} of {} is running", l.number, max),
+            );
         }
         Some(l) if l.phase == AttemptPhase::Succeeded => {
             st.phase = Some(RunPhase::Fixed);
@@ -216,8 +264,8 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
                 l.number,
                 l.summary.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
             );
-            set(&mut st, cond::FIXED, true, "ValidationPassed", msg.clone());
-            set(&mut st, cond::HEALING, false, "Fixed", msg);
+            set(&mut st, RunCondition::Fixed, true, Reason::ValidationPassed, msg.clone());
+            set(&mut st, RunCondition::Healing, false, Reason::Fixed, msg);
         }
         Some(l) if l.number < max => start(&mut st, &mut d, l.number + 1, max, &triage.agent, &now, set),
         Some(l) => {
@@ -226,8 +274,8 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             let reason = l.failure_reason.clone().unwrap_or_else(|| "Unknown".into());
             let msg = format!("all {} attempts failed; the last failed with {}", l.number, reason);
             st.escalation_reason = Some(msg.clone());
-            set(&mut st, cond::ESCALATED, true, "AttemptsExhausted", msg.clone());
-            set(&mut st, cond::HEALING, false, "AttemptsExhausted", msg);
+            set(&mut st, RunCondition::Escalated, true, Reason::AttemptsExhausted, msg.clone());
+            set(&mut st, RunCondition::Healing, false, Reason::AttemptsExhausted, msg);
         }
     }
     d.status = st;
@@ -241,14 +289,20 @@ fn start(
     max: i32,
     agent: &str,
     now: &Time,
-    set: impl Fn(&mut HealingRunStatus, &str, bool, &str, String),
+    set: impl Fn(&mut HealingRunStatus, RunCondition, bool, Reason, String),
 ) {
     d.start_attempt = Some(n);
     st.phase = Some(RunPhase::Running);
     st.attempts = st.attempts.max(n);
     st.current_attempt = Some(n);
     st.start_time.get_or_insert(now.clone());
-    set(st, cond::HEALING, true, "AttemptRunning", format!("attempt {n} of {max} started with agent profile {agent}"));
+    set(
+        st,
+        RunCondition::Healing,
+        true,
+        Reason::AttemptRunning,
+        format!("attempt {n} of {max} started with agent profile {agent}"),
+    );
 }
 
 /// The Events a status change deserves, computed from the old and new status. Pure.
@@ -256,35 +310,38 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
     let empty = HealingRunStatus::default();
     let old = old.unwrap_or(&empty);
     let mut out = Vec::new();
-    let became = |t: &str, status: &str| {
+    let became = |t: RunCondition, status: &str| {
         let n = get(&new.conditions, t).filter(|c| c.status == status)?;
         let o = get(&old.conditions, t);
         (o.map(|o| (&o.status, &o.reason)) != Some((&n.status, &n.reason))).then(|| n.message.clone())
     };
-    if let Some(m) = became(cond::ACCEPTED, conditions::FALSE) {
-        out.push(Transition { warning: true, reason: "InvalidSpec", message: m });
+    if let Some(m) = became(RunCondition::Accepted, conditions::FALSE) {
+        out.push(Transition { warning: true, reason: Reason::InvalidSpec, message: m });
     }
-    if let Some(m) = became(cond::TRIAGED, conditions::TRUE) {
-        out.push(Transition { warning: false, reason: "Triaged", message: m });
+    if let Some(m) = became(RunCondition::Triaged, conditions::TRUE) {
+        out.push(Transition { warning: false, reason: Reason::Triaged, message: m });
     }
-    if let Some(m) = became(cond::DUPLICATE, conditions::TRUE) {
-        out.push(Transition { warning: false, reason: "Duplicate", message: m });
+    if let Some(m) = became(RunCondition::Rerun, conditions::FALSE) {
+        out.push(Transition { warning: true, reason: Reason::RerunNotImplemented, message: m });
+    }
+    if let Some(m) = became(RunCondition::Duplicate, conditions::TRUE) {
+        out.push(Transition { warning: false, reason: Reason::Duplicate, message: m });
     }
     if new.current_attempt > old.current_attempt && new.phase == Some(RunPhase::Running) {
-        let m = get(&new.conditions, cond::HEALING).map(|c| c.message.clone()).unwrap_or_default();
-        out.push(Transition { warning: false, reason: "AttemptStarted", message: m });
+        let m = get(&new.conditions, RunCondition::Healing).map(|c| c.message.clone()).unwrap_or_default();
+        out.push(Transition { warning: false, reason: Reason::AttemptStarted, message: m });
     }
     if new.phase != old.phase {
         let msg = |t| get(&new.conditions, t).map(|c| c.message.clone()).unwrap_or_default();
         match new.phase {
             Some(RunPhase::Fixed) => {
-                out.push(Transition { warning: false, reason: "Fixed", message: msg(cond::FIXED) })
+                out.push(Transition { warning: false, reason: Reason::Fixed, message: msg(RunCondition::Fixed) })
             }
             Some(RunPhase::Escalated) => {
-                out.push(Transition { warning: true, reason: "Escalated", message: msg(cond::ESCALATED) })
+                out.push(Transition { warning: true, reason: Reason::Escalated, message: msg(RunCondition::Escalated) })
             }
             Some(RunPhase::Aborted) => {
-                out.push(Transition { warning: false, reason: "Aborted", message: msg(cond::ABORTED) })
+                out.push(Transition { warning: false, reason: Reason::Aborted, message: msg(RunCondition::Aborted) })
             }
             _ => {}
         }
@@ -294,7 +351,7 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
 
 /// True when a run is not final and does not wait behind another.
 pub fn is_active(status: Option<&HealingRunStatus>) -> bool {
-    status.is_none_or(|s| !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, cond::DUPLICATE))
+    status.is_none_or(|s| !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, RunCondition::Duplicate))
 }
 
 #[cfg(test)]
@@ -326,12 +383,13 @@ mod tests {
         r
     }
 
-    fn triage() -> Result<TriageView, (String, String)> {
+    fn triage() -> Result<TriageView, SpecProblem> {
         Ok(TriageView {
-            failure_class: "rust_fmt".into(),
+            failure_class: FailureClass::RustFmt,
             confidence: 0.9,
             agent: "rust".into(),
             error_hash: "abcd".into(),
+            rerun: false,
         })
     }
 
@@ -431,7 +489,7 @@ mod tests {
         );
         assert_eq!(d.status.completion_time, Some(t(100)));
         let tr = transitions(r.status.as_ref(), &d.status);
-        let esc: Vec<_> = tr.iter().filter(|t| t.reason == "Escalated").collect();
+        let esc: Vec<_> = tr.iter().filter(|t| t.reason == Reason::Escalated).collect();
         assert_eq!(esc.len(), 1);
         assert!(esc[0].warning);
     }
@@ -453,7 +511,7 @@ mod tests {
         assert_eq!(d.status.phase, Some(RunPhase::Aborted));
         assert!(d.stop_attempts);
         assert_eq!(d.start_attempt, None);
-        assert!(is_true(&d.status.conditions, cond::ABORTED));
+        assert!(is_true(&d.status.conditions, RunCondition::Aborted));
         // Once Aborted, a failed attempt never starts another.
         let mut r2 = r.clone();
         r2.status = Some(d.status.clone());
@@ -474,17 +532,60 @@ mod tests {
     }
 
     #[test]
+    fn final_phases_keep_watching_attempts_only_after_an_abort() {
+        let cases = [
+            (RunPhase::Fixed, None, true, false),
+            (RunPhase::Escalated, None, true, false),
+            (RunPhase::Aborted, None, true, true),
+            (RunPhase::Aborted, None, false, false),
+            (RunPhase::Escalated, Some(RunAction::Abort), true, true),
+        ];
+        for (phase, action, active, want) in cases {
+            let mut r = run(Some(HealingRunStatus { phase: Some(phase), ..Default::default() }));
+            r.spec.action = action;
+            let a = att(1, if active { AttemptPhase::Running } else { AttemptPhase::Failed });
+            let d = decide(&obs(&r, vec![a]));
+            assert_eq!(d.stop_attempts, want, "{phase:?} {action:?} active={active}");
+            assert_eq!((d.status.phase, d.start_attempt), (Some(phase), None));
+        }
+        assert!(abort_requested(&run(Some(HealingRunStatus { phase: Some(RunPhase::Aborted), ..Default::default() }))));
+        assert!(!abort_requested(&run(Some(HealingRunStatus { phase: Some(RunPhase::Fixed), ..Default::default() }))));
+    }
+
+    #[test]
+    fn a_rerun_answer_is_reported_and_the_attempts_proceed() {
+        let r = run(None);
+        let mut o = obs(&r, vec![]);
+        o.triage = Ok(TriageView { failure_class: FailureClass::InfraFlake, rerun: true, ..triage().unwrap() });
+        let d = decide(&o);
+        assert_eq!(d.start_attempt, Some(1));
+        let c = get(&d.status.conditions, RunCondition::Rerun).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "RerunNotImplemented"));
+        assert!(c.message.contains("infra_flake") && c.message.contains("cannot re-run"), "{}", c.message);
+        let tr = transitions(None, &d.status);
+        let rerun: Vec<_> = tr.iter().filter(|t| t.reason == Reason::RerunNotImplemented).collect();
+        assert_eq!(rerun.len(), 1);
+        assert!(rerun[0].warning);
+        // Without a rerun answer there is no Rerun condition at all.
+        let d = decide(&obs(&r, vec![]));
+        assert!(get(&d.status.conditions, RunCondition::Rerun).is_none());
+    }
+
+    #[test]
     fn invalid_spec_waits_with_a_false_condition() {
         let r = run(None);
         let mut o = obs(&r, vec![]);
-        o.triage = Err(("UnknownProfile".into(), "agent profile 'nope' is not configured".into()));
+        o.triage = Err(SpecProblem {
+            reason: Reason::UnknownProfile,
+            message: "agent profile 'nope' is not configured".into(),
+        });
         let d = decide(&o);
         assert_eq!(d.status.phase, Some(RunPhase::Queued));
         assert_eq!(d.start_attempt, None);
-        let c = get(&d.status.conditions, cond::ACCEPTED).unwrap();
+        let c = get(&d.status.conditions, RunCondition::Accepted).unwrap();
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnknownProfile"));
         let tr = transitions(None, &d.status);
-        assert_eq!(tr[0].reason, "InvalidSpec");
+        assert_eq!(tr[0].reason, Reason::InvalidSpec);
     }
 
     #[test]
@@ -496,7 +597,7 @@ mod tests {
         assert_eq!(d.status.phase, Some(RunPhase::Queued));
         assert_eq!(d.status.duplicate_of.as_deref(), Some("first"));
         assert_eq!(d.start_attempt, None);
-        assert!(is_true(&d.status.conditions, cond::DUPLICATE));
+        assert!(is_true(&d.status.conditions, RunCondition::Duplicate));
         let mut r2 = r.clone();
         r2.status = Some(d.status);
         let mut o2 = obs(&r2, vec![]);

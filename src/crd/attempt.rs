@@ -6,14 +6,15 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::verdict::Verdict;
+use crate::contract::{AgentSettings, Verdict};
 
-/// Desired state of a HealingAttempt: the resolved agent profile and the pod's steps.
-#[derive(CustomResource, JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+/// Desired state of a HealingAttempt: the resolved agent profile and the pod's steps. Immutable:
+/// frozen at creation, so a config change never alters an attempt that already started.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "cihealer.dev",
     version = "v1alpha1",
@@ -31,6 +32,8 @@ use crate::verdict::Verdict;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf")
+    .message("a HealingAttempt's spec is immutable: it is frozen when the attempt is created"))]
 pub struct HealingAttemptSpec {
     /// The HealingRun this attempt belongs to (also its controller ownerReference).
     pub run_name: String,
@@ -66,9 +69,9 @@ pub struct HealingAttemptSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<AttemptSource>,
     /// The profile's step settings (fixers, LLM, validation commands, guard rails), frozen at creation,
-    /// with the run's `spec.policy.protectedPaths` added. Passed to the pod as `HEALER_SETTINGS` (JSON).
+    /// with the run's `spec.policy.protectedPaths` added. Passed to the work steps as JSON in their environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<crate::agent::settings::AgentSettings>,
+    pub settings: Option<AgentSettings>,
 }
 
 /// The commit an attempt works on.
@@ -129,8 +132,26 @@ pub enum AttemptPhase {
 }
 
 impl AttemptPhase {
+    /// Succeeded and Failed are final: the attempt's Job is done with.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed)
+    }
+
+    /// The phase as the API writes it (`Pending`, `Running`, `Succeeded`, `Failed`), also the
+    /// `outcome` label of `cihealer_attempts_finished_total`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,6 +1,12 @@
 //! `metav1.Condition` handling per the Kubernetes API conventions: conditions are a list keyed by
 //! `type`; `lastTransitionTime` moves only when `status` changes; `observedGeneration` records the
 //! spec generation the condition was computed from.
+//!
+//! The condition types of both kinds ([`RunCondition`], [`AttemptCondition`]) and every reason the
+//! controller itself writes ([`Reason`]: condition reasons, Event reasons, error and metric labels)
+//! are enums here, in one place. Reasons a step reports from inside the pod (a verdict's `reason`, a
+//! [`StepFailure`](crate::contract::StepFailure)'s) cross the contract as strings and are kept as
+//! they came.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -9,19 +15,213 @@ pub const TRUE: &str = "True";
 /// `status` of a condition that does not hold.
 pub const FALSE: &str = "False";
 
-/// Build a condition; `reason` must be CamelCase, `message` is for people.
+/// A condition type: a CamelCase name unique within one object's `status.conditions`.
+pub trait ConditionType: Copy {
+    /// The `type` string.
+    fn as_str(self) -> &'static str;
+}
+
+/// Condition types of a HealingRun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunCondition {
+    /// The spec can be acted on (False: a spec problem, with the reason; the run waits for a change).
+    Accepted,
+    /// Triage classified the failure and chose an agent profile.
+    Triaged,
+    /// Another active run heals the same failure; this one waits behind it.
+    Duplicate,
+    /// An attempt is running (False once the run is final).
+    Healing,
+    /// An attempt's validation passed.
+    Fixed,
+    /// The attempts ran out; people must look.
+    Escalated,
+    /// A person aborted the run.
+    Aborted,
+    /// Triage answered "re-run CI" (a flaky or infrastructural failure). False with
+    /// [`Reason::RerunNotImplemented`] until ci-healer can re-run jobs; attempts proceed meanwhile.
+    Rerun,
+}
+
+impl ConditionType for RunCondition {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunCondition::Accepted => "Accepted",
+            RunCondition::Triaged => "Triaged",
+            RunCondition::Duplicate => "Duplicate",
+            RunCondition::Healing => "Healing",
+            RunCondition::Fixed => "Fixed",
+            RunCondition::Escalated => "Escalated",
+            RunCondition::Aborted => "Aborted",
+            RunCondition::Rerun => "Rerun",
+        }
+    }
+}
+
+/// Condition types of a HealingAttempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptCondition {
+    /// The attempt's Job exists (False: a Job of that name belongs to something else).
+    JobCreated,
+    /// The attempt ended; the reason is the verdict's or the failed step's.
+    Completed,
+}
+
+impl ConditionType for AttemptCondition {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttemptCondition::JobCreated => "JobCreated",
+            AttemptCondition::Completed => "Completed",
+        }
+    }
+}
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Every reason the controller writes itself: condition reasons, Event reasons, the reasons of
+        /// its errors, and the `reason` label of its metrics. CamelCase, stable: dashboards and alerts
+        /// key on them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name),*];
+
+            /// The CamelCase string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Reason::$name => stringify!($name), )*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Accepted
+    /// The spec is valid.
+    SpecValid,
+    /// `spec.policy.agent` names a profile the controller config does not have.
+    UnknownProfile,
+    /// `spec.policy.mode` asks for something not implemented yet (`pull-request`).
+    ModeNotImplemented,
+    /// `spec.source.provider` is a code host ci-healer cannot talk to yet.
+    ProviderNotSupported,
+    /// Event: the spec cannot be acted on (the condition's reason says why).
+    InvalidSpec,
+    // Triaged
+    /// Triage classified the failure (also the Event's reason: [`Reason::Triaged`]).
+    Classified,
+    /// Event: the run was triaged.
+    Triaged,
+    /// Triage asked for a CI re-run, which ci-healer cannot do yet; attempts proceed instead.
+    RerunNotImplemented,
+    // Duplicate
+    /// Another active run heals the same failure.
+    DuplicateOfActiveRun,
+    /// No other active run heals the same failure.
+    NoActiveDuplicate,
+    /// Event: the run is a duplicate.
+    Duplicate,
+    /// The run this one duplicates was fixed.
+    DuplicateFixed,
+    /// The run this one duplicates was aborted.
+    DuplicateAborted,
+    /// The run this one duplicates was escalated.
+    DuplicateEscalated,
+    // Healing, Fixed, Escalated, Aborted
+    /// An attempt is running (also the attempt's Event when its pod runs).
+    AttemptRunning,
+    /// Event: an attempt was started.
+    AttemptStarted,
+    /// Event: an attempt's validation passed.
+    AttemptSucceeded,
+    /// Event: an attempt failed.
+    AttemptFailed,
+    /// The validation step passed the change.
+    ValidationPassed,
+    /// The run is fixed (Healing=False; also the Event).
+    Fixed,
+    /// Every attempt failed.
+    AttemptsExhausted,
+    /// Event: the run was escalated.
+    Escalated,
+    /// A person asked to abort (`spec.action: abort`).
+    AbortRequested,
+    /// The run (or the attempt's run) was aborted.
+    Aborted,
+    // HealingAttempt
+    /// The attempt's Job was created.
+    JobCreated,
+    /// A Job with the attempt's name exists and is not the attempt's.
+    JobNameTaken,
+    /// The validate step ended without a verdict.
+    VerdictMissing,
+    /// The validate step's termination message is not a verdict.
+    VerdictMalformed,
+    /// The pod failed without a step saying why.
+    PodFailed,
+    /// Kubernetes failed the Job without a reason.
+    JobFailed,
+    // Keeping the patch (Warning Events on the attempt)
+    /// Event action: keeping a passed attempt's patch.
+    KeepPatch,
+    /// The validate step's log has no complete patch block.
+    PatchNotInLog,
+    /// The patch in the log does not match the verdict's SHA-256.
+    PatchChecksumMismatch,
+    /// The patch is larger than a ConfigMap may keep.
+    PatchTooLargeToKeep,
+    /// The validate step's log cannot be read (the pod or its node is gone).
+    PatchLogUnavailable,
+    // Errors (the `reason` label of `cihealer_reconcile_errors_total`)
+    /// The API server answered 409 Conflict.
+    Conflict,
+    /// The API server answered 404 Not Found.
+    NotFound,
+    /// The API server answered another error status.
+    ApiError,
+    /// The request did not reach the API server (connection, TLS, decoding).
+    KubeClientError,
+    /// The object has no namespace.
+    MissingNamespace,
+    /// A value could not be serialised.
+    SerializationError,
+    /// A HealingAttempt with the next attempt's name belongs to another (deleted) run.
+    AttemptNameTaken,
+    /// The profile a run was triaged to vanished from the config (a reload race).
+    ProfileVanished,
+}
+
+impl AsRef<str> for Reason {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Build a condition of type `t`; `reason` must be CamelCase (a [`Reason`], or a reason a step
+/// reported), `message` is for people.
 pub fn new(
-    type_: &str,
+    t: impl ConditionType,
     status: bool,
-    reason: &str,
+    reason: impl AsRef<str>,
     message: impl Into<String>,
     generation: Option<i64>,
     now: Time,
 ) -> Condition {
     Condition {
-        type_: type_.to_string(),
+        type_: t.as_str().to_string(),
         status: if status { TRUE } else { FALSE }.to_string(),
-        reason: reason.to_string(),
+        reason: reason.as_ref().to_string(),
         message: message.into(),
         observed_generation: generation,
         last_transition_time: now,
@@ -55,14 +255,19 @@ pub fn set(conds: &mut Vec<Condition>, cond: Condition) -> bool {
     }
 }
 
-/// The condition of `type_`, if present.
-pub fn get<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conds.iter().find(|c| c.type_ == type_)
+/// The condition of type `t`, if present.
+pub fn get(conds: &[Condition], t: impl ConditionType) -> Option<&Condition> {
+    conds.iter().find(|c| c.type_ == t.as_str())
 }
 
-/// True when the condition of `type_` is present with status `True`.
-pub fn is_true(conds: &[Condition], type_: &str) -> bool {
-    get(conds, type_).is_some_and(|c| c.status == TRUE)
+/// True when the condition of type `t` is present with status `True`.
+pub fn is_true(conds: &[Condition], t: impl ConditionType) -> bool {
+    get(conds, t).is_some_and(|c| c.status == TRUE)
+}
+
+/// True when the condition of type `t` is present with status `False`.
+pub fn is_false(conds: &[Condition], t: impl ConditionType) -> bool {
+    get(conds, t).is_some_and(|c| c.status == FALSE)
 }
 
 #[cfg(test)]
@@ -75,15 +280,30 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_with_status() {
+        let fixed = RunCondition::Fixed;
         let mut conds = vec![];
-        assert!(set(&mut conds, new("Fixed", false, "AttemptRunning", "a", Some(1), t(10))));
-        assert!(set(&mut conds, new("Fixed", false, "AttemptRunning", "b", Some(1), t(20))));
+        assert!(set(&mut conds, new(fixed, false, Reason::AttemptRunning, "a", Some(1), t(10))));
+        assert!(set(&mut conds, new(fixed, false, Reason::AttemptRunning, "b", Some(1), t(20))));
         assert_eq!(conds[0].last_transition_time, t(10), "same status keeps the time");
         assert_eq!(conds[0].message, "b");
-        assert!(!set(&mut conds, new("Fixed", false, "AttemptRunning", "b", Some(1), t(30))), "no-op");
-        assert!(set(&mut conds, new("Fixed", true, "ValidationPassed", "c", Some(1), t(40))));
+        assert!(!set(&mut conds, new(fixed, false, Reason::AttemptRunning, "b", Some(1), t(30))), "no-op");
+        assert!(is_false(&conds, fixed) && !is_true(&conds, fixed));
+        assert!(set(&mut conds, new(fixed, true, Reason::ValidationPassed, "c", Some(1), t(40))));
         assert_eq!(conds[0].last_transition_time, t(40));
         assert_eq!(conds.len(), 1);
-        assert!(is_true(&conds, "Fixed"));
+        assert!(is_true(&conds, fixed));
+        assert!(!is_true(&conds, RunCondition::Aborted) && !is_false(&conds, RunCondition::Aborted));
+    }
+
+    #[test]
+    fn reasons_are_unique_camel_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            let s = r.as_str();
+            assert!(s.chars().next().is_some_and(|c| c.is_ascii_uppercase()), "{s}");
+            assert!(s.chars().all(|c| c.is_ascii_alphanumeric()), "{s}");
+            assert!(seen.insert(s), "{s} twice");
+            assert_eq!(r.to_string(), s);
+        }
     }
 }

@@ -7,7 +7,7 @@ pub mod attempt;
 pub mod conditions;
 pub mod run;
 
-pub use crate::verdict::Diffstat;
+pub use crate::contract::Diffstat;
 pub use attempt::{
     AttemptPhase, AttemptSource, EnvVar, HealingAttempt, HealingAttemptSpec, HealingAttemptStatus, SecretKeyRef,
     StepSpec,
@@ -21,16 +21,6 @@ use kube::CustomResourceExt;
 
 /// The API group of every ci-healer kind.
 pub const GROUP: &str = "cihealer.dev";
-/// Label on attempts, Jobs, pods and ConfigMaps naming the HealingRun they belong to.
-pub const LABEL_RUN: &str = "cihealer.dev/run";
-/// Label on Jobs, pods and ConfigMaps naming the HealingAttempt they belong to.
-pub const LABEL_ATTEMPT: &str = "cihealer.dev/attempt";
-/// Label on runs carrying the error hash (dedup key part), set by the controller.
-pub const LABEL_ERROR_HASH: &str = "cihealer.dev/error-hash";
-/// Label on attempts and Jobs with the attempt number.
-pub const LABEL_ATTEMPT_NUMBER: &str = "cihealer.dev/attempt-number";
-/// `app.kubernetes.io/managed-by` value on everything the controller creates.
-pub const MANAGED_BY: &str = "ci-healer";
 
 /// Both CRDs as one multi-document YAML stream, as `healer crd` prints it and `crds/` stores it.
 pub fn crds_yaml() -> String {
@@ -40,4 +30,29 @@ pub fn crds_yaml() -> String {
         out.push_str(&serde_yaml_ng::to_string(&crd).expect("CRD serialises to YAML"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: impl serde::Serialize) -> String {
+        serde_json::to_value(v).unwrap().as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn names_for_people_and_metrics_are_the_api_names() {
+        for p in [RunPhase::Queued, RunPhase::Running, RunPhase::Fixed, RunPhase::Escalated, RunPhase::Aborted] {
+            assert_eq!(json(p), p.as_str());
+        }
+        for p in [AttemptPhase::Pending, AttemptPhase::Running, AttemptPhase::Succeeded, AttemptPhase::Failed] {
+            assert_eq!(json(p), p.as_str());
+        }
+        for p in [Provider::Github, Provider::Gitlab, Provider::Generic] {
+            assert_eq!(json(p), p.as_str());
+        }
+        for m in [HealingMode::Propose, HealingMode::PullRequest] {
+            assert_eq!(json(m), m.as_str());
+        }
+    }
 }

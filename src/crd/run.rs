@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Diffstat;
+use crate::triage::FailureClass;
 
 /// Desired state of a HealingRun: the failure's origin, an optional excerpt, the healing policy.
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -35,6 +36,9 @@ use super::Diffstat;
 #[serde(rename_all = "camelCase")]
 pub struct HealingRunSpec {
     /// Where the failure came from: provider, repository, commit and the CI job that failed.
+    /// Immutable: it identifies the failure (the dedup key is a function of it).
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf")
+        .message("spec.source is immutable: it identifies the failure; create a new HealingRun for another commit or job"))]
     pub source: FailureSource,
     /// An inline excerpt of the failing log, for senders that have it. Bounded to 64 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,8 +65,19 @@ pub struct FailureSource {
     ).message("repository must be 'owner/name', e.g. octo-org/octo-repo"))]
     #[schemars(length(min = 1, max = 140))]
     pub repository: String,
-    /// The branch the failing commit was built on (GitHub `head_branch`).
-    #[x_kube(validation = kube::core::Rule::new("self != ''").message("branch must not be empty"))]
+    /// The branch the failing commit was built on (GitHub `head_branch`); a valid git branch name
+    /// (`git check-ref-format --branch`).
+    #[x_kube(
+        validation = kube::core::Rule::new("self != ''").message("branch must not be empty"),
+        validation = kube::core::Rule::new(r"!self.matches('[\\x00-\\x20\\x7f~^:?*\\[\\\\]')")
+            .message("branch must not contain whitespace, control characters or any of ~ ^ : ? * [ \\ (git check-ref-format)"),
+        validation = kube::core::Rule::new("!self.contains('..') && !self.contains('@{') && !self.contains('//') && self != '@'")
+            .message("branch must not contain '..', '@{' or '//', nor be '@' (git check-ref-format)"),
+        validation = kube::core::Rule::new("!self.startsWith('/') && !self.startsWith('-') && !self.endsWith('/') && !self.endsWith('.')")
+            .message("branch must not start with '/' or '-', nor end with '/' or '.' (git check-ref-format)"),
+        validation = kube::core::Rule::new(r"!self.matches('(^|/)\\.') && !self.matches('\\.lock(/|$)')")
+            .message("no part of branch between slashes may start with '.' or end with '.lock' (git check-ref-format)"),
+    )]
     #[schemars(length(max = 255))]
     pub branch: String,
     /// The commit that failed (GitHub `head_sha`): 7 to 40 lowercase hex digits.
@@ -107,18 +122,33 @@ pub struct FailureSource {
     pub sender: Option<String>,
     /// Names of the steps whose conclusion was `failure`, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), inner(length(max = 255)))]
     pub failed_steps: Vec<String>,
 }
 
-/// The code host a failure came from.
+/// The code host a failure came from. Only `github` is acted upon today; the others are accepted by
+/// the schema and answered with `Accepted=False` (`ProviderNotSupported`).
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
+    /// GitHub or GitHub Enterprise.
     #[default]
     Github,
+    /// GitLab (not supported yet).
     Gitlab,
+    /// Any other sender (not supported yet).
     Generic,
+}
+
+impl Provider {
+    /// The serialised name: `github`, `gitlab`, `generic`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Github => "github",
+            Provider::Gitlab => "gitlab",
+            Provider::Generic => "generic",
+        }
+    }
 }
 
 /// The webhook event kind that reported the failure, named as GitHub names its events.
@@ -196,9 +226,20 @@ pub enum HealingMode {
     #[default]
     #[serde(rename = "propose")]
     Propose,
-    /// Push a branch and open a pull request into the failing branch.
+    /// Push a branch and open a pull request into the failing branch (not implemented yet: answered
+    /// with `Accepted=False`, `ModeNotImplemented`).
     #[serde(rename = "pull-request")]
     PullRequest,
+}
+
+impl HealingMode {
+    /// The serialised name: `propose`, `pull-request`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HealingMode::Propose => "propose",
+            HealingMode::PullRequest => "pull-request",
+        }
+    }
 }
 
 /// An action a person asks of a run.
@@ -229,6 +270,24 @@ impl RunPhase {
     /// Fixed, Escalated and Aborted are final: the controller starts nothing more.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Fixed | Self::Escalated | Self::Aborted)
+    }
+
+    /// The phase as the API writes it (`Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`), also
+    /// the `phase` label of `cihealer_run_transitions_total`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Fixed => "Fixed",
+            Self::Escalated => "Escalated",
+            Self::Aborted => "Aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for RunPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -265,7 +324,7 @@ pub struct HealingRunStatus {
     pub short_sha: Option<String>,
     /// The failure class triage assigned (e.g. `rust_fmt`, `frontend_format`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_class: Option<String>,
+    pub failure_class: Option<FailureClass>,
     /// The agent profile that attempts use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,

@@ -1,15 +1,14 @@
 //! The HealingAttempt for attempt `n` of a run, built by a pure function from the run and the config.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::config::{ControllerConfig, HEALER_BIN, ProfileStep};
-use crate::crd::{
-    AttemptSource, HealingAttempt, HealingAttemptSpec, HealingRun, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY,
-};
+use crate::config::{ControllerConfig, ProfileStep};
+use crate::contract::Step;
+use crate::contract::paths::BINARY;
+use crate::crd::{AttemptSource, HealingAttempt, HealingAttemptSpec, HealingRun};
 use crate::resources::configmap;
+use crate::resources::labels::{self, Component};
 
 /// `<run>-<n>`: deterministic, so a restarted controller finds the attempt it already created.
 pub fn attempt_name(run: &str, n: i32) -> String {
@@ -26,17 +25,14 @@ pub fn build_attempt(
 ) -> Option<HealingAttempt> {
     let profile = config.profiles.get(profile_name)?;
     let owner = run.controller_owner_ref(&())?;
-    let checkout = ProfileStep { command: vec![HEALER_BIN.into(), "checkout".into()], ..Default::default() };
+    let name = attempt_name(&run.name_any(), n);
+    let checkout =
+        ProfileStep { command: vec![BINARY.into(), Step::Checkout.subcommand().into()], ..Default::default() };
     Some(HealingAttempt {
         metadata: ObjectMeta {
-            name: Some(attempt_name(&run.name_any(), n)),
+            name: Some(name.clone()),
             namespace: run.namespace(),
-            labels: Some(BTreeMap::from([
-                ("app.kubernetes.io/name".into(), "ci-healer".into()),
-                ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
-                (LABEL_RUN.into(), run.name_any()),
-                (LABEL_ATTEMPT_NUMBER.into(), n.to_string()),
-            ])),
+            labels: Some(labels::for_child(Component::Attempt, &run.name_any(), Some((&name, n)))),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },

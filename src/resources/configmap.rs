@@ -4,57 +4,62 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
 
-use crate::crd::{LABEL_ATTEMPT, LABEL_RUN, MANAGED_BY};
+use super::labels::{self, Component};
+use crate::contract::paths;
+use crate::crd::{HealingAttempt, HealingRun};
 
-/// Name of a run's context ConfigMap.
+/// Name of a run's context ConfigMap: `<run>-context`.
 pub fn context_name(run: &str) -> String {
     format!("{run}-context")
 }
 
-/// Name of an attempt's patch ConfigMap.
+/// Name of an attempt's patch ConfigMap: `<attempt>-patch`.
 pub fn patch_name(attempt: &str) -> String {
     format!("{attempt}-patch")
 }
 
-/// The context ConfigMap of a run: `excerpt.txt` (the bounded, masked failure excerpt) and
-/// `triage.json` (class, profile, failing step). Owned by the run.
-pub fn build_context(run: &str, namespace: &str, owner: OwnerReference, excerpt: &str, triage_json: &str) -> ConfigMap {
-    ConfigMap {
+/// The context ConfigMap of `run`: [`paths::context::EXCERPT`] (the bounded, masked failure excerpt)
+/// and [`paths::context::TRIAGE`] (triage's answer as JSON). Owned by the run. `None` when the run
+/// has no name or uid (it did not come from the API server).
+pub fn build_context(run: &HealingRun, excerpt: &str, triage_json: &str) -> Option<ConfigMap> {
+    let owner = run.controller_owner_ref(&())?;
+    Some(ConfigMap {
         metadata: ObjectMeta {
-            name: Some(context_name(run)),
-            namespace: Some(namespace.into()),
-            labels: Some(BTreeMap::from([
-                ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
-                (LABEL_RUN.into(), run.into()),
-            ])),
+            name: Some(context_name(&run.name_any())),
+            namespace: run.namespace(),
+            labels: Some(labels::for_child(Component::Context, &run.name_any(), None)),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
         data: Some(BTreeMap::from([
-            ("excerpt.txt".into(), excerpt.into()),
-            ("triage.json".into(), triage_json.into()),
+            (paths::context::EXCERPT.into(), excerpt.into()),
+            (paths::context::TRIAGE.into(), triage_json.into()),
         ])),
         ..Default::default()
-    }
+    })
 }
 
-/// The patch ConfigMap of an attempt (`patch.diff`), owned by the attempt.
-pub fn build_patch(attempt: &str, run: &str, namespace: &str, owner: OwnerReference, patch: &str) -> ConfigMap {
-    ConfigMap {
+/// The patch ConfigMap of `attempt` ([`paths::PATCH_KEY`]: the unified diff), owned by the attempt.
+/// `None` when the attempt has no name or uid.
+pub fn build_patch(attempt: &HealingAttempt, patch: &str) -> Option<ConfigMap> {
+    let owner = attempt.controller_owner_ref(&())?;
+    let name = attempt.name_any();
+    Some(ConfigMap {
         metadata: ObjectMeta {
-            name: Some(patch_name(attempt)),
-            namespace: Some(namespace.into()),
-            labels: Some(BTreeMap::from([
-                ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
-                (LABEL_RUN.into(), run.into()),
-                (LABEL_ATTEMPT.into(), attempt.into()),
-            ])),
+            name: Some(patch_name(&name)),
+            namespace: attempt.namespace(),
+            labels: Some(labels::for_child(
+                Component::Patch,
+                &attempt.spec.run_name,
+                Some((&name, attempt.spec.attempt)),
+            )),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([("patch.diff".into(), patch.into())])),
+        data: Some(BTreeMap::from([(paths::PATCH_KEY.into(), patch.into())])),
         ..Default::default()
-    }
+    })
 }

@@ -22,43 +22,52 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
-use serde::{Deserialize, Serialize};
 
-use crate::crd::{HealingAttempt, LABEL_ATTEMPT, LABEL_ATTEMPT_NUMBER, LABEL_RUN, MANAGED_BY, StepSpec};
-use crate::verdict::{VALIDATE_CONTAINER, Verdict, VerdictError};
+use super::labels::{self, Component};
+use crate::contract::paths::{
+    BIN_DIR, CONTEXT_DIR, GIT_SECRET_DIR, GIT_TOKEN_FILE_NAME, IMAGE_BINARY, LLM_KEY_FILE_NAME, LLM_SECRET_DIR,
+    TERMINATION_LOG, WORKSPACE_DIR,
+};
+use crate::contract::{AgentReport, Source, Step, StepContext, StepFailure, Verdict, VerdictError, paths};
+use crate::crd::{HealingAttempt, StepSpec};
 
-/// Where the `healer` binary lands inside the pod.
-pub const BIN_DIR: &str = "/healer/bin";
-/// The shared workspace volume; the repository is cloned into `src/` below it.
-pub const WORKSPACE_DIR: &str = "/workspace";
-/// The attempt's context (excerpt, attempt.json), read-only.
-pub const CONTEXT_DIR: &str = "/healer/context";
-/// The git token file, in the checkout step only.
-pub const GIT_SECRET_DIR: &str = "/healer/secrets/git";
-/// The LLM API key file, in the agent step only.
-pub const LLM_SECRET_DIR: &str = "/healer/secrets/llm";
-/// Kubernetes' default termination message path.
-pub const TERMINATION_LOG: &str = "/dev/termination-log";
 /// UID and GID the steps run as.
 pub const RUN_AS: i64 = 65532;
-/// Where the healer image keeps its own binary.
-pub const IMAGE_BINARY: &str = "/usr/local/bin/healer";
 
 /// Name of the Job for an attempt: the attempt's own name (`<run>-<n>`), so a restart finds it again.
 pub fn job_name(attempt: &HealingAttempt) -> String {
     attempt.name_any()
 }
 
-/// Labels shared by an attempt's Job and pod.
+/// Labels shared by an attempt, its Job and its pod ([`labels::for_child`]).
 pub fn attempt_labels(attempt: &HealingAttempt) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("app.kubernetes.io/name".into(), "ci-healer".into()),
-        ("app.kubernetes.io/component".into(), "attempt".into()),
-        ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
-        (LABEL_RUN.into(), attempt.spec.run_name.clone()),
-        (LABEL_ATTEMPT.into(), attempt.name_any()),
-        (LABEL_ATTEMPT_NUMBER.into(), attempt.spec.attempt.to_string()),
-    ])
+    labels::for_child(Component::Attempt, &attempt.spec.run_name, Some((&attempt.name_any(), attempt.spec.attempt)))
+}
+
+/// What the controller tells `step` of `attempt` through its environment (see [`StepContext`]):
+/// every step gets the run, attempt, profile and the pod's paths; the work steps also get the
+/// attempt's name, source and settings; `checkout` gets the git token's path and `agent` the LLM
+/// key's path, each only when its Secret is configured. Pure.
+pub fn step_context(attempt: &HealingAttempt, step: Step) -> StepContext {
+    let spec = &attempt.spec;
+    let mut ctx = StepContext::new(step, &spec.run_name, spec.attempt, &spec.profile);
+    if step.works_on_source() {
+        ctx.attempt_name = Some(attempt.name_any());
+        ctx.source = spec.source.as_ref().map(|s| Source {
+            repository: s.repository.clone(),
+            branch: s.branch.clone(),
+            head_sha: s.head_sha.clone(),
+        });
+        ctx.git_base_url = spec.settings.as_ref().and_then(|s| s.git_base_url.clone());
+        ctx.settings = spec.settings.clone();
+    }
+    if step == Step::Checkout && spec.git_token_secret.is_some() {
+        ctx.git_token_file = Some(paths::git_token_file().into());
+    }
+    if step == Step::Agent && spec.llm_api_key_secret.is_some() {
+        ctx.llm_api_key_file = Some(paths::llm_key_file().into());
+    }
+    ctx
 }
 
 /// Build the complete Job for `attempt`. Pure; `default_resources` fills steps that set none.
@@ -67,21 +76,6 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
     let labels = attempt_labels(attempt);
     let owner = attempt.controller_owner_ref(&()).expect("a HealingAttempt from the API server has a name and uid");
 
-    let env_common = |step: &str| -> Vec<EnvVar> {
-        let mut env = vec![
-            env("HEALER_STEP", step),
-            env("HEALER_RUN", &spec.run_name),
-            env("HEALER_ATTEMPT", &spec.attempt.to_string()),
-            env("HEALER_PROFILE", &spec.profile),
-            env("HEALER_WORKSPACE", &format!("{WORKSPACE_DIR}/src")),
-            env("HEALER_STATE_DIR", &format!("{WORKSPACE_DIR}/.healer")),
-            env("HEALER_CONTEXT_DIR", CONTEXT_DIR),
-            env("HEALER_TERMINATION_MESSAGE_PATH", TERMINATION_LOG),
-            env("HOME", &format!("{WORKSPACE_DIR}/home")),
-        ];
-        env.extend(spec_env(step, attempt));
-        env
-    };
     let mount = |name: &str, path: &str, ro: bool| VolumeMount {
         name: name.into(),
         mount_path: path.into(),
@@ -90,29 +84,27 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
     };
     let context_mount = spec.context_config_map.as_ref().map(|_| mount("context", CONTEXT_DIR, true));
 
-    let step =
-        |name: &str, s: &StepSpec, extra_env: Vec<EnvVar>, extra_mounts: Vec<VolumeMount>, read_only_root: bool| {
-            let mut env = env_common(name);
-            env.extend(extra_env);
-            env.extend(s.env.iter().map(|e| self::env(&e.name, &e.value)));
-            let mut mounts =
-                vec![mount("healer-bin", BIN_DIR, name != "prepare"), mount("workspace", WORKSPACE_DIR, false)];
-            mounts.extend(context_mount.clone());
-            mounts.extend(extra_mounts);
-            Container {
-                name: name.into(),
-                image: Some(s.image.clone()),
-                command: Some(s.command.clone()).filter(|c| !c.is_empty()),
-                env: Some(env),
-                volume_mounts: Some(mounts),
-                working_dir: Some(WORKSPACE_DIR.into()),
-                resources: Some(s.resources.clone().unwrap_or_else(|| default_resources.clone())),
-                termination_message_path: Some(TERMINATION_LOG.into()),
-                termination_message_policy: Some("File".into()),
-                security_context: Some(container_security(read_only_root)),
-                ..Default::default()
-            }
-        };
+    let step = |step: Step, s: &StepSpec, extra_mounts: Vec<VolumeMount>, read_only_root: bool| {
+        let mut env: Vec<EnvVar> = step_context(attempt, step).to_env().into_iter().map(|(k, v)| env(k, &v)).collect();
+        env.extend(s.env.iter().map(|e| self::env(&e.name, &e.value)));
+        let mut mounts =
+            vec![mount("healer-bin", BIN_DIR, step != Step::Prepare), mount("workspace", WORKSPACE_DIR, false)];
+        mounts.extend(context_mount.clone());
+        mounts.extend(extra_mounts);
+        Container {
+            name: step.name().into(),
+            image: Some(s.image.clone()),
+            command: Some(s.command.clone()).filter(|c| !c.is_empty()),
+            env: Some(env),
+            volume_mounts: Some(mounts),
+            working_dir: Some(WORKSPACE_DIR.into()),
+            resources: Some(s.resources.clone().unwrap_or_else(|| default_resources.clone())),
+            termination_message_path: Some(TERMINATION_LOG.into()),
+            termination_message_policy: Some("File".into()),
+            security_context: Some(container_security(read_only_root)),
+            ..Default::default()
+        }
+    };
 
     let small = ResourceRequirements {
         requests: Some(BTreeMap::from([
@@ -127,25 +119,13 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
     };
     let prepare = StepSpec {
         image: spec.healer_image.clone(),
-        command: vec![IMAGE_BINARY.into(), "install-binary".into(), "--to".into(), format!("{BIN_DIR}/healer")],
+        command: vec![IMAGE_BINARY.into(), Step::Prepare.subcommand().into(), "--to".into(), paths::BINARY.into()],
         env: vec![],
         resources: Some(small),
     };
 
-    let (git_env, git_mounts) = match &spec.git_token_secret {
-        Some(_) => (
-            vec![env("HEALER_GIT_TOKEN_FILE", &format!("{GIT_SECRET_DIR}/token"))],
-            vec![mount("git-token", GIT_SECRET_DIR, true)],
-        ),
-        None => (vec![], vec![]),
-    };
-    let (llm_env, llm_mounts) = match &spec.llm_api_key_secret {
-        Some(_) => (
-            vec![env("HEALER_LLM_API_KEY_FILE", &format!("{LLM_SECRET_DIR}/api-key"))],
-            vec![mount("llm-api-key", LLM_SECRET_DIR, true)],
-        ),
-        None => (vec![], vec![]),
-    };
+    let git_mounts = spec.git_token_secret.iter().map(|_| mount("git-token", GIT_SECRET_DIR, true)).collect();
+    let llm_mounts = spec.llm_api_key_secret.iter().map(|_| mount("llm-api-key", LLM_SECRET_DIR, true)).collect();
 
     let mut volumes = vec![empty_dir("healer-bin"), empty_dir("workspace")];
     if let Some(cm) = &spec.context_config_map {
@@ -155,9 +135,10 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             ..Default::default()
         });
     }
-    for (vol, secret, file) in
-        [("git-token", &spec.git_token_secret, "token"), ("llm-api-key", &spec.llm_api_key_secret, "api-key")]
-    {
+    for (vol, secret, file) in [
+        ("git-token", &spec.git_token_secret, GIT_TOKEN_FILE_NAME),
+        ("llm-api-key", &spec.llm_api_key_secret, LLM_KEY_FILE_NAME),
+    ] {
         if let Some(s) = secret {
             volumes.push(Volume {
                 name: vol.into(),
@@ -185,11 +166,11 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             ..Default::default()
         }),
         init_containers: Some(vec![
-            step("prepare", &prepare, vec![], vec![], true),
-            step("checkout", &spec.checkout, git_env, git_mounts, false),
-            step("agent", &spec.agent, llm_env, llm_mounts, false),
+            step(Step::Prepare, &prepare, vec![], true),
+            step(Step::Checkout, &spec.checkout, git_mounts, false),
+            step(Step::Agent, &spec.agent, llm_mounts, false),
         ]),
-        containers: vec![step(VALIDATE_CONTAINER, &spec.validate, vec![], vec![], false)],
+        containers: vec![step(Step::Validate, &spec.validate, vec![], false)],
         volumes: Some(volumes),
         ..Default::default()
     };
@@ -216,28 +197,6 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
     }
 }
 
-fn spec_env(step: &str, attempt: &HealingAttempt) -> Vec<EnvVar> {
-    // Only the context the step needs; nothing secret is ever passed as an env value.
-    match step {
-        "checkout" | "agent" | "validate" => {
-            let mut v = vec![env("HEALER_ATTEMPT_NAME", &attempt.name_any())];
-            if let Some(src) = &attempt.spec.source {
-                v.push(env("HEALER_REPOSITORY", &src.repository));
-                v.push(env("HEALER_BRANCH", &src.branch));
-                v.push(env("HEALER_HEAD_SHA", &src.head_sha));
-            }
-            if let Some(settings) = &attempt.spec.settings {
-                if let Some(base) = &settings.git_base_url {
-                    v.push(env("HEALER_GIT_BASE_URL", base));
-                }
-                v.push(env(crate::agent::settings::SETTINGS_ENV, &serde_json::to_string(settings).unwrap_or_default()));
-            }
-            v
-        }
-        _ => vec![],
-    }
-}
-
 fn env(name: &str, value: &str) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
 }
@@ -254,24 +213,6 @@ fn container_security(read_only_root: bool) -> SecurityContext {
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
         ..Default::default()
     }
-}
-
-/// What a step (other than validate) may leave in its termination message when it fails:
-/// `{"reason":"CommitNotFound","message":"…"}`. Plain text is taken as the message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepFailure {
-    pub reason: String,
-    #[serde(default)]
-    pub message: String,
-}
-
-/// What the agent step leaves in its termination message: a diagnosis for people. Informational only;
-/// success is decided by the validate step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentReport {
-    #[serde(default)]
-    pub diagnosis: String,
 }
 
 /// An attempt Job as observed through its Job and pods.
@@ -307,16 +248,13 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
 
     let diagnosis = status
         .and_then(|s| s.init_container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == "agent"))
-        .and_then(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
-        .and_then(|m| serde_json::from_str::<AgentReport>(&m).ok())
-        .map(|r| r.diagnosis)
-        .filter(|d| !d.is_empty());
+        .and_then(|cs| cs.iter().find(|c| c.name == Step::Agent.name()))
+        .and_then(|c| AgentReport::diagnosis_from(c.state.as_ref()?.terminated.as_ref()?.message.as_deref()));
 
     // 1. The validate step ended: its termination message is the verdict, or the attempt failed.
     if let Some(term) = status
         .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == VALIDATE_CONTAINER))
+        .and_then(|cs| cs.iter().find(|c| c.name == Step::Validate.name()))
         .and_then(|c| c.state.as_ref()?.terminated.as_ref())
     {
         let finished = term.finished_at.clone().or(job_finished);
@@ -346,13 +284,11 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
             (t.exit_code != 0).then(|| (c.name.clone(), t.clone()))
         })
     }) {
-        let (reason, message) = match term.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
-            Some(m) => match serde_json::from_str::<StepFailure>(m) {
-                Ok(f) => (f.reason, f.message),
-                Err(_) => (step_reason(&name), m.to_string()),
-            },
-            None => (step_reason(&name), format!("step {name} exited with code {}", term.exit_code)),
-        };
+        let (reason, message) =
+            match StepFailure::from_termination_message(term.message.as_deref(), &step_reason(&name)) {
+                Some(f) => (f.reason, f.message),
+                None => (step_reason(&name), format!("step {name} exited with code {}", term.exit_code)),
+            };
         return JobObservation::Failed {
             reason,
             message,
@@ -398,7 +334,12 @@ pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
     }
 }
 
+/// The reason of a step that failed without writing one: [`Step::failed_reason`], or `<Name>Failed`
+/// for a container that is not one of the four steps.
 fn step_reason(step: &str) -> String {
+    if let Some(s) = Step::from_name(step) {
+        return s.failed_reason().into();
+    }
     let mut c = step.chars();
     let cap: String = c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default();
     format!("{cap}Failed")
@@ -406,7 +347,7 @@ fn step_reason(step: &str) -> String {
 
 /// The pods of an attempt are found by this label selector.
 pub fn pod_selector(attempt_name: &str) -> String {
-    format!("{LABEL_ATTEMPT}={attempt_name}")
+    labels::attempt_selector(attempt_name)
 }
 
 /// True when `job` is a Job this attempt owns (guards against a same-named foreign Job).
@@ -423,8 +364,8 @@ mod tests {
     };
 
     use super::*;
+    use crate::contract::{Outcome, Verdict};
     use crate::crd::{HealingAttemptSpec, SecretKeyRef};
-    use crate::verdict::{Outcome, Verdict};
 
     fn attempt() -> HealingAttempt {
         let step =
@@ -467,10 +408,11 @@ mod tests {
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
             ("HealingAttempt", "uid-2", Some(true))
         );
-        let labels = job.metadata.labels.as_ref().unwrap();
-        assert_eq!(labels[LABEL_RUN], "r");
-        assert_eq!(labels[LABEL_ATTEMPT], "r-2");
-        assert_eq!(labels[LABEL_ATTEMPT_NUMBER], "2");
+        let l = job.metadata.labels.as_ref().unwrap();
+        assert_eq!(l[labels::RUN], "r");
+        assert_eq!(l[labels::ATTEMPT], "r-2");
+        assert_eq!(l[labels::ATTEMPT_NUMBER], "2");
+        assert_eq!(l[labels::COMPONENT], "attempt");
 
         let spec = job.spec.as_ref().unwrap();
         assert_eq!(spec.backoff_limit, Some(0));
@@ -500,6 +442,32 @@ mod tests {
         }
         assert_eq!(pod.containers[0].image.as_deref(), Some("rust:1.95"));
         assert_eq!(inits[0].image.as_deref(), Some("healer:1"));
+    }
+
+    /// What the builder puts in each container's environment is what that step reads back
+    /// through the contract: the same [`StepContext`], so no variable can drift on one side.
+    #[test]
+    fn each_step_reads_back_the_context_the_builder_wrote() {
+        let mut a = attempt();
+        a.spec.source = Some(crate::crd::AttemptSource {
+            repository: "o/r".into(),
+            branch: "main".into(),
+            head_sha: "3484a3f".into(),
+        });
+        a.spec.settings =
+            Some(crate::contract::AgentSettings { git_base_url: Some("file:///remotes".into()), ..Default::default() });
+        let job = build_job(&a, &Default::default());
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        for c in pod.init_containers.unwrap().iter().chain(&pod.containers) {
+            let step = Step::from_name(&c.name).unwrap();
+            let env: BTreeMap<String, String> =
+                c.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect();
+            let read = StepContext::from_lookup(step, |k| env.get(k).cloned()).unwrap();
+            assert_eq!(read, step_context(&a, step), "{}", c.name);
+            assert_eq!(read.git_token_file.is_some(), step == Step::Checkout, "{}", c.name);
+            assert_eq!(read.llm_api_key_file.is_some(), step == Step::Agent, "{}", c.name);
+            assert_eq!(read.settings.is_some(), step != Step::Prepare, "{}", c.name);
+        }
     }
 
     fn job_with(conds: &[(&str, &str)]) -> Job {

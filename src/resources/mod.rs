@@ -3,3 +3,4 @@
 pub mod attempt;
 pub mod configmap;
 pub mod job;
+pub mod labels;

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::sim::StepOutcome;
-use crate::resources::job::IMAGE_BINARY;
+use crate::contract::paths::IMAGE_BINARY;
 
 /// Env vars passed from the runner's environment to every step, as an image's `ENV` would set them.
 pub const PASSTHROUGH_ENV: &[&str] = &[

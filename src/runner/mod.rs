@@ -26,32 +26,34 @@ use kube::{Api, Client, ResourceExt};
 
 use local::{LocalOptions, Materials, PodDirs};
 
+use crate::contract::env;
+
 /// `healer host-runner` arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Watch attempt Jobs in this namespace only (default: all namespaces).
-    #[arg(long, env = "HEALER_NAMESPACE")]
+    #[arg(long, env = env::NAMESPACE)]
     pub namespace: Option<String>,
     /// The Node this runner registers and binds pods to.
-    #[arg(long, env = "HEALER_NODE_NAME", default_value = "healer-host-runner")]
+    #[arg(long, env = env::NODE_NAME, default_value = "healer-host-runner")]
     pub node_name: String,
     /// Address of the kubelet log endpoint (HTTPS). Port 0 picks a free port.
-    #[arg(long, env = "HEALER_KUBELET_ADDR", default_value = "127.0.0.1:0")]
+    #[arg(long, env = env::KUBELET_ADDR, default_value = "127.0.0.1:0")]
     pub kubelet_addr: SocketAddr,
     /// Folder for pods' volumes and logs (default: a new temporary folder).
-    #[arg(long, env = "HEALER_RUNNER_DIR")]
+    #[arg(long, env = env::RUNNER_DIR)]
     pub work_dir: Option<PathBuf>,
     /// The `healer` binary that stands in for the healer image (default: this executable).
-    #[arg(long, env = "HEALER_RUNNER_BINARY")]
+    #[arg(long, env = env::RUNNER_BINARY)]
     pub healer_binary: Option<PathBuf>,
     /// Pods run at the same time.
-    #[arg(long, env = "HEALER_RUNNER_PARALLEL", default_value_t = 2)]
+    #[arg(long, env = env::RUNNER_PARALLEL, default_value_t = 2)]
     pub parallel: usize,
     /// Keep pods' volume folders (workspaces) after they finish; logs are always kept.
-    #[arg(long, env = "HEALER_RUNNER_KEEP_VOLUMES")]
+    #[arg(long, env = env::RUNNER_KEEP_VOLUMES)]
     pub keep_volumes: bool,
     /// Skip the Node and the log endpoint (pods are still bound to `--node-name`).
-    #[arg(long, env = "HEALER_RUNNER_NO_KUBELET")]
+    #[arg(long, env = env::RUNNER_NO_KUBELET)]
     pub no_kubelet: bool,
 }
 
@@ -190,8 +192,8 @@ impl Runner {
                     .and_then(|c| c.first())
                     .map(|c| c.name.clone())
                     .unwrap_or_default();
-                let f = crate::resources::job::StepFailure { reason: "VolumeMountFailed".into(), message: msg };
-                let outcome = sim::StepOutcome::new(&first, 1, Some(&serde_json::to_string(&f)?));
+                let f = crate::contract::StepFailure { reason: "VolumeMountFailed".into(), message: msg };
+                let outcome = sim::StepOutcome::new(&first, 1, Some(&f.to_termination_message()));
                 sim::report_finished(&self.client, &pod, &[outcome]).await?;
                 sim::report_job_finished(&self.client, job, false).await?;
                 return Ok(());
@@ -202,7 +204,9 @@ impl Runner {
         let opts = LocalOptions {
             healer_binary: self.healer_binary.clone(),
             root: self.root.clone(),
-            extra_env: std::env::var("RUST_LOG").map(|v| vec![("RUST_LOG".to_string(), v)]).unwrap_or_default(),
+            extra_env: std::env::var(env::LOG_FILTER)
+                .map(|v| vec![(env::LOG_FILTER.to_string(), v)])
+                .unwrap_or_default(),
             deadline: job
                 .spec
                 .as_ref()

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::parsers::{Diagnostic, Severity, Signal, Tool};
 
 /// The failure classes triage assigns (serialised in snake_case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     RustBuild,

@@ -1,17 +1,17 @@
 //! Shared test support: the local control plane, one namespace per test, the controller as a real
-//! subprocess, a kubelet stand-in that finishes attempt pods with chosen termination messages, and an
-//! Argo Events Sensor evaluator (gjson paths, dataTemplate, useRawData, filters) as Argo documents it.
+//! subprocess, a kubelet stand-in that finishes attempt pods with chosen termination messages, and the
+//! Argo Events Sensor evaluator built from Argo's own code (`argo_eval`).
 #![allow(dead_code)]
 
-pub mod argo;
+pub mod argo_eval;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ci_healer::contract::{Diffstat, Outcome, Verdict};
 use ci_healer::crd::{HealingAttempt, HealingRun};
 use ci_healer::runner::sim::{self, StepOutcome};
-use ci_healer::verdict::{Diffstat, Outcome, Verdict};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::settings::{LlmProvider, LlmSettings};
+use crate::contract::{LlmProvider, LlmSettings, env};
 
 /// Longest wait between retries (and longest `Retry-After` honoured).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -26,28 +26,178 @@ pub enum Role {
     Assistant,
 }
 
+/// One content block of a message, in the providers' common shape (Anthropic content blocks;
+/// OpenAI `content`, `tool_calls` and `role: "tool"` messages).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// Text. Never empty on the wire: the APIs reject empty text blocks.
+    Text(String),
+    /// The model asks for a tool: Anthropic `tool_use` (`id`, `name`, `input`), OpenAI
+    /// `tool_calls[]` (`id`, `function.name`, `function.arguments` as JSON text). Arguments that are
+    /// not a JSON object arrive as [`serde_json::Value::String`] with the raw text.
+    ToolUse { id: String, name: String, input: serde_json::Value },
+    /// The answer to a [`Block::ToolUse`]: Anthropic `tool_result`, OpenAI a `role: "tool"` message.
+    ToolResult { tool_use_id: String, content: String, is_error: bool },
+    /// A provider block ci-healer does not act on (Anthropic `thinking`, `server_tool_use` …): sent
+    /// back verbatim to the same provider (needed to continue a `pause_turn`), dropped otherwise.
+    Raw(serde_json::Value),
+}
+
 /// One message of the conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub role: Role,
-    pub content: String,
+    pub blocks: Vec<Block>,
 }
 
-/// One request: system prompt, conversation, sampling.
+impl Message {
+    /// A user message with one text block.
+    pub fn user(text: impl Into<String>) -> Self {
+        Self { role: Role::User, blocks: vec![Block::Text(text.into())] }
+    }
+
+    /// An assistant message with one text block.
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Self { role: Role::Assistant, blocks: vec![Block::Text(text.into())] }
+    }
+
+    /// The text blocks concatenated as they are (no separator: a provider may split one answer,
+    /// even one line of a diff, across blocks).
+    pub fn text(&self) -> String {
+        self.blocks.iter().filter_map(|b| if let Block::Text(t) = b { Some(t.as_str()) } else { None }).collect()
+    }
+
+    /// True when the message has no block a provider accepts (no non-blank text, no tool use or result).
+    pub fn is_empty(&self) -> bool {
+        self.blocks.iter().all(|b| matches!(b, Block::Text(t) if t.trim().is_empty()))
+    }
+}
+
+/// A tool the model may call: name, description and a JSON Schema of its input (Anthropic
+/// `tools[].input_schema`, OpenAI `tools[].function.parameters`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+}
+
+/// One request: system prompt, conversation, limits, tools.
 #[derive(Debug, Clone)]
 pub struct ChatRequest<'a> {
     pub system: &'a str,
     pub messages: &'a [Message],
+    /// Most output tokens of this answer (already bounded by what is left of the budget).
     pub max_tokens: u32,
-    pub temperature: f32,
+    /// Sent only when set *and* the model family takes it (see [`takes_temperature`]).
+    pub temperature: Option<f32>,
+    /// Tools offered; empty: none (the diff answer format).
+    pub tools: &'a [ToolSpec],
+    /// Mark the stable prefix for prompt caching (Anthropic `cache_control` breakpoints on the system
+    /// prompt, the first user message and the newest message; OpenAI caches by itself).
+    pub cache: bool,
+}
+
+/// Why the model stopped, normalised over both APIs (Anthropic `stop_reason`, OpenAI `finish_reason`
+/// and `message.refusal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// `end_turn` / `stop`: a complete answer.
+    EndTurn,
+    /// `stop_sequence`: a configured stop sequence (ci-healer sets none), complete as far as it goes.
+    StopSequence,
+    /// `tool_use` / `tool_calls`: the model waits for tool results.
+    ToolUse,
+    /// `max_tokens` / `length`: the answer was cut off. Never applied as it is.
+    MaxTokens,
+    /// `pause_turn`: a long turn paused by the provider; send the answer back to continue it.
+    PauseTurn,
+    /// `refusal` (Anthropic), or `message.refusal` set (OpenAI): the model declined.
+    Refusal,
+    /// `content_filter` (OpenAI): the provider withheld the content.
+    ContentFilter,
+    /// `model_context_window_exceeded` (Anthropic): the conversation no longer fits.
+    ContextWindowExceeded,
+    /// Anything else the provider said (kept for the message), or nothing at all.
+    Other(String),
+}
+
+/// Tokens of one answer, as the provider reported them. `input` counts every input token, cached
+/// or not (Anthropic `input_tokens + cache_creation_input_tokens + cache_read_input_tokens`; OpenAI
+/// `prompt_tokens`); `cache_read` and `cache_write` are the parts read from and written to the cache
+/// (Anthropic `cache_read_input_tokens` / `cache_creation_input_tokens`; OpenAI
+/// `prompt_tokens_details.cached_tokens` / `.cache_write_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Self) {
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_read += o.cache_read;
+        self.cache_write += o.cache_write;
+    }
 }
 
 /// The model's answer and what it cost, as the provider reported it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChatResponse {
-    pub text: String,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
+    /// The answer's blocks in order (text, tool uses, raw blocks).
+    pub blocks: Vec<Block>,
+    pub stop: StopReason,
+    /// The refusal's own text (OpenAI `message.refusal`; Anthropic `stop_details.explanation`).
+    pub refusal: Option<String>,
+    pub usage: Usage,
+}
+
+impl ChatResponse {
+    /// The text blocks concatenated without a separator.
+    pub fn text(&self) -> String {
+        self.blocks.iter().filter_map(|b| if let Block::Text(t) = b { Some(t.as_str()) } else { None }).collect()
+    }
+
+    /// The tool calls, in order: `(id, name, input)`.
+    pub fn tool_uses(&self) -> impl Iterator<Item = (&str, &str, &serde_json::Value)> {
+        self.blocks.iter().filter_map(|b| match b {
+            Block::ToolUse { id, name, input } => Some((id.as_str(), name.as_str(), input)),
+            _ => None,
+        })
+    }
+
+    /// The answer as the assistant message to send back: blank text blocks dropped.
+    pub fn to_message(&self) -> Message {
+        let blocks =
+            self.blocks.iter().filter(|b| !matches!(b, Block::Text(t) if t.trim().is_empty())).cloned().collect();
+        Message { role: Role::Assistant, blocks }
+    }
+}
+
+/// Whether the model family takes a `temperature`: Anthropic's current Messages API has none
+/// (`MessageCreateParams` of the anthropic SDK 2.14.0 lists no `temperature`, `top_p` or `top_k`);
+/// OpenAI reasoning models (`o1`, `o3`, `o4-*`, `gpt-5*`) accept only the default.
+pub fn takes_temperature(provider: LlmProvider, model: &str) -> bool {
+    match provider {
+        LlmProvider::Anthropic => false,
+        LlmProvider::OpenaiCompatible => !is_openai_reasoning_model(model),
+    }
+}
+
+/// OpenAI reasoning model families, which reject `max_tokens` and a non-default `temperature`.
+pub fn is_openai_reasoning_model(model: &str) -> bool {
+    let m = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    m.starts_with("gpt-5") || ["o1", "o3", "o4"].iter().any(|p| m == *p || m.starts_with(&format!("{p}-")))
+}
+
+/// Whether the output cap goes in `max_completion_tokens` (OpenAI itself, where `max_tokens` is
+/// deprecated, and reasoning models anywhere) or in `max_tokens` (other OpenAI-compatible servers:
+/// vLLM, Ollama, Gemini's and Grok's endpoints document `max_tokens`).
+pub fn uses_max_completion_tokens(base_url: &str, model: &str) -> bool {
+    base_url.contains("://api.openai.com") || is_openai_reasoning_model(model)
 }
 
 /// Why a provider call failed, with a stable CamelCase [`LlmError::reason`].
@@ -98,7 +248,7 @@ impl Client {
     pub fn new(settings: &LlmSettings, api_key: String) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.request_timeout_seconds.max(1)))
+            .timeout(settings.request_timeout())
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("ci-healer/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -114,11 +264,12 @@ impl Client {
         Ok(Self { http, settings: settings.clone(), base_url, api_key })
     }
 
-    /// Read the key from `path` (`HEALER_LLM_API_KEY_FILE`). Errors: [`LlmError::ApiKeyMissing`].
+    /// Read the key from `path` (the file [`env::LLM_API_KEY_FILE`] names). Errors:
+    /// [`LlmError::ApiKeyMissing`].
     pub fn read_key(path: Option<&str>) -> Result<String, LlmError> {
         let p = path.unwrap_or("");
         let key = std::fs::read_to_string(p).map_err(|_| {
-            LlmError::ApiKeyMissing(if p.is_empty() { "(HEALER_LLM_API_KEY_FILE unset)".into() } else { p.into() })
+            LlmError::ApiKeyMissing(if p.is_empty() { format!("({} unset)", env::LLM_API_KEY_FILE) } else { p.into() })
         })?;
         let key = key.trim().to_string();
         if key.is_empty() {
@@ -127,27 +278,48 @@ impl Client {
         Ok(key)
     }
 
+    /// The wire format this client speaks.
+    pub fn provider(&self) -> LlmProvider {
+        self.settings.provider
+    }
+
+    /// The model name sent with every request.
+    pub fn model(&self) -> &str {
+        &self.settings.model
+    }
+
+    /// The endpoint and JSON body of a request: `POST {base}/v1/messages` (Anthropic) or
+    /// `POST {base}/chat/completions` (OpenAI-compatible).
+    pub fn request(&self, req: &ChatRequest<'_>) -> (String, serde_json::Value) {
+        let model = &self.settings.model;
+        match self.settings.provider {
+            LlmProvider::Anthropic => (format!("{}/v1/messages", self.base_url), anthropic::request_body(model, req)),
+            LlmProvider::OpenaiCompatible => (
+                format!("{}/chat/completions", self.base_url),
+                openai::request_body(model, req, uses_max_completion_tokens(&self.base_url, model)),
+            ),
+        }
+    }
+
+    /// The provider's authentication and version headers, the only place the key is used
+    /// (Anthropic `x-api-key` + `anthropic-version`; OpenAI `Authorization: Bearer`).
+    fn authenticate(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.settings.provider {
+            LlmProvider::Anthropic => {
+                rb.header("x-api-key", &self.api_key).header("anthropic-version", anthropic::API_VERSION)
+            }
+            LlmProvider::OpenaiCompatible => rb.bearer_auth(&self.api_key),
+        }
+    }
+
     /// One chat turn, with retries. Errors: [`LlmError`].
     pub async fn complete(&self, req: &ChatRequest<'_>) -> Result<ChatResponse, LlmError> {
-        let (url, body) = match self.settings.provider {
-            LlmProvider::Anthropic => {
-                (format!("{}/v1/messages", self.base_url), anthropic::request_body(&self.settings.model, req))
-            }
-            LlmProvider::OpenaiCompatible => {
-                (format!("{}/chat/completions", self.base_url), openai::request_body(&self.settings.model, req))
-            }
-        };
-        let max_attempts = self.settings.max_retries + 1;
+        let (url, body) = self.request(req);
+        let max_attempts = self.settings.retries() + 1;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut rb = self.http.post(&url).json(&body);
-            rb = match self.settings.provider {
-                LlmProvider::Anthropic => {
-                    rb.header("x-api-key", &self.api_key).header("anthropic-version", anthropic::API_VERSION)
-                }
-                LlmProvider::OpenaiCompatible => rb.bearer_auth(&self.api_key),
-            };
+            let rb = self.authenticate(self.http.post(&url).json(&body));
             let last = attempt >= max_attempts;
             let resp = match rb.send().await {
                 Ok(r) => r,
@@ -198,7 +370,7 @@ impl Client {
         if let Some(d) = retry_after {
             return d.min(MAX_BACKOFF);
         }
-        let base = Duration::from_millis(self.settings.initial_backoff_millis);
+        let base = self.settings.initial_backoff();
         base.saturating_mul(1u32 << (attempt - 1).min(10)).min(MAX_BACKOFF)
     }
 }

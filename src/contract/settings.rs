@@ -1,0 +1,301 @@
+//! Per-profile settings of the attempt steps (fixers, LLM, validation, guard rails).
+//!
+//! They live in the controller config (`profiles.<name>.settings`), are frozen into the
+//! HealingAttempt's `spec.settings` (with the run's `spec.policy.protectedPaths` added) and reach the
+//! pod as the non-secret variable [`env::SETTINGS`](super::env::SETTINGS) (JSON). Every field has a
+//! default, so `{}` is valid.
+//!
+//! The API carries signed integers only (the Kubernetes API conventions allow no unsigned ones; the
+//! schema's `minimum` keeps them in range); the pod runtime reads them through the accessors below,
+//! which convert to the unsigned types and [`Duration`]s it computes with.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Settings of one agent profile.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSettings {
+    /// Deterministic fixers to try before the LLM. Absent: chosen from the failure class (and the
+    /// excerpt when the class is unknown). Empty list: none. Names: `cargo-fmt`, `cargo-clippy`,
+    /// `prettier`, `eslint`, `ruff-check`, `ruff-format`, `gofmt`, `go-mod-tidy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixers: Option<Vec<String>>,
+    /// The built-in LLM agent. Absent: no LLM (fixers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSettings>,
+    /// Shell commands (`sh -c`) that must all exit 0 on the changed workspace. Empty: derived from
+    /// the failure class (e.g. `cargo clippy --all-targets -- -D warnings` for `rust_clippy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_commands: Vec<String>,
+    /// Seconds each validation command may run. Default 900.
+    #[serde(default = "default_validation_timeout")]
+    #[schemars(range(min = 1))]
+    pub validation_timeout_seconds: i64,
+    /// Globs (gitignore-like, `**` allowed) the change must not touch, added to the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected_paths: Vec<String>,
+    /// Whether the built-in protected paths (workflows, security folders, lock files) apply. Default true.
+    #[serde(default = "yes")]
+    pub default_protected_paths: bool,
+    /// Most files a change may touch. Default 20.
+    #[serde(default = "default_max_files")]
+    #[schemars(range(min = 1))]
+    pub max_changed_files: i32,
+    /// Most lines (added + removed) a change may have. Default 600.
+    #[serde(default = "default_max_lines")]
+    #[schemars(range(min = 1))]
+    pub max_changed_lines: i32,
+    /// Bytes of failure excerpt the agent sees. Default 65536.
+    #[serde(default = "default_excerpt_bytes")]
+    #[schemars(range(min = 0))]
+    pub excerpt_max_bytes: i64,
+    /// Git host base URL for checkout (`https://github.com`, a GitHub Enterprise URL, or `file:///…`).
+    /// The clone URL is `<gitBaseUrl>/<owner>/<name>.git`. Default `https://github.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_base_url: Option<String>,
+}
+
+/// Which wire format the LLM provider speaks.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmProvider {
+    /// Anthropic Messages API: `POST {baseUrl}/v1/messages`.
+    #[default]
+    Anthropic,
+    /// OpenAI chat completions: `POST {baseUrl}/chat/completions` (OpenAI, Gemini, Grok, vLLM, Ollama …).
+    OpenaiCompatible,
+}
+
+/// The built-in LLM agent's settings.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LlmSettings {
+    /// The wire format. Default `anthropic`.
+    #[serde(default)]
+    pub provider: LlmProvider,
+    /// Base URL. Default `https://api.anthropic.com` or `https://api.openai.com/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Model name as the provider knows it.
+    pub model: String,
+    /// Sampling temperature. Default 0.2.
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
+    /// `max_tokens` per response. Default 4096.
+    #[serde(default = "default_max_tokens")]
+    #[schemars(range(min = 1))]
+    pub max_tokens_per_turn: i32,
+    /// Total tokens (input + output, as reported) the attempt may use. Default 200000.
+    #[serde(default = "default_budget")]
+    #[schemars(range(min = 0))]
+    pub token_budget: i64,
+    /// Most model turns (request → change → validation). Default 4.
+    #[serde(default = "default_turns")]
+    #[schemars(range(min = 1))]
+    pub max_turns: i32,
+    /// Seconds one HTTP request may take. Default 300.
+    #[serde(default = "default_request_timeout")]
+    #[schemars(range(min = 1))]
+    pub request_timeout_seconds: i64,
+    /// Retries of a 429 / 5xx / connection failure. Default 4.
+    #[serde(default = "default_retries")]
+    #[schemars(range(min = 0))]
+    pub max_retries: i32,
+    /// First backoff in milliseconds (doubles each retry, capped at 30 s; `Retry-After` wins). Default 1000.
+    #[serde(default = "default_backoff")]
+    #[schemars(range(min = 0))]
+    pub initial_backoff_millis: i64,
+    /// A prompt template file (minijinja) replacing the built-in one of the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_template: Option<String>,
+}
+
+/// A setting outside its range, as the controller config loader reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be at least {min}, got {value}")]
+pub struct SettingOutOfRange {
+    /// The camelCase field path, e.g. `llm.maxTurns`.
+    pub field: &'static str,
+    /// The smallest value allowed.
+    pub min: i64,
+    /// The value given.
+    pub value: i64,
+}
+
+fn at_least(field: &'static str, value: i64, min: i64) -> Result<(), SettingOutOfRange> {
+    if value < min { Err(SettingOutOfRange { field, min, value }) } else { Ok(()) }
+}
+
+fn unsigned_u32(v: impl Into<i64>) -> u32 {
+    u32::try_from(v.into().max(0)).unwrap_or(u32::MAX)
+}
+
+fn unsigned_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("defaults")
+    }
+}
+
+impl AgentSettings {
+    /// Parse the JSON of [`env::SETTINGS`](super::env::SETTINGS); absent or blank means defaults.
+    /// Errors: the text is not settings JSON (the serde message).
+    pub fn from_json(text: Option<&str>) -> Result<Self, serde_json::Error> {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => serde_json::from_str(t),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Check the ranges the CRD schema enforces, so a bad controller config fails at load time
+    /// instead of at the API server. Errors: the first field out of range.
+    pub fn validate(&self) -> Result<(), SettingOutOfRange> {
+        at_least("validationTimeoutSeconds", self.validation_timeout_seconds, 1)?;
+        at_least("maxChangedFiles", self.max_changed_files.into(), 1)?;
+        at_least("maxChangedLines", self.max_changed_lines.into(), 1)?;
+        at_least("excerptMaxBytes", self.excerpt_max_bytes, 0)?;
+        if let Some(l) = &self.llm {
+            at_least("llm.maxTokensPerTurn", l.max_tokens_per_turn.into(), 1)?;
+            at_least("llm.tokenBudget", l.token_budget, 0)?;
+            at_least("llm.maxTurns", l.max_turns.into(), 1)?;
+            at_least("llm.requestTimeoutSeconds", l.request_timeout_seconds, 1)?;
+            at_least("llm.maxRetries", l.max_retries.into(), 0)?;
+            at_least("llm.initialBackoffMillis", l.initial_backoff_millis, 0)?;
+        }
+        Ok(())
+    }
+
+    /// How long each validation command (and fixer) may run.
+    pub fn validation_timeout(&self) -> Duration {
+        Duration::from_secs(unsigned_u64(self.validation_timeout_seconds))
+    }
+
+    /// [`Self::max_changed_files`] as the pod runtime counts.
+    pub fn files_cap(&self) -> u32 {
+        unsigned_u32(self.max_changed_files)
+    }
+
+    /// [`Self::max_changed_lines`] as the pod runtime counts.
+    pub fn lines_cap(&self) -> u32 {
+        unsigned_u32(self.max_changed_lines)
+    }
+
+    /// [`Self::excerpt_max_bytes`] in bytes.
+    pub fn excerpt_cap(&self) -> usize {
+        usize::try_from(self.excerpt_max_bytes.max(0)).unwrap_or(usize::MAX)
+    }
+}
+
+impl LlmSettings {
+    /// Most model turns, at least 1.
+    pub fn turns(&self) -> u32 {
+        unsigned_u32(self.max_turns).max(1)
+    }
+
+    /// Retries after the first request.
+    pub fn retries(&self) -> u32 {
+        unsigned_u32(self.max_retries)
+    }
+
+    /// `max_tokens` of each request.
+    pub fn max_tokens(&self) -> u32 {
+        unsigned_u32(self.max_tokens_per_turn)
+    }
+
+    /// The token budget (input + output).
+    pub fn budget(&self) -> u64 {
+        unsigned_u64(self.token_budget)
+    }
+
+    /// How long one HTTP request may take, at least 1 s.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(unsigned_u64(self.request_timeout_seconds).max(1))
+    }
+
+    /// The first backoff between retries.
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(unsigned_u64(self.initial_backoff_millis))
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_validation_timeout() -> i64 {
+    900
+}
+fn default_max_files() -> i32 {
+    20
+}
+fn default_max_lines() -> i32 {
+    600
+}
+fn default_excerpt_bytes() -> i64 {
+    64 * 1024
+}
+fn default_temperature() -> f32 {
+    0.2
+}
+fn default_max_tokens() -> i32 {
+    4096
+}
+fn default_budget() -> i64 {
+    200_000
+}
+fn default_turns() -> i32 {
+    4
+}
+fn default_request_timeout() -> i64 {
+    300
+}
+fn default_retries() -> i32 {
+    4
+}
+fn default_backoff() -> i64 {
+    1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_json_gives_defaults() {
+        let s = AgentSettings::default();
+        assert_eq!(s.max_changed_files, 20);
+        assert!(s.default_protected_paths);
+        assert!(s.llm.is_none());
+        let l: LlmSettings = serde_json::from_str(r#"{"provider":"openai-compatible","model":"m"}"#).unwrap();
+        assert_eq!(l.provider, LlmProvider::OpenaiCompatible);
+        assert_eq!(l.max_turns, 4);
+        assert_eq!(AgentSettings::from_json(None).unwrap(), s);
+        assert_eq!(AgentSettings::from_json(Some("  ")).unwrap(), s);
+        assert!(AgentSettings::from_json(Some("{")).is_err());
+    }
+
+    #[test]
+    fn accessors_convert_to_the_runtime_types() {
+        let s: AgentSettings = serde_json::from_value(serde_json::json!({
+            "validationTimeoutSeconds": 7, "maxChangedFiles": 3, "maxChangedLines": 40, "excerptMaxBytes": 100,
+            "llm": {"model": "m", "maxTurns": 0, "maxRetries": -2, "tokenBudget": 9, "maxTokensPerTurn": 8,
+                    "requestTimeoutSeconds": 0, "initialBackoffMillis": 50}
+        }))
+        .unwrap();
+        assert_eq!(s.validation_timeout(), Duration::from_secs(7));
+        assert_eq!((s.files_cap(), s.lines_cap(), s.excerpt_cap()), (3, 40, 100));
+        let l = s.llm.as_ref().unwrap();
+        assert_eq!((l.turns(), l.retries(), l.budget(), l.max_tokens()), (1, 0, 9, 8));
+        assert_eq!(l.request_timeout(), Duration::from_secs(1));
+        assert_eq!(l.initial_backoff(), Duration::from_millis(50));
+        let err = s.validate().unwrap_err();
+        assert_eq!(err, SettingOutOfRange { field: "llm.maxTurns", min: 1, value: 0 });
+        assert_eq!(err.to_string(), "llm.maxTurns must be at least 1, got 0");
+        assert_eq!(AgentSettings::default().validate(), Ok(()));
+    }
+}

@@ -1,0 +1,303 @@
+//! The built-in agent's tool loop through the real steps, against the loopback providers (Anthropic
+//! tool use, OpenAI function calling), with scripted sessions in the providers' real shapes: the
+//! tools read, search and edit the real checkout, run the real validation command (`cargo test`),
+//! and the validate step judges the result independently.
+
+#[path = "fixtures/attempt/common.rs"]
+mod common;
+
+use ci_healer::contract::Outcome;
+use common::*;
+use serde_json::{Value, json};
+
+fn setup(provider: &str, url: &str, key: &str) -> AttemptSetup {
+    let mut s = AttemptSetup::new("rust", "rust_test", OFF_BY_ONE_EXCERPT);
+    s.settings.fixers = Some(vec![]);
+    s.settings.validation_commands = vec!["cargo test --quiet".into()];
+    s.settings.llm = Some(llm_settings(provider, url));
+    s.llm_key = Some(key.into());
+    s
+}
+
+const SECRET: &str = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+
+fn files_with_secret() -> Vec<(&'static str, String)> {
+    let mut f = crate_files(OFF_BY_ONE);
+    f.push(("config/deploy.env", format!("GITHUB_TOKEN={SECRET}\n")));
+    f
+}
+
+/// The tool results of the last user message of a request (Anthropic `tool_result` blocks).
+fn tool_results(r: &Recorded) -> Vec<(String, String, bool)> {
+    let m = r.body["messages"].as_array().unwrap().last().unwrap().clone();
+    m["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            (b["tool_use_id"].as_str().unwrap().to_string(), content_text_or_str(&b["content"]), b["is_error"] == true)
+        })
+        .collect()
+}
+
+fn content_text_or_str(v: &Value) -> String {
+    content_text(v)
+}
+
+fn agent_record(run: &PodRun) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(run.dirs.volumes.join("workspace/.healer/agent.json")).unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_reads_edits_validates_and_finishes() {
+    let repo = repo(&as_refs(&files_with_secret()));
+    let llm = ScriptedLlm::start(vec![
+        anthropic_tools(
+            Some("I'll read the function under test and the deploy config."),
+            vec![
+                tool_use("toolu_01A", "read_file", json!({"path": "src/lib.rs"})),
+                tool_use("toolu_01B", "read_file", json!({"path": "config/deploy.env"})),
+            ],
+            (2100, 70, 0, 3400),
+        ),
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_02", "search", json!({"pattern": "add_one\\(", "path": "src"}))],
+            (180, 40, 3400, 0),
+        ),
+        anthropic_tools(
+            Some("`add_one` adds 2; the test expects 1."),
+            vec![tool_use(
+                "toolu_03",
+                "edit_file",
+                json!({"path": "src/lib.rs", "old_string": "    x + 2\n", "new_string": "    x + 1\n"}),
+            )],
+            (260, 60, 3580, 0),
+        ),
+        anthropic_tools(None, vec![tool_use("toolu_04", "run_validation", json!({}))], (90, 30, 3840, 0)),
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_05", "finish", json!({"diagnosis": "add_one added 2 instead of 1; it now adds 1."}))],
+            (120, 35, 3930, 0),
+        ),
+    ])
+    .await;
+    let s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    let v = run.verdict();
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
+    let report: ci_healer::contract::AgentReport =
+        serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
+    assert_eq!(report.diagnosis, "add_one added 2 instead of 1; it now adds 1.");
+    let patch = ci_healer::contract::patch::extract(&run.logs["validate"]).map(str::to_string).unwrap();
+    assert!(patch.contains("-    x + 2\n+    x + 1\n") && !patch.contains("deploy.env"), "{patch}");
+
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 5);
+    for r in &reqs {
+        let names: Vec<&str> =
+            r.body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["list_files", "search", "read_file", "edit_file", "write_file", "run_validation", "finish"]);
+        assert_eq!(r.body["system"][0]["cache_control"]["type"], "ephemeral", "the stable prefix is cached");
+        assert!(r.body.get("temperature").is_none());
+    }
+    let first = tool_results(&reqs[1]);
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].0, "toolu_01A");
+    assert!(first[0].1.starts_with("1\tpub fn add_one(x: i32) -> i32 {\n2\t    x + 2\n"), "{}", first[0].1);
+    assert!(first[1].1.contains("GITHUB_TOKEN=[MASKED]") && !first[1].1.contains(SECRET), "{}", first[1].1);
+    assert_eq!(
+        tool_results(&reqs[2])[0].1,
+        "src/lib.rs:1: pub fn add_one(x: i32) -> i32 {\nsrc/lib.rs:9:         assert_eq!(super::add_one(1), 2);"
+    );
+    assert_eq!(tool_results(&reqs[3])[0].1, "replaced 1 occurrence(s) in src/lib.rs");
+    let validation = &tool_results(&reqs[4])[0];
+    assert!(!validation.2 && validation.1.contains("passed: `cargo test --quiet`"), "{validation:?}");
+
+    // Every tool call is in the step's log, masked; usage with the cache is recorded.
+    let log = &run.logs["agent"];
+    for tool in ["read_file", "search", "edit_file", "run_validation", "finish"] {
+        assert!(log.lines().any(|l| l.contains("tool call") && l.contains(tool)), "{tool} not logged:\n{log}");
+    }
+    assert!(!run.all_logs().contains(SECRET));
+    let rec = agent_record(&run);
+    assert_eq!(rec["cacheReadTokens"], 3400 + 3580 + 3840 + 3930);
+    assert_eq!(rec["cacheWriteTokens"], 3400);
+    assert_eq!(
+        (rec["requests"].as_u64(), rec["toolCalls"].as_u64(), rec["turns"].as_u64()),
+        (Some(5), Some(6), Some(1))
+    );
+    assert_eq!(rec["method"], "llm/tools");
+    let calls = std::fs::read_to_string(run.dirs.volumes.join("workspace/.healer/tool-calls.jsonl")).unwrap();
+    assert_eq!(calls.lines().count(), 6);
+}
+
+#[tokio::test]
+async fn openai_function_calling_fixes_the_failure() {
+    let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
+    let llm = ScriptedLlm::start(vec![
+        openai_tool_calls(&[("call_abc1", "list_files", json!({}))], 1900, 20),
+        openai_tool_calls(
+            &[("call_abc2", "read_file", json!({"path": "src/lib.rs", "start_line": 1, "end_line": 3}))],
+            2000,
+            25,
+        ),
+        openai_tool_calls(
+            &[(
+                "call_abc3",
+                "write_file",
+                json!({"path": "src/lib.rs", "content": OFF_BY_ONE.replace("x + 2", "x + 1")}),
+            )],
+            2100,
+            120,
+        ),
+        openai_tool_calls(&[("call_abc4", "finish", json!({"diagnosis": "add_one added 2."}))], 2300, 15),
+    ])
+    .await;
+    let s = setup("openai-compatible", &format!("{}/v1", llm.url), "openai-key-abcdef");
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    assert_eq!(run.verdict().outcome, Outcome::Passed, "{}", run.all_logs());
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 4);
+    assert_eq!(reqs[0].body["tools"][2]["function"]["name"], "read_file");
+    assert_eq!(reqs[0].body["tools"][2]["type"], "function");
+    let m = reqs[2].body["messages"].as_array().unwrap();
+    let tool_msg = m.last().unwrap();
+    assert_eq!((tool_msg["role"].as_str(), tool_msg["tool_call_id"].as_str()), (Some("tool"), Some("call_abc2")));
+    assert_eq!(
+        tool_msg["content"],
+        "1\tpub fn add_one(x: i32) -> i32 {\n2\t    x + 2\n3\t}\n[lines 1–3 of 11; read on with start_line 4]\n"
+    );
+    assert_eq!(m[m.len() - 2]["content"], Value::Null, "an assistant turn with only tool calls has content null");
+    assert_eq!(tool_results_openai(&reqs[1]), ".gitignore\nCargo.toml\nsrc/lib.rs");
+}
+
+fn tool_results_openai(r: &Recorded) -> String {
+    r.body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn deleting_the_test_through_the_tools_is_still_refused_by_validate() {
+    let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
+    let tests_block = &OFF_BY_ONE[OFF_BY_ONE.find("\n#[cfg(test)]").unwrap()..];
+    let llm = ScriptedLlm::start(vec![
+        anthropic_tools(
+            Some("The test is wrong; removing it."),
+            vec![tool_use(
+                "toolu_1",
+                "edit_file",
+                json!({"path": "src/lib.rs", "old_string": tests_block, "new_string": "\n"}),
+            )],
+            (2000, 80, 0, 0),
+        ),
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_2", "finish", json!({"diagnosis": "the test is wrong."}))],
+            (2100, 20, 0, 0),
+        ),
+    ])
+    .await;
+    let s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    let v = run.verdict();
+    assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Refused, "TestWeakened"), "{v:?}\n{}", run.all_logs());
+    assert!(v.summary.contains("removes 1 test definition"), "{}", v.summary);
+}
+
+#[tokio::test]
+async fn a_failing_finish_gets_the_validation_output_and_the_model_goes_on() {
+    let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
+    let llm = ScriptedLlm::start(vec![
+        anthropic_tools(
+            None,
+            vec![tool_use(
+                "toolu_1",
+                "edit_file",
+                json!({"path": "src/lib.rs", "old_string": "x + 2", "new_string": "x + 3"}),
+            )],
+            (2000, 50, 0, 0),
+        ),
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_2", "finish", json!({"diagnosis": "off by one."}))],
+            (2100, 20, 0, 0),
+        ),
+        anthropic_tools(
+            Some("Still wrong: it must add 1."),
+            vec![tool_use(
+                "toolu_3",
+                "edit_file",
+                json!({"path": "src/lib.rs", "old_string": "x + 3", "new_string": "x + 1"}),
+            )],
+            (2900, 50, 0, 0),
+        ),
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_4", "finish", json!({"diagnosis": "add_one must add 1."}))],
+            (3000, 20, 0, 0),
+        ),
+    ])
+    .await;
+    let mut s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    s.settings.llm.as_mut().unwrap().max_turns = 3;
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    assert_eq!(run.verdict().outcome, Outcome::Passed, "{}", run.all_logs());
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 4);
+    let r = tool_results(&reqs[2]);
+    assert!(
+        r[0].2 && r[0].1.contains("Not finished: the validation commands fail") && r[0].1.contains("left: 4"),
+        "{r:?}"
+    );
+    assert!(
+        content_text(&reqs[2].body["messages"].as_array().unwrap().last().unwrap()["content"])
+            .contains("(2 turn(s) left.)")
+    );
+    assert_eq!(agent_record(&run)["turns"], 2);
+}
+
+#[tokio::test]
+async fn the_budget_caps_each_answer_and_ends_the_attempt() {
+    let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
+    let llm = ScriptedLlm::start(vec![
+        anthropic_tools(None, vec![tool_use("toolu_1", "read_file", json!({"path": "src/lib.rs"}))], (2200, 50, 0, 0)),
+        anthropic_tools(None, vec![tool_use("toolu_2", "read_file", json!({"path": "Cargo.toml"}))], (2300, 40, 0, 0)),
+        anthropic_text(FIX_ANSWER, 1, 1),
+    ])
+    .await;
+    let mut s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    let l = s.settings.llm.as_mut().unwrap();
+    l.token_budget = 6000;
+    l.max_tokens_per_turn = 4096;
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    let (reason, msg) = run.failure("agent");
+    assert_eq!(reason, "BudgetExhausted", "{msg}\n{}", run.all_logs());
+    assert!(msg.contains("4590 tokens used of a budget of 6000"), "{msg}");
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2, "the third request would not fit the budget");
+    assert_eq!(reqs[0].body["max_tokens"], 4096);
+    assert_eq!(reqs[1].body["max_tokens"], 6000 - 2250 - 2200, "max_tokens is what is left after the input");
+    assert_eq!(llm.unserved(), 1);
+}
+
+#[tokio::test]
+async fn a_server_without_tools_gets_the_diff_format() {
+    let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
+    let no_tools = Reply {
+        status: 400,
+        headers: vec![],
+        body: json!({"error": {"message": "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set", "type": "BadRequestError", "param": null, "code": null}}),
+    };
+    let llm = ScriptedLlm::start(vec![no_tools, openai_text(FIX_ANSWER, 900, 80)]).await;
+    let s = setup("openai-compatible", &format!("{}/v1", llm.url), "openai-key-abcdef");
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    assert_eq!(run.verdict().outcome, Outcome::Passed, "{}", run.all_logs());
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[0].body.get("tools").is_some());
+    assert!(reqs[1].body.get("tools").is_none(), "{}", reqs[1].body);
+    assert!(reqs[1].message_text(1).contains("a unified diff in a single fenced block"), "diff-format prompt");
+    assert_eq!(agent_record(&run)["method"], "llm/diff");
+}
