@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ci_healer::config::ControllerConfig;
+use ci_healer::contract::verdict::{Outcome, StepDurations, TokenUsage, Verdict};
 use ci_healer::crd::{
     AttemptPhase, Diffstat, FailureSource, HealingAttempt, HealingAttemptStatus, HealingRun, HealingRunSpec,
     HealingRunStatus, PatchRef, RunPhase,
@@ -26,7 +27,7 @@ use ci_healer::dashboard::cache::{self, AttemptDoc, Cache, FilesDoc, RunDoc};
 use ci_healer::dashboard::view::Links;
 use ci_healer::dashboard::web;
 use ci_healer::resources::{attempt::build_attempt, configmap};
-use ci_healer::verdict::{Outcome, StepDurations, TokenUsage, Verdict};
+use ci_healer::triage::FailureClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, FieldsV1, ManagedFieldsEntry, Time};
 use kube::Resource;
 use kube::runtime::reflector::{self, store::Writer};
@@ -110,7 +111,8 @@ const REPOS: [&str; 8] = [
     "acme/tools",
 ];
 const CLASSES: [&str; 6] = ["rust_fmt", "rust_clippy", "frontend_format", "frontend_types", "infra_flake", "unknown"];
-const PHASES: [RunPhase; 5] = [RunPhase::Fixed, RunPhase::Escalated, RunPhase::Running, RunPhase::Queued, RunPhase::Aborted];
+const PHASES: [RunPhase; 5] =
+    [RunPhase::Fixed, RunPhase::Escalated, RunPhase::Running, RunPhase::Queued, RunPhase::Aborted];
 
 fn t(s: i64) -> Time {
     Time(jiff::Timestamp::from_second(1_780_000_000 + s).unwrap())
@@ -130,7 +132,14 @@ fn managed(manager: &str, subresource: Option<&str>, fields: serde_json::Value, 
 }
 
 fn cond(type_: &str, status: bool, reason: &str, message: &str, at: i64) -> Condition {
-    ci_healer::crd::conditions::new(type_, status, reason, message, Some(1), t(at))
+    Condition {
+        type_: type_.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: Some(1),
+        last_transition_time: t(at),
+    }
 }
 
 fn full_run(i: usize) -> HealingRun {
@@ -152,7 +161,11 @@ fn full_run(i: usize) -> HealingRun {
                 run_id: Some(2_200_000_000 + i as i64),
                 run_attempt: Some(1),
                 job_id: Some(289_000_000 + i as i64),
-                url: Some(format!("https://github.com/{repo}/actions/runs/{}/job/{}", 2_200_000_000 + i, 289_000_000 + i)),
+                url: Some(format!(
+                    "https://github.com/{repo}/actions/runs/{}/job/{}",
+                    2_200_000_000 + i,
+                    289_000_000 + i
+                )),
                 sender: Some("octocat".into()),
                 failed_steps: vec!["Run cargo fmt --all -- --check".into()],
                 ..Default::default()
@@ -187,7 +200,7 @@ fn full_run(i: usize) -> HealingRun {
             cond("Fixed", phase == RunPhase::Fixed, "ValidationPassed", "attempt 3 passed validation", created + 90),
         ],
         short_sha: Some(sha[..7].into()),
-        failure_class: Some(class.into()),
+        failure_class: Some(FailureClass::parse(class).expect("a class name")),
         agent: Some("rust".into()),
         error_hash: Some(format!("{:016x}", i * 31)),
         attempts: 3,
@@ -242,8 +255,20 @@ fn full_attempt(run: &HealingRun, n: i32, config: &ControllerConfig) -> HealingA
         phase: Some(if passed { AttemptPhase::Succeeded } else { AttemptPhase::Failed }),
         observed_generation: Some(1),
         conditions: vec![
-            cond("JobCreated", true, "JobCreated", &format!("Job {} carries out the attempt", a.metadata.name.as_ref().unwrap()), created),
-            cond("Completed", true, if passed { "ValidationPassed" } else { "ValidationFailed" }, "Passed: ValidationPassed 1 file(s) changed; passed: cargo fmt --check", created + 15),
+            cond(
+                "JobCreated",
+                true,
+                "JobCreated",
+                &format!("Job {} carries out the attempt", a.metadata.name.as_ref().unwrap()),
+                created,
+            ),
+            cond(
+                "Completed",
+                true,
+                if passed { "ValidationPassed" } else { "ValidationFailed" },
+                "Passed: ValidationPassed 1 file(s) changed; passed: cargo fmt --check",
+                created + 15,
+            ),
         ],
         job_name: a.metadata.name.clone(),
         verdict: Some(Verdict {
@@ -252,7 +277,11 @@ fn full_attempt(run: &HealingRun, n: i32, config: &ControllerConfig) -> HealingA
             summary: "1 file(s) changed; passed: cargo fmt --all -- --check".into(),
             diffstat: Some(Diffstat { files: 1, insertions: 3, deletions: 1 }),
             tokens: Some(TokenUsage { input: 2400, output: 600 }),
-            durations: Some(StepDurations { checkout_seconds: Some(0.4), agent_seconds: Some(6.5), validate_seconds: Some(2.1) }),
+            durations: Some(StepDurations {
+                checkout_seconds: Some(0.4),
+                agent_seconds: Some(6.5),
+                validate_seconds: Some(2.1),
+            }),
             patch_sha256: Some(format!("{:064x}", created)),
         }),
         diagnosis: Some("cargo fmt reformatted src/lib.rs".into()),
@@ -262,8 +291,18 @@ fn full_attempt(run: &HealingRun, n: i32, config: &ControllerConfig) -> HealingA
         completion_time: Some(t(created + 15)),
     });
     a.metadata.managed_fields = Some(vec![
-        managed("ci-healer", None, serde_json::json!({"f:metadata": {"f:labels": {}, "f:ownerReferences": {}}, "f:spec": {}}), created),
-        managed("ci-healer", Some("status"), serde_json::json!({"f:status": {"f:conditions": {}, "f:jobName": {}, "f:phase": {}, "f:verdict": {}}}), created + 15),
+        managed(
+            "ci-healer",
+            None,
+            serde_json::json!({"f:metadata": {"f:labels": {}, "f:ownerReferences": {}}, "f:spec": {}}),
+            created,
+        ),
+        managed(
+            "ci-healer",
+            Some("status"),
+            serde_json::json!({"f:status": {"f:conditions": {}, "f:jobName": {}, "f:phase": {}, "f:verdict": {}}}),
+            created + 15,
+        ),
     ]);
     a
 }
@@ -293,7 +332,8 @@ async fn measure(client: &reqwest::Client, urls: &[String], n: usize) -> Vec<Lat
     for round in 0..n + 20 {
         for (i, url) in urls.iter().enumerate() {
             let start = Instant::now();
-            let body = client.get(url).send().await.expect("GET").error_for_status().expect("200").bytes().await.unwrap();
+            let body =
+                client.get(url).send().await.expect("GET").error_for_status().expect("200").bytes().await.unwrap();
             let took = start.elapsed();
             if round >= 20 {
                 samples[i].push(took);
@@ -350,16 +390,18 @@ fn main() {
     let mut json_files = 0usize;
     for i in 0..n_runs {
         let run = full_run(i);
-        let owner = run.controller_owner_ref(&()).unwrap();
-        let excerpt = format!("error[E0308]: mismatched types\n --> src/lib.rs:{i}:5\n{}", "   |     ^^^^ expected `u32`, found `&str`\n".repeat(40));
+        let excerpt = format!(
+            "error[E0308]: mismatched types\n --> src/lib.rs:{i}:5\n{}",
+            "   |     ^^^^ expected `u32`, found `&str`\n".repeat(40)
+        );
         let triage = serde_json::json!({"failureClass": "rust_clippy", "confidence": 0.92, "profile": "rust", "action": "agent",
             "errorHash": "0f0f0f0f0f0f0f0f", "excerpt": excerpt, "diagnostics": [{"tool": "rustc", "message": "mismatched types"}]});
-        let ns = run.metadata.namespace.clone().unwrap();
-        let name = run.metadata.name.clone().unwrap();
-        let mut cms = vec![configmap::build_context(&name, &ns, owner.clone(), &excerpt, &triage.to_string())];
+        let mut cms = vec![configmap::build_context(&run, &excerpt, &triage.to_string()).unwrap()];
         if run.status.as_ref().and_then(|s| s.patch.as_ref()).is_some() {
-            let patch = format!("diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -{i},3 +{i},3 @@\n fn f() {{\n-    let x: u32 = \"1\";\n+    let x: u32 = 1;\n }}\n");
-            cms.push(configmap::build_patch(&format!("{name}-3"), &name, &ns, owner, &patch));
+            let patch = format!(
+                "diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -{i},3 +{i},3 @@\n fn f() {{\n-    let x: u32 = \"1\";\n+    let x: u32 = 1;\n }}\n"
+            );
+            cms.push(configmap::build_patch(&full_attempt(&run, 3, &config), &patch).unwrap());
         }
         for cm in cms {
             let bytes = serde_json::to_vec(&cm).unwrap();
@@ -410,11 +452,13 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let body: &'static str = Box::leak(page.clone().into_boxed_str());
-        let bare = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(body) }));
+        let bare =
+            axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(body) }));
         tokio::spawn(async move { axum::serve(listener, bare).await.unwrap() });
         addr
     });
-    let some_run = runs.state().iter().find(|r| r.status.as_ref().and_then(|s| s.patch.as_ref()).is_some()).cloned().unwrap();
+    let some_run =
+        runs.state().iter().find(|r| r.status.as_ref().and_then(|s| s.patch.as_ref()).is_some()).cloned().unwrap();
     let run_url = format!(
         "http://{addr}/runs/{}/{}",
         some_run.metadata.namespace.as_deref().unwrap(),
@@ -423,7 +467,10 @@ fn main() {
     let cases = [
         ("bare baseline: same bytes, pre-rendered", format!("http://{bare_addr}/")),
         ("runs page `/` (50 newest of all)", format!("http://{addr}/")),
-        ("runs page, filtered `/?phase=Escalated&repository=acme/api`", format!("http://{addr}/?phase=Escalated&repository=acme%2Fapi")),
+        (
+            "runs page, filtered `/?phase=Escalated&repository=acme/api`",
+            format!("http://{addr}/?phase=Escalated&repository=acme%2Fapi"),
+        ),
         ("runs page, deep `/?page=150`", format!("http://{addr}/?page=150")),
         ("run page (3 attempts, patch)", run_url),
         ("repositories page", format!("http://{addr}/repositories")),
@@ -451,7 +498,10 @@ fn main() {
         app.index_html(&q("")).unwrap().len()
     });
 
-    println!("Dashboard bench: {n_runs} runs, {} attempts, {requests} requests per URL (after 20 warm-up), loopback HTTP, one server thread\n", n_runs * per_run as usize);
+    println!(
+        "Dashboard bench: {n_runs} runs, {} attempts, {requests} requests per URL (after 20 warm-up), loopback HTTP, one server thread\n",
+        n_runs * per_run as usize
+    );
     println!("| page | p50 (ms) | p99 (ms) | max (ms) | bytes |");
     println!("|---|---|---|---|---|");
     for (name, l) in &results {
@@ -463,7 +513,10 @@ fn main() {
     for (name, (p50, p99, bytes)) in &cpu {
         println!("| {name} | {p50:.2} | {p99:.2} | {bytes} |");
     }
-    println!("| runs page `/`, the cache changed before each request (re-sort, re-count) | {:.2} | {:.2} | {} |", cold.0, cold.1, cold.2);
+    println!(
+        "| runs page `/`, the cache changed before each request (re-sort, re-count) | {:.2} | {:.2} | {} |",
+        cold.0, cold.1, cold.2
+    );
     println!();
     println!("| cache | objects | JSON from the API server (MiB) | heap held (MiB) | bytes per object |");
     println!("|---|---|---|---|---|");
@@ -493,7 +546,6 @@ fn main() {
         mib(rss_ours)
     );
 }
-
 
 /// A query string as the router's `Query` extractor reads it (`a=b&c=d`, values percent-decoded).
 fn serde_urlencoded_like(s: &str) -> ci_healer::dashboard::view::RunQuery {

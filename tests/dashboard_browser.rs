@@ -10,8 +10,8 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use ci_healer::resources::{attempt::build_attempt, configmap};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 const TOKEN: &str = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
@@ -147,20 +147,39 @@ fn helm(args: &[&str]) -> String {
 /// and every request the dashboard makes is then authorised as that ServiceAccount.
 fn chart_identity(ns: &str) -> PathBuf {
     let rendered = helm(&[
-        "template", "ci-healer", "charts/ci-healer", "--namespace", ns, "--set", "dashboard.enabled=true",
-        "--show-only", "templates/dashboard.yaml",
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        ns,
+        "--set",
+        "dashboard.enabled=true",
+        "--show-only",
+        "templates/dashboard.yaml",
     ]);
     let file = out_dir().join(format!("chart-dashboard-{ns}.yaml"));
     std::fs::write(&file, &rendered).unwrap();
     let (ok, out) = support::kubectl(&[
-        "apply", "--server-side", "--force-conflicts", "--field-manager=dashboard-test", "--dry-run=server", "-f",
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=dashboard-test",
+        "--dry-run=server",
+        "-f",
         file.to_str().unwrap(),
     ]);
     assert!(ok && out.contains("deployment.apps/ci-healer-dashboard"), "{out}");
     let role = rendered.split("\n---").find(|d| d.contains("kind: ClusterRole\n")).expect("the chart's ClusterRole");
     let role_file = out_dir().join("chart-dashboard-clusterrole.yaml");
     std::fs::write(&role_file, role).unwrap();
-    let (ok, out) = support::kubectl(&["apply", "--server-side", "--force-conflicts", "--field-manager=dashboard-test", "-f", role_file.to_str().unwrap()]);
+    let (ok, out) = support::kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=dashboard-test",
+        "-f",
+        role_file.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}");
     let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(role).unwrap();
     for rule in parsed["rules"].as_sequence().unwrap() {
@@ -172,7 +191,12 @@ fn chart_identity(ns: &str) -> PathBuf {
     let (ok, out) = support::kubectl(&["create", "serviceaccount", "ci-healer-dashboard", "-n", ns]);
     assert!(ok, "{out}");
     let (ok, out) = support::kubectl(&[
-        "create", "rolebinding", "ci-healer-dashboard", "-n", ns, "--clusterrole=ci-healer-dashboard",
+        "create",
+        "rolebinding",
+        "ci-healer-dashboard",
+        "-n",
+        ns,
+        "--clusterrole=ci-healer-dashboard",
         &format!("--serviceaccount={ns}:ci-healer-dashboard"),
     ]);
     assert!(ok, "{out}");
@@ -265,14 +289,11 @@ async fn seed(client: &kube::Client, ns: &str) {
 
     // A run fixed on its second attempt.
     let fixed = runs.create(&pp, &run_object(ns, "fixed-run", "octo-org/engine", "feature/fmt")).await.unwrap();
-    let owner = fixed.controller_owner_ref(&()).unwrap();
     let triage = json!({"failureClass": "rust_fmt", "confidence": 0.92, "profile": "rust", "action": "agent",
                         "errorHash": "0f0f0f0f0f0f0f0f", "failingStep": "Run cargo fmt --check",
                         "excerpt": "", "diagnostics": [{"tool": "rustfmt"}]});
     let excerpt = format!("Diff in src/lib.rs at line 2:\n-    41\n+    42\nauth: {TOKEN}\n");
-    cms.create(&pp, &configmap::build_context("fixed-run", ns, owner.clone(), &excerpt, &triage.to_string()))
-        .await
-        .unwrap();
+    cms.create(&pp, &configmap::build_context(&fixed, &excerpt, &triage.to_string()).unwrap()).await.unwrap();
     for (n, phase, outcome, reason, summary, d) in [
         (1, "Failed", "failed", "ValidationFailed", "cargo fmt --check still fails", (0.4, 12.0, 2.0)),
         (2, "Succeeded", "passed", "ValidationPassed", "1 file(s) changed; passed: cargo fmt --check", (0.4, 6.5, 2.1)),
@@ -294,13 +315,10 @@ async fn seed(client: &kube::Client, ns: &str) {
             .await
             .unwrap();
         if phase == "Succeeded" {
-            let aowner = a.controller_owner_ref(&()).unwrap();
-            cms.create(&pp, &configmap::build_patch(&a.name_any(), "fixed-run", ns, aowner, PATCH)).await.unwrap();
+            cms.create(&pp, &configmap::build_patch(&a, PATCH).unwrap()).await.unwrap();
         }
     }
-    let cond = |t: &str, s: &str, r: &str, m: &str| {
-        json!({"type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": now.to_string()})
-    };
+    let cond = |t: &str, s: &str, r: &str, m: &str| json!({"type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": now.to_string()});
     put_status(&runs, "fixed-run", json!({
         "phase": "Fixed", "attempts": 2, "currentAttempt": 2, "shortSha": "3484a3f", "failureClass": "rust_fmt",
         "agent": "rust", "errorHash": "0f0f0f0f0f0f0f0f",
@@ -311,17 +329,27 @@ async fn seed(client: &kube::Client, ns: &str) {
 
     // A run in flight, for the live update.
     runs.create(&pp, &run_object(ns, "running-run", "octo-org/web", "main")).await.unwrap();
-    put_status(&runs, "running-run", json!({"phase": "Running", "attempts": 1, "currentAttempt": 1,
+    put_status(
+        &runs,
+        "running-run",
+        json!({"phase": "Running", "attempts": 1, "currentAttempt": 1,
         "failureClass": "frontend_format", "agent": "frontend",
-        "conditions": [cond("Healing", "True", "AttemptRunning", "attempt 1 is running")]})).await;
+        "conditions": [cond("Healing", "True", "AttemptRunning", "attempt 1 is running")]}),
+    )
+    .await;
 
     // Enough escalated and queued runs for three pages of five.
     for i in 0..11 {
         let name = format!("bulk-{i:02}");
         runs.create(&pp, &run_object(ns, &name, "octo-org/infra", "main")).await.unwrap();
         let phase = if i % 2 == 0 { "Escalated" } else { "Queued" };
-        put_status(&runs, &name, json!({"phase": phase, "failureClass": "infra_flake", "attempts": 0,
-            "escalationReason": (phase == "Escalated").then_some("3 attempts failed validation")})).await;
+        put_status(
+            &runs,
+            &name,
+            json!({"phase": phase, "failureClass": "infra_flake", "attempts": 0,
+            "escalationReason": (phase == "Escalated").then_some("3 attempts failed validation")}),
+        )
+        .await;
     }
 }
 
@@ -403,8 +431,13 @@ async fn dashboard_in_a_real_browser() {
     b.execute("window.__marker = 'same page'", vec![]).await.unwrap();
     let runs = Api::<HealingRun>::namespaced(client.clone(), &ns);
     let start = Instant::now();
-    put_status(&runs, "running-run", json!({"phase": "Escalated", "attempts": 1,
-        "escalationReason": "attempt 1 of 1 failed: ValidationFailed"})).await;
+    put_status(
+        &runs,
+        "running-run",
+        json!({"phase": "Escalated", "attempts": 1,
+        "escalationReason": "attempt 1 of 1 failed: ValidationFailed"}),
+    )
+    .await;
     until(&b, "the page to show Escalated", Duration::from_secs(2), "[data-field=phase]", |t| t == "Escalated").await;
     let seen = start.elapsed();
     println!("status change → open page: {} ms", seen.as_millis());

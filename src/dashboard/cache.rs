@@ -26,7 +26,8 @@ use serde::{Deserialize, Deserializer};
 use tokio::sync::broadcast;
 
 use crate::agent::context::{Masker, bound, strip_control};
-use crate::crd::{HealingAttempt, HealingRun, LABEL_RUN, MANAGED_BY};
+use crate::crd::{HealingAttempt, HealingRun};
+use crate::resources::labels::{MANAGED_SELECTOR, RUN as LABEL_RUN};
 
 /// At most this many bytes of a run's excerpt are kept (masked, head and tail).
 pub const MAX_EXCERPT_BYTES: usize = 16 * 1024;
@@ -427,21 +428,22 @@ impl Cache {
         let (files, files_w) = reflector::store::<FilesDoc>();
         let cache = Self::from_stores(runs, attempts, files);
         let api = |c: &Client| match namespace {
-            Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
+            Some(ns) => {
+                (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns))
+            }
             None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
         };
         let (runs_api, attempts_api, files_api): (Api<RunDoc>, Api<AttemptDoc>, Api<FilesDoc>) = api(&client);
-        let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+        let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
 
         let c = cache.clone();
-        let runs_task = watcher(runs_api, watcher::Config::default())
-            .default_backoff()
-            .modify(slim_run)
-            .reflect(runs_w)
-            .for_each(move |ev| {
-                announce(&c, ev, "HealingRun", |r: &RunDoc| r.metadata.name.clone());
-                async {}
-            });
+        let runs_task =
+            watcher(runs_api, watcher::Config::default()).default_backoff().modify(slim_run).reflect(runs_w).for_each(
+                move |ev| {
+                    announce(&c, ev, "HealingRun", |r: &RunDoc| r.metadata.name.clone());
+                    async {}
+                },
+            );
         let c = cache.clone();
         let attempts_task = watcher(attempts_api, watcher::Config::default())
             .default_backoff()
@@ -452,12 +454,11 @@ impl Cache {
                 async {}
             });
         let c = cache.clone();
-        let files_task = watcher(files_api, owned).default_backoff().modify(slim_files).reflect(files_w).for_each(
-            move |ev| {
+        let files_task =
+            watcher(files_api, owned).default_backoff().modify(slim_files).reflect(files_w).for_each(move |ev| {
                 announce(&c, ev, "ConfigMap", |f: &FilesDoc| f.metadata.labels.as_ref()?.get(LABEL_RUN).cloned());
                 async {}
-            },
-        );
+            });
         let driver = async move {
             tokio::join!(runs_task, attempts_task, files_task);
         };
@@ -536,11 +537,11 @@ pub fn slim_files(f: &mut FilesDoc) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::verdict::{Outcome, StepDurations, TokenUsage, Verdict};
     use crate::crd::{
         Diffstat, FailureExcerpt, FailureSource, HealingAttemptSpec, HealingAttemptStatus, HealingPolicy,
         HealingRunSpec, HealingRunStatus, PatchRef, RunAction, RunPhase,
     };
-    use crate::verdict::{Outcome, StepDurations, TokenUsage, Verdict};
 
     fn t(s: i64) -> Time {
         Time(jiff::Timestamp::from_second(s).unwrap())
@@ -578,7 +579,7 @@ mod tests {
             phase: Some(RunPhase::Fixed),
             observed_generation: Some(2),
             short_sha: Some("0123456".into()),
-            failure_class: Some("rust_fmt".into()),
+            failure_class: Some(crate::triage::FailureClass::RustFmt),
             agent: Some("rust".into()),
             error_hash: Some("00ff00ff00ff00ff".into()),
             attempts: 2,

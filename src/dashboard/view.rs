@@ -306,7 +306,8 @@ fn row(r: &RunDoc, links: &Links, now: &Time) -> RunRow {
 pub fn newest_first(runs: &mut [Arc<RunDoc>]) {
     runs.sort_unstable_by(|a, b| {
         let (a, b) = (&a.metadata, &b.metadata);
-        let ts = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.creation_timestamp.as_ref().map(|t| t.0);
+        let ts =
+            |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.creation_timestamp.as_ref().map(|t| t.0);
         ts(b).cmp(&ts(a)).then_with(|| a.namespace.cmp(&b.namespace)).then_with(|| a.name.cmp(&b.name))
     });
 }
@@ -345,7 +346,8 @@ pub struct FilterOptions {
 
 /// The distinct values of each filter.
 pub fn filter_options(runs: &[Arc<RunDoc>]) -> FilterOptions {
-    let (mut ns, mut repos, mut phases, mut classes) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut ns, mut repos, mut phases, mut classes) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for r in runs {
         ns.extend(r.metadata.namespace.as_deref());
         repos.insert(r.spec.source.repository.as_str());
@@ -440,7 +442,8 @@ pub fn group_stats(
             let tokens = rs
                 .iter()
                 .map(|r| {
-                    let k = (r.metadata.namespace.clone().unwrap_or_default(), r.metadata.name.clone().unwrap_or_default());
+                    let k =
+                        (r.metadata.namespace.clone().unwrap_or_default(), r.metadata.name.clone().unwrap_or_default());
                     tokens.get(&k).copied().unwrap_or(0)
                 })
                 .sum();
@@ -947,15 +950,17 @@ pub fn run_page(
             let d = v.durations.clone().unwrap_or_default();
             let pct = |s: f64| if longest > 0.0 { (1000.0 * s / longest).round() / 10.0 } else { 0.0 };
             let mut at = 0.0;
-            let steps = [("checkout", d.checkout_seconds), ("agent", d.agent_seconds), ("validate", d.validate_seconds)]
-                .into_iter()
-                .filter_map(|(step, s)| {
-                    let s = s?;
-                    let bar = StepBar { step: step.into(), duration: fmt_duration(s), offset: pct(at), width: pct(s) };
-                    at += s;
-                    Some(bar)
-                })
-                .collect();
+            let steps =
+                [("checkout", d.checkout_seconds), ("agent", d.agent_seconds), ("validate", d.validate_seconds)]
+                    .into_iter()
+                    .filter_map(|(step, s)| {
+                        let s = s?;
+                        let bar =
+                            StepBar { step: step.into(), duration: fmt_duration(s), offset: pct(at), width: pct(s) };
+                        at += s;
+                        Some(bar)
+                    })
+                    .collect();
             let end = ast.completion_time.clone().unwrap_or_else(|| now.clone());
             let aname = a.metadata.name.clone().unwrap_or_default();
             AttemptRow {
@@ -967,7 +972,11 @@ pub fn run_page(
                 steps,
                 outcome: v.outcome.clone(),
                 reason: ast.failure_reason.clone().unwrap_or(v.reason.clone()),
-                summary: if v.summary.is_empty() { ast.completed_message.clone().unwrap_or_default() } else { v.summary.clone() },
+                summary: if v.summary.is_empty() {
+                    ast.completed_message.clone().unwrap_or_default()
+                } else {
+                    v.summary.clone()
+                },
                 diagnosis: ast.diagnosis.clone().unwrap_or_default(),
                 diffstat: v.diffstat.map(|d| diffstat_text(d.files, d.insertions, d.deletions)).unwrap_or_default(),
                 tokens: v.tokens.map(|t| format!("in {} / out {}", t.input, t.output)).unwrap_or_default(),
@@ -983,7 +992,11 @@ pub fn run_page(
         let text = patch.and_then(|f| f.data.patch.clone());
         PatchView {
             attempt: p.attempt.clone(),
-            diffstat: p.diffstat.as_ref().map(|d| diffstat_text(d.files, d.insertions, d.deletions)).unwrap_or_default(),
+            diffstat: p
+                .diffstat
+                .as_ref()
+                .map(|d| diffstat_text(d.files, d.insertions, d.deletions))
+                .unwrap_or_default(),
             files: text.as_deref().map(render_diff).unwrap_or_default(),
             truncated: text.as_ref().is_some_and(|t| t.len() >= super::cache::MAX_PATCH_BYTES),
             missing: text.is_none(),
@@ -1027,7 +1040,8 @@ pub fn run_page(
         .collect();
 
     let job = timeline.last().map(|a| a.job.clone()).filter(|j| !j.is_empty());
-    let commands = commands(&ns, &name, &phase, job.as_deref(), st.patch.as_ref().and_then(|p| p.config_map.as_deref()));
+    let commands =
+        commands(&ns, &name, &phase, job.as_deref(), st.patch.as_ref().and_then(|p| p.config_map.as_deref()));
     RunPage {
         attempts: format!("{}/{}", st.attempts, run.spec.policy.max_attempts.unwrap_or(3)),
         time_to_fix: time_to_fix(run).map(fmt_duration).unwrap_or_default(),
@@ -1111,7 +1125,8 @@ mod tests {
 
     #[test]
     fn table_filters_sorts_and_paginates() {
-        let mut runs: Vec<Arc<RunDoc>> = (0..7).map(|i| run("a", &format!("r{i}"), "o/x", i, Some("Fixed"), Some(i + 5))).collect();
+        let mut runs: Vec<Arc<RunDoc>> =
+            (0..7).map(|i| run("a", &format!("r{i}"), "o/x", i, Some("Fixed"), Some(i + 5))).collect();
         runs.push(run("b", "other", "O/Y", 100, Some("Escalated"), Some(200)));
         newest_first(&mut runs);
         let now = t(1000);
@@ -1180,7 +1195,9 @@ mod tests {
         let files = render_diff("--- a.txt\n+++ a.txt\n@@ -1 +1 @@\n-a\n+b\n");
         assert_eq!((files.len(), files[0].path.as_str(), files[0].added), (1, "a.txt", 1));
         // Removed lines that look like headers stay lines of their hunk; the next file starts after.
-        let files = render_diff("--- a.md\n+++ a.md\n@@ -1,2 +1,1 @@\n--- a rule\n keep\n--- b.md\n+++ b.md\n@@ -1 +1 @@\n-x\n+y\n");
+        let files = render_diff(
+            "--- a.md\n+++ a.md\n@@ -1,2 +1,1 @@\n--- a rule\n keep\n--- b.md\n+++ b.md\n@@ -1 +1 @@\n-x\n+y\n",
+        );
         assert_eq!(files.len(), 2);
         assert_eq!((files[0].path.as_str(), files[0].removed, files[0].lines[1].kind), ("a.md", 1, "del"));
         assert_eq!((files[1].path.as_str(), files[1].added), ("b.md", 1));
@@ -1201,8 +1218,11 @@ mod tests {
             config_map: Some("r1-2-patch".into()),
             diffstat: None,
         });
-        st.history = vec![serde_json::json!({"action": "retry", "actor": "alice", "source": "kubectl", "time": "t", "hint": "x"})];
-        st.pull_request = Some(serde_json::json!({"number": 9, "url": "https://github.com/o/x/pull/9", "state": "open"}));
+        st.history = vec![
+            serde_json::json!({"action": "retry", "actor": "alice", "source": "kubectl", "time": "t", "hint": "x"}),
+        ];
+        st.pull_request =
+            Some(serde_json::json!({"number": 9, "url": "https://github.com/o/x/pull/9", "state": "open"}));
         st.extra.insert("tokens".into(), serde_json::json!({"input": 1}));
         let attempt = |n: i64, phase: &str, reason: &str, d: (f64, f64, f64)| {
             let mut a = AttemptDoc::default();
@@ -1227,7 +1247,10 @@ mod tests {
             });
             Arc::new(a)
         };
-        let attempts = vec![attempt(2, "Succeeded", "ValidationPassed", (1.0, 2.0, 1.0)), attempt(1, "Failed", "ValidationFailed", (1.0, 6.0, 1.0))];
+        let attempts = vec![
+            attempt(2, "Succeeded", "ValidationPassed", (1.0, 2.0, 1.0)),
+            attempt(1, "Failed", "ValidationFailed", (1.0, 6.0, 1.0)),
+        ];
         let mut patch = FilesDoc::default();
         patch.data.patch = Some("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n".into());
         let page = run_page(&r, &attempts, None, Some(&patch), &Links::default(), &t(100));
@@ -1255,8 +1278,11 @@ mod tests {
     #[test]
     fn abort_is_offered_while_a_run_is_active() {
         let c = commands("ns", "r", "Running", None, None);
-        assert!(c.iter().any(|c| c.kubectl
-            == r#"kubectl patch healingrun r -n ns --type merge -p '{"spec":{"action":"abort"}}'"#));
+        assert!(
+            c.iter()
+                .any(|c| c.kubectl
+                    == r#"kubectl patch healingrun r -n ns --type merge -p '{"spec":{"action":"abort"}}'"#)
+        );
     }
 
     /// The commands table lists exactly the `spec.action` values the CRD accepts, so a new action

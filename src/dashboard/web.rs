@@ -9,8 +9,8 @@
 //! `/healthz`, `/readyz` (200 once the cache holds its first complete list).
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
