@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+<<<<<<< HEAD
 # Install the tools the tests use outside Cargo, and print the PATH entries that hold them
 # (colon-separated; prepend them to PATH):
 #
@@ -13,8 +14,24 @@
 #   server on a fixed port), for the metrics and alert-rule tests.
 #
 # Cache: $CIHEALER_CACHE/tools (default ~/.cache/ci-healer/tools). Safe to run concurrently.
+=======
+# Install the tools the attempt tests and benches use (prettier and typescript from the npm registry) into a cache folder
+# outside the repository, and print the folder holding their executables (add it to PATH).
+#
+#   PATH="$(hack/install-test-tools.sh):$PATH" cargo test --test attempt_steps
+#
+# Cache: $CIHEALER_CACHE/tools (default ~/.cache/ci-healer/tools). PRETTIER_VERSION pins the version.
+#
+# Also (for the loopback GitHub of tests/loopback_github/): GitHub's own OpenAPI description, the
+# npm package @octokit/openapi (`npm pack`, pinned by OCTOKIT_OPENAPI_VERSION), unpacked into
+# $TOOLS/octokit-openapi-<version>/api.github.com.json; and yarn (YARN_VERSION), which the sample
+# workflow's failing step (`yarn run format-check`) runs when validation re-runs it.
+>>>>>>> main
 set -euo pipefail
 PRETTIER_VERSION=${PRETTIER_VERSION:-3.6.2}
+OCTOKIT_OPENAPI_VERSION=${OCTOKIT_OPENAPI_VERSION:-23.0.2}
+YARN_VERSION=${YARN_VERSION:-1.22.22}
+TYPESCRIPT_VERSION=${TYPESCRIPT_VERSION:-5.9.3}
 CACHE=${CIHEALER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ci-healer}
 TOOLS="$CACHE/tools"
 mkdir -p "$TOOLS/bin"
@@ -27,6 +44,7 @@ if [ ! -x "$TOOLS/node_modules/.bin/prettier" ] || [ "$("$TOOLS/node_modules/.bi
   log "installing prettier@$PRETTIER_VERSION into $TOOLS"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "prettier@$PRETTIER_VERSION" >&2
 fi
+<<<<<<< HEAD
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -59,3 +77,24 @@ if [ ! -x "$TOOLS/bin/promtool" ]; then
 fi
 
 echo "$TOOLS/bin:$TOOLS/node_modules/.bin"
+=======
+if [ ! -x "$TOOLS/node_modules/.bin/yarn" ] || [ "$("$TOOLS/node_modules/.bin/yarn" --version 2>/dev/null)" != "$YARN_VERSION" ]; then
+  echo "[install-test-tools] installing yarn@$YARN_VERSION into $TOOLS" >&2
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "yarn@$YARN_VERSION" >&2
+fi
+SPEC_DIR="$TOOLS/octokit-openapi-$OCTOKIT_OPENAPI_VERSION"
+if [ ! -s "$SPEC_DIR/api.github.com.json" ]; then
+  echo "[install-test-tools] fetching @octokit/openapi@$OCTOKIT_OPENAPI_VERSION (GitHub's OpenAPI description) into $SPEC_DIR" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "@octokit/openapi@$OCTOKIT_OPENAPI_VERSION" >/dev/null)
+  tar -xzf "$tmp"/octokit-openapi-*.tgz -C "$tmp" package/generated/api.github.com.json package/LICENSE
+  mkdir -p "$SPEC_DIR"
+  mv "$tmp/package/generated/api.github.com.json" "$tmp/package/LICENSE" "$SPEC_DIR/"
+  rm -rf "$tmp"
+fi
+if [ ! -x "$TOOLS/node_modules/.bin/tsc" ] || [ "$("$TOOLS/node_modules/.bin/tsc" --version 2>/dev/null)" != "Version $TYPESCRIPT_VERSION" ]; then
+  echo "[install-test-tools] installing typescript@$TYPESCRIPT_VERSION into $TOOLS" >&2
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "typescript@$TYPESCRIPT_VERSION" >&2
+fi
+echo "$TOOLS/node_modules/.bin"
+>>>>>>> main

@@ -10,6 +10,7 @@ pub mod contract;
 pub mod controller;
 pub mod crd;
 pub mod dashboard;
+pub mod github;
 pub mod resources;
 pub mod runner;
 pub mod telemetry;

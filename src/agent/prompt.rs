@@ -64,6 +64,10 @@ pub struct PromptVars {
     pub external: bool,
     /// True when the model works through tools (see [`super::tools`]) instead of answering with a diff.
     pub tools: bool,
+    /// The repository's own instructions for agents (see [`super::instructions`]).
+    pub instructions: Vec<QuotedFile>,
+    /// `agentHints` from the repository's `.github/ci-healer.yml`.
+    pub agent_hints: Option<String>,
 }
 
 /// How the model (or agent) is asked to make its change.
