@@ -13,6 +13,7 @@
 //! it changes nothing: actions stay with `kubectl` and `/healer` comments, which carry an identity.
 
 pub mod cache;
+pub mod grafana;
 pub mod view;
 pub mod web;
 
