@@ -213,6 +213,7 @@ fn full_run(i: usize) -> HealingRun {
         escalation_reason: (phase == RunPhase::Escalated).then(|| "3 attempts failed validation".into()),
         duplicate_of: None,
         start_time: Some(t(created + 1)),
+        usage: None,
         completion_time: final_.then(|| t(created + 60 + (i as i64 % 600))),
     });
     run.metadata.managed_fields = Some(vec![
@@ -276,7 +277,7 @@ fn full_attempt(run: &HealingRun, n: i32, config: &ControllerConfig) -> HealingA
             reason: if passed { "ValidationPassed" } else { "ValidationFailed" }.into(),
             summary: "1 file(s) changed; passed: cargo fmt --all -- --check".into(),
             diffstat: Some(Diffstat { files: 1, insertions: 3, deletions: 1 }),
-            tokens: Some(TokenUsage { input: 2400, output: 600 }),
+            tokens: Some(TokenUsage { input: 2400, output: 600, ..Default::default() }),
             durations: Some(StepDurations {
                 checkout_seconds: Some(0.4),
                 agent_seconds: Some(6.5),

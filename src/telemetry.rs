@@ -135,8 +135,8 @@ pub struct TokenLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SkipLabels {
     pub namespace: String,
-    /// The `Accepted=False` reason (`UnknownProfile`, `ModeNotImplemented`, `ProviderNotSupported`), or
-    /// `RerunNotImplemented` when triage asked for a CI re-run.
+    /// The `Accepted=False` reason (`UnknownProfile`, `ModeNotImplemented`, `ProviderNotSupported`);
+    /// the webhook receiver's loop prevention and opt-outs add theirs.
     pub reason: String,
 }
 
@@ -505,10 +505,7 @@ impl Metrics {
             let repository = self.repository.value(&run.spec.source.repository);
             self.runs_deduplicated.get_or_create(&RepositoryLabels { namespace: ns.clone(), repository }).inc();
         }
-        for c in [became(RunCondition::Accepted, conditions::FALSE), became(RunCondition::Rerun, conditions::FALSE)]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(c) = became(RunCondition::Accepted, conditions::FALSE) {
             self.runs_skipped.get_or_create(&SkipLabels { namespace: ns.clone(), reason: c.reason.clone() }).inc();
         }
     }

@@ -122,7 +122,17 @@ fn docs(yaml: &str) -> Vec<serde_json::Value> {
 fn the_chart_ships_the_rules_only_with_the_prometheus_operator_and_the_dashboard_configmap() {
     let plain = docs(&helm(&["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"]));
     assert!(!plain.iter().any(|d| d["kind"] == "PrometheusRule"), "no PrometheusRule without the operator's API");
-    let cm = plain
+    assert!(!plain.iter().any(|d| d["metadata"]["name"] == "ci-healer-grafana-dashboard"), "the dashboard is opt-in");
+    let with_grafana = docs(&helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        "ci-healer",
+        "--set",
+        "grafanaDashboard.enabled=true",
+    ]));
+    let cm = with_grafana
         .iter()
         .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "ci-healer-grafana-dashboard")
         .expect("the Grafana dashboard ConfigMap");

@@ -654,7 +654,7 @@ mod tests {
                 reason: "ValidationPassed".into(),
                 summary: "cargo fmt --check passed".into(),
                 diffstat: Some(Diffstat { files: 1, insertions: 3, deletions: 2 }),
-                tokens: Some(TokenUsage { input: 10, output: 20 }),
+                tokens: Some(TokenUsage { input: 10, output: 20, ..Default::default() }),
                 durations: Some(StepDurations {
                     checkout_seconds: Some(1.5),
                     agent_seconds: Some(2.5),
