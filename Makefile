@@ -70,11 +70,28 @@ screenshots: control-plane ## Take the README's dashboard screenshot in headless
 	CIHEALER_BLESS=1 cargo test --locked --test dashboard_browser
 
 .PHONY: bench
-bench: control-plane ## Run the benchmarks (triage corpus; attempt steps) and print their tables.
+bench: control-plane ## Run the benchmarks (triage corpus; attempt steps; controller P1-P4 against a bare client) and print their tables.
 	cargo bench --locked --bench triage
 	cargo bench --locked --bench attempt
 	cargo bench --locked --bench dashboard
 	cargo bench --locked --bench agent
+	cargo bench --locked --bench controller
+
+.PHONY: bench-controller
+bench-controller: control-plane ## Only the controller benchmark (P1-P4 next to a bare client; BENCH_* scale it).
+	cargo bench --locked --bench controller
+
+# The chaos scenarios (tests/chaos.rs) at the issue's scale: R1 300 runs and 100 SIGKILLs, R2 etcd and
+# kube-apiserver restarts, R4 1,000 creates for 100 failures, R7 the leader killed under load.
+CHAOS_FULL := CHAOS_RUNS=300 CHAOS_KILLS=100 CHAOS_R2_RUNS=100 CHAOS_FAILURES=100 CHAOS_CREATES=1000 CHAOS_R7_RUNS=100
+
+.PHONY: chaos
+chaos: control-plane ## Chaos scenarios at full scale (long); each prints its counts.
+	$(CHAOS_FULL) cargo test --locked --release --test chaos -- --ignored --nocapture --test-threads=1
+
+.PHONY: chaos-short
+chaos-short: control-plane ## Chaos scenarios at the short scale (.ci/run); each prints its counts.
+	cargo test --locked --test chaos -- --ignored --nocapture --test-threads=1
 
 ##@ Release
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-<<<<<<< HEAD
-# Install the tools the tests use outside Cargo, and print the PATH entries that hold them
-# (colon-separated; prepend them to PATH):
+# Install the tools the tests and benches use outside Cargo, and print the PATH entries that hold
+# them (colon-separated; prepend them to PATH):
 #
 #   PATH="$(hack/install-test-tools.sh):$PATH" cargo test --test attempt_steps
 #
-# - prettier, from the npm registry, into a cache folder outside the repository (the attempt tests'
-#   formatter). PRETTIER_VERSION pins the version.
+# - prettier, typescript and yarn from the npm registry, into a cache folder outside the repository
+#   (the attempt tests' formatters; yarn runs the sample workflow's failing step `yarn run
+#   format-check` when validation re-runs it). PRETTIER_VERSION, TYPESCRIPT_VERSION, YARN_VERSION pin them.
+# - For the loopback GitHub of tests/loopback_github/: GitHub's own OpenAPI description, the npm
+#   package @octokit/openapi (`npm pack`, pinned by OCTOKIT_OPENAPI_VERSION), unpacked into
+#   $TOOLS/octokit-openapi-<version>/api.github.com.json.
 # - Chromium and chromedriver, Debian's `chromium` and `chromium-driver` (apt-get), for the
 #   dashboard's browser test.
 # - promtool, from Debian's `prometheus` package: downloaded with apt-get and only promtool is
@@ -14,19 +17,6 @@
 #   server on a fixed port), for the metrics and alert-rule tests.
 #
 # Cache: $CIHEALER_CACHE/tools (default ~/.cache/ci-healer/tools). Safe to run concurrently.
-=======
-# Install the tools the attempt tests and benches use (prettier and typescript from the npm registry) into a cache folder
-# outside the repository, and print the folder holding their executables (add it to PATH).
-#
-#   PATH="$(hack/install-test-tools.sh):$PATH" cargo test --test attempt_steps
-#
-# Cache: $CIHEALER_CACHE/tools (default ~/.cache/ci-healer/tools). PRETTIER_VERSION pins the version.
-#
-# Also (for the loopback GitHub of tests/loopback_github/): GitHub's own OpenAPI description, the
-# npm package @octokit/openapi (`npm pack`, pinned by OCTOKIT_OPENAPI_VERSION), unpacked into
-# $TOOLS/octokit-openapi-<version>/api.github.com.json; and yarn (YARN_VERSION), which the sample
-# workflow's failing step (`yarn run format-check`) runs when validation re-runs it.
->>>>>>> main
 set -euo pipefail
 PRETTIER_VERSION=${PRETTIER_VERSION:-3.6.2}
 OCTOKIT_OPENAPI_VERSION=${OCTOKIT_OPENAPI_VERSION:-23.0.2}
@@ -44,7 +34,24 @@ if [ ! -x "$TOOLS/node_modules/.bin/prettier" ] || [ "$("$TOOLS/node_modules/.bi
   log "installing prettier@$PRETTIER_VERSION into $TOOLS"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "prettier@$PRETTIER_VERSION" >&2
 fi
-<<<<<<< HEAD
+if [ ! -x "$TOOLS/node_modules/.bin/yarn" ] || [ "$("$TOOLS/node_modules/.bin/yarn" --version 2>/dev/null)" != "$YARN_VERSION" ]; then
+  log "installing yarn@$YARN_VERSION into $TOOLS"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "yarn@$YARN_VERSION" >&2
+fi
+SPEC_DIR="$TOOLS/octokit-openapi-$OCTOKIT_OPENAPI_VERSION"
+if [ ! -s "$SPEC_DIR/api.github.com.json" ]; then
+  log "fetching @octokit/openapi@$OCTOKIT_OPENAPI_VERSION (GitHub's OpenAPI description) into $SPEC_DIR"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "@octokit/openapi@$OCTOKIT_OPENAPI_VERSION" >/dev/null)
+  tar -xzf "$tmp"/octokit-openapi-*.tgz -C "$tmp" package/generated/api.github.com.json package/LICENSE
+  mkdir -p "$SPEC_DIR"
+  mv "$tmp/package/generated/api.github.com.json" "$tmp/package/LICENSE" "$SPEC_DIR/"
+  rm -rf "$tmp"
+fi
+if [ ! -x "$TOOLS/node_modules/.bin/tsc" ] || [ "$("$TOOLS/node_modules/.bin/tsc" --version 2>/dev/null)" != "Version $TYPESCRIPT_VERSION" ]; then
+  log "installing typescript@$TYPESCRIPT_VERSION into $TOOLS"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "typescript@$TYPESCRIPT_VERSION" >&2
+fi
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -77,24 +84,3 @@ if [ ! -x "$TOOLS/bin/promtool" ]; then
 fi
 
 echo "$TOOLS/bin:$TOOLS/node_modules/.bin"
-=======
-if [ ! -x "$TOOLS/node_modules/.bin/yarn" ] || [ "$("$TOOLS/node_modules/.bin/yarn" --version 2>/dev/null)" != "$YARN_VERSION" ]; then
-  echo "[install-test-tools] installing yarn@$YARN_VERSION into $TOOLS" >&2
-  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "yarn@$YARN_VERSION" >&2
-fi
-SPEC_DIR="$TOOLS/octokit-openapi-$OCTOKIT_OPENAPI_VERSION"
-if [ ! -s "$SPEC_DIR/api.github.com.json" ]; then
-  echo "[install-test-tools] fetching @octokit/openapi@$OCTOKIT_OPENAPI_VERSION (GitHub's OpenAPI description) into $SPEC_DIR" >&2
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "@octokit/openapi@$OCTOKIT_OPENAPI_VERSION" >/dev/null)
-  tar -xzf "$tmp"/octokit-openapi-*.tgz -C "$tmp" package/generated/api.github.com.json package/LICENSE
-  mkdir -p "$SPEC_DIR"
-  mv "$tmp/package/generated/api.github.com.json" "$tmp/package/LICENSE" "$SPEC_DIR/"
-  rm -rf "$tmp"
-fi
-if [ ! -x "$TOOLS/node_modules/.bin/tsc" ] || [ "$("$TOOLS/node_modules/.bin/tsc" --version 2>/dev/null)" != "Version $TYPESCRIPT_VERSION" ]; then
-  echo "[install-test-tools] installing typescript@$TYPESCRIPT_VERSION into $TOOLS" >&2
-  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "typescript@$TYPESCRIPT_VERSION" >&2
-fi
-echo "$TOOLS/node_modules/.bin"
->>>>>>> main

@@ -37,6 +37,16 @@ pub struct ControllerConfig {
     /// none; frozen into each attempt's settings with the rest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub llm_prices: BTreeMap<String, crate::contract::settings::ModelPrice>,
+    /// GitHub: the identity (an App or a token, from Secrets), the API URL, the call bounds and what
+    /// the controller does on GitHub ([`crate::github::GitHubConfig`]). Absent: the controller reads
+    /// nothing from GitHub and heals only `spec.failure.excerpt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<crate::github::GitHubConfig>,
+    /// Which repositories runs in each namespace may heal (`namespace: [owner, owner/name-glob]`);
+    /// a run outside its namespace's allowance gets `Accepted=False`, `RepositoryNotAllowed`, and no
+    /// GitHub call. Only consulted when `github` is set. Default: nothing.
+    #[serde(default, skip_serializing_if = "crate::github::allow::RepositoryAllowlist::is_empty")]
+    pub allowed_repositories: crate::github::allow::RepositoryAllowlist,
 }
 
 /// Job-level defaults for attempts.
@@ -151,6 +161,10 @@ impl ControllerConfig {
             let names: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
             self.routing.validate(&names).map_err(ConfigError::Invalid)?;
         }
+        if let Some(gh) = &self.github {
+            gh.validate().map_err(ConfigError::Invalid)?;
+        }
+        self.allowed_repositories.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
@@ -164,6 +178,8 @@ impl Default for ControllerConfig {
             profiles: default_profiles(),
             routing: RoutingConfig::default(),
             llm_prices: BTreeMap::new(),
+            github: None,
+            allowed_repositories: Default::default(),
         }
     }
 }

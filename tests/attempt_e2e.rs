@@ -30,7 +30,7 @@ impl HostRunner {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("host-runner.log");
         let child = Command::new(env!("CARGO_BIN_EXE_healer"))
-            .args(["host-runner", "--namespace", ns, "--node-name", &format!("host-{ns}"), "--work-dir"])
+            .args(["host-runner", "--namespace", ns, "--node-name", &support::node_for(ns), "--work-dir"])
             .arg(dir.path().join("pods"))
             .env("KUBECONFIG", support::kubeconfig())
             .env("RUST_LOG", "info,kube=warn")
@@ -47,7 +47,15 @@ impl HostRunner {
 }
 
 impl Drop for HostRunner {
+    /// SIGTERM first, so the runner deletes its Node, then SIGKILL if it lingers.
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -164,7 +172,7 @@ async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
     // `kubectl logs` works through the API server and the runner's kubelet endpoint.
     let pods = Api::<Pod>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
     let pod = pods.items.first().expect("attempt pod");
-    assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some(format!("host-{ns}").as_str()));
+    assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some(support::node_for(&ns).as_str()));
     let (ok, out) = support::kubectl(&["-n", &ns, "logs", &pod.name_any(), "-c", "checkout"]);
     assert!(ok && out.contains("checked out"), "{out}");
 }
@@ -198,6 +206,19 @@ async fn a_real_rustfmt_failure_reaches_fixed_with_a_patch_configmap() {
     let check = patched_checkout(&repo, patch);
     let out = Command::new("cargo").args(["fmt", "--check"]).current_dir(check.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Deleting the run removes everything it owns through ownerReferences (the real garbage
+    // collector; the host runner finishes its pod's deletion as a kubelet does): the attempt, its
+    // Job and pod, the context ConfigMap and the patch ConfigMap.
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let pod = pods.list(&ListParams::default()).await.unwrap().items.remove(0).name_any();
+    apis_runs(&apis).delete("fmt", &Default::default()).await.unwrap();
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    support::wait_gone(&Api::<HealingAttempt>::namespaced(client.clone(), &ns), "fmt-1").await;
+    support::wait_gone(&apis.jobs, "fmt-1").await;
+    support::wait_gone(&pods, &pod).await;
+    support::wait_gone(&cms, &cm_name).await;
+    support::wait_gone(&cms, "fmt-context").await;
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ pub mod attempt;
 pub mod attempt_state;
 pub mod dedup;
 pub mod error;
+pub mod failure;
 pub mod patch;
 pub mod run;
 pub mod state;
@@ -82,6 +83,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Runs seen by the run controller's reflector (for dedup lookups).
     pub runs: kube::runtime::reflector::Store<HealingRun>,
+    /// The GitHub client, when the config has a `github:` section.
+    pub github: Option<Arc<dyn crate::github::GitHub>>,
     /// Consecutive failures per object, for per-object exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -118,6 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => ControllerConfig::default(),
     };
     let client = Client::try_default().await?;
+    let github = github_client(&config, &client, args.namespace.as_deref())?;
     let mut registry = Registry::default();
     let metrics = Metrics::register_with(&mut registry, args.metrics_repository_limit);
     let ready = Arc::new(RwLock::new(false));
@@ -168,6 +172,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         runs: run_controller.store(),
+        github,
         failures: Mutex::new(HashMap::new()),
     });
 
@@ -224,6 +229,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// The GitHub client of `config.github`, reading its Secrets from `github.secretNamespace`, else
+/// `$POD_NAMESPACE`, else the watched namespace, else `default`. `None` without a `github:` section.
+/// Errors: an invalid identity config.
+fn github_client(
+    config: &ControllerConfig,
+    client: &Client,
+    watched: Option<&str>,
+) -> anyhow::Result<Option<Arc<dyn crate::github::GitHub>>> {
+    let Some(gh) = &config.github else { return Ok(None) };
+    let namespace = gh
+        .secret_namespace
+        .clone()
+        .or_else(|| std::env::var(env::POD_NAMESPACE).ok())
+        .or_else(|| watched.map(str::to_string))
+        .unwrap_or_else(|| "default".into());
+    let secrets = crate::github::SecretSource::Kube { client: client.clone(), namespace };
+    let identity = crate::github::Identity::new(gh.clone(), secrets, None)?;
+    tracing::info!(api_url = %gh.api_url, kind = ?identity.kind(), "GitHub client configured");
+    Ok(Some(Arc::new(crate::github::RestGitHub::new(Arc::new(identity)))))
+}
+
 /// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.
 /// Errors: the Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
 async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
@@ -267,6 +293,11 @@ fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Ar
         .get_or_create(&ErrorLabels { controller: controller.clone(), reason: reason.into() })
         .inc();
     let (name, namespace) = (obj.meta().name.as_deref().unwrap_or(""), obj.meta().namespace.as_deref().unwrap_or(""));
+    if let Some(wait) = err.retry_after() {
+        // GitHub named the time its rate limit resets: wait that long (plus a second), not less.
+        tracing::warn!(kind = %controller, name, namespace, reason, error = %err, retry_in_seconds = wait.as_secs() + 1, "GitHub asked to wait; requeued");
+        return Action::requeue(wait + Duration::from_secs(1));
+    }
     if err.is_permanent() {
         ctx.succeeded(&object_key(obj.as_ref()));
         tracing::info!(kind = %controller, name, namespace, reason, error = %err, "cannot act on the spec; waiting for a change");

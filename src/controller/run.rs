@@ -12,10 +12,11 @@ use serde_json::json;
 
 use super::apply::{self, Created, Notice};
 use super::error::SpecProblem;
+use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
 use super::{Context, Error, Result, dedup, instrumented};
 use crate::config::ControllerConfig;
-use crate::crd::conditions::Reason;
+use crate::crd::conditions::{self, Reason, RunCondition};
 use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider};
 use crate::resources::{attempt::attempt_name, attempt::build_attempt, configmap, labels};
 use crate::triage::{self, FailureClass, RouteAction, TriageInput, TriageResult};
@@ -44,7 +45,15 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         .filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
         .map(|a| attempt_view(&a))
         .collect();
-    let triaged = triage_run(run, &ctx.config);
+    // The failure, read from GitHub once (then from the context ConfigMap) when the spec has no
+    // excerpt; never for a run the controller cannot accept (no GitHub call for it).
+    let read = match &ctx.github {
+        Some(gh) if failure::wanted(run) && accept(run, &ctx.config).is_ok() => {
+            Some(read_failure(run, gh.as_ref(), ctx).await?)
+        }
+        _ => None,
+    };
+    let triaged = triage_run_with(run, &ctx.config, read.as_ref());
     let triage_view = triaged.as_ref().map(|(v, _)| v.clone()).map_err(Clone::clone);
     let primary = match &triaged {
         Ok((v, _)) => dedup::find_primary(run, &v.error_hash, &ctx.runs.state(), &ctx.config),
@@ -53,13 +62,24 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let decision = state::decide(&RunObservation { run, attempts, triage: triage_view, primary, now });
+    let mut decision = state::decide(&RunObservation { run, attempts, triage: triage_view, primary, now: now.clone() });
+    if let Some(r) = &read {
+        let c = conditions::new(
+            RunCondition::LogFetched,
+            r.log.fetched,
+            failure::reason_of(&r.log),
+            r.log.message.clone(),
+            run.metadata.generation,
+            now,
+        );
+        conditions::set(&mut decision.status.conditions, c);
+    }
 
     // Apply.
     if let Ok((view, result)) = &triaged {
         ensure_hash_label(run, &view.error_hash, ctx).await?;
         if let Some(n) = decision.start_attempt {
-            start_attempt(run, n, &view.agent, result, ctx).await?;
+            start_attempt(run, n, &view.agent, result, read.as_ref(), ctx).await?;
         }
     }
 
@@ -103,8 +123,32 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
     }
 }
 
+/// What the controller read from GitHub about `run`'s failure: the stored read, else a fresh one
+/// (stored in the context ConfigMap, with an Event). Errors: the API server, a transient GitHub error.
+async fn read_failure(run: &HealingRun, gh: &dyn crate::github::GitHub, ctx: &Context) -> Result<ReadFailure> {
+    if let Some(r) = failure::stored(run, ctx).await? {
+        return Ok(r);
+    }
+    let r = failure::fetch(run, gh, ctx).await?;
+    if let Some(cm) = failure::context_configmap(run, &r)? {
+        apply::apply_object::<ConfigMap>(ctx, &cm).await?;
+    }
+    let note = format!(
+        "read the failure from GitHub: {}; {} failed step(s), {} annotation(s), {} changed file(s){}",
+        r.log.message,
+        r.failed_steps.len(),
+        r.annotations,
+        r.changed_files.len(),
+        r.step.as_ref().map(|s| format!(", step '{}'", s.step)).unwrap_or_default()
+    );
+    tracing::info!(run = %run.name_any(), namespace = ?run.namespace(), reason = %r.log.reason, log_bytes = r.log_bytes, "{note}");
+    apply::publish(ctx, run, Notice::normal(Reason::FailureRead, note).warning_if(!r.log.fetched)).await;
+    Ok(r)
+}
+
 /// Whether the controller can act on `run`'s spec at all: a code host it can talk to, a mode it
-/// implements, a configured profile. Pure. Errors: the [`SpecProblem`] that `Accepted=False` reports.
+/// implements, a configured profile, and (with a GitHub identity) a repository the config allows
+/// the run's namespace to heal. Pure. Errors: the [`SpecProblem`] that `Accepted=False` reports.
 pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecProblem> {
     let src = &run.spec.source;
     let policy = &run.spec.policy;
@@ -117,6 +161,21 @@ pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecPro
                 src.provider.as_str()
             ),
         });
+    }
+    if config.github.is_some() {
+        let ns = run.namespace().unwrap_or_default();
+        if !config.allowed_repositories.allows(&ns, &src.repository) {
+            let allowed = config.allowed_repositories.patterns(&ns);
+            return Err(SpecProblem {
+                reason: Reason::RepositoryNotAllowed,
+                message: format!(
+                    "the controller config does not allow namespace '{ns}' to heal {} (allowed: {}); \
+                     add it to allowedRepositories.{ns}",
+                    src.repository,
+                    if allowed.is_empty() { "nothing".into() } else { allowed.join(", ") }
+                ),
+            });
+        }
     }
     if policy.mode == HealingMode::PullRequest {
         return Err(SpecProblem {
@@ -144,6 +203,16 @@ pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecPro
 /// Accept a run ([`accept`]), triage it from its spec and pick its profile. Pure. Errors: the
 /// [`SpecProblem`] of a spec the controller cannot act on.
 pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(TriageView, TriageResult), SpecProblem> {
+    triage_run_with(run, config, None)
+}
+
+/// [`triage_run`], with what was read from GitHub: its triage (of the masked log, names,
+/// annotations and changed files) replaces triage of the spec's excerpt. Pure.
+pub fn triage_run_with(
+    run: &HealingRun,
+    config: &ControllerConfig,
+    read: Option<&ReadFailure>,
+) -> Result<(TriageView, TriageResult), SpecProblem> {
     accept(run, config)?;
     let src = &run.spec.source;
     let policy = &run.spec.policy;
@@ -155,8 +224,12 @@ pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(Triage
         failed_steps: &src.failed_steps,
         changed_files: &[],
         error_type: run.spec.failure.as_ref().and_then(|f| f.error_type.as_deref()),
+        ..Default::default()
     };
-    let result = triage::triage(&input, &config.routing);
+    let result = match read {
+        Some(r) => r.triage.clone(),
+        None => triage::triage(&input, &config.routing),
+    };
     let agent = if policy.agent != "auto" {
         policy.agent.clone()
     } else if config.profiles.contains_key(&result.profile) {
@@ -181,11 +254,22 @@ async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Resul
     apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await
 }
 
-async fn start_attempt(run: &HealingRun, n: i32, profile: &str, triage: &TriageResult, ctx: &Context) -> Result<()> {
+async fn start_attempt(
+    run: &HealingRun,
+    n: i32,
+    profile: &str,
+    triage: &TriageResult,
+    read: Option<&ReadFailure>,
+    ctx: &Context,
+) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
-    // The context every attempt pod mounts: the bounded excerpt and triage's answer.
-    let cm = configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?)
-        .ok_or(Error::MissingNamespace)?;
+    // The context every attempt pod mounts: the bounded excerpt and triage's answer (and what was
+    // read from GitHub, which the same apply must keep).
+    let cm = match read {
+        Some(r) => failure::context_configmap(run, r)?,
+        None => configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?),
+    }
+    .ok_or(Error::MissingNamespace)?;
     apply::apply_object::<ConfigMap>(ctx, &cm).await?;
 
     // triage_run only returns configured profiles, so a miss is a config reload race: retry.

@@ -41,6 +41,9 @@ pub enum RunCondition {
     /// Triage answered "re-run CI" (a flaky or infrastructural failure). False with
     /// [`Reason::RerunNotImplemented`] until ci-healer can re-run jobs; attempts proceed meanwhile.
     Rerun,
+    /// The failing job's log was read from GitHub (False: expired, unreachable, or no log; triage
+    /// goes on with names and annotations).
+    LogFetched,
 }
 
 impl ConditionType for RunCondition {
@@ -54,6 +57,7 @@ impl ConditionType for RunCondition {
             RunCondition::Escalated => "Escalated",
             RunCondition::Aborted => "Aborted",
             RunCondition::Rerun => "Rerun",
+            RunCondition::LogFetched => "LogFetched",
         }
     }
 }
@@ -112,6 +116,24 @@ reasons! {
     ProviderNotSupported,
     /// Event: the spec cannot be acted on (the condition's reason says why).
     InvalidSpec,
+    /// The controller config does not allow the run's namespace to heal its repository.
+    RepositoryNotAllowed,
+    // LogFetched (src/github/)
+    /// The job log's tail was read from GitHub.
+    LogRead,
+    /// The job log expired (GitHub answered 410: the repository's log retention).
+    LogExpired,
+    /// The job log could not be read (not found, forbidden, or GitHub unreachable after retries).
+    LogUnreachable,
+    /// The failure has no job log (another App's check run, a commit status): its output and
+    /// annotations stand in for it.
+    NoJobLog,
+    /// Event: the failure was read from GitHub (log, annotations, changed files, step command).
+    FailureRead,
+    /// GitHub answered with a rate limit or a transient error; the run waits and retries.
+    GitHubUnavailable,
+    /// GitHub refused the controller's identity or request for good (credentials, permissions).
+    GitHubRejected,
     // Triaged
     /// Triage classified the failure (also the Event's reason: [`Reason::Triaged`]).
     Classified,
