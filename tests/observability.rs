@@ -89,7 +89,7 @@ fn generated_copies_match_the_code() {
     if bless() {
         std::fs::write(support::root().join("README.md"), &want).unwrap();
     }
-    assert!(readme == want, "README.md's metrics table is stale: run `make generate`");
+    assert!(read("README.md") == want, "README.md's metrics table is stale: run `make generate`");
 }
 
 #[test]
