@@ -54,25 +54,30 @@ pub fn init_logging(args: &LogArgs) {
 /// `controller`: `HealingRun` or `HealingAttempt`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
+    /// `HealingRun` or `HealingAttempt`.
     pub controller: String,
 }
 
 /// A failed reconcile: the controller and the error's [`crate::crd::conditions::Reason`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
+    /// `HealingRun` or `HealingAttempt`.
     pub controller: String,
+    /// The error's stable reason (`Conflict`, `UnknownProfile`, …), never its message.
     pub reason: String,
 }
 
 /// `phase`: a [`RunPhase`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
+    /// The new phase (`Running`, `Fixed`, …).
     pub phase: String,
 }
 
 /// Where a run came from and how triage routed it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
+    /// The HealingRun's namespace.
     pub namespace: String,
     /// `owner/name`, or `_other` past the repository limit, or empty when the label is off.
     pub repository: String,
@@ -85,6 +90,7 @@ pub struct RunLabels {
 /// A finished run: [`RunLabels`] and its final phase.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FinishedRunLabels {
+    /// Where the run came from and how it was routed.
     #[prometheus(flatten)]
     pub run: RunLabels,
     /// `Fixed`, `Escalated` or `Aborted`.
@@ -94,6 +100,7 @@ pub struct FinishedRunLabels {
 /// A finished attempt: its run's [`RunLabels`], its phase and reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
+    /// The attempt's run.
     #[prometheus(flatten)]
     pub run: RunLabels,
     /// `Succeeded` or `Failed`.
@@ -107,6 +114,7 @@ pub struct AttemptLabels {
 pub struct StepLabels {
     /// `checkout`, `agent` or `validate`.
     pub step: String,
+    /// The agent profile (`rust`, `frontend`, …).
     pub agent: String,
     /// The attempt's outcome (`Succeeded`, `Failed`).
     pub outcome: String,
@@ -115,16 +123,20 @@ pub struct StepLabels {
 /// LLM usage of an attempt's agent step.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LlmLabels {
+    /// The HealingRun's namespace.
     pub namespace: String,
+    /// The agent profile (`rust`, `frontend`, …).
     pub agent: String,
     /// `anthropic` or `openai-compatible` (the wire format).
     pub provider: String,
+    /// The model name as the profile sets it.
     pub model: String,
 }
 
 /// LLM tokens: [`LlmLabels`] and the direction.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
+    /// Who used the tokens.
     #[prometheus(flatten)]
     pub llm: LlmLabels,
     /// `input` (prompt, cache reads and writes included) or `output`.
@@ -134,6 +146,7 @@ pub struct TokenLabels {
 /// A run the controller does not heal (or not by itself), and why.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SkipLabels {
+    /// The HealingRun's namespace.
     pub namespace: String,
     /// The `Accepted=False` reason (`UnknownProfile`, `ModeNotImplemented`, `ProviderNotSupported`);
     /// the webhook receiver's loop prevention and opt-outs add theirs.
@@ -143,13 +156,16 @@ pub struct SkipLabels {
 /// A namespace and repository.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RepositoryLabels {
+    /// The HealingRun's namespace.
     pub namespace: String,
+    /// `owner/name`, or `_other` past the repository limit, or empty when the label is off.
     pub repository: String,
 }
 
 /// The binary's version.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
+    /// The crate version (`CARGO_PKG_VERSION`).
     pub version: String,
 }
 
@@ -360,22 +376,40 @@ impl Collector for RunsByPhase {
 /// The controller's metrics (see [`CATALOGUE`]).
 #[derive(Clone)]
 pub struct Metrics {
+    /// `cihealer_reconciles_total{controller}`: reconciles started.
     pub reconciles: Family<ControllerLabels, Counter>,
+    /// `cihealer_reconcile_errors_total{controller,reason}`: reconciles that failed.
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// `cihealer_reconcile_duration_seconds{controller}`: reconcile duration, seconds.
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    /// `cihealer_last_reconcile_timestamp_seconds{controller}`: Unix time of the last reconcile, seconds.
     pub last_reconcile: Family<ControllerLabels, Gauge<f64, AtomicU64>>,
+    /// `cihealer_run_transitions_total{phase}`: HealingRun phase changes by new phase.
     pub run_transitions: Family<PhaseLabels, Counter>,
+    /// `cihealer_runs_finished_total{namespace,repository,failure_class,agent,phase}`: runs that reached a final phase.
     pub runs_finished: Family<FinishedRunLabels, Counter>,
+    /// `cihealer_time_to_fix_seconds`: from the run's creation to its Fixed status, seconds.
     pub time_to_fix: Family<RunLabels, Histogram>,
+    /// `cihealer_run_attempts{namespace,phase}`: attempts a finished run used.
     pub run_attempts: Family<RepositoryPhaseLabels, Histogram>,
+    /// `cihealer_attempts_finished_total{…run labels,outcome,reason}`: HealingAttempts that ended.
     pub attempts_finished: Family<AttemptLabels, Counter>,
+    /// `cihealer_attempt_step_duration_seconds{step,agent,outcome}`: duration of an attempt pod's step, seconds.
     pub step_duration: Family<StepLabels, Histogram>,
+    /// `cihealer_llm_tokens_total{namespace,agent,provider,model,direction}`: LLM tokens used.
     pub llm_tokens: Family<TokenLabels, Counter>,
+    /// `cihealer_llm_cost_usd_total{namespace,agent,provider,model}`: estimated LLM cost, US dollars (from the price table).
     pub llm_cost: Family<LlmLabels, Counter<f64, AtomicU64>>,
+    /// `cihealer_runs_deduplicated_total{namespace,repository}`: runs marked duplicate of another.
     pub runs_deduplicated: Family<RepositoryLabels, Counter>,
+    /// `cihealer_runs_skipped_total{namespace,reason}`: runs not healed (`Accepted=False`), by reason.
     pub runs_skipped: Family<SkipLabels, Counter>,
+    /// `cihealer_jobs_created_total`: attempt Jobs created.
     pub jobs_created: Counter,
+    /// `cihealer_status_writes_total{controller}`: status writes (server-side apply of the status
+    /// subresource); a controller at rest writes none.
     pub status_writes: Family<ControllerLabels, Counter>,
+    /// `cihealer_leader`: 1 while this replica holds the leader Lease, else 0.
     pub leader: Gauge,
     repository: Arc<RepositoryLabel>,
     runs: RunsByPhase,
@@ -384,7 +418,9 @@ pub struct Metrics {
 /// `cihealer_run_attempts`' labels: namespace and final phase.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RepositoryPhaseLabels {
+    /// The HealingRun's namespace.
     pub namespace: String,
+    /// The run's final phase.
     pub phase: String,
 }
 
