@@ -23,9 +23,15 @@ pub enum Replay {
     /// Nothing to replay (not the first attempt, or no fix of this error hash is remembered).
     None,
     /// The fix applies and the validation commands pass: the diagnosis to report.
-    Applied { diagnosis: String },
+    Applied {
+        /// The remembered fix's diagnosis, reported as this attempt's.
+        diagnosis: String,
+    },
     /// The fix was tried and dropped (the workspace is back at the failing commit): why.
-    Dropped { why: String },
+    Dropped {
+        /// Why it was dropped (does not apply, or a validation command failed).
+        why: String,
+    },
 }
 
 /// Re-apply the remembered fix of `memory` in `ws` on attempt 1 and run `validation` (within

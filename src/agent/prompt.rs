@@ -88,8 +88,11 @@ pub struct PromptVars {
 /// A past fix quoted in the prompt: the run that validated it, its diagnosis and its patch (masked).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PastFixExample {
+    /// The HealingRun that validated the fix.
     pub source_run: String,
+    /// Its diagnosis, one paragraph.
     pub summary: String,
+    /// The patch, a unified diff (masked).
     pub patch: String,
 }
 

@@ -75,13 +75,21 @@ pub fn entry_name(repository: &str, patch: &str) -> String {
 /// A remembered fix, as read from its ConfigMap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// The ConfigMap's name (`healer-fix-<hash>`).
     pub name: String,
+    /// `owner/name` of the repository the fix was made in.
     pub repository: String,
+    /// Triage's error hash of the failure it fixed.
     pub error_hash: String,
+    /// Triage's failure class (`rust_fmt`, …).
     pub failure_class: String,
+    /// The HealingRun that validated it.
     pub source_run: String,
+    /// The validated attempt's diagnosis.
     pub summary: String,
+    /// The patch, a unified diff.
     pub patch: String,
+    /// A person denied it: never reused.
     pub denied: bool,
     /// `metadata.creationTimestamp`.
     pub created: Option<jiff::Timestamp>,
