@@ -47,6 +47,59 @@ pub struct ControllerConfig {
     /// GitHub call. Only consulted when `github` is set. Default: nothing.
     #[serde(default, skip_serializing_if = "crate::github::allow::RepositoryAllowlist::is_empty")]
     pub allowed_repositories: crate::github::allow::RepositoryAllowlist,
+    /// Memory of past fixes (see [`crate::controller::memory`]).
+    #[serde(default)]
+    pub memory: MemoryConfig,
+}
+
+/// Memory of past fixes: validated patches kept as labelled ConfigMaps in the run's namespace,
+/// reused by later runs of the same repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Remember validated fixes and reuse them. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Most remembered fixes per repository and namespace; the oldest go first. Default 50.
+    #[serde(default = "default_memory_entries")]
+    pub max_entries_per_repository: usize,
+    /// Days a remembered fix is kept. Default 90.
+    #[serde(default = "default_memory_days")]
+    pub max_age_days: u32,
+    /// Most past fixes of the same class offered to the model as examples. Default 3; 0 offers none.
+    #[serde(default = "default_memory_examples")]
+    pub max_examples: usize,
+    /// Largest patch offered as an example, in bytes (larger ones are left out). Default 8192.
+    #[serde(default = "default_memory_example_bytes")]
+    pub max_example_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries_per_repository: default_memory_entries(),
+            max_age_days: default_memory_days(),
+            max_examples: default_memory_examples(),
+            max_example_bytes: default_memory_example_bytes(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_memory_entries() -> usize {
+    50
+}
+fn default_memory_days() -> u32 {
+    90
+}
+fn default_memory_examples() -> usize {
+    3
+}
+fn default_memory_example_bytes() -> usize {
+    8192
 }
 
 /// Job-level defaults for attempts.
@@ -89,12 +142,16 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileStep {
+    /// The step's image; absent: the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Entrypoint and arguments, exec form (e.g. `[/healer/bin/healer, agent]`).
     #[serde(default)]
     pub command: Vec<String>,
+    /// Extra non-secret environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Requests and limits; absent: `attempt.resources`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 }
@@ -114,10 +171,24 @@ impl ProfileStep {
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not the config's YAML (syntax, an unknown field, a wrong type).
     #[error("invalid config file {path}: {source}")]
-    Parse { path: String, source: serde_yaml_ng::Error },
+    Parse {
+        /// The file (`<inline>` for text).
+        path: String,
+        /// The YAML error, with its line and column.
+        source: serde_yaml_ng::Error,
+    },
+    /// The config parses but cannot work (a missing fallback profile, a rule naming an unknown
+    /// profile, settings out of range).
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -180,6 +251,7 @@ impl Default for ControllerConfig {
             llm_prices: BTreeMap::new(),
             github: None,
             allowed_repositories: Default::default(),
+            memory: MemoryConfig::default(),
         }
     }
 }
