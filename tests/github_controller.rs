@@ -367,11 +367,14 @@ async fn a_fixed_run_opens_one_draft_pull_request_into_the_failing_branch_even_a
 async fn no_pull_request(branch: &str, want: &str) {
     let gh = LoopbackGitHub::start(Options::default()).await;
     seed(&gh, real_log());
-    gh.state()
-        .repo_mut(REPO)
-        .unwrap()
-        .refs
-        .insert("heads/moved".into(), "0000000000000000000000000000000000000001".into());
+    {
+        // The branch `moved` has moved away from the failing commit: it points at HEAD's parent, a
+        // commit the loopback knows (an unknown SHA would be a broken seed, not a moved branch).
+        let mut st = gh.state();
+        let r = st.repo_mut(REPO).unwrap();
+        let base = r.commits[HEAD].parents[0].clone();
+        r.refs.insert("heads/moved".into(), base);
+    }
     let (client, apis, _ctrl, _cfg) = setup(&gh, "gh-nopr", "Codertocat").await;
     let name = "nopr";
     heal(&apis, &client, name, branch).await;
