@@ -202,7 +202,7 @@ fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&ReadFailure>)
             .patch
             .as_ref()
             .and_then(|p| p.diffstat.as_ref())
-            .map(|d| (d.files as i64, d.insertions as i64, d.deletions as i64)),
+            .map(|d| (d.files, d.insertions, d.deletions)),
         mode: run.spec.policy.mode.as_str().into(),
         ..Default::default()
     }
