@@ -198,11 +198,7 @@ fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&ReadFailure>)
         message: conditions::get(&status.conditions, RunCondition::Fixed).map(|c| c.message.clone()),
         failure_class: status.failure_class.map(|c| c.as_str().to_string()),
         max_attempts: run.spec.policy.max_attempts,
-        diffstat: status
-            .patch
-            .as_ref()
-            .and_then(|p| p.diffstat.as_ref())
-            .map(|d| (d.files, d.insertions, d.deletions)),
+        diffstat: status.patch.as_ref().and_then(|p| p.diffstat.as_ref()).map(|d| (d.files, d.insertions, d.deletions)),
         mode: run.spec.policy.mode.as_str().into(),
         ..Default::default()
     }
