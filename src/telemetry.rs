@@ -213,6 +213,12 @@ pub const CATALOGUE: &[MetricInfo] = &[
         help: "Seconds from the failure's delivery (the HealingRun's creation) to a validated fix",
     },
     MetricInfo {
+        name: "cihealer_time_to_pr_seconds",
+        kind: "histogram",
+        labels: RUN,
+        help: "Seconds from the failure's delivery (the HealingRun's creation) to its draft pull request (Delivered=True)",
+    },
+    MetricInfo {
         name: "cihealer_run_attempts",
         kind: "histogram",
         labels: &["namespace", "phase"],
@@ -390,6 +396,10 @@ pub struct Metrics {
     pub runs_finished: Family<FinishedRunLabels, Counter>,
     /// `cihealer_time_to_fix_seconds`: from the run's creation to its Fixed status, seconds.
     pub time_to_fix: Family<RunLabels, Histogram>,
+    /// `cihealer_time_to_pr_seconds{namespace,repository,failure_class,agent}`: from the run's creation
+    /// to the `Delivered=True` condition's `lastTransitionTime` (the draft pull request opened or found
+    /// by the controller in `mode: pull-request`), seconds; buckets [`TIME_TO_FIX_BUCKETS`].
+    pub time_to_pr: Family<RunLabels, Histogram>,
     /// `cihealer_run_attempts{namespace,phase}`: attempts a finished run used.
     pub run_attempts: Family<RepositoryPhaseLabels, Histogram>,
     /// `cihealer_attempts_finished_total{…run labels,outcome,reason}`: HealingAttempts that ended.
@@ -446,6 +456,7 @@ impl Metrics {
             run_transitions: Family::default(),
             runs_finished: Family::default(),
             time_to_fix: Family::new_with_constructor(|| Histogram::new(TIME_TO_FIX_BUCKETS)),
+            time_to_pr: Family::new_with_constructor(|| Histogram::new(TIME_TO_FIX_BUCKETS)),
             run_attempts: Family::new_with_constructor(|| Histogram::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0])),
             attempts_finished: Family::default(),
             step_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.5, 2.0, 14))),
@@ -468,6 +479,7 @@ impl Metrics {
         reg!("runs_finished", m.runs_finished.clone());
         reg!("run_transitions", m.run_transitions.clone());
         reg!("time_to_fix_seconds", m.time_to_fix.clone());
+        reg!("time_to_pr_seconds", m.time_to_pr.clone());
         reg!("run_attempts", m.run_attempts.clone());
         reg!("attempts_finished", m.attempts_finished.clone());
         reg!("attempt_step_duration_seconds", m.step_duration.clone());
@@ -506,7 +518,7 @@ impl Metrics {
     }
 
     /// Record a run's status change from `old` to `new`: phase transitions, a final phase (with time to
-    /// fix and attempts per run), a duplicate found, a run skipped. Each is counted once, on the write
+    /// fix and attempts per run), a pull request delivered (time to PR), a duplicate found, a run skipped. Each is counted once, on the write
     /// that changes it, so a restarted controller (which finds the status already written) never
     /// counts it again.
     pub fn run_status_changed(&self, run: &HealingRun, old: Option<&HealingRunStatus>, new: &HealingRunStatus) {
@@ -537,6 +549,12 @@ impl Metrics {
                 conditions::get(old_conditions, t).map(|o| (&o.status, &o.reason)) != Some((&c.status, &c.reason))
             })
         };
+        if let Some(c) = became(RunCondition::Delivered, conditions::TRUE)
+            && let Some(seconds) =
+                seconds_between(run.metadata.creation_timestamp.as_ref(), Some(&c.last_transition_time))
+        {
+            self.time_to_pr.get_or_create(&self.run_labels(run, Some(new))).observe(seconds);
+        }
         if became(RunCondition::Duplicate, conditions::TRUE).is_some() {
             let repository = self.repository.value(&run.spec.source.repository);
             self.runs_deduplicated.get_or_create(&RepositoryLabels { namespace: ns.clone(), repository }).inc();
@@ -699,6 +717,43 @@ mod tests {
         assert_eq!(l.value("a/z"), OTHER_REPOSITORY);
         assert_eq!(l.value("a/x"), "a/x", "a repository seen before the cap keeps its value");
         assert_eq!(RepositoryLabel::new(0).value("a/x"), "");
+    }
+
+    #[test]
+    fn time_to_pr_is_observed_once_when_delivered_turns_true() {
+        use crate::crd::{FailureSource, HealingPolicy, HealingRunSpec, conditions::Reason};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        let mut run = HealingRun::new(
+            "r",
+            HealingRunSpec {
+                source: FailureSource { repository: "o/r".into(), branch: "main".into(), ..Default::default() },
+                failure: None,
+                policy: HealingPolicy::default(),
+                action: None,
+            },
+        );
+        run.metadata.namespace = Some("ns".into());
+        let created = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        run.metadata.creation_timestamp = Some(Time(created));
+        let at = |s: i64| Time(jiff::Timestamp::from_second(1_700_000_000 + s).unwrap());
+        let fixed = HealingRunStatus { phase: Some(RunPhase::Fixed), ..Default::default() };
+        let mut delivered = fixed.clone();
+        let c = |ok| conditions::new(RunCondition::Delivered, ok, Reason::PullRequestOpened, "", None, at(150));
+        delivered.conditions.push(c(true));
+        let mut refused = fixed.clone();
+        refused.conditions.push(c(false));
+        m.run_status_changed(&run, None, &fixed);
+        m.run_status_changed(&run, Some(&fixed), &refused);
+        m.run_status_changed(&run, Some(&fixed), &delivered);
+        // A later write that keeps the condition (a restarted controller, a status refresh) does not count again.
+        m.run_status_changed(&run, Some(&delivered), &delivered);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let labels = r#"namespace="ns",repository="o/r",failure_class="",agent="""#;
+        assert!(text.contains(&format!("cihealer_time_to_pr_seconds_count{{{labels}}} 1\n")), "{text}");
+        assert!(text.contains(&format!("cihealer_time_to_pr_seconds_sum{{{labels}}} 150.0\n")), "{text}");
     }
 
     #[test]

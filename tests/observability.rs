@@ -293,7 +293,9 @@ async fn a_real_scrape_after_fixed_escalated_skipped_and_duplicate_runs() {
 
     // Names, types and label sets, as the catalogue pins them.
     let fams = families(&om);
-    for m in CATALOGUE {
+    // Observed only in `mode: pull-request`, which needs GitHub: tests/github_controller.rs checks it.
+    const WITH_GITHUB: &[&str] = &["cihealer_time_to_pr_seconds"];
+    for m in CATALOGUE.iter().filter(|m| !WITH_GITHUB.contains(&m.name)) {
         let (kind, label_sets) =
             fams.get(m.name).unwrap_or_else(|| panic!("{} is missing from the scrape:\n{om}", m.name));
         assert_eq!(kind, m.kind, "{} has type {kind}", m.name);
@@ -350,7 +352,8 @@ async fn a_real_scrape_after_fixed_escalated_skipped_and_duplicate_runs() {
     // Every metric a dashboard panel or an alert queries is in the scrape.
     let exported: BTreeSet<&str> = fams.keys().map(String::as_str).collect();
     for m in grafana::queried_metrics() {
-        assert!(exported.contains(m.as_str()), "the Grafana dashboard queries {m}, absent from a real scrape");
+        let ok = exported.contains(m.as_str()) || WITH_GITHUB.contains(&m.as_str());
+        assert!(ok, "the Grafana dashboard queries {m}, absent from a real scrape");
     }
     let rules = read("charts/ci-healer/files/prometheus-rules.yaml");
     for (i, _) in rules.match_indices("cihealer_").filter(|(i, _)| !rules[..*i].ends_with(':')) {
