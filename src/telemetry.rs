@@ -143,6 +143,23 @@ pub struct TokenLabels {
     pub direction: String,
 }
 
+/// `cihealer_github_requests_total`'s labels: one finished GitHub REST call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitHubCallLabels {
+    /// GitHub's OpenAPI `operationId`, e.g. `pulls/create` (a fixed set: the calls the client makes).
+    pub operation: String,
+    /// `ok`, `not_modified`, `rate_limited`, `server_error`, `transport_error` or `client_error`
+    /// ([`crate::github::http::CallRecord::outcome`]).
+    pub outcome: String,
+}
+
+/// `cihealer_github_rate_limit_wait_seconds`' labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitHubOperationLabels {
+    /// GitHub's OpenAPI `operationId` of the rate-limited call.
+    pub operation: String,
+}
+
 /// A run the controller does not heal (or not by itself), and why.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SkipLabels {
@@ -261,6 +278,18 @@ pub const CATALOGUE: &[MetricInfo] = &[
         help: "HealingRuns the controller does not heal, by reason",
     },
     MetricInfo { name: "cihealer_jobs_created", kind: "counter", labels: &[], help: "Attempt Jobs created" },
+    MetricInfo {
+        name: "cihealer_github_requests",
+        kind: "counter",
+        labels: &["operation", "outcome"],
+        help: "GitHub REST calls by operationId and outcome (ok, not_modified, rate_limited, server_error, transport_error, client_error)",
+    },
+    MetricInfo {
+        name: "cihealer_github_rate_limit_wait_seconds",
+        kind: "histogram",
+        labels: &["operation"],
+        help: "Waits GitHub asked for when it rate-limited a call (Retry-After, x-ratelimit-reset), in seconds; the run requeues after it",
+    },
     MetricInfo {
         name: "cihealer_reconciles",
         kind: "counter",
@@ -416,6 +445,10 @@ pub struct Metrics {
     pub runs_skipped: Family<SkipLabels, Counter>,
     /// `cihealer_jobs_created_total`: attempt Jobs created.
     pub jobs_created: Counter,
+    /// `cihealer_github_requests_total{operation,outcome}`: GitHub REST calls (fed by [`Metrics::github_observer`]).
+    pub github_requests: Family<GitHubCallLabels, Counter>,
+    /// `cihealer_github_rate_limit_wait_seconds{operation}`: the wait of each rate-limited GitHub call, seconds.
+    pub github_rate_limit_wait: Family<GitHubOperationLabels, Histogram>,
     /// `cihealer_status_writes_total{controller}`: status writes (server-side apply of the status
     /// subresource); a controller at rest writes none.
     pub status_writes: Family<ControllerLabels, Counter>,
@@ -465,6 +498,10 @@ impl Metrics {
             runs_deduplicated: Family::default(),
             runs_skipped: Family::default(),
             jobs_created: Counter::default(),
+            github_requests: Family::default(),
+            github_rate_limit_wait: Family::new_with_constructor(|| {
+                Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0])
+            }),
             status_writes: Family::default(),
             leader: Gauge::default(),
             repository: Arc::new(RepositoryLabel::new(repository_limit)),
@@ -488,6 +525,8 @@ impl Metrics {
         reg!("runs_deduplicated", m.runs_deduplicated.clone());
         reg!("runs_skipped", m.runs_skipped.clone());
         reg!("jobs_created", m.jobs_created.clone());
+        reg!("github_requests", m.github_requests.clone());
+        reg!("github_rate_limit_wait_seconds", m.github_rate_limit_wait.clone());
         reg!("reconciles", m.reconciles.clone());
         reg!("reconcile_errors", m.reconcile_errors.clone());
         reg!("reconcile_duration_seconds", m.reconcile_duration.clone());
@@ -562,6 +601,19 @@ impl Metrics {
         if let Some(c) = became(RunCondition::Accepted, conditions::FALSE) {
             self.runs_skipped.get_or_create(&SkipLabels { namespace: ns.clone(), reason: c.reason.clone() }).inc();
         }
+    }
+
+    /// The observer the GitHub client calls after every REST call ([`crate::github::http::Observer`]):
+    /// counts it by operation and outcome, and records a rate limit's wait.
+    pub fn github_observer(&self) -> crate::github::http::Observer {
+        let (requests, waits) = (self.github_requests.clone(), self.github_rate_limit_wait.clone());
+        Arc::new(move |c: &crate::github::http::CallRecord| {
+            let operation = c.operation.to_string();
+            requests.get_or_create(&GitHubCallLabels { operation: operation.clone(), outcome: c.outcome.into() }).inc();
+            if let Some(w) = c.wait {
+                waits.get_or_create(&GitHubOperationLabels { operation }).observe(w.as_secs_f64());
+            }
+        })
     }
 
     /// Record an attempt that reached a final phase (`status`): its outcome and reason, its steps'

@@ -275,6 +275,21 @@ async fn a_secondary_rate_limit_makes_the_run_wait_then_go_on() {
         "one limited call, then one after the wait"
     );
     assert!(ctrl.logs().contains("GitHub asked to wait"), "the wait is logged");
+    // …and counted: the limited call, the call after the wait, and the wait GitHub asked for.
+    let op = r#"operation="actions/get-job-for-workflow-run""#;
+    let metrics = ctrl.http_get("/metrics").await;
+    assert_eq!(
+        ctrl.metric(&format!(r#"cihealer_github_requests_total{{{op},outcome="rate_limited"}}"#)).await,
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(ctrl.metric(&format!(r#"cihealer_github_requests_total{{{op},outcome="ok"}}"#)).await, 1.0, "{metrics}");
+    assert_eq!(ctrl.metric(&format!("cihealer_github_rate_limit_wait_seconds_count{{{op}}}")).await, 1.0);
+    assert_eq!(
+        ctrl.metric(&format!("cihealer_github_rate_limit_wait_seconds_sum{{{op}}}")).await,
+        3.0,
+        "Retry-After: 3"
+    );
     let run = apis.run_phase("limited", "Running").await;
     assert!(run.name_any() == "limited");
     assert_clean(&gh);

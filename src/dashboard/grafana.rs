@@ -404,6 +404,26 @@ pub fn dashboard() -> Value {
         ),
     );
     g.place(
+        12,
+        8,
+        series(
+            "GitHub calls",
+            "GitHub REST calls per second by outcome (rate_limited: GitHub asked the controller to wait).",
+            &[("sum by (outcome) (rate(cihealer_github_requests_total[5m]))", "{{outcome}}")],
+            "reqps",
+        ),
+    );
+    g.place(
+        12,
+        8,
+        series(
+            "GitHub rate-limit waits",
+            "Seconds of rate-limit wait GitHub asked for, per hour, by operation.",
+            &[("sum by (operation) (increase(cihealer_github_rate_limit_wait_seconds_sum[1h]))", "{{operation}}")],
+            "s",
+        ),
+    );
+    g.place(
         24,
         3,
         stat("Version", "The running controller's version.", "max by (version) (cihealer_build_info)", "short"),
