@@ -9,6 +9,7 @@ pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
 pub mod dedup;
+pub mod deliver;
 pub mod error;
 pub mod failure;
 pub mod memory;
@@ -70,6 +71,10 @@ pub struct Args {
     /// Seconds a leader's Lease stays valid without renewal; a successor waits at most this long.
     #[arg(long, env = env::LEASE_DURATION_SECONDS, default_value_t = 15)]
     pub lease_duration_seconds: u64,
+    /// Most distinct repositories the metrics' `repository` label takes (then `_other`); 0 drops the
+    /// label. Bounds the series of a large fleet.
+    #[arg(long, env = env::METRICS_REPOSITORY_LIMIT, default_value_t = crate::telemetry::DEFAULT_REPOSITORY_LIMIT)]
+    pub metrics_repository_limit: usize,
 }
 
 /// State shared by both controllers.
@@ -146,9 +151,9 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         None => ControllerConfig::default(),
     };
     let client = Client::try_default().await?;
-    let github = github_client(&config, &client, args.namespace.as_deref())?;
     let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
+    let metrics = Metrics::register_with(&mut registry, args.metrics_repository_limit);
+    let github = github_client(&config, &client, args.namespace.as_deref(), &metrics)?;
     let ready = Arc::new(RwLock::new(false));
     let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
 
@@ -189,6 +194,8 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         })
         .shutdown_on_signal();
     let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var(env::POD_NAME).ok() };
+    metrics.watch_runs(run_controller.store());
+    metrics.set_leader(true);
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -254,11 +261,13 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
 
 /// The GitHub client of `config.github`, reading its Secrets from `github.secretNamespace`, else
 /// `$POD_NAMESPACE`, else the watched namespace, else `default`. `None` without a `github:` section.
+/// Every call it makes is counted in `metrics` ([`Metrics::github_observer`]).
 /// Errors: an invalid identity config.
 fn github_client(
     config: &ControllerConfig,
     client: &Client,
     watched: Option<&str>,
+    metrics: &Metrics,
 ) -> std::result::Result<Option<Arc<dyn crate::github::GitHub>>, crate::github::Error> {
     let Some(gh) = &config.github else { return Ok(None) };
     let namespace = gh
@@ -268,7 +277,7 @@ fn github_client(
         .or_else(|| watched.map(str::to_string))
         .unwrap_or_else(|| "default".into());
     let secrets = crate::github::SecretSource::Kube { client: client.clone(), namespace };
-    let identity = crate::github::Identity::new(gh.clone(), secrets, None)?;
+    let identity = crate::github::Identity::new(gh.clone(), secrets, Some(metrics.github_observer()))?;
     tracing::info!(api_url = %gh.api_url, kind = ?identity.kind(), "GitHub client configured");
     Ok(Some(Arc::new(crate::github::RestGitHub::new(Arc::new(identity)))))
 }
@@ -356,6 +365,8 @@ where
     let start = std::time::Instant::now();
     let res = fut.await;
     ctx.metrics.reconcile_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    ctx.metrics.last_reconcile.get_or_create(&labels).set(now.as_secs_f64());
     if res.is_ok() {
         ctx.succeeded(&object_key(obj));
     }
@@ -383,16 +394,12 @@ async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwL
     let app = axum::Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let registry = registry.clone();
                 async move {
-                    let mut body = String::new();
-                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                        Ok(()) => (
-                            StatusCode::OK,
-                            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-                            body,
-                        ),
+                    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                    match crate::telemetry::encode_for(accept, &registry) {
+                        Ok((content_type, body)) => (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body),
                         Err(_) => {
                             (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], String::new())
                         }

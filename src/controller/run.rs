@@ -11,6 +11,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::apply::{self, Created, Notice};
+use super::deliver;
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
@@ -20,7 +21,6 @@ use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
 use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider, RunPhase};
 use crate::resources::{attempt::attempt_name, attempt::build_attempt, configmap, labels};
-use crate::telemetry::PhaseLabels;
 use crate::triage::{self, FailureClass, RouteAction, TriageInput, TriageResult};
 
 /// Reconcile one HealingRun. Transient errors (API failures) are retried with backoff; a spec the
@@ -72,9 +72,18 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
             failure::reason_of(&r.log),
             r.log.message.clone(),
             run.metadata.generation,
-            now,
+            now.clone(),
         );
         conditions::set(&mut decision.status.conditions, c);
+    }
+    // mode: pull-request: a Fixed run's patch becomes a draft pull request, once.
+    if let Some(gh) = &ctx.github
+        && deliver::pending(run, &decision.status)
+    {
+        let (reason, message, warning) =
+            deliver::deliver(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?;
+        tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
+        apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
     }
 
     // Apply.
@@ -88,10 +97,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     // Status, Events, metrics, logs.
     if run.status.as_ref() != Some(&decision.status) {
         apply::apply_status(ctx, run, &decision.status).await?;
-        let old_phase = run.status.as_ref().and_then(|s| s.phase);
-        if let Some(p) = decision.status.phase.filter(|p| Some(*p) != old_phase) {
-            ctx.metrics.run_transitions.get_or_create(&PhaseLabels { phase: p.as_str().into() }).inc();
-        }
+        ctx.metrics.run_status_changed(run, run.status.as_ref(), &decision.status);
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             let phase = decision.status.phase.map(|p| p.as_str()).unwrap_or("");
             tracing::info!(run = %name, namespace = %ns, reason = t.reason.as_str(), phase, "{}", t.message);
@@ -190,12 +196,13 @@ pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecPro
             });
         }
     }
-    if policy.mode == HealingMode::PullRequest {
+    if policy.mode == HealingMode::PullRequest && config.github.is_none() {
         return Err(SpecProblem {
             reason: Reason::ModeNotImplemented,
             message: format!(
-                "spec.policy.mode '{}' is not implemented yet: ci-healer keeps a validated patch in the \
-                 cluster and opens no pull request; set mode to 'propose'",
+                "spec.policy.mode '{}' needs a GitHub identity (the controller config's github: section), \
+                 which this controller has not: it keeps a validated patch in the cluster and opens no pull \
+                 request; set mode to 'propose' or configure github",
                 policy.mode.as_str()
             ),
         });
