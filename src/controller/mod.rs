@@ -15,6 +15,7 @@ pub mod failure;
 pub mod memory;
 pub mod patch;
 pub mod run;
+pub mod skip;
 pub mod state;
 
 pub use error::{Error, Result, SpecProblem};

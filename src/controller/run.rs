@@ -11,11 +11,11 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::apply::{self, Created, Notice};
-use super::deliver;
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
 use super::{Context, Error, Result, dedup, instrumented, memory};
+use super::{deliver, skip};
 use crate::config::ControllerConfig;
 use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
@@ -48,12 +48,14 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         .filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
         .map(|a| attempt_view(&a))
         .collect();
+    let accepted = accept(run, &ctx.config).is_ok();
+    // Loop prevention and opt-outs, before anything else is read from GitHub.
+    let skip = if accepted && skip::wanted(run, attempts.len()) { skip::check(run, ctx).await? } else { None };
+    let skipped = skip.is_some() || run.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Skipped);
     // The failure, read from GitHub once (then from the context ConfigMap) when the spec has no
-    // excerpt; never for a run the controller cannot accept (no GitHub call for it).
+    // excerpt; never for a run the controller cannot accept or skips (no GitHub call for it).
     let read = match &ctx.github {
-        Some(gh) if failure::wanted(run) && accept(run, &ctx.config).is_ok() => {
-            Some(read_failure(run, gh.as_ref(), ctx).await?)
-        }
+        Some(gh) if failure::wanted(run) && accepted && !skipped => Some(read_failure(run, gh.as_ref(), ctx).await?),
         _ => None,
     };
     let triaged = triage_run_with(run, &ctx.config, read.as_ref());
@@ -65,7 +67,23 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let mut decision = state::decide(&RunObservation { run, attempts, triage: triage_view, primary, now: now.clone() });
+    let rerun_job = skip::rerun_job(run, ctx);
+    let mut obs = RunObservation { run, attempts, triage: triage_view, primary, now: now.clone(), skip, rerun_job };
+    let mut decision = state::decide(&obs);
+    // A flaky failure: GitHub re-runs the job before the status that says so is written. A
+    // refusal (the job cannot be re-run now) falls back to the attempts.
+    if let (Some(job), Some(gh)) = (decision.rerun_job, &ctx.github) {
+        let target = crate::github::Target::new(run.spec.source.repository.clone());
+        match gh.rerun_job(&target, job).await {
+            Ok(()) => tracing::info!(run = %name, namespace = %ns, "asked GitHub to re-run job {job}"),
+            Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+            Err(e) => {
+                tracing::warn!(run = %name, namespace = %ns, error = %e, "GitHub refused to re-run job {job}; attempts proceed");
+                obs.rerun_job = None;
+                decision = state::decide(&obs);
+            }
+        }
+    }
     if let Some(r) = &read {
         let c = conditions::new(
             RunCondition::LogFetched,

@@ -4,7 +4,9 @@
 //!   Queued ──triaged, unique──► Running ──attempt n passed──► Fixed
 //!     │  ▲                        │  │
 //!     │  └─duplicate of X (waits)─┘  └─attempt n failed: n < max → attempt n+1; n = max → Escalated
-//!     └─ spec.action=abort at any non-final point ──────────────────────────────► Aborted
+//!     ├─ spec.action=abort at any non-final point ──────────────────────────────► Aborted
+//!     ├─ a loop-prevention or opt-out rule holds (no attempt) ──────────────────► Skipped
+//!     └─ triage answers "re-run" and GitHub can re-run the job (no attempt) ────► Rerun
 //! ```
 //! A duplicate takes the final phase of the run it waits behind. Every change of phase or condition
 //! is also returned as a [`Transition`] for Events and logs.
@@ -98,6 +100,12 @@ pub struct RunObservation<'a> {
     pub primary: Option<PrimaryView>,
     /// The time to stamp on changed conditions.
     pub now: Time,
+    /// A loop-prevention or opt-out rule that stops the run before any attempt
+    /// ([`super::skip::check`]).
+    pub skip: Option<super::skip::SkipView>,
+    /// The Actions job GitHub can re-run instead of an attempt, when triage answers "re-run"
+    /// ([`super::skip::rerun_job`]).
+    pub rerun_job: Option<i64>,
 }
 
 /// What the controller should do.
@@ -110,6 +118,8 @@ pub struct Decision {
     /// Attempts outlive an abort: keep watching until they stop (the attempt controller stops
     /// them, by the same [`abort_requested`] rule).
     pub stop_attempts: bool,
+    /// Ask GitHub to re-run this Actions job (before the status that says so is written).
+    pub rerun_job: Option<i64>,
 }
 
 /// An observable change, published as an Event and logged.
@@ -147,7 +157,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         st.current_attempt = Some(l.number);
     }
     let any_active = attempts.iter().any(|a| !a.phase.is_terminal());
-    let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false };
+    let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false, rerun_job: None };
 
     // Final phases stay final; an abort still stops attempts that outlived it.
     if old.phase.is_some_and(RunPhase::is_terminal) {
@@ -200,20 +210,47 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             triage.error_hash
         ),
     );
-    // Triage's "re-run CI" answer is reported, not dropped: ci-healer cannot re-run jobs yet, so
-    // the agent attempts go ahead.
+    // Loop prevention and opt-outs: a rule that holds ends the run before any attempt.
+    if let Some(skip) = obs.skip.as_ref().filter(|_| attempts.is_empty()) {
+        st.phase = Some(RunPhase::Skipped);
+        st.completion_time = Some(now.clone());
+        set(&mut st, RunCondition::Skipped, true, skip.reason, skip.message.clone());
+        set(&mut st, RunCondition::Healing, false, skip.reason, skip.message.clone());
+        d.status = st;
+        return d;
+    }
+    // Triage's "re-run CI" answer: the job is re-run on GitHub once instead of an attempt; when
+    // ci-healer cannot re-run it (no identity, no job id, a re-run that failed again) the answer is
+    // reported and the agent attempts go ahead.
     if triage.rerun {
-        set(
-            &mut st,
-            RunCondition::Rerun,
-            false,
-            Reason::RerunNotImplemented,
-            format!(
-                "triage answers {} with a CI re-run (the failure looks flaky or infrastructural), but ci-healer \
-                 cannot re-run CI jobs yet; agent attempts proceed instead",
-                triage.failure_class.as_str()
+        match obs.rerun_job.filter(|_| attempts.is_empty()) {
+            Some(job) => {
+                let msg = format!(
+                    "triage answers {} with a CI re-run (the failure looks flaky or infrastructural): asked GitHub \
+                     to re-run job {job}; no attempt runs, and a failure of the re-run is healed normally",
+                    triage.failure_class.as_str()
+                );
+                st.phase = Some(RunPhase::Rerun);
+                st.completion_time = Some(now.clone());
+                set(&mut st, RunCondition::Rerun, true, Reason::RerunRequested, msg.clone());
+                set(&mut st, RunCondition::Healing, false, Reason::RerunRequested, msg);
+                d.rerun_job = Some(job);
+                d.status = st;
+                return d;
+            }
+            None => set(
+                &mut st,
+                RunCondition::Rerun,
+                false,
+                Reason::RerunNotImplemented,
+                format!(
+                    "triage answers {} with a CI re-run (the failure looks flaky or infrastructural), but ci-healer \
+                     cannot re-run this job (no GitHub identity, no job id, or it was re-run already); agent \
+                     attempts proceed instead",
+                    triage.failure_class.as_str()
+                ),
             ),
-        );
+        }
     }
 
     // Dedup: wait behind the primary, then take its final phase.
@@ -366,6 +403,14 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
             Some(RunPhase::Aborted) => {
                 out.push(Transition { warning: false, reason: Reason::Aborted, message: msg(RunCondition::Aborted) })
             }
+            Some(RunPhase::Skipped) => {
+                out.push(Transition { warning: false, reason: Reason::Skipped, message: msg(RunCondition::Skipped) })
+            }
+            Some(RunPhase::Rerun) => out.push(Transition {
+                warning: false,
+                reason: Reason::RerunRequested,
+                message: msg(RunCondition::Rerun),
+            }),
             _ => {}
         }
     }
@@ -441,7 +486,7 @@ mod tests {
     }
 
     fn obs(r: &HealingRun, attempts: Vec<AttemptView>) -> RunObservation<'_> {
-        RunObservation { run: r, attempts, triage: triage(), primary: None, now: t(100) }
+        RunObservation { run: r, attempts, triage: triage(), primary: None, now: t(100), skip: None, rerun_job: None }
     }
 
     /// Walks the whole table of run transitions.
@@ -606,6 +651,38 @@ mod tests {
         // Without a rerun answer there is no Rerun condition at all.
         let d = decide(&obs(&r, vec![]));
         assert!(get(&d.status.conditions, RunCondition::Rerun).is_none());
+    }
+
+    #[test]
+    fn a_loop_prevention_rule_skips_the_run_and_starts_no_attempt() {
+        let r = run(None);
+        let mut o = obs(&r, vec![]);
+        o.skip = Some(super::super::skip::SkipView { reason: Reason::OwnCommit, message: "ours".into() });
+        let d = decide(&o);
+        assert_eq!((d.start_attempt, d.status.phase), (None, Some(RunPhase::Skipped)));
+        let c = get(&d.status.conditions, RunCondition::Skipped).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "OwnCommit"));
+        let tr = transitions(None, &d.status);
+        assert!(tr.iter().any(|t| t.reason == Reason::Skipped && !t.warning && t.message == "ours"), "{tr:?}");
+        // Final: a later reconcile starts nothing either.
+        let again = run(Some(d.status.clone()));
+        assert_eq!(decide(&obs(&again, vec![])).start_attempt, None);
+    }
+
+    #[test]
+    fn a_flaky_failure_is_rerun_once_instead_of_an_attempt() {
+        let r = run(None);
+        let mut o = obs(&r, vec![]);
+        o.triage = Ok(TriageView { failure_class: FailureClass::InfraFlake, rerun: true, ..triage().unwrap() });
+        o.rerun_job = Some(42);
+        let d = decide(&o);
+        assert_eq!((d.start_attempt, d.rerun_job, d.status.phase), (None, Some(42), Some(RunPhase::Rerun)));
+        let c = get(&d.status.conditions, RunCondition::Rerun).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "RerunRequested"));
+        assert!(transitions(None, &d.status).iter().any(|t| t.reason == Reason::RerunRequested));
+        let again = run(Some(d.status.clone()));
+        let d2 = decide(&obs(&again, vec![]));
+        assert_eq!((d2.start_attempt, d2.rerun_job), (None, None), "re-run once, then final");
     }
 
     #[test]

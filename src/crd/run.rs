@@ -270,15 +270,21 @@ pub enum RunPhase {
     Escalated,
     /// A person aborted the run.
     Aborted,
+    /// ci-healer did not heal: a loop-prevention or opt-out rule holds (the `Skipped` condition's
+    /// reason says which, e.g. `OwnBranch`, `OwnCommit`). Not a failure; no attempt ran.
+    Skipped,
+    /// The failure looks flaky: GitHub was asked to re-run the failed job instead of an attempt (the
+    /// `Rerun` condition says when). A second failure of that job after the re-run heals normally.
+    Rerun,
 }
 
 impl RunPhase {
-    /// Fixed, Escalated and Aborted are final: the controller starts nothing more.
+    /// Fixed, Escalated, Aborted, Skipped and Rerun are final: the controller starts nothing more.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Fixed | Self::Escalated | Self::Aborted)
+        matches!(self, Self::Fixed | Self::Escalated | Self::Aborted | Self::Skipped | Self::Rerun)
     }
 
-    /// The phase as the API writes it (`Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`), also
+    /// The phase as the API writes it (`Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`, `Skipped`, `Rerun`), also
     /// the `phase` label of `cihealer_run_transitions_total`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -287,6 +293,8 @@ impl RunPhase {
             Self::Fixed => "Fixed",
             Self::Escalated => "Escalated",
             Self::Aborted => "Aborted",
+            Self::Skipped => "Skipped",
+            Self::Rerun => "Rerun",
         }
     }
 }
@@ -365,6 +373,29 @@ pub struct HealingRunStatus {
     /// The draft pull request that delivers the fix (`mode: pull-request`), once opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestStatus>,
+    /// What the controller reported on GitHub for this run (the check run or commit status, the
+    /// one pull request comment), so later reports edit them instead of adding new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportStatus>,
+}
+
+/// The run's reports on GitHub: ids of what was created, and the state last reported.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportStatus {
+    /// The `ci-healer` check run on the head SHA (App identities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_run_id: Option<i64>,
+    /// The run's one comment on the failing branch's pull request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<i64>,
+    /// The pull request that comment is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request_number: Option<i64>,
+    /// The phase (and delivery) last reported, e.g. `Running/1`, `Fixed`, `Fixed/Delivered`: a
+    /// report is sent only when this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<String>,
 }
 
 /// A fix pull request the controller opened (GitHub's pull request number, link and head branch).
