@@ -213,6 +213,7 @@ fn full_run(i: usize) -> HealingRun {
         escalation_reason: (phase == RunPhase::Escalated).then(|| "3 attempts failed validation".into()),
         duplicate_of: None,
         pull_request: None,
+        report: None,
         start_time: Some(t(created + 1)),
         usage: None,
         completion_time: final_.then(|| t(created + 60 + (i as i64 % 600))),
