@@ -77,8 +77,11 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     }
 
     // Apply.
+    let mut version = run.resource_version();
     if let Ok((view, result)) = &triaged {
-        ensure_hash_label(run, &view.error_hash, ctx).await?;
+        if let Some(v) = ensure_hash_label(run, &view.error_hash, ctx).await? {
+            version = Some(v);
+        }
         if let Some(n) = decision.start_attempt {
             start_attempt(run, n, &view.agent, result, read.as_ref(), ctx).await?;
         }
@@ -86,7 +89,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Status, Events, metrics, logs.
     if run.status.as_ref() != Some(&decision.status) {
-        apply::apply_status(ctx, run, &decision.status).await?;
+        apply::apply_status(ctx, run, version.as_deref(), &decision.status).await?;
         let old_phase = run.status.as_ref().and_then(|s| s.phase);
         if let Some(p) = decision.status.phase.filter(|p| Some(*p) != old_phase) {
             ctx.metrics.run_transitions.get_or_create(&PhaseLabels { phase: p.as_str().into() }).inc();
@@ -251,11 +254,13 @@ pub fn triage_run_with(
     Ok((view, result))
 }
 
-async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<()> {
+/// Label the run with its error hash if it lacks it; returns the run's new resourceVersion when it
+/// wrote. Errors: the API request failed.
+async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<Option<String>> {
     if run.labels().get(labels::ERROR_HASH).map(String::as_str) == Some(hash) {
-        return Ok(());
+        return Ok(None);
     }
-    apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await
+    Ok(apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await?.resource_version())
 }
 
 async fn start_attempt(
