@@ -29,9 +29,10 @@ generate: ## Regenerate the CRD YAML, the chart's CRDs and the rendered chart fr
 	$(HELM) template ci-healer charts/ci-healer --namespace ci-healer --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml > config/rbac/controller.yaml
 
 .PHONY: lint
-lint: ## rustfmt check and clippy with warnings as errors.
+lint: ## rustfmt check and clippy with warnings as errors (also the release build, without the dev stand-ins).
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --lib --bins --no-default-features -- -D warnings
 
 ##@ Local control plane
 
@@ -86,6 +87,24 @@ chaos: control-plane ## Chaos scenarios at full scale (long); each prints its co
 .PHONY: chaos-short
 chaos-short: control-plane ## Chaos scenarios at the short scale (.ci/run); each prints its counts.
 	cargo test --locked --test chaos -- --ignored --nocapture --test-threads=1
+
+##@ Mutation testing
+
+# The pure modules and their unit tests: the run and attempt phase machines, the dedup lookup, the
+# validate step's guards and the agent's failure context (masking).
+MUTANTS_FILES ?= src/controller/state.rs src/controller/attempt_state.rs src/controller/dedup.rs src/agent/diff.rs src/agent/context.rs
+MUTANTS_BASE  ?= main
+MUTANTS_ARGS  ?=
+
+.PHONY: mutants
+mutants: ## cargo-mutants on the pure modules (MUTANTS_FILES) with the unit tests; report in mutants.out/.
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle $(addprefix --file ,$(MUTANTS_FILES)) $(MUTANTS_ARGS) -- --lib
+
+.PHONY: mutants-diff
+mutants-diff: ## cargo-mutants on the lines changed since MUTANTS_BASE (default main), the habit for every change.
+	mkdir -p target
+	git diff $(MUTANTS_BASE) -- 'src/*.rs' > target/mutants.diff
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle --in-diff target/mutants.diff $(MUTANTS_ARGS) -- --lib
 
 ##@ Release
 

@@ -89,12 +89,16 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileStep {
+    /// The step's image; absent: the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Entrypoint and arguments, exec form (e.g. `[/healer/bin/healer, agent]`).
     #[serde(default)]
     pub command: Vec<String>,
+    /// Extra non-secret environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Requests and limits; absent: `attempt.resources`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 }
@@ -114,10 +118,24 @@ impl ProfileStep {
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not the config's YAML (syntax, an unknown field, a wrong type).
     #[error("invalid config file {path}: {source}")]
-    Parse { path: String, source: serde_yaml_ng::Error },
+    Parse {
+        /// The file (`<inline>` for text).
+        path: String,
+        /// The YAML error, with its line and column.
+        source: serde_yaml_ng::Error,
+    },
+    /// The config parses but cannot work (a missing fallback profile, a rule naming an unknown
+    /// profile, settings out of range).
     #[error("invalid config: {0}")]
     Invalid(String),
 }

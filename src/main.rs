@@ -29,7 +29,8 @@ enum Command {
     Agent(ci_healer::agent::cli::AgentArgs),
     /// Attempt-pod step: judge the change and write the verdict.
     Validate(ci_healer::agent::cli::ValidateArgs),
-    /// Stand in for the kubelet: run attempt Jobs' steps as host processes.
+    /// Development only: stand in for the kubelet, running attempt Jobs' steps as host processes.
+    #[cfg(feature = "dev")]
     HostRunner(ci_healer::runner::Args),
 }
 
@@ -57,7 +58,9 @@ fn main() -> ExitCode {
 /// The commands that run on the tokio runtime (all but `triage`).
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Controller(args) => ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Controller(args) => {
+            ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
+        }
         Command::Crd => {
             print!("{}", ci_healer::crd::crds_yaml());
             Ok(ExitCode::SUCCESS)
@@ -67,6 +70,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Checkout(args) => ci_healer::agent::cli::checkout(args).await,
         Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
         Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
+        #[cfg(feature = "dev")]
         Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS),
     }
 }

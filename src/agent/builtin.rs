@@ -28,13 +28,24 @@ use crate::contract::TokenUsage;
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEnd {
     /// The workspace holds a change (validated by the agent or not: the validate step decides).
-    Changed { diagnosis: String },
+    Changed {
+        /// What was wrong and what the change does.
+        diagnosis: String,
+    },
     /// Nothing was changed, or the attempt must end; a precise reason (`NoUsableChange`,
     /// `PatchDoesNotApply`, `BudgetExhausted`, `ProviderRefused`, `ProviderContentFiltered`,
     /// `AnswerTruncated`, `ContextWindowExceeded`, `ProviderUnreachable`, `ApiKeyMissing` …) and a message.
-    Failed { reason: String, message: String },
+    Failed {
+        /// The stable reason.
+        reason: String,
+        /// For people (masked).
+        message: String,
+    },
     /// Nothing to do (no fixer applies, no LLM configured): the validate step will say `NoChange`.
-    Nothing { diagnosis: String },
+    Nothing {
+        /// Why nothing was tried.
+        diagnosis: String,
+    },
 }
 
 /// What the agent used, recorded for the verdict.
@@ -87,12 +98,15 @@ async fn has_changes(ws: &Path) -> bool {
 
 /// Commit the current state locally so later turns can return to it (validate diffs against the
 /// failing commit, so local commits do not hide anything).
-async fn checkpoint(ws: &Path, msg: &str) -> anyhow::Result<()> {
+async fn checkpoint(ws: &Path, msg: &str) -> Result<(), diff::GitError> {
     diff::git(ws, &["add", "--all"]).await?;
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(["commit", "-q", "--no-verify", "--allow-empty", "-m", msg]).current_dir(ws).envs(COMMIT_ENV);
     let out = cmd.output().await?;
-    anyhow::ensure!(out.status.success(), "git commit failed: {}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(diff::GitError::Failed { command: "commit".into(), stderr });
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use crate::contract::{AgentReport, Outcome, Step, StepFailure, Verdict, env, pat
 /// `healer install-binary --to PATH`: copy this executable to PATH (the pod's shared bin volume).
 #[derive(clap::Args, Debug)]
 pub struct InstallBinaryArgs {
+    /// Where to copy the binary (the pod's `/healer/bin/healer`).
     #[arg(long, env = env::INSTALL_TO)]
     pub to: PathBuf,
 }

@@ -47,13 +47,21 @@ use crate::contract::{AgentSettings, LlmSettings, Step, StepContext};
 /// What every step reads from its environment.
 #[derive(Debug, Clone)]
 pub struct StepEnv {
+    /// The repository checkout.
     pub workspace: PathBuf,
+    /// The attempt's settings (defaults when the controller sent none).
     pub settings: AgentSettings,
+    /// The failure the agent sees (excerpt, class, failing step).
     pub context: FailureContext,
+    /// Masks the mounted secrets and known token formats in everything the step prints.
     pub masker: Masker,
+    /// The agent profile.
     pub profile: String,
+    /// The repository, `owner/name`.
     pub repository: String,
+    /// The branch the failing commit was built on.
     pub branch: String,
+    /// The failing commit.
     pub head_sha: String,
     /// The LLM API key file, when the profile mounts one.
     pub llm_api_key_file: Option<PathBuf>,
@@ -97,7 +105,7 @@ impl StepEnv {
         llm: &LlmSettings,
         validation: &[String],
         mode: prompt::Mode,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, prompt::PromptError> {
         self.render_prompt_with(llm.prompt_template.as_deref(), validation, mode)
     }
 
@@ -118,7 +126,7 @@ impl StepEnv {
         template: Option<&str>,
         validation: &[String],
         mode: prompt::Mode,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, prompt::PromptError> {
         let repo = self.repo_config(validation);
         let tree: Vec<String> = std::process::Command::new("git")
             .args(["ls-files"])

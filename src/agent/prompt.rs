@@ -42,23 +42,36 @@ pub fn builtin_template(profile: &str) -> &'static str {
 /// A quoted file.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QuotedFile {
+    /// The path, relative to the repository root.
     pub path: String,
+    /// The Markdown code-fence language (`rust`, `ts` …; empty when unknown).
     pub lang: String,
+    /// The file's text (masked, capped).
     pub content: String,
 }
 
 /// Everything a template can use.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PromptVars {
+    /// The repository, `owner/name`.
     pub repository: String,
+    /// The branch the failing commit was built on.
     pub branch: String,
+    /// The failing commit.
     pub head_sha: String,
+    /// The agent profile (`rust`, `frontend` …).
     pub profile: String,
+    /// The triage class (`rust_clippy`, `frontend_types` …).
     pub failure_class: String,
+    /// The failing CI step's name, when known.
     pub failing_step: Option<String>,
+    /// The failing lines of the log (masked).
     pub excerpt: String,
+    /// Files the excerpt points at, quoted.
     pub files: Vec<QuotedFile>,
+    /// Tracked paths of the repository (capped).
     pub tree: Vec<String>,
+    /// The commands validation runs.
     pub validation_commands: Vec<String>,
     /// True for an external agent: it edits the workspace itself instead of answering with a change.
     pub external: bool,
@@ -81,27 +94,44 @@ pub enum Mode {
     External,
 }
 
+/// Why a prompt could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    /// The profile's `promptTemplate` file cannot be read.
+    #[error("cannot read prompt template {path}: {source}")]
+    Read {
+        /// The template file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The template does not parse.
+    #[error("prompt template is invalid: {0:#}")]
+    Template(#[from] minijinja::Error),
+    /// The template parses but does not render with the prompt's variables.
+    #[error("prompt template does not render: {0:#}")]
+    Render(minijinja::Error),
+}
+
 /// Render `template` (or the profile's built-in one) with `vars`; the result is masked again.
-/// Errors: the template file cannot be read or does not render.
+/// Errors: the template file cannot be read or does not render ([`PromptError`]).
 pub fn render(
     profile: &str,
     template_file: Option<&Path>,
     vars: &PromptVars,
     masker: &Masker,
-) -> anyhow::Result<String> {
+) -> Result<String, PromptError> {
     let source = match template_file {
-        Some(p) => std::fs::read_to_string(p)
-            .map_err(|e| anyhow::anyhow!("cannot read prompt template {}: {e}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|source| PromptError::Read { path: p.display().to_string(), source })?
+        }
         None => builtin_template(profile).to_string(),
     };
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_template_owned("format", FORMAT_TEMPLATE.to_string())?;
     env.add_template_owned("prompt", source)?;
-    let out = env
-        .get_template("prompt")?
-        .render(minijinja::value::Serde(vars))
-        .map_err(|e| anyhow::anyhow!("prompt template does not render: {e:#}"))?;
+    let out = env.get_template("prompt")?.render(minijinja::value::Serde(vars)).map_err(PromptError::Render)?;
     Ok(masker.mask(&out))
 }
 

@@ -73,9 +73,13 @@ pub struct Args {
 
 /// State shared by both controllers.
 pub struct Context {
+    /// The API client (the controller's ServiceAccount in a cluster).
     pub client: Client,
+    /// The controller config (profiles, routing, attempt defaults).
     pub config: ControllerConfig,
+    /// The one Event recorder of both controllers.
     pub recorder: Recorder,
+    /// The metrics served on `/metrics`.
     pub metrics: Metrics,
     /// Runs seen by the run controller's reflector (for dedup lookups).
     pub runs: kube::runtime::reflector::Store<HealingRun>,
@@ -107,11 +111,35 @@ fn object_key<K: Resource<DynamicType = ()>>(o: &K) -> String {
     )
 }
 
+/// Why the controller could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// No usable cluster credentials, or the API server refused a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
+    #[error("leader election: {0}")]
+    LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
+    /// The `github:` config cannot make a client (see [`crate::github::Error`]).
+    #[error("GitHub client: {0}")]
+    GitHub(#[from] crate::github::Error),
+    /// The leader-election task ended without an error of its own.
+    #[error("leader election stopped: {0}")]
+    LeaderElectionStopped(String),
+    /// Another replica took the Lease: exit so a restart rejoins the election.
+    #[error("lost leadership of the Lease; exiting so a restart rejoins the election")]
+    LostLeadership,
+}
+
 /// Run both controllers until a termination signal.
 ///
 /// Waits for the CRDs instead of crashing; serves `/metrics`, `/healthz` and `/readyz` on
-/// `args.metrics_addr`. Errors: invalid config, no cluster credentials, the metrics port is taken.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// `args.metrics_addr`. Errors: [`StartError`] (invalid config, no cluster credentials, the Lease
+/// lost).
+pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     let config = match &args.config {
         Some(p) => ControllerConfig::load(p)?,
         None => ControllerConfig::default(),
@@ -218,7 +246,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ = lost => {
             // Another replica may already act: stop at once, as client-go's leader election does.
-            anyhow::bail!("lost leadership of the Lease; exiting so a restart rejoins the election")
+            Err(StartError::LostLeadership)
         }
     }
 }
@@ -230,7 +258,7 @@ fn github_client(
     config: &ControllerConfig,
     client: &Client,
     watched: Option<&str>,
-) -> anyhow::Result<Option<Arc<dyn crate::github::GitHub>>> {
+) -> std::result::Result<Option<Arc<dyn crate::github::GitHub>>, crate::github::Error> {
     let Some(gh) = &config.github else { return Ok(None) };
     let namespace = gh
         .secret_namespace
@@ -246,7 +274,10 @@ fn github_client(
 
 /// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.
 /// Errors: the Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
-async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+async fn acquire_leadership(
+    client: &Client,
+    args: &Args,
+) -> std::result::Result<tokio::sync::watch::Receiver<bool>, StartError> {
     let ns = args
         .lease_namespace
         .clone()
@@ -267,8 +298,11 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
     tracing::info!(lease = %format!("{ns}/ci-healer"), "waiting for leadership");
     while !*ch.borrow_and_update() {
         if ch.changed().await.is_err() {
-            let e = task.await.map_err(anyhow::Error::from).and_then(|r| r.map(|_| ()).map_err(anyhow::Error::from));
-            anyhow::bail!("leader election stopped: {e:?}");
+            return Err(match task.await {
+                Ok(Err(e)) => StartError::LeaderElection(e),
+                Ok(Ok(_)) => StartError::LeaderElectionStopped("the Lease watch ended".into()),
+                Err(e) => StartError::LeaderElectionStopped(e.to_string()),
+            });
         }
     }
     tracing::info!(lease = %format!("{ns}/ci-healer"), "acquired leadership");
@@ -342,7 +376,7 @@ async fn wait_for_crds(client: &Client, every: u64) {
     }
 }
 
-async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> anyhow::Result<()> {
+async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> std::io::Result<()> {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
     let app = axum::Router::new()

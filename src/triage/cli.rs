@@ -8,30 +8,31 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::RoutingConfig;
+use crate::contract::env;
 
 /// Arguments of `healer triage`.
 #[derive(clap::Args, Debug)]
 pub struct TriageArgs {
     /// Read the log from this file instead of standard input.
-    #[arg(long, env = "HEALER_TRIAGE_FILE")]
+    #[arg(long, env = env::TRIAGE_FILE)]
     pub file: Option<PathBuf>,
     /// The controller config file (YAML); only its `routing:` key is used. Default: built-in routing.
-    #[arg(long, env = "HEALER_CONFIG")]
+    #[arg(long, env = env::CONFIG)]
     pub config: Option<PathBuf>,
     /// The workflow's name, if known.
-    #[arg(long, env = "HEALER_WORKFLOW_NAME")]
+    #[arg(long, env = env::WORKFLOW_NAME)]
     pub workflow: Option<String>,
     /// The job's name, if known.
-    #[arg(long, env = "HEALER_JOB_NAME")]
+    #[arg(long, env = env::JOB_NAME)]
     pub job: Option<String>,
     /// A failed step's name (repeatable; in the environment, one per line).
-    #[arg(long = "step", env = "HEALER_FAILED_STEPS", value_delimiter = '\n')]
+    #[arg(long = "step", env = env::FAILED_STEPS, value_delimiter = '\n')]
     pub steps: Vec<String>,
     /// A changed file, relative to the repository root (repeatable; in the environment, one per line).
-    #[arg(long = "changed-file", env = "HEALER_CHANGED_FILES", value_delimiter = '\n')]
+    #[arg(long = "changed-file", env = env::CHANGED_FILES, value_delimiter = '\n')]
     pub changed_files: Vec<String>,
     /// A sender's hint, e.g. a failure class name.
-    #[arg(long, env = "HEALER_ERROR_TYPE")]
+    #[arg(long, env = env::ERROR_TYPE)]
     pub error_type: Option<String>,
     /// A repository language and its size, `NAME=BYTES` as GitHub's languages endpoint reports it
     /// (repeatable; in the environment, one per line), e.g. `--language TypeScript=120000`.
