@@ -47,6 +47,59 @@ pub struct ControllerConfig {
     /// GitHub call. Only consulted when `github` is set. Default: nothing.
     #[serde(default, skip_serializing_if = "crate::github::allow::RepositoryAllowlist::is_empty")]
     pub allowed_repositories: crate::github::allow::RepositoryAllowlist,
+    /// Memory of past fixes (see [`crate::controller::memory`]).
+    #[serde(default)]
+    pub memory: MemoryConfig,
+}
+
+/// Memory of past fixes: validated patches kept as labelled ConfigMaps in the run's namespace,
+/// reused by later runs of the same repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Remember validated fixes and reuse them. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Most remembered fixes per repository and namespace; the oldest go first. Default 50.
+    #[serde(default = "default_memory_entries")]
+    pub max_entries_per_repository: usize,
+    /// Days a remembered fix is kept. Default 90.
+    #[serde(default = "default_memory_days")]
+    pub max_age_days: u32,
+    /// Most past fixes of the same class offered to the model as examples. Default 3; 0 offers none.
+    #[serde(default = "default_memory_examples")]
+    pub max_examples: usize,
+    /// Largest patch offered as an example, in bytes (larger ones are left out). Default 8192.
+    #[serde(default = "default_memory_example_bytes")]
+    pub max_example_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries_per_repository: default_memory_entries(),
+            max_age_days: default_memory_days(),
+            max_examples: default_memory_examples(),
+            max_example_bytes: default_memory_example_bytes(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_memory_entries() -> usize {
+    50
+}
+fn default_memory_days() -> u32 {
+    90
+}
+fn default_memory_examples() -> usize {
+    3
+}
+fn default_memory_example_bytes() -> usize {
+    8192
 }
 
 /// Job-level defaults for attempts.
@@ -198,6 +251,7 @@ impl Default for ControllerConfig {
             llm_prices: BTreeMap::new(),
             github: None,
             allowed_repositories: Default::default(),
+            memory: MemoryConfig::default(),
         }
     }
 }

@@ -139,6 +139,16 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     let validation = repo.validation_commands.clone();
     let timeout = s.validation_timeout();
 
+    // 0. A remembered fix of the same error (first attempt only, no model).
+    match super::memory::replay(&env.context.memory, env.attempt, ws, &validation, timeout, &env.masker).await {
+        super::memory::Replay::Applied { diagnosis } => {
+            stats.method = "memory".into();
+            return AgentEnd::Changed { diagnosis };
+        }
+        super::memory::Replay::Dropped { why } => tracing::warn!(%why, "remembered fix dropped"),
+        super::memory::Replay::None => {}
+    }
+
     // 1. Fixers.
     let names: Vec<String> = match &s.fixers {
         Some(v) => v.clone(),

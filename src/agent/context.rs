@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::contract::memory::MemoryContext;
 use crate::contract::{env, paths};
 
 /// What replaces a secret.
@@ -150,6 +151,8 @@ pub struct FailureContext {
     pub failure_class: String,
     /// The failing CI step's name, when triage knew it.
     pub failing_step: Option<String>,
+    /// Past fixes the controller offers ([`paths::context::MEMORY`]); empty when absent or unreadable.
+    pub memory: MemoryContext,
 }
 
 impl FailureContext {
@@ -164,7 +167,14 @@ impl FailureContext {
             .unwrap_or_default();
         let failure_class = triage.get("failureClass").and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
         let failing_step = triage.get("failingStep").and_then(|v| v.as_str()).map(str::to_string);
-        Self { excerpt, failure_class, failing_step }
+        let memory = match std::fs::read_to_string(dir.join(paths::context::MEMORY)) {
+            Ok(s) => serde_json::from_str(&s).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the remembered fixes are unreadable; ignoring them");
+                MemoryContext::default()
+            }),
+            Err(_) => MemoryContext::default(),
+        };
+        Self { excerpt, failure_class, failing_step, memory }
     }
 }
 

@@ -81,6 +81,19 @@ pub struct PromptVars {
     pub instructions: Vec<QuotedFile>,
     /// `agentHints` from the repository's `.github/ci-healer.yml`.
     pub agent_hints: Option<String>,
+    /// Validated fixes of the same failure class in this repository (see [`super::memory`]).
+    pub past_fixes: Vec<PastFixExample>,
+}
+
+/// A past fix quoted in the prompt: the run that validated it, its diagnosis and its patch (masked).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PastFixExample {
+    /// The HealingRun that validated the fix.
+    pub source_run: String,
+    /// Its diagnosis, one paragraph.
+    pub summary: String,
+    /// The patch, a unified diff (masked).
+    pub patch: String,
 }
 
 /// How the model (or agent) is asked to make its change.
@@ -216,5 +229,39 @@ mod tests {
             );
             assert!(out.contains("Never delete, skip"), "{p}");
         }
+    }
+
+    #[test]
+    fn past_fixes_are_quoted_masked_for_every_profile_and_absent_without_memory() {
+        use crate::contract::memory::{MemoryContext, PastFix};
+        let fix = |run: &str, patch: &str| PastFix {
+            entry: format!("healer-fix-{run}"),
+            source_run: run.into(),
+            failure_class: "rust_build".into(),
+            error_hash: "h".into(),
+            summary: format!("cause found in {run}"),
+            patch: patch.into(),
+        };
+        let memory = MemoryContext {
+            replay: Some(fix("same-error", "-a\n+b\n")),
+            examples: vec![fix("older", "+token ghp_0123456789abcdefghijABCDEFGHIJ0123\n")],
+        };
+        let m = Masker::default();
+        let vars = PromptVars {
+            past_fixes: super::super::memory::examples(&memory, &m),
+            failure_class: "rust_build".into(),
+            ..Default::default()
+        };
+        for p in ["rust", "frontend", "infrastructure", "general"] {
+            let out = render(p, None, &vars, &m).unwrap();
+            assert!(out.contains("## Past fixes in this repository"), "{p}: {out}");
+            let first = out.find("From run `same-error`").expect("the same error's fix");
+            let second = out.find("From run `older`: cause found in older").expect("the class example");
+            assert!(first < second, "{p}");
+            assert!(out.contains("did not pass here") && out.contains("+b"), "{p}");
+            assert!(!out.contains("ghp_0123") && out.contains(super::super::context::MASK), "{p}");
+        }
+        let none = render("rust", None, &PromptVars::default(), &m).unwrap();
+        assert!(!none.contains("Past fixes"), "{none}");
     }
 }

@@ -36,6 +36,9 @@ pub mod context {
     pub const EXCERPT: &str = "excerpt.txt";
     /// Triage's answer as JSON (`failureClass`, `failingStep`, … of `TriageResult`).
     pub const TRIAGE: &str = "triage.json";
+    /// Past fixes the attempt may reuse, as JSON ([`crate::contract::memory::MemoryContext`]);
+    /// absent when the cluster remembers none.
+    pub const MEMORY: &str = "memory.json";
 }
 
 /// The key of an attempt's patch ConfigMap that holds the unified diff.

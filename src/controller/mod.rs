@@ -11,6 +11,7 @@ pub mod attempt_state;
 pub mod dedup;
 pub mod error;
 pub mod failure;
+pub mod memory;
 pub mod patch;
 pub mod run;
 pub mod state;

@@ -14,10 +14,11 @@ use super::apply::{self, Created, Notice};
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
-use super::{Context, Error, Result, dedup, instrumented};
+use super::{Context, Error, Result, dedup, instrumented, memory};
 use crate::config::ControllerConfig;
+use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
-use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider};
+use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider, RunPhase};
 use crate::resources::{attempt::attempt_name, attempt::build_attempt, configmap, labels};
 use crate::telemetry::PhaseLabels;
 use crate::triage::{self, FailureClass, RouteAction, TriageInput, TriageResult};
@@ -103,6 +104,14 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
                 .map(|n| apply::reference::<HealingAttempt>(run.namespace(), &attempt_name(&name, n)));
             apply::publish(ctx, run, Notice::normal(t.reason, t.message).warning_if(t.warning).related(related)).await;
         }
+    }
+
+    // Memory of past fixes: a Fixed run's fix is remembered, a denied one is never reused.
+    match decision.status.phase {
+        Some(RunPhase::Fixed) => memory::remember(run, &decision.status, ctx).await?,
+        // `Denied` is the phase a person's `deny` action ends a run in.
+        Some(p) if p.as_str() == "Denied" => memory::forget(run, ctx).await?,
+        _ => {}
     }
 
     // A spec that cannot be acted on waits for a change (error_policy answers await_change).
@@ -273,12 +282,19 @@ async fn start_attempt(
 ) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
     // The context every attempt pod mounts: the bounded excerpt and triage's answer (and what was
-    // read from GitHub, which the same apply must keep).
-    let cm = match read {
+    // read from GitHub, which the same apply must keep), and the past fixes the attempts may reuse.
+    let mut cm = match read {
         Some(r) => failure::context_configmap(run, r)?,
         None => configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?),
     }
     .ok_or(Error::MissingNamespace)?;
+    let memory = memory::recall(run, &triage.error_hash, &triage.failure_class, ctx).await?;
+    if let Some(r) = &memory.replay {
+        tracing::info!(run = %run.name_any(), namespace = %ns, entry = %r.entry, from = %r.source_run, "a validated fix of the same error is remembered");
+    }
+    if !memory.is_empty() {
+        cm.data.get_or_insert_default().insert(paths::context::MEMORY.into(), serde_json::to_string(&memory)?);
+    }
     apply::apply_object::<ConfigMap>(ctx, &cm).await?;
 
     // triage_run only returns configured profiles, so a miss is a config reload race: retry.

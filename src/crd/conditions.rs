@@ -199,6 +199,11 @@ reasons! {
     PatchTooLargeToKeep,
     /// The validate step's log cannot be read (the pod or its node is gone).
     PatchLogUnavailable,
+    // Memory of past fixes (Events on the run)
+    /// Event: the run's validated fix was remembered for later runs of the repository.
+    FixRemembered,
+    /// Event: a person denied the run's fix; its memory entry is never reused.
+    RememberedFixDenied,
     // Errors (the `reason` label of `cihealer_reconcile_errors_total`)
     /// The API server answered 409 Conflict.
     Conflict,
