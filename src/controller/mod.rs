@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
+pub mod claim;
 pub mod dedup;
 pub mod error;
 pub mod failure;

@@ -14,7 +14,7 @@ use super::apply::{self, Created, Notice};
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
-use super::{Context, Error, Result, dedup, instrumented, memory};
+use super::{Context, Error, Result, claim, dedup, instrumented, memory};
 use crate::config::ControllerConfig;
 use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
@@ -64,7 +64,17 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let mut decision = state::decide(&RunObservation { run, attempts, triage: triage_view, primary, now: now.clone() });
+    let mut obs = RunObservation { run, attempts, triage: triage_view, primary, now: now.clone() };
+    let mut decision = state::decide(&obs);
+    // The first attempt waits for the failure's claim: another run of the same failure that this
+    // reconcile's cache did not show yet may hold it, and then this run is its duplicate.
+    if let (Some(1), Ok((view, _))) = (decision.start_attempt, &triaged) {
+        if let claim::Claim::Held(p) = claim::claim(run, &view.error_hash, ctx).await? {
+            tracing::info!(run = %name, namespace = %ns, primary = %p.name, "another run of this failure holds its claim");
+            obs.primary = Some(p);
+            decision = state::decide(&obs);
+        }
+    }
     if let Some(r) = &read {
         let c = conditions::new(
             RunCondition::LogFetched,
