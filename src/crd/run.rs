@@ -362,4 +362,21 @@ pub struct HealingRunStatus {
     /// When the run reached Fixed, Escalated or Aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// The draft pull request that delivers the fix (`mode: pull-request`), once opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestStatus>,
+}
+
+/// A fix pull request the controller opened (GitHub's pull request number, link and head branch).
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestStatus {
+    /// The pull request's number.
+    pub number: i64,
+    /// A link for people (`html_url`).
+    pub url: String,
+    /// The head branch, `ci-healer/<run>`.
+    pub head_ref: String,
+    /// `open`, `closed` or `merged`, as last seen.
+    pub state: String,
 }
