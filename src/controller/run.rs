@@ -69,12 +69,12 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     let mut decision = state::decide(&obs);
     // The first attempt waits for the failure's claim: another run of the same failure that this
     // reconcile's cache did not show yet may hold it, and then this run is its duplicate.
-    if let (Some(1), Ok((view, _))) = (decision.start_attempt, &triaged) {
-        if let claim::Claim::Held(p) = claim::claim(run, &view.error_hash, ctx).await? {
-            tracing::info!(run = %name, namespace = %ns, primary = %p.name, "another run of this failure holds its claim");
-            obs.primary = Some(p);
-            decision = state::decide(&obs);
-        }
+    if let (Some(1), Ok((view, _))) = (decision.start_attempt, &triaged)
+        && let claim::Claim::Held(p) = claim::claim(run, &view.error_hash, ctx).await?
+    {
+        tracing::info!(run = %name, namespace = %ns, primary = %p.name, "another run of this failure holds its claim");
+        obs.primary = Some(p);
+        decision = state::decide(&obs);
     }
     if let Some(r) = &read {
         let c = conditions::new(
