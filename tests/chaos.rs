@@ -367,14 +367,14 @@ async fn r7_the_standby_takes_over_from_a_killed_leader_within_the_lease() {
     b.wait_log("acquired leadership", Duration::from_secs(30)).await;
     let takeover = killed.elapsed().as_secs_f64();
     let t = tally(&apis, &seen, Duration::from_secs(60 + runs as u64)).await;
-    // The harness's Lease: 3 s (HEALER_LEASE_DURATION_SECONDS); the standby retries every third of it.
-    // The goal (takeover within the Lease duration) is printed, not asserted: on a loaded 2-core
-    // machine kube-lease-manager's standby has taken up to ~12 s (it sleeps until the expiry it
-    // computed, force-releases, waits up to 1 s, then locks); the bound asserted is the 30 s wait.
+    // The harness's Lease: 3 s (HEALER_LEASE_DURATION_SECONDS). kube-lease-manager's standby sleeps
+    // until the expiry it read, force-releases the expired Lease, waits 0.1-1 s (against collisions),
+    // then locks: the bound is the Lease duration plus that wait and a retry.
     let met = if takeover <= 3.0 { "met" } else { "NOT met" };
     println!("R7: standby took over {takeover:.2} s after the leader's SIGKILL (Lease duration 3 s: goal {met})");
     t.print("R7");
     t.assert_clean();
+    assert!(takeover <= 3.0 + 1.5, "takeover {takeover:.2} s exceeds the Lease duration (+ the release wait)");
 }
 
 #[tokio::test]
