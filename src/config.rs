@@ -33,6 +33,33 @@ pub struct ControllerConfig {
     /// Triage routing rules.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// What people's actions (`spec.action`) may do.
+    #[serde(default)]
+    pub actions: ActionPolicy,
+}
+
+/// Limits on people's actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionPolicy {
+    /// How many times one run may be retried (each retry starts up to `policy.maxAttempts` more
+    /// attempts). Default 2.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: i32,
+    /// Whether the person who triggered the failing run (`spec.source.sender`) may approve its fix
+    /// alone. Default false, as GitHub's Copilot agent pull requests require.
+    #[serde(default)]
+    pub allow_self_approval: bool,
+}
+
+impl Default for ActionPolicy {
+    fn default() -> Self {
+        Self { max_retries: default_max_retries(), allow_self_approval: false }
+    }
+}
+
+fn default_max_retries() -> i32 {
+    2
 }
 
 /// Job-level defaults for attempts.
@@ -159,6 +186,7 @@ impl Default for ControllerConfig {
             git_token_secret: None,
             profiles: default_profiles(),
             routing: RoutingConfig::default(),
+            actions: ActionPolicy::default(),
         }
     }
 }

@@ -145,6 +145,8 @@ pub struct FailureContext {
     pub failure_class: String,
     /// The failing CI step's name, when triage knew it.
     pub failing_step: Option<String>,
+    /// A person's hint from a `retry` ([`paths::context::HINT`]), sanitised and bounded to 4 KiB.
+    pub hint: Option<String>,
 }
 
 impl FailureContext {
@@ -159,7 +161,11 @@ impl FailureContext {
             .unwrap_or_default();
         let failure_class = triage.get("failureClass").and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
         let failing_step = triage.get("failingStep").and_then(|v| v.as_str()).map(str::to_string);
-        Self { excerpt, failure_class, failing_step }
+        let hint = std::fs::read(dir.join(paths::context::HINT))
+            .ok()
+            .map(|raw| sanitize(&String::from_utf8_lossy(&raw), masker, 4096))
+            .filter(|h| !h.trim().is_empty());
+        Self { excerpt, failure_class, failing_step, hint }
     }
 }
 

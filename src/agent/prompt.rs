@@ -56,6 +56,8 @@ pub struct PromptVars {
     pub profile: String,
     pub failure_class: String,
     pub failing_step: Option<String>,
+    /// A person's hint from a `retry` (the context's `hint.txt`), masked.
+    pub hint: Option<String>,
     pub excerpt: String,
     pub files: Vec<QuotedFile>,
     pub tree: Vec<String>,

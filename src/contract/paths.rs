@@ -36,6 +36,8 @@ pub mod context {
     pub const EXCERPT: &str = "excerpt.txt";
     /// Triage's answer as JSON (`failureClass`, `failingStep`, … of `TriageResult`).
     pub const TRIAGE: &str = "triage.json";
+    /// A person's hint for the agent, from a `retry` (UTF-8 text; absent without one).
+    pub const HINT: &str = "hint.txt";
 }
 
 /// The key of an attempt's patch ConfigMap that holds the unified diff.

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::apply::{self, Created, Notice};
 use super::error::SpecProblem;
 use super::state::{self, AttemptView, RunObservation, TriageView};
-use super::{Context, Error, Result, dedup, instrumented};
+use super::{Context, Error, Result, actions, dedup, instrumented};
 use crate::config::ControllerConfig;
 use crate::crd::conditions::Reason;
 use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider};
@@ -54,13 +54,24 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let decision = state::decide(&RunObservation { run, attempts, triage: triage_view, primary, now });
+    let decision = state::decide(&RunObservation {
+        run,
+        attempts,
+        triage: triage_view,
+        primary,
+        now,
+        actions: ctx.config.actions.clone(),
+        profiles: ctx.config.profiles.keys().cloned().collect(),
+    });
 
     // Apply.
     if let Ok((view, result)) = &triaged {
         ensure_hash_label(run, &view.error_hash, ctx).await?;
         if let Some(n) = decision.start_attempt {
-            start_attempt(run, n, &view.agent, result, ctx).await?;
+            // A retry may have asked for another profile and given a hint.
+            let agent = decision.status.agent.as_deref().unwrap_or(&view.agent);
+            let hint = decision.status.retry.as_ref().and_then(|r| r.hint.as_deref());
+            start_attempt(run, n, agent, hint, result, ctx).await?;
         }
     }
 
@@ -80,6 +91,14 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
                 .map(|n| apply::reference::<HealingAttempt>(run.namespace(), &attempt_name(&name, n)));
             apply::publish(ctx, run, Notice::normal(t.reason, t.message).warning_if(t.warning).related(related)).await;
         }
+    }
+
+    // A handled request is cleared from the spec (its record is in status.history), so the same
+    // command sent again by anyone is a new request, as annotation triggers are cleared once acted on.
+    if run.spec.action.is_some()
+        && decision.status.history.last().map(|h| &h.request_key) == actions::request_key(run).as_ref()
+    {
+        clear_handled_action(run, ctx).await?;
     }
 
     // A spec that cannot be acted on waits for a change (error_policy answers await_change).
@@ -177,6 +196,24 @@ pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(Triage
     Ok((view, result))
 }
 
+/// Remove `spec.action` and `spec.actionRequest` once their request is recorded, with the
+/// resourceVersion of a fresh read as precondition: a newer request that arrived meanwhile is never
+/// dropped (the conflict requeues). Errors: the API request failed.
+async fn clear_handled_action(run: &HealingRun, ctx: &Context) -> Result<()> {
+    let api: Api<HealingRun> = Api::namespaced(ctx.client.clone(), &run.namespace().ok_or(Error::MissingNamespace)?);
+    let Some(fresh) = api.get_opt(&run.name_any()).await? else { return Ok(()) };
+    if actions::request_key(&fresh) != actions::request_key(run) {
+        return Ok(()); // a newer request: the next reconcile handles it
+    }
+    let patch = json!({
+        "metadata": {"resourceVersion": fresh.resource_version()},
+        "spec": {"action": null, "actionRequest": null}
+    });
+    let params = kube::api::PatchParams { field_manager: Some(super::FIELD_MANAGER.into()), ..Default::default() };
+    api.patch(&run.name_any(), &params, &kube::api::Patch::Merge(patch)).await?;
+    Ok(())
+}
+
 async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<()> {
     if run.labels().get(labels::ERROR_HASH).map(String::as_str) == Some(hash) {
         return Ok(());
@@ -184,11 +221,21 @@ async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Resul
     apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await
 }
 
-async fn start_attempt(run: &HealingRun, n: i32, profile: &str, triage: &TriageResult, ctx: &Context) -> Result<()> {
+async fn start_attempt(
+    run: &HealingRun,
+    n: i32,
+    profile: &str,
+    hint: Option<&str>,
+    triage: &TriageResult,
+    ctx: &Context,
+) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
-    // The context every attempt pod mounts: the bounded excerpt and triage's answer.
-    let cm = configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?)
+    // The context every attempt pod mounts: the bounded excerpt, triage's answer, a person's hint.
+    let mut cm = configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?)
         .ok_or(Error::MissingNamespace)?;
+    if let (Some(hint), Some(data)) = (hint, cm.data.as_mut()) {
+        data.insert(crate::contract::paths::context::HINT.into(), hint.into());
+    }
     apply::apply_object::<ConfigMap>(ctx, &cm).await?;
 
     // triage_run only returns configured profiles, so a miss is a config reload race: retry.
@@ -229,6 +276,7 @@ mod tests {
                 failure: None,
                 policy: HealingPolicy { mode, agent: agent.into(), ..Default::default() },
                 action: None,
+                action_request: None,
             },
         )
     }
