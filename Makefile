@@ -68,6 +68,7 @@ test: control-plane ## Run every test (unit, integration against the local contr
 bench: control-plane ## Run the benchmarks (triage corpus; attempt steps) and print their tables.
 	cargo bench --locked --bench triage
 	cargo bench --locked --bench attempt
+	cargo bench --locked --bench agent
 
 ##@ Release
 

@@ -33,6 +33,10 @@ pub struct ControllerConfig {
     /// Triage routing rules.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// Prices per model name (USD per million tokens), used for a profile's `llm.price` when it sets
+    /// none; frozen into each attempt's settings with the rest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub llm_prices: BTreeMap<String, crate::contract::settings::ModelPrice>,
     /// What people's actions (`spec.action`) may do.
     #[serde(default)]
     pub actions: ActionPolicy,
@@ -186,6 +190,7 @@ impl Default for ControllerConfig {
             git_token_secret: None,
             profiles: default_profiles(),
             routing: RoutingConfig::default(),
+            llm_prices: BTreeMap::new(),
             actions: ActionPolicy::default(),
         }
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod contract;
 pub mod controller;
 pub mod crd;
+pub mod github;
 pub mod resources;
 pub mod runner;
 pub mod telemetry;

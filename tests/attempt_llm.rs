@@ -27,7 +27,7 @@ async fn anthropic_answer_that_deletes_a_test_is_refused() {
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Refused, "TestWeakened"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("removes 1 test definition"), "{}", v.summary);
-    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 1200, output: 150 }));
+    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 1200, output: 150, ..Default::default() }));
     let diag: ci_healer::contract::AgentReport =
         serde_json::from_str(run.step("agent").message.as_deref().unwrap()).unwrap();
     assert_eq!(diag.diagnosis, "the test is wrong.");
@@ -71,7 +71,7 @@ async fn openai_compatible_diff_fixes_a_compile_error() {
     let v = run.verdict();
     assert_eq!((v.outcome, v.reason.as_str()), (Outcome::Passed, "ValidationPassed"), "{v:?}\n{}", run.all_logs());
     assert!(v.summary.contains("cargo build --all-targets"), "class default validation: {}", v.summary);
-    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 900, output: 80 }));
+    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 900, output: 80, ..Default::default() }));
     let patch = ci_healer::contract::patch::extract(&run.logs["validate"]).map(str::to_string).unwrap();
     assert!(patch.contains("+    let n: i32 = 42;"), "{patch}");
 
@@ -226,7 +226,7 @@ async fn a_cut_off_answer_is_never_applied_and_is_asked_again_with_a_note() {
         note.contains("cut off at the output limit of 1024 tokens") && note.contains("none of it was applied"),
         "{note}"
     );
-    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 1100, output: 1114 }));
+    assert_eq!(v.tokens, Some(ci_healer::contract::TokenUsage { input: 1100, output: 1114, ..Default::default() }));
 }
 
 #[tokio::test]

@@ -301,3 +301,123 @@ async fn a_server_without_tools_gets_the_diff_format() {
     assert!(reqs[1].message_text(1).contains("a unified diff in a single fenced block"), "diff-format prompt");
     assert_eq!(agent_record(&run)["method"], "llm/diff");
 }
+
+#[tokio::test]
+async fn the_repositorys_instructions_and_config_reach_the_prompt_and_validation() {
+    let mut files = crate_files(OFF_BY_ONE);
+    files.push(("AGENTS.md", "# Agents\n\nKeep functions pure; run `cargo test --quiet` before you finish.\n".into()));
+    files.push((
+        ".github/ci-healer.yml",
+        "agentHints: Arithmetic helpers live in src/lib.rs.\nvalidationCommands: [\"test -f src/lib.rs\"]\nprotectedPaths: [\"Cargo.toml\"]\n".into(),
+    ));
+    let first = repo(&as_refs(&files));
+    let llm = ScriptedLlm::start(vec![anthropic_text(FIX_ANSWER, 3000, 90)]).await;
+    let s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    let run = run_local(&job(&first, &s), &s, vec![]).await;
+    let v = run.verdict();
+    assert_eq!(v.outcome, Outcome::Passed, "{}", run.all_logs());
+    assert!(
+        v.summary.contains("cargo test --quiet; test -f src/lib.rs"),
+        "the repository's command is added: {}",
+        v.summary
+    );
+    let prompt = llm.requests()[0].message_text(0);
+    assert!(
+        prompt.contains("## The repository's instructions for agents") && prompt.contains("### `AGENTS.md`"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("Keep functions pure; run `cargo test --quiet` before you finish."), "{prompt}");
+    assert!(prompt.contains("Arithmetic helpers live in src/lib.rs."), "{prompt}");
+    let first = &llm.requests()[0].body["messages"][0]["content"];
+    assert_eq!(first[0]["cache_control"]["type"], "ephemeral", "the instructions are in the cached prefix");
+
+    // The repository opts out: nothing is asked, nothing changes.
+    let mut files = crate_files(OFF_BY_ONE);
+    files.push((".github/ci-healer.yml", "enabled: false\n".into()));
+    let opted_out = repo(&as_refs(&files));
+    let llm = ScriptedLlm::start(vec![anthropic_text(FIX_ANSWER, 1, 1)]).await;
+    let s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    let run = run_local(&job(&opted_out, &s), &s, vec![]).await;
+    assert_eq!(run.failure("agent").0, "RepositoryOptedOut");
+    assert_eq!(llm.requests().len(), 0);
+}
+
+fn priced(s: &mut AttemptSetup, budget: Option<&str>) {
+    let l = s.settings.llm.as_mut().unwrap();
+    l.price = Some(ci_healer::contract::settings::ModelPrice {
+        input: "3".into(),
+        output: "15".into(),
+        cache_read: Some("0.30".into()),
+        cache_write: Some("3.75".into()),
+    });
+    l.cost_budget_usd = budget.map(str::to_string);
+}
+
+#[tokio::test]
+async fn cost_with_cache_reads_is_recorded_and_the_money_budget_caps_answers() {
+    let repo = repo(&as_refs(&crate_files(OFF_BY_ONE)));
+    // input = uncached + read + write as Anthropic reports them separately.
+    let llm = ScriptedLlm::start(vec![
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_1", "read_file", json!({"path": "src/lib.rs"}))],
+            (200, 50, 0, 4000),
+        ),
+        anthropic_tools(
+            None,
+            vec![tool_use(
+                "toolu_2",
+                "edit_file",
+                json!({"path": "src/lib.rs", "old_string": "x + 2", "new_string": "x + 1"}),
+            )],
+            (300, 60, 4000, 0),
+        ),
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_3", "finish", json!({"diagnosis": "off by one."}))],
+            (100, 20, 4300, 0),
+        ),
+    ])
+    .await;
+    let mut s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    priced(&mut s, None);
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    let v = run.verdict();
+    assert_eq!(v.outcome, Outcome::Passed, "{}", run.all_logs());
+    let t = v.tokens.clone().unwrap();
+    assert_eq!(
+        (t.input, t.output, t.cache_read, t.cache_write),
+        (200 + 4000 + 300 + 4000 + 100 + 4300, 130, 8300, 4000)
+    );
+    // 600 uncached × 3 + 8300 read × 0.30 + 4000 written × 3.75 + 130 out × 15 = 1800 + 2490 + 15000 + 1950.
+    assert_eq!(t.cost_micro_usd, Some(21_240));
+    assert_eq!(agent_record(&run)["costMicroUsd"], 21_240);
+
+    // A budget of 0.03 USD: after the first answer (0.016350 USD) the second may use what the rest
+    // pays for after its input (4200 tokens read from the cache: 0.001260 USD), 826 tokens; after the
+    // second (0.011100 USD) too little is left for a third.
+    let llm = ScriptedLlm::start(vec![
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_1", "read_file", json!({"path": "src/lib.rs"}))],
+            (200, 50, 0, 4000),
+        ),
+        anthropic_tools(
+            None,
+            vec![tool_use("toolu_2", "read_file", json!({"path": "Cargo.toml"}))],
+            (300, 600, 4000, 0),
+        ),
+        anthropic_text(FIX_ANSWER, 1, 1),
+    ])
+    .await;
+    let mut s = setup("anthropic", &llm.url, "anthropic-key-123456");
+    priced(&mut s, Some("0.03"));
+    let run = run_local(&job(&repo, &s), &s, vec![]).await;
+    let (reason, msg) = run.failure("agent");
+    assert_eq!(reason, "BudgetExhausted", "{msg}\n{}", run.all_logs());
+    assert!(msg.contains("0.027450 USD spent of a budget of 0.030000 USD"), "{msg}");
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body["max_tokens"], 1024);
+    assert_eq!(reqs[1].body["max_tokens"], 826, "the second answer is capped by the money left");
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::llm::{self, Block, ChatRequest, ChatResponse, LlmError, Message, ProposedChange, Role, StopReason, Usage};
 use super::tools::{ToolLimits, ToolOutcome, Toolbox};
-use super::{StepEnv, diff, fixers, process, prompt, validate};
+use super::{StepEnv, cost, diff, fixers, process, prompt, validate};
 use crate::contract::TokenUsage;
 
 /// How the agent step ended.
@@ -52,6 +52,23 @@ pub struct AgentStats {
     pub tool_calls: u32,
     /// `fixers`, `llm`, `fixers+llm`, `external`; with `/tools` or `/diff` for the LLM's mode.
     pub method: String,
+    /// Micro-dollars spent (when the profile has a price).
+    pub cost_micros: u64,
+    /// Whether a price was known (so `cost_micros` means something).
+    pub priced: bool,
+}
+
+impl AgentStats {
+    /// The usage as the verdict carries it: tokens with the cache parts, and the cost when priced.
+    pub fn verdict_tokens(&self) -> TokenUsage {
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        TokenUsage {
+            cache_read: i(self.usage.cache_read),
+            cache_write: i(self.usage.cache_write),
+            cost_micro_usd: self.priced.then(|| i(self.cost_micros)),
+            ..self.tokens.clone()
+        }
+    }
 }
 
 const COMMIT_ENV: [(&str, &str); 4] = [
@@ -88,7 +105,24 @@ async fn reset_to_checkpoint(ws: &Path) {
 pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     let ws = &env.workspace;
     let s = &env.settings;
-    let validation = validate::validation_commands(s, &env.context, ws);
+    let repo = env.repo_config(&validate::validation_commands(s, &env.context, ws));
+    if repo.opted_out {
+        return AgentEnd::Failed {
+            reason: "RepositoryOptedOut".into(),
+            message: format!("{} sets `enabled: false`; nothing is changed", super::repo_config::PATH),
+        };
+    }
+    if let Some(g) = &repo.branch_never_fixed {
+        return AgentEnd::Failed {
+            reason: "BranchNeverFixed".into(),
+            message: format!(
+                "the branch {} matches neverFixBranches {g:?} of {}",
+                env.branch,
+                super::repo_config::PATH
+            ),
+        };
+    }
+    let validation = repo.validation_commands.clone();
     let timeout = s.validation_timeout();
 
     // 1. Fixers.
@@ -149,23 +183,56 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
         vec![]
     };
     globs.extend(s.protected_paths.iter().cloned());
+    globs.extend(repo.protected_paths.iter().cloned());
     let protected = match diff::protected_set(&globs) {
         Ok(p) => p,
         Err(e) => return AgentEnd::Failed { reason: "InvalidProtectedPath".into(), message: e.to_string() },
     };
+    if let Err(e) = llm_settings.check_money() {
+        return AgentEnd::Failed { reason: "SettingsInvalid".into(), message: e };
+    }
+    let prices = match llm_settings.price.as_ref().map(cost::Prices::from_settings).transpose() {
+        Ok(p) => p,
+        Err(e) => return AgentEnd::Failed { reason: "SettingsInvalid".into(), message: e },
+    };
+    let cost_budget = match llm_settings.cost_budget_usd.as_deref().map(cost::parse_usd).transpose() {
+        Ok(b) => b,
+        Err(e) => return AgentEnd::Failed { reason: "SettingsInvalid".into(), message: e },
+    };
+    let temperature = match llm_settings.temperature {
+        Some(t) if !llm::takes_temperature(llm_settings.provider, &llm_settings.model) => {
+            tracing::warn!(
+                temperature = t,
+                model = %llm_settings.model,
+                "the profile sets a temperature, but this model family takes none; it is not sent"
+            );
+            None
+        }
+        t => t,
+    };
+    let limits = ToolLimits {
+        max_requests: llm_settings.requests(),
+        wall_time: llm_settings.loop_timeout(),
+        max_output_bytes: llm_settings.tool_output_cap(),
+        ..ToolLimits::default()
+    };
+    stats.priced = prices.is_some();
     let mut session = Session {
         client: &client,
         masker: &masker,
-        limits: ToolLimits::default(),
+        limits,
         max_tokens_per_turn: llm_settings.max_tokens().max(1),
         token_budget: llm_settings.budget(),
-        temperature: Some(llm_settings.temperature),
+        temperature,
+        cache: llm_settings.prompt_caching,
+        prices,
+        cost_budget,
         started: Instant::now(),
         last_input: 0,
         stats,
     };
     let max_turns = llm_settings.turns();
-    let mut mode = prompt::Mode::Tools;
+    let mut mode = if llm_settings.tool_use { prompt::Mode::Tools } else { prompt::Mode::Diff };
     loop {
         let prompt_text = match env.render_prompt(&llm_settings, &validation, mode) {
             Ok(p) => p,
@@ -225,6 +292,12 @@ struct Session<'a> {
     max_tokens_per_turn: u32,
     token_budget: u64,
     temperature: Option<f32>,
+    /// Mark cache breakpoints.
+    cache: bool,
+    /// The model's prices, when known.
+    prices: Option<cost::Prices>,
+    /// Most micro-dollars the attempt may spend.
+    cost_budget: Option<u64>,
     started: Instant,
     /// Input tokens of the last request (the conversation only grows: the next one is at least that).
     last_input: u64,
@@ -304,14 +377,36 @@ impl Session<'_> {
                     ),
                 ));
             }
-            let max_tokens = (self.max_tokens_per_turn as u64).min(left) as u32;
+            let mut max_tokens = (self.max_tokens_per_turn as u64).min(left) as u32;
+            if let (Some(p), Some(budget)) = (self.prices, self.cost_budget) {
+                let spent = self.stats.cost_micros;
+                // With caching, what was sent before is read from the cache; the rest is new input.
+                let (cached, fresh) = if self.cache {
+                    (self.last_input.min(input_estimate), input_estimate.saturating_sub(self.last_input))
+                } else {
+                    (0, input_estimate)
+                };
+                let affordable = p.output_tokens_for(budget.saturating_sub(spent), cached, fresh);
+                if affordable < 256.min(self.max_tokens_per_turn as u64) {
+                    return Err(failed(
+                        "BudgetExhausted",
+                        format!(
+                            "{} USD spent of a budget of {} USD; the next request needs about {input_estimate} input tokens",
+                            cost::format_usd(spent),
+                            cost::format_usd(budget)
+                        ),
+                    ));
+                }
+                max_tokens = max_tokens.min(u32::try_from(affordable).unwrap_or(u32::MAX));
+            }
+            let budget_limited = max_tokens < self.max_tokens_per_turn;
             let req = ChatRequest {
                 system: prompt::SYSTEM,
                 messages,
                 max_tokens,
                 temperature: self.temperature,
                 tools,
-                cache: true,
+                cache: self.cache,
             };
             self.stats.requests += 1;
             let resp = match self.client.complete(&req).await {
@@ -331,6 +426,9 @@ impl Session<'_> {
             self.last_input = resp.usage.input;
             self.stats.usage += resp.usage;
             self.stats.tokens.add(resp.usage.input, resp.usage.output);
+            if let Some(p) = self.prices {
+                self.stats.cost_micros = p.cost(&self.stats.usage);
+            }
             tracing::info!(
                 request = self.stats.requests,
                 input_tokens = resp.usage.input,
@@ -376,7 +474,7 @@ impl Session<'_> {
                     continue;
                 }
                 StopReason::MaxTokens => {
-                    if (max_tokens as u64) < self.max_tokens_per_turn as u64 {
+                    if budget_limited {
                         return Err(failed(
                             "BudgetExhausted",
                             format!(

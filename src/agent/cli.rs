@@ -124,7 +124,8 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         Step::Agent.name(),
         &serde_json::json!({
             "seconds": builtin::seconds(start),
-            "tokens": stats.tokens,
+            "tokens": stats.verdict_tokens(),
+            "costMicroUsd": stats.priced.then_some(stats.cost_micros),
             "cacheReadTokens": stats.usage.cache_read,
             "cacheWriteTokens": stats.usage.cache_write,
             "turns": stats.turns,

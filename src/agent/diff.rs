@@ -18,6 +18,7 @@ use crate::contract::Diffstat;
 pub const DEFAULT_PROTECTED: &[&str] = &[
     ".github/workflows/**",
     ".github/actions/**",
+    ".github/ci-healer.yml",
     "CODEOWNERS",
     ".gitlab-ci.yml",
     "**/security/**",

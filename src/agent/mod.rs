@@ -13,6 +13,9 @@
 //! | [`fixers`] | which deterministic fixers and checks fit a failure |
 //! | [`llm`] | how to talk to the Anthropic and OpenAI-compatible APIs |
 //! | [`prompt`] | what the model is told |
+//! | [`instructions`] | the repository's AGENTS.md, CLAUDE.md, Copilot and SELF_HEALING.md instructions |
+//! | [`repo_config`] | the repository's `.github/ci-healer.yml`, merged under the cluster's policy |
+//! | [`cost`] | prices and money, in micro-dollars |
 //! | [`builtin`] | the fixers-then-LLM loop (tool use, or the diff format) |
 //! | [`tools`] | what the model can do in the workspace, bounded |
 //! | [`external`] | how an external agent command is run |
@@ -23,12 +26,15 @@ pub mod builtin;
 pub mod checkout;
 pub mod cli;
 pub mod context;
+pub mod cost;
 pub mod diff;
 pub mod external;
 pub mod fixers;
+pub mod instructions;
 pub mod llm;
 pub mod process;
 pub mod prompt;
+pub mod repo_config;
 pub mod tools;
 pub mod validate;
 
@@ -95,6 +101,17 @@ impl StepEnv {
         self.render_prompt_with(llm.prompt_template.as_deref(), validation, mode)
     }
 
+    /// The repository's `.github/ci-healer.yml` at the failing commit, merged under the profile's
+    /// policy on top of `validation` (the profile's or the failure class's commands).
+    pub fn repo_config(&self, validation: &[String]) -> repo_config::Merged {
+        let file = instructions::at_revision(&self.workspace, &self.base_sha(), repo_config::PATH);
+        let m = repo_config::merge(file.as_deref(), &self.settings.repository_config, &self.branch, validation, None);
+        for n in &m.notes {
+            tracing::warn!(note = %n, "repository config");
+        }
+        m
+    }
+
     /// Render the prompt with an optional template file.
     pub fn render_prompt_with(
         &self,
@@ -102,6 +119,7 @@ impl StepEnv {
         validation: &[String],
         mode: prompt::Mode,
     ) -> anyhow::Result<String> {
+        let repo = self.repo_config(validation);
         let tree: Vec<String> = std::process::Command::new("git")
             .args(["ls-files"])
             .current_dir(&self.workspace)
@@ -122,6 +140,8 @@ impl StepEnv {
             validation_commands: validation.to_vec(),
             external: mode == prompt::Mode::External,
             tools: mode == prompt::Mode::Tools,
+            instructions: instructions::read(&self.workspace, &self.base_sha(), &self.masker),
+            agent_hints: repo.agent_hints.map(|h| self.masker.mask(&h)),
         };
         prompt::render(&self.profile, template.map(Path::new), &vars, &self.masker)
     }

@@ -66,6 +66,10 @@ pub struct PromptVars {
     pub external: bool,
     /// True when the model works through tools (see [`super::tools`]) instead of answering with a diff.
     pub tools: bool,
+    /// The repository's own instructions for agents (see [`super::instructions`]).
+    pub instructions: Vec<QuotedFile>,
+    /// `agentHints` from the repository's `.github/ci-healer.yml`.
+    pub agent_hints: Option<String>,
 }
 
 /// How the model (or agent) is asked to make its change.
@@ -184,5 +188,17 @@ mod tests {
             );
             assert!(out.contains("Never delete, skip"), "{p}");
         }
+    }
+
+    #[test]
+    fn a_reviewers_hint_reaches_every_profiles_prompt() {
+        let m = Masker::default();
+        let vars = PromptVars { hint: Some("keep the public API unchanged".into()), ..Default::default() };
+        for p in ["rust", "frontend", "infrastructure", "general"] {
+            let out = render(p, None, &vars, &m).unwrap();
+            assert!(out.contains("A reviewer's hint") && out.contains("keep the public API unchanged"), "{p}");
+        }
+        let out = render("rust", None, &PromptVars::default(), &m).unwrap();
+        assert!(!out.contains("A reviewer's hint"));
     }
 }

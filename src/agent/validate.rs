@@ -129,6 +129,15 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
     let mut globs: Vec<String> =
         if s.default_protected_paths { DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect() } else { vec![] };
     globs.extend(s.protected_paths.iter().cloned());
+    // The repository's own config, read at the failing commit (never from the changed workspace).
+    let repo = super::repo_config::merge(
+        super::instructions::at_revision(ws, &input.base, super::repo_config::PATH).as_deref(),
+        &s.repository_config,
+        "",
+        &validation_commands(s, &input.context, ws),
+        None,
+    );
+    globs.extend(repo.protected_paths.iter().cloned());
     match diff::protected_set(&globs) {
         Ok(set) => {
             if let Some(p) = diff::protected_hit(&d.files, &set) {
@@ -145,7 +154,7 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
     if let Some(why) = diff::weakened_tests(&d) {
         return with(verdict(Outcome::Refused, "TestWeakened", why), true);
     }
-    let commands = validation_commands(s, &input.context, ws);
+    let commands = repo.validation_commands;
     if commands.is_empty() {
         return with(
             verdict(

@@ -56,6 +56,80 @@ pub struct AgentSettings {
     /// The clone URL is `<gitBaseUrl>/<owner>/<name>.git`. Default `https://github.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_base_url: Option<String>,
+    /// What a repository's own `.github/ci-healer.yml` may ask for (see `agent::repo_config`).
+    #[serde(default)]
+    pub repository_config: RepoConfigPolicy,
+}
+
+/// What the cluster lets a repository's `.github/ci-healer.yml` change. Extra protected paths and
+/// never-fix branches only make healing stricter and always apply.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoConfigPolicy {
+    /// Read the file at all. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Let `enabled: false` opt the repository out. Default true.
+    #[serde(default = "yes")]
+    pub allow_opt_out: bool,
+    /// What the repository's `validationCommands` do. Default `add`.
+    #[serde(default)]
+    pub validation_commands: RepoValidationCommands,
+    /// Quote the repository's `agentHints` in the prompt. Default true.
+    #[serde(default = "yes")]
+    pub allow_agent_hints: bool,
+}
+
+impl Default for RepoConfigPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_opt_out: true,
+            validation_commands: RepoValidationCommands::Add,
+            allow_agent_hints: true,
+        }
+    }
+}
+
+/// How a repository's validation commands combine with the profile's (or the failure class's).
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepoValidationCommands {
+    /// Run after the profile's: they can only make validation stricter.
+    #[default]
+    Add,
+    /// Replace the profile's (the repository decides what "fixed" means).
+    Replace,
+    /// Not used.
+    Ignore,
+}
+
+/// A model's prices in USD per million tokens, as decimal strings (`"3"`, `"0.30"`, at most 6
+/// decimals), as the providers publish them. A cache price left out is the input price.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPrice {
+    /// Uncached input tokens.
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,6})?$"))]
+    pub input: String,
+    /// Output tokens.
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,6})?$"))]
+    pub output: String,
+    /// Input tokens read from the prompt cache (Anthropic cache reads, OpenAI cached tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,6})?$"))]
+    pub cache_read: Option<String>,
+    /// Input tokens written to the prompt cache (Anthropic cache writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,6})?$"))]
+    pub cache_write: Option<String>,
+}
+
+/// Whether `s` is a USD amount as [`ModelPrice`] takes it.
+pub fn is_usd_amount(s: &str) -> bool {
+    let (int, frac) = s.split_once('.').unwrap_or((s, "x"));
+    let frac_ok = frac == "x" || (!frac.is_empty() && frac.len() <= 6 && frac.bytes().all(|b| b.is_ascii_digit()));
+    !int.is_empty() && int.len() <= 12 && int.bytes().all(|b| b.is_ascii_digit()) && frac_ok
 }
 
 /// Which wire format the LLM provider speaks.
@@ -81,9 +155,11 @@ pub struct LlmSettings {
     pub base_url: Option<String>,
     /// Model name as the provider knows it.
     pub model: String,
-    /// Sampling temperature. Default 0.2.
-    #[serde(default = "default_temperature")]
-    pub temperature: f32,
+    /// Sampling temperature. Absent (the default): none is sent. Sent only to model families that
+    /// take one (not Anthropic's current Messages API, not OpenAI reasoning models); otherwise the
+    /// agent step logs that it was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
     /// `max_tokens` per response. Default 4096.
     #[serde(default = "default_max_tokens")]
     #[schemars(range(min = 1))]
@@ -111,6 +187,34 @@ pub struct LlmSettings {
     /// A prompt template file (minijinja) replacing the built-in one of the profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_template: Option<String>,
+    /// Work through the provider's tool API (Anthropic tool use, OpenAI function calling). False:
+    /// the model answers with a diff (servers without tools). Default true.
+    #[serde(default = "yes")]
+    pub tool_use: bool,
+    /// Mark the stable prefix for prompt caching (Anthropic `cache_control`). Default true.
+    #[serde(default = "yes")]
+    pub prompt_caching: bool,
+    /// Most model requests of one attempt (each tool round trip is one). Default 40.
+    #[serde(default = "default_requests")]
+    #[schemars(range(min = 1))]
+    pub max_requests: i32,
+    /// Seconds the LLM loop may run, model and tools together. Default 1200.
+    #[serde(default = "default_loop_timeout")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: i64,
+    /// Most bytes of one tool result sent to the model. Default 16384.
+    #[serde(default = "default_tool_output")]
+    #[schemars(range(min = 1024))]
+    pub max_tool_output_bytes: i64,
+    /// The model's prices; absent: the controller config's `llmPrices` entry for the model, if any.
+    /// Without a price no cost is computed and `costBudgetUsd` cannot apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<ModelPrice>,
+    /// Most USD one attempt may spend (decimal string); needs a price. Each request's `max_tokens`
+    /// is cut to what the rest pays for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,6})?$"))]
+    pub cost_budget_usd: Option<String>,
 }
 
 /// A setting outside its range, as the controller config loader reports it.
@@ -167,6 +271,9 @@ impl AgentSettings {
             at_least("llm.requestTimeoutSeconds", l.request_timeout_seconds, 1)?;
             at_least("llm.maxRetries", l.max_retries.into(), 0)?;
             at_least("llm.initialBackoffMillis", l.initial_backoff_millis, 0)?;
+            at_least("llm.maxRequests", l.max_requests.into(), 1)?;
+            at_least("llm.timeoutSeconds", l.timeout_seconds, 1)?;
+            at_least("llm.maxToolOutputBytes", l.max_tool_output_bytes, 1024)?;
         }
         Ok(())
     }
@@ -222,6 +329,38 @@ impl LlmSettings {
     pub fn initial_backoff(&self) -> Duration {
         Duration::from_millis(unsigned_u64(self.initial_backoff_millis))
     }
+
+    /// Most model requests, at least 1.
+    pub fn requests(&self) -> u32 {
+        unsigned_u32(self.max_requests).max(1)
+    }
+
+    /// How long the LLM loop may run, at least 1 s.
+    pub fn loop_timeout(&self) -> Duration {
+        Duration::from_secs(unsigned_u64(self.timeout_seconds).max(1))
+    }
+
+    /// Most bytes of one tool result, at least 1 KiB.
+    pub fn tool_output_cap(&self) -> usize {
+        usize::try_from(self.max_tool_output_bytes.max(1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The prices and the cost budget as amounts. Errors: a value that is not a USD amount, or a
+    /// budget without a price.
+    pub fn check_money(&self) -> Result<(), String> {
+        let amounts = self.price.iter().flat_map(|p| {
+            [Some(&p.input), Some(&p.output), p.cache_read.as_ref(), p.cache_write.as_ref()].into_iter().flatten()
+        });
+        for a in amounts.chain(self.cost_budget_usd.iter()) {
+            if !is_usd_amount(a) {
+                return Err(format!("{a:?} is not a USD amount (a decimal such as \"3\" or \"0.30\")"));
+            }
+        }
+        if self.cost_budget_usd.is_some() && self.price.is_none() {
+            return Err("llm.costBudgetUsd needs llm.price (or an llmPrices entry for the model)".into());
+        }
+        Ok(())
+    }
 }
 
 fn yes() -> bool {
@@ -239,8 +378,14 @@ fn default_max_lines() -> i32 {
 fn default_excerpt_bytes() -> i64 {
     64 * 1024
 }
-fn default_temperature() -> f32 {
-    0.2
+fn default_requests() -> i32 {
+    40
+}
+fn default_loop_timeout() -> i64 {
+    1200
+}
+fn default_tool_output() -> i64 {
+    16 * 1024
 }
 fn default_max_tokens() -> i32 {
     4096

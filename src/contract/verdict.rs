@@ -76,6 +76,23 @@ pub struct TokenUsage {
     /// Output (completion) tokens.
     #[schemars(range(min = 0))]
     pub output: i64,
+    /// Of the input tokens, those read from the prompt cache (Anthropic `cache_read_input_tokens`,
+    /// OpenAI `prompt_tokens_details.cached_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0))]
+    pub cache_read: i64,
+    /// Of the input tokens, those written to the prompt cache (Anthropic `cache_creation_input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0))]
+    pub cache_write: i64,
+    /// What the tokens cost, in micro-dollars (1 USD = 1,000,000), when the profile has a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub cost_micro_usd: Option<i64>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 impl TokenUsage {
@@ -282,6 +299,6 @@ mod tests {
         t.add(500, 60);
         t.add(u64::MAX, 1);
         assert_eq!((t.input, t.output), (i64::MAX, 61));
-        assert_eq!(TokenUsage { input: 3, output: -1 }.total(), 3);
+        assert_eq!(TokenUsage { input: 3, output: -1, ..Default::default() }.total(), 3);
     }
 }

@@ -121,6 +121,7 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
         failure_reason: st.failure_reason,
         summary: st.verdict.as_ref().map(|v| v.summary.clone()).filter(|s| !s.is_empty()),
         patch_config_map: st.patch_config_map,
+        tokens: st.verdict.as_ref().and_then(|v| v.tokens.clone()),
         diffstat: st.verdict.and_then(|v| v.diffstat),
     }
 }

@@ -48,6 +48,26 @@ pub struct AttemptView {
     pub patch_config_map: Option<String>,
     /// The size of its change.
     pub diffstat: Option<Diffstat>,
+    /// The tokens (and cost) its agent used, from the verdict.
+    pub tokens: Option<crate::contract::TokenUsage>,
+}
+
+/// The tokens and cost of all attempts together; `None` when no attempt reported any. The cost is
+/// summed over the attempts that have one.
+pub fn total_usage(attempts: &[AttemptView]) -> Option<crate::contract::TokenUsage> {
+    let mut any = false;
+    let mut t = crate::contract::TokenUsage::default();
+    for u in attempts.iter().filter_map(|a| a.tokens.as_ref()) {
+        any = true;
+        t.input = t.input.saturating_add(u.input);
+        t.output = t.output.saturating_add(u.output);
+        t.cache_read = t.cache_read.saturating_add(u.cache_read);
+        t.cache_write = t.cache_write.saturating_add(u.cache_write);
+        if let Some(c) = u.cost_micro_usd {
+            t.cost_micro_usd = Some(t.cost_micro_usd.unwrap_or(0).saturating_add(c));
+        }
+    }
+    any.then_some(t)
 }
 
 /// Triage's answer for the run.
@@ -133,6 +153,9 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     attempts.sort_by_key(|a| a.number);
     let latest = attempts.last().cloned();
     st.attempts = st.attempts.max(attempts.len() as i32);
+    if let Some(u) = total_usage(&attempts) {
+        st.usage = Some(u);
+    }
     if let Some(l) = &latest {
         st.current_attempt = Some(l.number);
     }
@@ -499,6 +522,20 @@ mod tests {
             failure_reason: Some("ValidationFailed".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn usage_is_summed_over_the_attempts() {
+        use crate::contract::TokenUsage;
+        assert_eq!(total_usage(&[att(1, AttemptPhase::Failed)]), None);
+        let with = |n, input, cost| AttemptView {
+            tokens: Some(TokenUsage { input, output: 10, cache_read: 5, cache_write: 1, cost_micro_usd: cost }),
+            ..att(n, AttemptPhase::Failed)
+        };
+        assert_eq!(
+            total_usage(&[with(1, 100, Some(7)), att(2, AttemptPhase::Failed), with(3, 50, None)]),
+            Some(TokenUsage { input: 150, output: 20, cache_read: 10, cache_write: 2, cost_micro_usd: Some(7) })
+        );
     }
 
     fn obs(r: &HealingRun, attempts: Vec<AttemptView>) -> RunObservation<'_> {

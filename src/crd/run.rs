@@ -442,6 +442,10 @@ pub struct HealingRunStatus {
     /// How many attempts have been started.
     #[serde(default)]
     pub attempts: i32,
+    /// Tokens (with the prompt-cache reads and writes) and cost of all attempts together, from their
+    /// verdicts; the cost only when the profile has a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::contract::TokenUsage>,
     /// The number of the attempt that is running or ran last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_attempt: Option<i32>,

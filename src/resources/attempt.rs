@@ -56,6 +56,11 @@ pub fn build_attempt(
             }),
             settings: Some({
                 let mut s = profile.settings.clone();
+                if let Some(l) = s.llm.as_mut()
+                    && l.price.is_none()
+                {
+                    l.price = config.llm_prices.get(&l.model).cloned();
+                }
                 for p in &run.spec.policy.protected_paths {
                     if !s.protected_paths.contains(p) {
                         s.protected_paths.push(p.clone());
