@@ -6,7 +6,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY config/prompts ./config/prompts
-RUN cargo build --release --locked --bin healer && strip target/release/healer
+# No default features: the development stand-ins (src/runner/, `healer host-runner`) stay out of the release.
+RUN cargo build --release --locked --no-default-features --bin healer && strip target/release/healer
 
 FROM docker.io/library/debian:bookworm-slim
 RUN apt-get update \

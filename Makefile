@@ -29,9 +29,10 @@ generate: ## Regenerate the CRD YAML, the chart's CRDs and the rendered chart fr
 	$(HELM) template ci-healer charts/ci-healer --namespace ci-healer --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml > config/rbac/controller.yaml
 
 .PHONY: lint
-lint: ## rustfmt check and clippy with warnings as errors.
+lint: ## rustfmt check and clippy with warnings as errors (also the release build, without the dev stand-ins).
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --lib --bins --no-default-features -- -D warnings
 
 ##@ Local control plane
 
@@ -65,10 +66,45 @@ test: control-plane ## Run every test (unit, integration against the local contr
 	cargo test --locked
 
 .PHONY: bench
-bench: control-plane ## Run the benchmarks (triage corpus; attempt steps) and print their tables.
+bench: control-plane ## Run the benchmarks (triage corpus; attempt steps; controller P1-P4 against a bare client) and print their tables.
 	cargo bench --locked --bench triage
 	cargo bench --locked --bench attempt
 	cargo bench --locked --bench agent
+	cargo bench --locked --bench controller
+
+.PHONY: bench-controller
+bench-controller: control-plane ## Only the controller benchmark (P1-P4 next to a bare client; BENCH_* scale it).
+	cargo bench --locked --bench controller
+
+# The chaos scenarios (tests/chaos.rs) at the issue's scale: R1 300 runs and 100 SIGKILLs, R2 etcd and
+# kube-apiserver restarts, R4 1,000 creates for 100 failures, R7 the leader killed under load.
+CHAOS_FULL := CHAOS_RUNS=300 CHAOS_KILLS=100 CHAOS_R2_RUNS=100 CHAOS_FAILURES=100 CHAOS_CREATES=1000 CHAOS_R7_RUNS=100
+
+.PHONY: chaos
+chaos: control-plane ## Chaos scenarios at full scale (long); each prints its counts.
+	$(CHAOS_FULL) cargo test --locked --release --test chaos -- --ignored --nocapture --test-threads=1
+
+.PHONY: chaos-short
+chaos-short: control-plane ## Chaos scenarios at the short scale (.ci/run); each prints its counts.
+	cargo test --locked --test chaos -- --ignored --nocapture --test-threads=1
+
+##@ Mutation testing
+
+# The pure modules and their unit tests: the run and attempt phase machines, the dedup lookup, the
+# validate step's guards and the agent's failure context (masking).
+MUTANTS_FILES ?= src/controller/state.rs src/controller/attempt_state.rs src/controller/dedup.rs src/agent/diff.rs src/agent/context.rs
+MUTANTS_BASE  ?= main
+MUTANTS_ARGS  ?=
+
+.PHONY: mutants
+mutants: ## cargo-mutants on the pure modules (MUTANTS_FILES) with the unit tests; report in mutants.out/.
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle $(addprefix --file ,$(MUTANTS_FILES)) $(MUTANTS_ARGS) -- --lib
+
+.PHONY: mutants-diff
+mutants-diff: ## cargo-mutants on the lines changed since MUTANTS_BASE (default main), the habit for every change.
+	mkdir -p target
+	git diff $(MUTANTS_BASE) -- 'src/*.rs' > target/mutants.diff
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle --in-diff target/mutants.diff $(MUTANTS_ARGS) -- --lib
 
 ##@ Release
 

@@ -12,148 +12,17 @@
 //!
 //! `cargo bench --bench agent` (env `AGENT_BENCH_ITERS`, default 3; medians of the wall time).
 
+#[path = "../tests/fixtures/attempt/agent_cases.rs"]
+mod cases;
 #[path = "../tests/fixtures/attempt/common.rs"]
 mod common;
 
 use std::time::Duration;
 
+use cases::*;
 use ci_healer::contract::Outcome;
 use common::*;
-use serde_json::{Value, json};
-
-/// List prices of claude-sonnet-4-5 (USD per million tokens): input, output, cache read, cache write.
-const PRICE: [&str; 4] = ["3", "15", "0.30", "3.75"];
-
-struct Case {
-    name: &'static str,
-    class: &'static str,
-    profile: &'static str,
-    files: Vec<(&'static str, String)>,
-    excerpt: &'static str,
-    validation: &'static str,
-    /// The tool-loop transcript: one entry per answer (optional text, tool calls).
-    tools: Vec<(Option<&'static str>, Vec<Value>)>,
-    /// The single-shot answer (diagnosis and a diff).
-    diff: &'static str,
-}
-
-fn rust_build() -> Case {
-    let lib = "/// The port to listen on, from `PORT` or 8080.\npub fn port(var: Option<&str>) -> u16 {\n    var.and_then(|v| v.parse().ok()).unwrap_or(\"8080\")\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn default_port() {\n        assert_eq!(super::port(None), 8080);\n    }\n}\n";
-    Case {
-        name: "rust_build",
-        class: "rust_compile",
-        profile: "rust",
-        files: crate_files(lib),
-        excerpt: "error[E0308]: mismatched types\n --> src/lib.rs:3:48\n  |\n3 |     var.and_then(|v| v.parse().ok()).unwrap_or(\"8080\")\n  |                                      --------- ^^^^^^ expected `u16`, found `&str`\n  |                                      |\n  |                                      arguments to this method are incorrect\n\nFor more information about this error, try `rustc --explain E0308`.\nerror: could not compile `demo` (lib) due to 1 previous error\n",
-        validation: "cargo build --all-targets --quiet",
-        tools: vec![
-            (
-                Some("The default is a string literal where a `u16` is expected."),
-                vec![tool_use("toolu_01", "read_file", json!({"path": "src/lib.rs"}))],
-            ),
-            (
-                None,
-                vec![tool_use(
-                    "toolu_02",
-                    "edit_file",
-                    json!({"path": "src/lib.rs", "old_string": ".unwrap_or(\"8080\")", "new_string": ".unwrap_or(8080)"}),
-                )],
-            ),
-            (None, vec![tool_use("toolu_03", "run_validation", json!({}))]),
-            (
-                None,
-                vec![tool_use(
-                    "toolu_04",
-                    "finish",
-                    json!({"diagnosis": "`port` fell back to the string \"8080\" where a u16 is expected; it now falls back to 8080."}),
-                )],
-            ),
-        ],
-        diff: "Diagnosis: `port` falls back to the string \"8080\" where a u16 is expected.\n\n```diff\ndiff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,4 +1,4 @@\n /// The port to listen on, from `PORT` or 8080.\n pub fn port(var: Option<&str>) -> u16 {\n-    var.and_then(|v| v.parse().ok()).unwrap_or(\"8080\")\n+    var.and_then(|v| v.parse().ok()).unwrap_or(8080)\n }\n```\n",
-    }
-}
-
-fn frontend_types() -> Case {
-    let user = "export interface User {\n  name: string;\n  email: string;\n}\n\nexport function greet(user: User): string {\n  return `Hello, ${user.nmae}!`;\n}\n";
-    let files = vec![
-        ("package.json", "{\n  \"name\": \"demo-web\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"scripts\": { \"typecheck\": \"tsc --noEmit -p .\" }\n}\n".to_string()),
-        ("tsconfig.json", "{\n  \"compilerOptions\": { \"strict\": true, \"target\": \"ES2022\", \"module\": \"ES2022\", \"moduleResolution\": \"bundler\", \"noEmit\": true },\n  \"include\": [\"src\"]\n}\n".to_string()),
-        ("src/user.ts", user.to_string()),
-        ("src/index.ts", "import { greet } from \"./user\";\n\nconsole.log(greet({ name: \"Ada\", email: \"ada@example.com\" }));\n".to_string()),
-    ];
-    Case {
-        name: "frontend_types",
-        class: "frontend_types",
-        profile: "frontend",
-        files,
-        excerpt: "> demo-web@ typecheck\n> tsc --noEmit -p .\n\nsrc/user.ts(7,26): error TS2551: Property 'nmae' does not exist on type 'User'. Did you mean 'name'?\n##[error]Process completed with exit code 2.\n",
-        validation: "tsc --noEmit -p .",
-        tools: vec![
-            (None, vec![tool_use("toolu_01", "search", json!({"pattern": "nmae"}))]),
-            (
-                Some("A typo: `nmae` for `name`."),
-                vec![tool_use(
-                    "toolu_02",
-                    "edit_file",
-                    json!({"path": "src/user.ts", "old_string": "user.nmae", "new_string": "user.name"}),
-                )],
-            ),
-            (None, vec![tool_use("toolu_03", "run_validation", json!({}))]),
-            (
-                None,
-                vec![tool_use(
-                    "toolu_04",
-                    "finish",
-                    json!({"diagnosis": "greet read the misspelt property `nmae`; it reads `name`."}),
-                )],
-            ),
-        ],
-        diff: "Diagnosis: `greet` reads the misspelt property `nmae`.\n\n```diff\ndiff --git a/src/user.ts b/src/user.ts\n--- a/src/user.ts\n+++ b/src/user.ts\n@@ -5,5 +5,5 @@ export interface User {\n \n export function greet(user: User): string {\n-  return `Hello, ${user.nmae}!`;\n+  return `Hello, ${user.name}!`;\n }\n```\n",
-    }
-}
-
-fn frontend_test() -> Case {
-    let files = vec![
-        ("package.json", "{\n  \"name\": \"demo-cart\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"scripts\": { \"test\": \"node --test\" }\n}\n".to_string()),
-        ("src/cart.js", "/** Total price of the items, in cents. */\nexport function total(items) {\n  return items.reduce((sum, item) => sum + item.price, 0) * (items.length > 0 ? 1 : 0) - items.length;\n}\n".to_string()),
-        ("test/cart.test.js", "import { test } from \"node:test\";\nimport assert from \"node:assert/strict\";\nimport { total } from \"../src/cart.js\";\n\ntest(\"sums the prices\", () => {\n  assert.equal(total([{ price: 250 }, { price: 100 }]), 350);\n});\n\ntest(\"empty cart\", () => {\n  assert.equal(total([]), 0);\n});\n".to_string()),
-    ];
-    Case {
-        name: "frontend_test",
-        class: "frontend_test",
-        profile: "frontend",
-        files,
-        excerpt: "> demo-cart@ test\n> node --test\n\n✖ sums the prices (1.1ms)\n  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:\n\n  348 !== 350\n\n      at TestContext.<anonymous> (file:///home/runner/work/demo-cart/demo-cart/test/cart.test.js:6:10)\nℹ tests 2\nℹ pass 1\nℹ fail 1\n",
-        validation: "node --test",
-        tools: vec![
-            (
-                None,
-                vec![
-                    tool_use("toolu_01", "read_file", json!({"path": "test/cart.test.js"})),
-                    tool_use("toolu_02", "read_file", json!({"path": "src/cart.js"})),
-                ],
-            ),
-            (
-                Some("`total` subtracts the item count."),
-                vec![tool_use(
-                    "toolu_03",
-                    "edit_file",
-                    json!({"path": "src/cart.js", "old_string": "  return items.reduce((sum, item) => sum + item.price, 0) * (items.length > 0 ? 1 : 0) - items.length;\n", "new_string": "  return items.reduce((sum, item) => sum + item.price, 0);\n"}),
-                )],
-            ),
-            (None, vec![tool_use("toolu_04", "run_validation", json!({}))]),
-            (
-                None,
-                vec![tool_use(
-                    "toolu_05",
-                    "finish",
-                    json!({"diagnosis": "total subtracted one cent per item; it now sums the prices."}),
-                )],
-            ),
-        ],
-        diff: "Diagnosis: `total` subtracts one cent per item.\n\n```diff\ndiff --git a/src/cart.js b/src/cart.js\n--- a/src/cart.js\n+++ b/src/cart.js\n@@ -1,4 +1,4 @@\n /** Total price of the items, in cents. */\n export function total(items) {\n-  return items.reduce((sum, item) => sum + item.price, 0) * (items.length > 0 ? 1 : 0) - items.length;\n+  return items.reduce((sum, item) => sum + item.price, 0);\n }\n```\n",
-    }
-}
+use serde_json::Value;
 
 struct Row {
     outcome: String,
@@ -165,25 +34,6 @@ struct Row {
     output: u64,
     cost_micros: u64,
     wall: Duration,
-}
-
-fn setup(case: &Case, url: &str, tools: bool, path: &str) -> AttemptSetup {
-    let mut s = AttemptSetup::new(case.profile, case.class, case.excerpt);
-    s.settings.fixers = Some(vec![]);
-    s.settings.validation_commands = vec![format!("PATH={path} {}", case.validation)];
-    let mut llm = llm_settings("anthropic", url);
-    llm.max_turns = 3;
-    llm.max_tokens_per_turn = 4096;
-    llm.tool_use = tools;
-    llm.price = Some(ci_healer::contract::settings::ModelPrice {
-        input: PRICE[0].into(),
-        output: PRICE[1].into(),
-        cache_read: Some(PRICE[2].into()),
-        cache_write: Some(PRICE[3].into()),
-    });
-    s.settings.llm = Some(llm);
-    s.llm_key = Some("bench-key-0123456789".into());
-    s
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine (`make run-local`):
 #
-#   1. a local control plane (kube-apiserver + etcd) with the CRDs (the Makefile target does this);
+#   1. a local control plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler) with the
+#      CRDs (the Makefile target does this);
 #   2. a local copy of the failing repository: the real `workflow_job` delivery
 #      (tests/fixtures/payloads/workflow_job-failure.json) reports job `linters`, step
 #      `Run yarn run format-check` failing on Codertocat/Hello-World; GitHub is out of reach here, so a
 #      local bare repository with the same kind of failure (prettier --check) stands in for it;
-#   3. the controller and the host runner (the kubelet stand-in that runs attempt pods' steps as local
-#      processes and serves their logs);
+#   3. the controller and the host runner (the kubelet stand-in that runs the pods the real Job
+#      controller creates and the real scheduler binds to its Node, as local processes, and serves
+#      their logs);
 #   4. the sample HealingRun the Argo Events Sensor makes from that delivery
 #      (config/samples/healingrun-from-workflow-job.yaml), pointed at the local copy's commit;
 #   5. what people then see: kubectl get / describe, the attempt, the kept patch.
@@ -63,11 +65,21 @@ profiles:
   rust: {image: docker.io/library/rust:1.95, settings: {gitBaseUrl: "file://$REMOTES"}}
   infrastructure: {image: docker.io/alpine/helm:3, settings: {gitBaseUrl: "file://$REMOTES"}}
 YAML
-kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-# A local control plane has no garbage collector: remove what an earlier demo left, children included.
-kubectl delete healingruns,healingattempts,jobs,pods,configmaps -n "$NS" -l app.kubernetes.io/managed-by=ci-healer \
-  --wait=false >/dev/null 2>&1 || true
-kubectl delete healingruns,pods -n "$NS" --all --wait=false >/dev/null 2>&1 || true
+# Attempt pods must pass Pod Security "restricted" here, and run on the host runner's Node.
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $NS
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/warn: restricted
+  annotations:
+    scheduler.alpha.kubernetes.io/node-selector: kubernetes.io/hostname=host-$NS
+YAML
+# What an earlier demo left: deleting the runs is enough, the garbage collector removes their
+# attempts, Jobs, pods and ConfigMaps through ownerReferences.
+kubectl delete healingruns -n "$NS" --all --wait=false >/dev/null 2>&1 || true
 RUST_LOG=info,kube=warn "$HEALER" controller --namespace "$NS" --metrics-addr 127.0.0.1:0 --config "$WORK/config.yaml" \
   > "$WORK/controller.log" 2>&1 &
 CTRL=$!

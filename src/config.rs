@@ -37,9 +37,72 @@ pub struct ControllerConfig {
     /// none; frozen into each attempt's settings with the rest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub llm_prices: BTreeMap<String, crate::contract::settings::ModelPrice>,
+    /// GitHub: the identity (an App or a token, from Secrets), the API URL, the call bounds and what
+    /// the controller does on GitHub ([`crate::github::GitHubConfig`]). Absent: the controller reads
+    /// nothing from GitHub and heals only `spec.failure.excerpt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<crate::github::GitHubConfig>,
+    /// Which repositories runs in each namespace may heal (`namespace: [owner, owner/name-glob]`);
+    /// a run outside its namespace's allowance gets `Accepted=False`, `RepositoryNotAllowed`, and no
+    /// GitHub call. Only consulted when `github` is set. Default: nothing.
+    #[serde(default, skip_serializing_if = "crate::github::allow::RepositoryAllowlist::is_empty")]
+    pub allowed_repositories: crate::github::allow::RepositoryAllowlist,
+    /// Memory of past fixes (see [`crate::controller::memory`]).
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// What people's actions (`spec.action`) may do.
     #[serde(default)]
     pub actions: ActionPolicy,
+}
+
+/// Memory of past fixes: validated patches kept as labelled ConfigMaps in the run's namespace,
+/// reused by later runs of the same repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Remember validated fixes and reuse them. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Most remembered fixes per repository and namespace; the oldest go first. Default 50.
+    #[serde(default = "default_memory_entries")]
+    pub max_entries_per_repository: usize,
+    /// Days a remembered fix is kept. Default 90.
+    #[serde(default = "default_memory_days")]
+    pub max_age_days: u32,
+    /// Most past fixes of the same class offered to the model as examples. Default 3; 0 offers none.
+    #[serde(default = "default_memory_examples")]
+    pub max_examples: usize,
+    /// Largest patch offered as an example, in bytes (larger ones are left out). Default 8192.
+    #[serde(default = "default_memory_example_bytes")]
+    pub max_example_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries_per_repository: default_memory_entries(),
+            max_age_days: default_memory_days(),
+            max_examples: default_memory_examples(),
+            max_example_bytes: default_memory_example_bytes(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_memory_entries() -> usize {
+    50
+}
+fn default_memory_days() -> u32 {
+    90
+}
+fn default_memory_examples() -> usize {
+    3
+}
+fn default_memory_example_bytes() -> usize {
+    8192
 }
 
 /// Limits on people's actions.
@@ -106,12 +169,16 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileStep {
+    /// The step's image; absent: the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Entrypoint and arguments, exec form (e.g. `[/healer/bin/healer, agent]`).
     #[serde(default)]
     pub command: Vec<String>,
+    /// Extra non-secret environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Requests and limits; absent: `attempt.resources`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 }
@@ -131,10 +198,24 @@ impl ProfileStep {
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not the config's YAML (syntax, an unknown field, a wrong type).
     #[error("invalid config file {path}: {source}")]
-    Parse { path: String, source: serde_yaml_ng::Error },
+    Parse {
+        /// The file (`<inline>` for text).
+        path: String,
+        /// The YAML error, with its line and column.
+        source: serde_yaml_ng::Error,
+    },
+    /// The config parses but cannot work (a missing fallback profile, a rule naming an unknown
+    /// profile, settings out of range).
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -178,6 +259,10 @@ impl ControllerConfig {
             let names: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
             self.routing.validate(&names).map_err(ConfigError::Invalid)?;
         }
+        if let Some(gh) = &self.github {
+            gh.validate().map_err(ConfigError::Invalid)?;
+        }
+        self.allowed_repositories.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
@@ -191,6 +276,9 @@ impl Default for ControllerConfig {
             profiles: default_profiles(),
             routing: RoutingConfig::default(),
             llm_prices: BTreeMap::new(),
+            github: None,
+            allowed_repositories: Default::default(),
+            memory: MemoryConfig::default(),
             actions: ActionPolicy::default(),
         }
     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! ci-healer: a Kubernetes operator that heals failing CI.
 //!
 //! A failed GitHub `workflow_job` becomes a [`crd::HealingRun`]; the controller triages it, runs up to
@@ -11,6 +12,9 @@ pub mod controller;
 pub mod crd;
 pub mod github;
 pub mod resources;
+#[cfg(feature = "dev")]
+#[allow(missing_docs)] // issue-12 owns src/runner/ (the host runner, dev/test only) and documents it.
 pub mod runner;
 pub mod telemetry;
+#[allow(missing_docs)] // issue-13 documents src/triage/ and removes this allow.
 pub mod triage;

@@ -29,29 +29,22 @@ enum Command {
     Agent(ci_healer::agent::cli::AgentArgs),
     /// Attempt-pod step: judge the change and write the verdict.
     Validate(ci_healer::agent::cli::ValidateArgs),
-    /// Stand in for the kubelet: run attempt Jobs' steps as host processes.
+    /// Development only: stand in for the kubelet, running attempt Jobs' steps as host processes.
+    #[cfg(feature = "dev")]
     HostRunner(ci_healer::runner::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ci_healer::telemetry::init_logging(&cli.log);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let result = rt.block_on(async move {
-        match cli.command {
-            Command::Controller(args) => ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS),
-            Command::Crd => {
-                print!("{}", ci_healer::crd::crds_yaml());
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Triage(args) => ci_healer::triage::cli::run(args),
-            Command::InstallBinary(args) => ci_healer::agent::cli::install_binary(args),
-            Command::Checkout(args) => ci_healer::agent::cli::checkout(args).await,
-            Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
-            Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
-            Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS),
+    let result = match cli.command {
+        // Synchronous and short: no runtime, whose worker threads cost more than triage itself.
+        Command::Triage(args) => ci_healer::triage::cli::run(args),
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(run(command))
         }
-    });
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -59,6 +52,26 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The commands that run on the tokio runtime (all but `triage`).
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Controller(args) => {
+            ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
+        }
+        Command::Crd => {
+            print!("{}", ci_healer::crd::crds_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Triage(args) => ci_healer::triage::cli::run(args),
+        Command::InstallBinary(args) => ci_healer::agent::cli::install_binary(args),
+        Command::Checkout(args) => ci_healer::agent::cli::checkout(args).await,
+        Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
+        Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
+        #[cfg(feature = "dev")]
+        Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS),
     }
 }
 

@@ -32,37 +32,56 @@ pub fn init_logging(args: &LogArgs) {
     let _ = if args.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
+/// The `controller` label: the kind a controller reconciles (`HealingRun`, `HealingAttempt`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
+    /// `HealingRun` or `HealingAttempt`.
     pub controller: String,
 }
 
+/// The labels of a failed reconcile.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
+    /// `HealingRun` or `HealingAttempt`.
     pub controller: String,
+    /// The error's stable reason (`Conflict`, `UnknownProfile`, …), never its message.
     pub reason: String,
 }
 
+/// The label of a run's phase transition.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
+    /// The new phase (`Running`, `Fixed`, …).
     pub phase: String,
 }
 
+/// The labels of a finished attempt.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    /// `Succeeded` or `Failed`.
     pub outcome: String,
+    /// The verdict's or failed step's reason (`ValidationPassed`, `TestWeakened`, `CommitNotFound` …).
     pub reason: String,
 }
 
-/// The controller's metrics. Label values are stable reasons, never object names.
+/// The controller's metrics (OpenMetrics, prefix `cihealer_`). Label values are stable reasons,
+/// never object names.
 #[derive(Clone)]
 pub struct Metrics {
+    /// `cihealer_reconciles_total{controller}`: reconciles started.
     pub reconciles: Family<ControllerLabels, Counter>,
+    /// `cihealer_reconcile_errors_total{controller,reason}`: reconciles that failed.
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// `cihealer_reconcile_duration_seconds{controller}`: reconcile duration, seconds.
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    /// `cihealer_run_transitions_total{phase}`: HealingRun phase changes by new phase.
     pub run_transitions: Family<PhaseLabels, Counter>,
+    /// `cihealer_attempts_finished_total{outcome,reason}`: HealingAttempts that ended.
     pub attempts_finished: Family<OutcomeLabels, Counter>,
+    /// `cihealer_jobs_created_total`: attempt Jobs created.
     pub jobs_created: Counter,
+    /// `cihealer_status_writes_total{controller}`: status writes (server-side apply of the status
+    /// subresource); a controller at rest writes none.
     pub status_writes: Family<ControllerLabels, Counter>,
 }
 

@@ -194,7 +194,6 @@ async fn a_pod_without_a_verdict_is_a_failed_attempt_and_the_next_one_starts() {
 
     // A checkout step that fails with its own reason.
     let job2 = apis.job(&format!("{name}-2")).await;
-    let pod = ci_healer::runner::sim::ensure_pod(&apis.client, &job2).await.unwrap();
     let outcomes = [
         ci_healer::runner::sim::StepOutcome::new("prepare", 0, None),
         ci_healer::runner::sim::StepOutcome::new(
@@ -203,8 +202,7 @@ async fn a_pod_without_a_verdict_is_a_failed_attempt_and_the_next_one_starts() {
             Some(r#"{"reason":"CommitNotFound","message":"3484a3f is not in Codertocat/Hello-World"}"#),
         ),
     ];
-    ci_healer::runner::sim::report_finished(&apis.client, &pod, &outcomes).await.unwrap();
-    ci_healer::runner::sim::report_job_finished(&apis.client, &job2, false).await.unwrap();
+    support::report_pod(&apis, &job2, &outcomes).await;
     apis.job(&format!("{name}-3")).await;
     let a2 = apis.attempts.get(&format!("{name}-2")).await.unwrap().status.unwrap();
     assert_eq!(a2.failure_reason.as_deref(), Some("CommitNotFound"));
@@ -421,10 +419,12 @@ async fn a_leftover_attempt_of_a_deleted_run_blocks_nothing_and_starts_nothing()
     let (apis, ctrl) = setup("leftover").await;
     let run = sample_run(&apis.ns);
     let name = run.metadata.name.clone().unwrap();
-    // What a deleted run with the same name left behind before the garbage collector got to it.
+    // What a deleted run with the same name left behind before the garbage collector got to it. The
+    // real garbage collector deletes it (its owner's uid does not exist); a finalizer holds it
+    // while the test looks, as any finalizer of a slow cleanup would.
     let leftover: ci_healer::crd::HealingAttempt = serde_json::from_value(json!({
         "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingAttempt",
-        "metadata": {"name": format!("{name}-1"), "ownerReferences": [{
+        "metadata": {"name": format!("{name}-1"), "finalizers": ["cihealer.dev/test-hold"], "ownerReferences": [{
             "apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingRun", "name": name,
             "uid": "00000000-0000-0000-0000-000000000001", "controller": true}]},
         "spec": {"runName": name, "attempt": 1, "profile": "frontend", "healerImage": "healer:test",
@@ -435,13 +435,20 @@ async fn a_leftover_attempt_of_a_deleted_run_blocks_nothing_and_starts_nothing()
     apis.attempts.create(&PostParams::default(), &leftover).await.unwrap();
     apis.runs.create(&PostParams::default(), &run).await.unwrap();
     ctrl.wait_log("AttemptNameTaken", Duration::from_secs(20)).await;
-    ctrl.wait_log("the run that owns this attempt is gone", Duration::from_secs(20)).await;
+    let attempts = apis.attempts.clone();
+    let attempt_name = format!("{name}-1");
+    support::wait_for("the garbage collector to delete the leftover", Duration::from_secs(30), || {
+        let (attempts, n) = (attempts.clone(), attempt_name.clone());
+        async move { attempts.get(&n).await.ok()?.metadata.deletion_timestamp.map(|_| ()) }
+    })
+    .await;
     assert!(apis.job_names().await.is_empty(), "no Job for a leftover attempt");
 
-    // The garbage collector removes the leftover; the run then starts its own attempt.
-    apis.attempts.delete(&format!("{name}-1"), &Default::default()).await.unwrap();
-    let job = apis.job(&format!("{name}-1")).await;
-    let attempt = apis.attempts.get(&format!("{name}-1")).await.unwrap();
+    // The garbage collector's deletion completes; the run then starts its own attempt.
+    let release = json!({"metadata": {"finalizers": null}});
+    apis.attempts.patch(&attempt_name, &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+    let job = apis.job(&attempt_name).await;
+    let attempt = apis.attempts.get(&attempt_name).await.unwrap();
     let run_uid = apis.runs.get(&name).await.unwrap().metadata.uid;
     assert_eq!(Some(&attempt.owner_references()[0].uid), run_uid.as_ref());
     finish_attempt(&apis, &job, &verdict(Outcome::Passed, "ValidationPassed", "ok")).await;

@@ -29,7 +29,9 @@ impl EmptyControlPlane {
             .arg(verb)
             .env("CIHEALER_CP_DIR", dir)
             .env("CIHEALER_API_PORT", port_beside("CIHEALER_API_PORT", 26443))
-            .env("CIHEALER_ETCD_PORT", port_beside("CIHEALER_ETCD_PORT", 23790));
+            .env("CIHEALER_ETCD_PORT", port_beside("CIHEALER_ETCD_PORT", 23790))
+            // The API server and etcd are all this test needs.
+            .env("CIHEALER_CP_CONTROLLERS", "0");
         c
     }
 

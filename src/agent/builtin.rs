@@ -28,13 +28,24 @@ use crate::contract::TokenUsage;
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEnd {
     /// The workspace holds a change (validated by the agent or not: the validate step decides).
-    Changed { diagnosis: String },
+    Changed {
+        /// What was wrong and what the change does.
+        diagnosis: String,
+    },
     /// Nothing was changed, or the attempt must end; a precise reason (`NoUsableChange`,
     /// `PatchDoesNotApply`, `BudgetExhausted`, `ProviderRefused`, `ProviderContentFiltered`,
     /// `AnswerTruncated`, `ContextWindowExceeded`, `ProviderUnreachable`, `ApiKeyMissing` …) and a message.
-    Failed { reason: String, message: String },
+    Failed {
+        /// The stable reason.
+        reason: String,
+        /// For people (masked).
+        message: String,
+    },
     /// Nothing to do (no fixer applies, no LLM configured): the validate step will say `NoChange`.
-    Nothing { diagnosis: String },
+    Nothing {
+        /// Why nothing was tried.
+        diagnosis: String,
+    },
 }
 
 /// What the agent used, recorded for the verdict.
@@ -87,12 +98,15 @@ async fn has_changes(ws: &Path) -> bool {
 
 /// Commit the current state locally so later turns can return to it (validate diffs against the
 /// failing commit, so local commits do not hide anything).
-async fn checkpoint(ws: &Path, msg: &str) -> anyhow::Result<()> {
+async fn checkpoint(ws: &Path, msg: &str) -> Result<(), diff::GitError> {
     diff::git(ws, &["add", "--all"]).await?;
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(["commit", "-q", "--no-verify", "--allow-empty", "-m", msg]).current_dir(ws).envs(COMMIT_ENV);
     let out = cmd.output().await?;
-    anyhow::ensure!(out.status.success(), "git commit failed: {}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(diff::GitError::Failed { command: "commit".into(), stderr });
+    }
     Ok(())
 }
 
@@ -124,6 +138,16 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
     }
     let validation = repo.validation_commands.clone();
     let timeout = s.validation_timeout();
+
+    // 0. A remembered fix of the same error (first attempt only, no model).
+    match super::memory::replay(&env.context.memory, env.attempt, ws, &validation, timeout, &env.masker).await {
+        super::memory::Replay::Applied { diagnosis } => {
+            stats.method = "memory".into();
+            return AgentEnd::Changed { diagnosis };
+        }
+        super::memory::Replay::Dropped { why } => tracing::warn!(%why, "remembered fix dropped"),
+        super::memory::Replay::None => {}
+    }
 
     // 1. Fixers.
     let names: Vec<String> = match &s.fixers {

@@ -18,6 +18,7 @@ use crate::contract::{AgentReport, Outcome, Step, StepFailure, Verdict, env, pat
 /// `healer install-binary --to PATH`: copy this executable to PATH (the pod's shared bin volume).
 #[derive(clap::Args, Debug)]
 pub struct InstallBinaryArgs {
+    /// Where to copy the binary (the pod's `/healer/bin/healer`).
     #[arg(long, env = env::INSTALL_TO)]
     pub to: PathBuf,
 }
@@ -97,7 +98,32 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut stats = AgentStats::default();
-    let end = if args.exec {
+    let validation = super::validate::validation_commands(&env.settings, &env.context, &env.workspace);
+    let replayed = match args.exec {
+        // The built-in agent replays after the repository's opt-out checks.
+        false => None,
+        true => match super::memory::replay(
+            &env.context.memory,
+            env.attempt,
+            &env.workspace,
+            &validation,
+            env.settings.validation_timeout(),
+            &env.masker,
+        )
+        .await
+        {
+            super::memory::Replay::Applied { diagnosis } => Some(diagnosis),
+            super::memory::Replay::Dropped { why } => {
+                tracing::warn!(%why, "remembered fix dropped");
+                None
+            }
+            super::memory::Replay::None => None,
+        },
+    };
+    let end = if let Some(diagnosis) = replayed {
+        stats.method = "memory".into();
+        AgentEnd::Changed { diagnosis }
+    } else if args.exec {
         stats.method = "external".into();
         if env.settings.fixers.as_ref().is_some_and(|f| !f.is_empty()) {
             let names = env.settings.fixers.clone().unwrap_or_default();

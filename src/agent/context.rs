@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::contract::memory::MemoryContext;
 use crate::contract::{env, paths};
 
 /// What replaces a secret.
@@ -59,8 +60,13 @@ impl Masker {
     /// A masker for the secret files this step has: every variable [`env::is_secret_file_var`]
     /// accepts that names a readable file. Also each line of a multi-line file.
     pub fn from_env() -> Self {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// [`Self::from_env`] over the given `(name, value)` pairs.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut vals = Vec::new();
-        for (k, v) in std::env::vars() {
+        for (k, v) in vars {
             if env::is_secret_file_var(&k)
                 && let Ok(s) = std::fs::read_to_string(&v)
             {
@@ -147,6 +153,8 @@ pub struct FailureContext {
     pub failing_step: Option<String>,
     /// A person's hint from a `retry` ([`paths::context::HINT`]), sanitised and bounded to 4 KiB.
     pub hint: Option<String>,
+    /// Past fixes the controller offers ([`paths::context::MEMORY`]); empty when absent or unreadable.
+    pub memory: MemoryContext,
 }
 
 impl FailureContext {
@@ -165,7 +173,14 @@ impl FailureContext {
             .ok()
             .map(|raw| sanitize(&String::from_utf8_lossy(&raw), masker, 4096))
             .filter(|h| !h.trim().is_empty());
-        Self { excerpt, failure_class, failing_step, hint }
+        let memory = match std::fs::read_to_string(dir.join(paths::context::MEMORY)) {
+            Ok(s) => serde_json::from_str(&s).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the remembered fixes are unreadable; ignoring them");
+                MemoryContext::default()
+            }),
+            Err(_) => MemoryContext::default(),
+        };
+        Self { excerpt, failure_class, failing_step, hint, memory }
     }
 }
 
@@ -185,6 +200,113 @@ mod tests {
         }
         assert!(out.contains("abc\n"), "short literals are not masked: {out}");
         assert!(out.ends_with("after"));
+    }
+
+    /// Every token format the README and this module list, one at a time, with the text around it
+    /// left intact.
+    #[test]
+    fn masks_each_listed_token_format() {
+        let cases: &[(&str, &str)] = &[
+            ("GitHub personal access token", "ghp_0123456789abcdefghijABCDEFGHIJ0123"),
+            ("GitHub OAuth token", "gho_0123456789abcdefghijABCDEFGHIJ0123"),
+            ("GitHub user-to-server token", "ghu_0123456789abcdefghijABCDEFGHIJ0123"),
+            ("GitHub server-to-server token", "ghs_0123456789abcdefghijABCDEFGHIJ0123"),
+            ("GitHub refresh token", "ghr_0123456789abcdefghijABCDEFGHIJ0123"),
+            ("GitHub fine-grained token", "github_pat_11AAAAAAA0123456789_abcdefghijklmnopqrstuv"),
+            ("AWS access key id", "AKIAIOSFODNN7EXAMPLE"),
+            ("AWS temporary access key id", "ASIAIOSFODNN7EXAMPLE"),
+            ("AWS secret access key", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            ("AWS secret access key, env style", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            ("Slack bot token", "xoxb-1234-5678-abcdefghij"),
+            ("Slack user token", "xoxp-1234-5678-abcdefghij"),
+            ("bearer token", "Bearer eyJhbGciOiJIUzI1NiJ9.abc"),
+            ("OpenAI-style API key", "sk-proj-abcdefghijklmnop1234"),
+            ("Anthropic API key", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"),
+            ("GitLab personal access token", "glpat-abcdefghij0123456789"),
+            ("RSA private key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"),
+            (
+                "OpenSSH private key",
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----",
+            ),
+            ("PKCS#8 private key", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----"),
+            ("a truncated private key", "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB"),
+        ];
+        let m = Masker::default();
+        for (name, secret) in cases {
+            let text = format!("before {secret} after");
+            let out = m.mask(&text);
+            assert!(out.contains(MASK), "{name} not masked: {out}");
+            assert!(out.starts_with("before "), "{name}: {out}");
+            // Nothing that identifies the secret survives: no 6-character window of its value.
+            let value = secret.rsplit(['=', ' ', '\n']).next().unwrap_or(secret);
+            let chars: Vec<char> = value.chars().collect();
+            for w in chars.windows(6) {
+                let w: String = w.iter().collect();
+                assert!(!out.contains(&w), "{name}: {w:?} leaked in {out}");
+            }
+            if !name.contains("truncated") {
+                assert!(out.ends_with(" after"), "{name}: {out}");
+            }
+        }
+        // Ordinary text stays as it was.
+        for plain in ["skip-this step", "the ghost_ town", "AKIA is short", "bearer of bad news", "xox-1"] {
+            assert_eq!(m.mask(plain), plain);
+        }
+    }
+
+    #[test]
+    fn literal_secrets_come_from_the_mounted_secret_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "multi-line-secret-1\nsecond-line-secret\n").unwrap();
+        let other = dir.path().join("not-a-secret");
+        std::fs::write(&other, "plain-value-here").unwrap();
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let m = Masker::from_vars([
+            (env::GIT_TOKEN_FILE.to_string(), path(&token)),
+            (env::CONFIG.to_string(), path(&other)),
+            ("SOME_FILE".to_string(), path(&other)),
+            (env::LLM_API_KEY_FILE.to_string(), path(&dir.path().join("missing"))),
+        ]);
+        let out = m.mask("a multi-line-secret-1 b second-line-secret c plain-value-here");
+        assert_eq!(out, format!("a {MASK} b {MASK} c plain-value-here"));
+        let mut m = Masker::new(["abcdefgh".to_string(), "abcdefgh-longer".to_string(), "abcdefgh".to_string()]);
+        assert_eq!(m.mask("x abcdefgh-longer y abcdefgh"), format!("x {MASK} y {MASK}"), "longest first");
+        m.add("  added-secret  ");
+        m.add("short");
+        assert_eq!(m.mask("added-secret short"), format!("{MASK} short"));
+    }
+
+    #[test]
+    fn the_failure_context_is_read_sanitised_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(paths::context::EXCERPT),
+            "\x1b[31merror\x1b[0m token ghp_0123456789abcdefghijABCDEFGHIJ0123\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(paths::context::TRIAGE), r#"{"failureClass":"rust_fmt","failingStep":"fmt"}"#)
+            .unwrap();
+        let c = FailureContext::load(dir.path(), &Masker::default(), 1000);
+        assert_eq!(c.excerpt, format!("error token {MASK}\n"));
+        assert_eq!((c.failure_class.as_str(), c.failing_step.as_deref()), ("rust_fmt", Some("fmt")));
+        let empty = FailureContext::load(&dir.path().join("nothing"), &Masker::default(), 1000);
+        assert_eq!((empty.excerpt.as_str(), empty.failure_class.as_str(), empty.failing_step), ("", "unknown", None));
+        let long = tempfile::tempdir().unwrap();
+        std::fs::write(long.path().join(paths::context::EXCERPT), "a".repeat(5000)).unwrap();
+        assert!(FailureContext::load(long.path(), &Masker::default(), 300).excerpt.len() <= 300);
+    }
+
+    #[test]
+    fn bound_keeps_short_text_and_cuts_on_char_boundaries() {
+        assert_eq!(bound("short", 10), "short");
+        assert_eq!(bound("exact", 5), "exact");
+        let s = "é".repeat(400);
+        let b = bound(&s, 200);
+        assert!(b.len() <= 200 && b.contains("elided"), "{}", b.len());
+        let head = b.split('\n').next().unwrap();
+        assert!(!head.is_empty() && head.chars().all(|c| c == 'é'));
+        assert_eq!(sanitize("\x1b[1mok\x1b[0m", &Masker::default(), 100), "ok");
     }
 
     #[test]

@@ -40,17 +40,24 @@ pub const DEFAULT_PROTECTED: &[&str] = &[
 /// How a file changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
+    /// A new file (`A` in `git diff --name-status`).
     Added,
+    /// An edited file (anything else).
     Modified,
+    /// A removed file (`D`).
     Deleted,
 }
 
 /// One changed file, with `git diff --numstat` counts (binary files count 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
+    /// The path, relative to the repository root.
     pub path: String,
+    /// Added, modified or deleted.
     pub kind: ChangeKind,
+    /// Lines added.
     pub insertions: u32,
+    /// Lines removed.
     pub deletions: u32,
 }
 
@@ -59,14 +66,17 @@ pub struct FileChange {
 pub struct WorkspaceDiff {
     /// `git diff --binary` output (applies with `git apply` on the failing commit).
     pub patch: String,
+    /// The changed files, in `git diff --numstat` order.
     pub files: Vec<FileChange>,
 }
 
 impl WorkspaceDiff {
+    /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
+    /// The files and lines changed, in the API's signed counts.
     pub fn diffstat(&self) -> Diffstat {
         // The API's counts are signed (i64); the runtime's are unsigned and converted here.
         Diffstat {
@@ -77,23 +87,46 @@ impl WorkspaceDiff {
     }
 }
 
-/// Run git in `dir`; returns stdout. Errors: git missing, or a non-zero exit (stderr in the message).
-pub async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+/// Why a git command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// git could not be started (not installed, no such directory).
+    #[error("cannot run git: {0}")]
+    Start(#[from] std::io::Error),
+    /// git ran longer than 300 s.
+    #[error("git {0} timed out")]
+    TimedOut(String),
+    /// git exited non-zero; its stderr is the detail.
+    #[error("git {command} failed: {stderr}")]
+    Failed {
+        /// The arguments, joined.
+        command: String,
+        /// git's stderr, trimmed.
+        stderr: String,
+    },
+}
+
+/// Run git in `dir`; returns stdout. Errors: [`GitError`] (git missing, a timeout after 300 s, or
+/// a non-zero exit with its stderr).
+pub async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(args).current_dir(dir).env("GIT_TERMINAL_PROMPT", "0");
     cmd.stdin(std::process::Stdio::null());
     let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
         .await
-        .map_err(|_| anyhow::anyhow!("git {} timed out", args.first().unwrap_or(&"")))??;
+        .map_err(|_| GitError::TimedOut(args.first().unwrap_or(&"").to_string()))??;
     if !out.status.success() {
-        anyhow::bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        return Err(GitError::Failed {
+            command: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The workspace's change (tracked edits, new untracked files not ignored by `.gitignore`, deletions)
 /// against `base` (the failing commit). Renames show as delete + add. Errors: git failures.
-pub async fn workspace_diff(ws: &Path, base: &str) -> anyhow::Result<WorkspaceDiff> {
+pub async fn workspace_diff(ws: &Path, base: &str) -> Result<WorkspaceDiff, GitError> {
     git(ws, &["add", "--all", "--intent-to-add"]).await?;
     let patch = git(ws, &["diff", "--binary", "--no-color", "--no-ext-diff", "--no-renames", base]).await?;
     let numstat = git(ws, &["diff", "--numstat", "--no-renames", base]).await?;
@@ -132,9 +165,19 @@ fn parse_stats(numstat: &str, name_status: &str) -> Vec<FileChange> {
         .collect()
 }
 
+/// A protected-path pattern that is not a valid glob.
+#[derive(Debug, thiserror::Error)]
+#[error("protected path {pattern:?}: {source}")]
+pub struct InvalidGlob {
+    /// The pattern as given.
+    pub pattern: String,
+    /// globset's reason.
+    pub source: globset::Error,
+}
+
 /// Compile protected-path globs. A pattern without `/` matches the file name at any depth
-/// (like `.gitignore`); `**` crosses directories, `*` does not. Errors: an invalid glob.
-pub fn protected_set(patterns: &[String]) -> anyhow::Result<GlobSet> {
+/// (like `.gitignore`); `**` crosses directories, `*` does not. Errors: [`InvalidGlob`].
+pub fn protected_set(patterns: &[String]) -> Result<GlobSet, InvalidGlob> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
         let p = p.trim().trim_start_matches("./");
@@ -146,10 +189,10 @@ pub fn protected_set(patterns: &[String]) -> anyhow::Result<GlobSet> {
             GlobBuilder::new(&full)
                 .literal_separator(true)
                 .build()
-                .map_err(|e| anyhow::anyhow!("protected path {p:?}: {e}"))?,
+                .map_err(|source| InvalidGlob { pattern: p.to_string(), source })?,
         );
     }
-    Ok(b.build()?)
+    b.build().map_err(|source| InvalidGlob { pattern: patterns.join(", "), source })
 }
 
 /// The first changed path that a protected glob matches.

@@ -19,9 +19,31 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::{StepEnv, process, validate};
 use crate::contract::ExternalAgentEnv;
 
+/// Why an external agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalError {
+    /// `--exec` was given without a command.
+    #[error("--exec needs a command after `--`")]
+    NoCommand,
+    /// The prompt could not be rendered.
+    #[error(transparent)]
+    Prompt(#[from] super::prompt::PromptError),
+    /// The prompt file could not be written, or the command's output could not be read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The command could not be started (not found, not executable).
+    #[error("cannot start the external agent {command:?}: {source}")]
+    Start {
+        /// The program.
+        command: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+}
+
 /// Render the prompt for an external agent and write it to `<state>/prompt.md`. Returns the path.
-/// Errors: template or I/O failures.
-pub fn prepare_prompt(env: &StepEnv) -> anyhow::Result<PathBuf> {
+/// Errors: template or I/O failures ([`ExternalError`]).
+pub fn prepare_prompt(env: &StepEnv) -> Result<PathBuf, ExternalError> {
     let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
     let llm = env.settings.llm.clone();
     let text = env.render_prompt_with(
@@ -39,7 +61,9 @@ pub fn prepare_prompt(env: &StepEnv) -> anyhow::Result<PathBuf> {
 /// The outcome of an external agent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExternalEnd {
+    /// Its exit code; `None` when a signal ended it.
     pub exit_code: Option<i32>,
+    /// What it wrote to the diagnosis file (masked, at most 1000 characters).
     pub diagnosis: String,
     /// Last lines of its (masked) output, for the failure message.
     pub tail: String,
@@ -47,8 +71,10 @@ pub struct ExternalEnd {
 
 /// Write the prompt and run `command` with the contract's environment; its stdout and stderr are
 /// masked line by line and forwarded to this step's stdout/stderr. Errors: the command cannot start.
-pub async fn exec(env: &StepEnv, command: &[String]) -> anyhow::Result<ExternalEnd> {
-    anyhow::ensure!(!command.is_empty(), "--exec needs a command after `--`");
+pub async fn exec(env: &StepEnv, command: &[String]) -> Result<ExternalEnd, ExternalError> {
+    if command.is_empty() {
+        return Err(ExternalError::NoCommand);
+    }
     let prompt = prepare_prompt(env)?;
     let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
     let diag = process::state_dir().join("diagnosis.txt");
@@ -74,8 +100,7 @@ pub async fn exec(env: &StepEnv, command: &[String]) -> anyhow::Result<ExternalE
         masker.add(&key);
         cmd.env(var, key.trim());
     }
-    let mut child =
-        cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start the external agent {:?}: {e}", command[0]))?;
+    let mut child = cmd.spawn().map_err(|source| ExternalError::Start { command: command[0].clone(), source })?;
     let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<String>::new()));
     let forward = |r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, to_err: bool| {
         let masker = masker.clone();

@@ -167,9 +167,11 @@ pub fn available(f: &Fixer, ws: &Path) -> bool {
 /// What one fixer did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FixerRun {
+    /// The fixer's name (`cargo-fmt`, `prettier` …).
     pub name: String,
     /// `ran`, `failed` or `skipped` (tool or repository files missing).
     pub status: &'static str,
+    /// How long it ran, in seconds.
     pub seconds: f64,
     /// Tail of the output, for diagnostics.
     pub output: String,

@@ -16,6 +16,7 @@
 //! | [`instructions`] | the repository's AGENTS.md, CLAUDE.md, Copilot and SELF_HEALING.md instructions |
 //! | [`repo_config`] | the repository's `.github/ci-healer.yml`, merged under the cluster's policy |
 //! | [`cost`] | prices and money, in micro-dollars |
+//! | [`memory`] | re-applying a remembered fix, and past fixes as examples |
 //! | [`builtin`] | the fixers-then-LLM loop (tool use, or the diff format) |
 //! | [`tools`] | what the model can do in the workspace, bounded |
 //! | [`external`] | how an external agent command is run |
@@ -32,6 +33,7 @@ pub mod external;
 pub mod fixers;
 pub mod instructions;
 pub mod llm;
+pub mod memory;
 pub mod process;
 pub mod prompt;
 pub mod repo_config;
@@ -47,14 +49,24 @@ use crate::contract::{AgentSettings, LlmSettings, Step, StepContext};
 /// What every step reads from its environment.
 #[derive(Debug, Clone)]
 pub struct StepEnv {
+    /// The repository checkout.
     pub workspace: PathBuf,
+    /// The attempt's settings (defaults when the controller sent none).
     pub settings: AgentSettings,
+    /// The failure the agent sees (excerpt, class, failing step).
     pub context: FailureContext,
+    /// Masks the mounted secrets and known token formats in everything the step prints.
     pub masker: Masker,
+    /// The agent profile.
     pub profile: String,
+    /// The repository, `owner/name`.
     pub repository: String,
+    /// The branch the failing commit was built on.
     pub branch: String,
+    /// The failing commit.
     pub head_sha: String,
+    /// The attempt's number (1 for the first).
+    pub attempt: i32,
     /// The LLM API key file, when the profile mounts one.
     pub llm_api_key_file: Option<PathBuf>,
     /// Export the LLM key to an external agent under this variable name.
@@ -79,6 +91,7 @@ impl StepEnv {
             repository: source.repository,
             branch: source.branch,
             head_sha: source.head_sha,
+            attempt: ctx.attempt,
             llm_api_key_file: ctx.llm_api_key_file.clone(),
             export_api_key_as: ctx.export_api_key_as.clone(),
         })
@@ -97,7 +110,7 @@ impl StepEnv {
         llm: &LlmSettings,
         validation: &[String],
         mode: prompt::Mode,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, prompt::PromptError> {
         self.render_prompt_with(llm.prompt_template.as_deref(), validation, mode)
     }
 
@@ -118,7 +131,7 @@ impl StepEnv {
         template: Option<&str>,
         validation: &[String],
         mode: prompt::Mode,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, prompt::PromptError> {
         let repo = self.repo_config(validation);
         let tree: Vec<String> = std::process::Command::new("git")
             .args(["ls-files"])
@@ -142,6 +155,7 @@ impl StepEnv {
             tools: mode == prompt::Mode::Tools,
             instructions: instructions::read(&self.workspace, &self.base_sha(), &self.masker),
             agent_hints: repo.agent_hints.map(|h| self.masker.mask(&h)),
+            past_fixes: memory::examples(&self.context.memory, &self.masker),
         };
         prompt::render(&self.profile, template.map(Path::new), &vars, &self.masker)
     }

@@ -18,13 +18,16 @@ pub const MAX_OUTPUT: usize = 256 * 1024;
 pub struct CmdOutput {
     /// Exit code; `None` when killed by a signal or the timeout.
     pub code: Option<i32>,
+    /// The timeout stopped it (its whole process group was killed).
     pub timed_out: bool,
     /// stdout followed by stderr (for shell commands: both interleaved), at most [`MAX_OUTPUT`] bytes.
     pub output: String,
+    /// How long it ran.
     pub elapsed: Duration,
 }
 
 impl CmdOutput {
+    /// Exit code 0 within the timeout.
     pub fn success(&self) -> bool {
         self.code == Some(0) && !self.timed_out
     }

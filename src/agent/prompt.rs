@@ -42,25 +42,38 @@ pub fn builtin_template(profile: &str) -> &'static str {
 /// A quoted file.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QuotedFile {
+    /// The path, relative to the repository root.
     pub path: String,
+    /// The Markdown code-fence language (`rust`, `ts` …; empty when unknown).
     pub lang: String,
+    /// The file's text (masked, capped).
     pub content: String,
 }
 
 /// Everything a template can use.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PromptVars {
+    /// The repository, `owner/name`.
     pub repository: String,
+    /// The branch the failing commit was built on.
     pub branch: String,
+    /// The failing commit.
     pub head_sha: String,
+    /// The agent profile (`rust`, `frontend` …).
     pub profile: String,
+    /// The triage class (`rust_clippy`, `frontend_types` …).
     pub failure_class: String,
+    /// The failing CI step's name, when known.
     pub failing_step: Option<String>,
     /// A person's hint from a `retry` (the context's `hint.txt`), masked.
     pub hint: Option<String>,
+    /// The failing lines of the log (masked).
     pub excerpt: String,
+    /// Files the excerpt points at, quoted.
     pub files: Vec<QuotedFile>,
+    /// Tracked paths of the repository (capped).
     pub tree: Vec<String>,
+    /// The commands validation runs.
     pub validation_commands: Vec<String>,
     /// True for an external agent: it edits the workspace itself instead of answering with a change.
     pub external: bool,
@@ -70,6 +83,19 @@ pub struct PromptVars {
     pub instructions: Vec<QuotedFile>,
     /// `agentHints` from the repository's `.github/ci-healer.yml`.
     pub agent_hints: Option<String>,
+    /// Validated fixes of the same failure class in this repository (see [`super::memory`]).
+    pub past_fixes: Vec<PastFixExample>,
+}
+
+/// A past fix quoted in the prompt: the run that validated it, its diagnosis and its patch (masked).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PastFixExample {
+    /// The HealingRun that validated the fix.
+    pub source_run: String,
+    /// Its diagnosis, one paragraph.
+    pub summary: String,
+    /// The patch, a unified diff (masked).
+    pub patch: String,
 }
 
 /// How the model (or agent) is asked to make its change.
@@ -83,27 +109,44 @@ pub enum Mode {
     External,
 }
 
+/// Why a prompt could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    /// The profile's `promptTemplate` file cannot be read.
+    #[error("cannot read prompt template {path}: {source}")]
+    Read {
+        /// The template file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The template does not parse.
+    #[error("prompt template is invalid: {0:#}")]
+    Template(#[from] minijinja::Error),
+    /// The template parses but does not render with the prompt's variables.
+    #[error("prompt template does not render: {0:#}")]
+    Render(minijinja::Error),
+}
+
 /// Render `template` (or the profile's built-in one) with `vars`; the result is masked again.
-/// Errors: the template file cannot be read or does not render.
+/// Errors: the template file cannot be read or does not render ([`PromptError`]).
 pub fn render(
     profile: &str,
     template_file: Option<&Path>,
     vars: &PromptVars,
     masker: &Masker,
-) -> anyhow::Result<String> {
+) -> Result<String, PromptError> {
     let source = match template_file {
-        Some(p) => std::fs::read_to_string(p)
-            .map_err(|e| anyhow::anyhow!("cannot read prompt template {}: {e}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|source| PromptError::Read { path: p.display().to_string(), source })?
+        }
         None => builtin_template(profile).to_string(),
     };
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_template_owned("format", FORMAT_TEMPLATE.to_string())?;
     env.add_template_owned("prompt", source)?;
-    let out = env
-        .get_template("prompt")?
-        .render(minijinja::value::Serde(vars))
-        .map_err(|e| anyhow::anyhow!("prompt template does not render: {e:#}"))?;
+    let out = env.get_template("prompt")?.render(minijinja::value::Serde(vars)).map_err(PromptError::Render)?;
     Ok(masker.mask(&out))
 }
 
@@ -200,5 +243,39 @@ mod tests {
         }
         let out = render("rust", None, &PromptVars::default(), &m).unwrap();
         assert!(!out.contains("A reviewer's hint"));
+    }
+
+    #[test]
+    fn past_fixes_are_quoted_masked_for_every_profile_and_absent_without_memory() {
+        use crate::contract::memory::{MemoryContext, PastFix};
+        let fix = |run: &str, patch: &str| PastFix {
+            entry: format!("healer-fix-{run}"),
+            source_run: run.into(),
+            failure_class: "rust_build".into(),
+            error_hash: "h".into(),
+            summary: format!("cause found in {run}"),
+            patch: patch.into(),
+        };
+        let memory = MemoryContext {
+            replay: Some(fix("same-error", "-a\n+b\n")),
+            examples: vec![fix("older", "+token ghp_0123456789abcdefghijABCDEFGHIJ0123\n")],
+        };
+        let m = Masker::default();
+        let vars = PromptVars {
+            past_fixes: super::super::memory::examples(&memory, &m),
+            failure_class: "rust_build".into(),
+            ..Default::default()
+        };
+        for p in ["rust", "frontend", "infrastructure", "general"] {
+            let out = render(p, None, &vars, &m).unwrap();
+            assert!(out.contains("## Past fixes in this repository"), "{p}: {out}");
+            let first = out.find("From run `same-error`").expect("the same error's fix");
+            let second = out.find("From run `older`: cause found in older").expect("the class example");
+            assert!(first < second, "{p}");
+            assert!(out.contains("did not pass here") && out.contains("+b"), "{p}");
+            assert!(!out.contains("ghp_0123") && out.contains(super::super::context::MASK), "{p}");
+        }
+        let none = render("rust", None, &PromptVars::default(), &m).unwrap();
+        assert!(!none.contains("Past fixes"), "{none}");
     }
 }

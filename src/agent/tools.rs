@@ -52,9 +52,17 @@ impl Default for ToolLimits {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolOutcome {
     /// A result for the model (`is_error` for a refused or failed call).
-    Result { content: String, is_error: bool },
+    Result {
+        /// The text for the model (masked, capped).
+        content: String,
+        /// The call was refused or failed.
+        is_error: bool,
+    },
     /// The model is done: `finish` with its diagnosis.
-    Finish { diagnosis: String },
+    Finish {
+        /// The model's diagnosis.
+        diagnosis: String,
+    },
 }
 
 impl ToolOutcome {

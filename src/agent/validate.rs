@@ -18,17 +18,22 @@ use crate::contract::{AgentSettings, Outcome, Step, StepDurations, TokenUsage, V
 /// What validation needs.
 #[derive(Debug, Clone)]
 pub struct ValidateInput {
+    /// The repository checkout, as the agent left it.
     pub workspace: PathBuf,
     /// The failing commit (full SHA from the checkout record, or the head SHA the controller sent).
     pub base: String,
+    /// The attempt's settings (validation commands, guard rails).
     pub settings: AgentSettings,
+    /// The failure (its class chooses default validation commands).
     pub context: FailureContext,
 }
 
 /// The verdict and, when the change is non-empty and within caps, the patch (for the log).
 #[derive(Debug, Clone)]
 pub struct Judgement {
+    /// The verdict for the termination message.
     pub verdict: Verdict,
+    /// The patch for the log (absent when empty or too large).
     pub patch: Option<String>,
 }
 
@@ -178,5 +183,194 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
             true,
         ),
         Err((reason, summary)) => with(verdict(Outcome::Failed, reason, summary), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    const RUST_TESTS: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
+    const IT_RS: &str =
+        "#[test]\nfn adds() {\n    assert_eq!(demo::add(1, 2), 3);\n    assert_eq!(demo::add(2, 2), 4);\n}\n";
+    const JS_TEST: &str = "describe('add', () => {\n  it('adds', () => {\n    expect(add(1, 2)).toBe(3);\n  });\n});\n";
+    const JAVA_TEST: &str = "class AddTest {\n  @Test\n  void adds() {\n    assertEquals(3, add(1, 2));\n  }\n}\n";
+
+    /// A real repository at its failing commit; `change` then edits the working tree as an agent would.
+    fn judged(change: impl FnOnce(&Path), settings: AgentSettings) -> Verdict {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        git(ws, &["init", "-q", "-b", "main"]);
+        for (p, c) in [
+            ("src/lib.rs", RUST_TESTS),
+            ("tests/it.rs", IT_RS),
+            ("web/add.test.js", JS_TEST),
+            ("java/AddTest.java", JAVA_TEST),
+            ("docs/guide.md", "# Guide\n"),
+        ] {
+            std::fs::create_dir_all(ws.join(p).parent().unwrap()).unwrap();
+            std::fs::write(ws.join(p), c).unwrap();
+        }
+        git(ws, &["add", "-A"]);
+        git(ws, &["commit", "-q", "-m", "failing commit"]);
+        let base = git(ws, &["rev-parse", "HEAD"]);
+        change(ws);
+        let input = ValidateInput { workspace: ws.to_path_buf(), base, settings, context: FailureContext::default() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(judge(&input, &Masker::default())).verdict
+    }
+
+    fn edit(path: &'static str, from: &'static str, to: &'static str) -> impl FnOnce(&Path) {
+        move |ws: &Path| {
+            let text = std::fs::read_to_string(ws.join(path)).unwrap();
+            assert!(text.contains(from), "{path} lacks {from:?}");
+            std::fs::write(ws.join(path), text.replacen(from, to, 1)).unwrap();
+        }
+    }
+
+    fn passing() -> AgentSettings {
+        AgentSettings { validation_commands: vec!["true".into()], ..Default::default() }
+    }
+
+    /// Every way a change can weaken the tests, judged on a real git repository by the real
+    /// validate step (the diff is git's), next to changes that must pass.
+    #[test]
+    fn judge_table() {
+        type Change = Box<dyn FnOnce(&Path)>;
+        let cases: Vec<(&str, Change, AgentSettings, Outcome, &str)> = vec![
+            (
+                "a real fix passes",
+                Box::new(edit("src/lib.rs", "a + b", "b + a")),
+                passing(),
+                Outcome::Passed,
+                "ValidationPassed",
+            ),
+            ("no change", Box::new(|_: &Path| {}), passing(), Outcome::Refused, "NoChange"),
+            (
+                "removed assertions",
+                Box::new(edit("tests/it.rs", "    assert_eq!(demo::add(2, 2), 4);\n", "")),
+                passing(),
+                Outcome::Refused,
+                "TestWeakened",
+            ),
+            (
+                "a weakened assertion is a changed one, not a removed one",
+                Box::new(edit("tests/it.rs", "demo::add(2, 2), 4", "demo::add(2, 2), 4 + 0")),
+                passing(),
+                Outcome::Passed,
+                "ValidationPassed",
+            ),
+            (
+                "xit(",
+                Box::new(edit("web/add.test.js", "  it('adds'", "  xit('adds'")),
+                passing(),
+                Outcome::Refused,
+                "TestWeakened",
+            ),
+            (
+                ".only(",
+                Box::new(edit("web/add.test.js", "describe('add'", "describe.only('add'")),
+                passing(),
+                Outcome::Refused,
+                "TestWeakened",
+            ),
+            (
+                "@Disabled",
+                Box::new(edit("java/AddTest.java", "  @Test\n", "  @Disabled\n  @Test\n")),
+                passing(),
+                Outcome::Refused,
+                "TestWeakened",
+            ),
+            (
+                "#[ignore]",
+                Box::new(edit("tests/it.rs", "#[test]\n", "#[test]\n#[ignore]\n")),
+                passing(),
+                Outcome::Refused,
+                "TestWeakened",
+            ),
+            (
+                "a deleted test file",
+                Box::new(|ws: &Path| std::fs::remove_file(ws.join("tests/it.rs")).unwrap()),
+                passing(),
+                Outcome::Refused,
+                "TestWeakened",
+            ),
+            (
+                "a path protected only by the run's policy",
+                Box::new(edit("docs/guide.md", "# Guide", "# Guide, edited")),
+                AgentSettings { protected_paths: vec!["docs/**".into()], ..passing() },
+                Outcome::Refused,
+                "ProtectedPath",
+            ),
+            (
+                "the same path without that policy",
+                Box::new(edit("docs/guide.md", "# Guide", "# Guide, edited")),
+                passing(),
+                Outcome::Passed,
+                "ValidationPassed",
+            ),
+            (
+                "a workflow file is protected by default",
+                Box::new(|ws: &Path| {
+                    std::fs::create_dir_all(ws.join(".github/workflows")).unwrap();
+                    std::fs::write(ws.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
+                }),
+                passing(),
+                Outcome::Refused,
+                "ProtectedPath",
+            ),
+            (
+                "too many changed lines",
+                Box::new(edit("src/lib.rs", "a + b", "a + b\n    // one\n    // two\n    // three")),
+                AgentSettings { max_changed_lines: 2, ..passing() },
+                Outcome::Refused,
+                "PatchTooLarge",
+            ),
+            (
+                "a failing validation command",
+                Box::new(edit("src/lib.rs", "a + b", "b + a")),
+                AgentSettings { validation_commands: vec!["exit 3".into()], ..Default::default() },
+                Outcome::Failed,
+                "ValidationFailed",
+            ),
+        ];
+        for (name, change, settings, outcome, reason) in cases {
+            let v = judged(change, settings);
+            assert_eq!((v.outcome, v.reason.as_str()), (outcome, reason), "{name}: {}", v.summary);
+            if outcome == Outcome::Passed || reason == "TestWeakened" || reason == "ProtectedPath" {
+                assert!(v.patch_sha256.is_some(), "{name}: the patch is kept for people to read");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_what_it_refused() {
+        let v = judged(Box::new(edit("tests/it.rs", "    assert_eq!(demo::add(2, 2), 4);\n", "")), passing());
+        assert!(v.summary.contains("removes 1 assertion(s) from tests in tests/it.rs"), "{}", v.summary);
+        let v = judged(Box::new(|ws: &Path| std::fs::remove_file(ws.join("tests/it.rs")).unwrap()), passing());
+        assert!(v.summary.contains("deletes the test file tests/it.rs"), "{}", v.summary);
+        let v = judged(
+            Box::new(edit("docs/guide.md", "# Guide", "# G")),
+            AgentSettings { protected_paths: vec!["docs/**".into()], ..passing() },
+        );
+        assert!(v.summary.contains("docs/guide.md"), "{}", v.summary);
+        assert_eq!(v.diffstat.as_ref().map(|d| d.files), Some(1));
     }
 }

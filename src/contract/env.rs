@@ -125,8 +125,8 @@ pub const RUNNER_BINARY: &str = "HEALER_RUNNER_BINARY";
 pub const RUNNER_PARALLEL: &str = "HEALER_RUNNER_PARALLEL";
 /// `healer host-runner --keep-volumes` (dev only).
 pub const RUNNER_KEEP_VOLUMES: &str = "HEALER_RUNNER_KEEP_VOLUMES";
-/// `healer host-runner --no-kubelet` (dev only).
-pub const RUNNER_NO_KUBELET: &str = "HEALER_RUNNER_NO_KUBELET";
+/// `healer host-runner --max-pods` (dev only).
+pub const RUNNER_MAX_PODS: &str = "HEALER_RUNNER_MAX_PODS";
 
 /// Whether `name` names a mounted secret file (`HEALER_*_FILE`), whose content steps must mask.
 pub fn is_secret_file_var(name: &str) -> bool {

@@ -14,6 +14,7 @@
 //! use it without a cycle.
 
 pub mod env;
+pub mod memory;
 pub mod patch;
 pub mod paths;
 pub mod settings;

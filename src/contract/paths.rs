@@ -38,6 +38,9 @@ pub mod context {
     pub const TRIAGE: &str = "triage.json";
     /// A person's hint for the agent, from a `retry` (UTF-8 text; absent without one).
     pub const HINT: &str = "hint.txt";
+    /// Past fixes the attempt may reuse, as JSON ([`crate::contract::memory::MemoryContext`]);
+    /// absent when the cluster remembers none.
+    pub const MEMORY: &str = "memory.json";
 }
 
 /// The key of an attempt's patch ConfigMap that holds the unified diff.

@@ -29,6 +29,10 @@ pub enum Error {
     /// The profile a run was triaged to is gone from the config (a reload race; retried).
     #[error("agent profile {0} is not configured any more")]
     ProfileVanished(String),
+    /// A GitHub call failed transiently (a rate limit, 5xx, a timeout): retried, at the time GitHub
+    /// named when it named one; never fails the run.
+    #[error("{0}")]
+    GitHub(crate::github::Error),
     /// The spec cannot be acted on; `Accepted=False` says so and the object waits for a change.
     #[error("{message}")]
     Permanent {
@@ -51,7 +55,17 @@ impl Error {
             Error::Serialization(_) => Reason::SerializationError,
             Error::AttemptNameTaken(_) => Reason::AttemptNameTaken,
             Error::ProfileVanished(_) => Reason::ProfileVanished,
+            Error::GitHub(e) if e.is_transient() => Reason::GitHubUnavailable,
+            Error::GitHub(_) => Reason::GitHubRejected,
             Error::Permanent { reason, .. } => *reason,
+        }
+    }
+
+    /// When to retry, if the error said (a GitHub rate limit's reset or `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::GitHub(e) => e.retry_after(),
+            _ => None,
         }
     }
 

@@ -11,6 +11,8 @@ pub mod attempt;
 pub mod attempt_state;
 pub mod dedup;
 pub mod error;
+pub mod failure;
+pub mod memory;
 pub mod patch;
 pub mod run;
 pub mod state;
@@ -73,12 +75,18 @@ pub struct Args {
 
 /// State shared by both controllers.
 pub struct Context {
+    /// The API client (the controller's ServiceAccount in a cluster).
     pub client: Client,
+    /// The controller config (profiles, routing, attempt defaults).
     pub config: ControllerConfig,
+    /// The one Event recorder of both controllers.
     pub recorder: Recorder,
+    /// The metrics served on `/metrics`.
     pub metrics: Metrics,
     /// Runs seen by the run controller's reflector (for dedup lookups).
     pub runs: kube::runtime::reflector::Store<HealingRun>,
+    /// The GitHub client, when the config has a `github:` section.
+    pub github: Option<Arc<dyn crate::github::GitHub>>,
     /// Consecutive failures per object, for per-object exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -105,16 +113,41 @@ fn object_key<K: Resource<DynamicType = ()>>(o: &K) -> String {
     )
 }
 
+/// Why the controller could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// No usable cluster credentials, or the API server refused a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
+    #[error("leader election: {0}")]
+    LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
+    /// The `github:` config cannot make a client (see [`crate::github::Error`]).
+    #[error("GitHub client: {0}")]
+    GitHub(#[from] crate::github::Error),
+    /// The leader-election task ended without an error of its own.
+    #[error("leader election stopped: {0}")]
+    LeaderElectionStopped(String),
+    /// Another replica took the Lease: exit so a restart rejoins the election.
+    #[error("lost leadership of the Lease; exiting so a restart rejoins the election")]
+    LostLeadership,
+}
+
 /// Run both controllers until a termination signal.
 ///
 /// Waits for the CRDs instead of crashing; serves `/metrics`, `/healthz` and `/readyz` on
-/// `args.metrics_addr`. Errors: invalid config, no cluster credentials, the metrics port is taken.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// `args.metrics_addr`. Errors: [`StartError`] (invalid config, no cluster credentials, the Lease
+/// lost).
+pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     let config = match &args.config {
         Some(p) => ControllerConfig::load(p)?,
         None => ControllerConfig::default(),
     };
     let client = Client::try_default().await?;
+    let github = github_client(&config, &client, args.namespace.as_deref())?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let ready = Arc::new(RwLock::new(false));
@@ -163,6 +196,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         runs: run_controller.store(),
+        github,
         failures: Mutex::new(HashMap::new()),
     });
 
@@ -214,14 +248,38 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ = lost => {
             // Another replica may already act: stop at once, as client-go's leader election does.
-            anyhow::bail!("lost leadership of the Lease; exiting so a restart rejoins the election")
+            Err(StartError::LostLeadership)
         }
     }
 }
 
+/// The GitHub client of `config.github`, reading its Secrets from `github.secretNamespace`, else
+/// `$POD_NAMESPACE`, else the watched namespace, else `default`. `None` without a `github:` section.
+/// Errors: an invalid identity config.
+fn github_client(
+    config: &ControllerConfig,
+    client: &Client,
+    watched: Option<&str>,
+) -> std::result::Result<Option<Arc<dyn crate::github::GitHub>>, crate::github::Error> {
+    let Some(gh) = &config.github else { return Ok(None) };
+    let namespace = gh
+        .secret_namespace
+        .clone()
+        .or_else(|| std::env::var(env::POD_NAMESPACE).ok())
+        .or_else(|| watched.map(str::to_string))
+        .unwrap_or_else(|| "default".into());
+    let secrets = crate::github::SecretSource::Kube { client: client.clone(), namespace };
+    let identity = crate::github::Identity::new(gh.clone(), secrets, None)?;
+    tracing::info!(api_url = %gh.api_url, kind = ?identity.kind(), "GitHub client configured");
+    Ok(Some(Arc::new(crate::github::RestGitHub::new(Arc::new(identity)))))
+}
+
 /// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.
 /// Errors: the Lease cannot be created or read (RBAC: `coordination.k8s.io/leases`).
-async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+async fn acquire_leadership(
+    client: &Client,
+    args: &Args,
+) -> std::result::Result<tokio::sync::watch::Receiver<bool>, StartError> {
     let ns = args
         .lease_namespace
         .clone()
@@ -242,8 +300,11 @@ async fn acquire_leadership(client: &Client, args: &Args) -> anyhow::Result<toki
     tracing::info!(lease = %format!("{ns}/ci-healer"), "waiting for leadership");
     while !*ch.borrow_and_update() {
         if ch.changed().await.is_err() {
-            let e = task.await.map_err(anyhow::Error::from).and_then(|r| r.map(|_| ()).map_err(anyhow::Error::from));
-            anyhow::bail!("leader election stopped: {e:?}");
+            return Err(match task.await {
+                Ok(Err(e)) => StartError::LeaderElection(e),
+                Ok(Ok(_)) => StartError::LeaderElectionStopped("the Lease watch ended".into()),
+                Err(e) => StartError::LeaderElectionStopped(e.to_string()),
+            });
         }
     }
     tracing::info!(lease = %format!("{ns}/ci-healer"), "acquired leadership");
@@ -262,6 +323,11 @@ fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, err: &Error, ctx: Ar
         .get_or_create(&ErrorLabels { controller: controller.clone(), reason: reason.into() })
         .inc();
     let (name, namespace) = (obj.meta().name.as_deref().unwrap_or(""), obj.meta().namespace.as_deref().unwrap_or(""));
+    if let Some(wait) = err.retry_after() {
+        // GitHub named the time its rate limit resets: wait that long (plus a second), not less.
+        tracing::warn!(kind = %controller, name, namespace, reason, error = %err, retry_in_seconds = wait.as_secs() + 1, "GitHub asked to wait; requeued");
+        return Action::requeue(wait + Duration::from_secs(1));
+    }
     if err.is_permanent() {
         ctx.succeeded(&object_key(obj.as_ref()));
         tracing::info!(kind = %controller, name, namespace, reason, error = %err, "cannot act on the spec; waiting for a change");
@@ -312,7 +378,7 @@ async fn wait_for_crds(client: &Client, every: u64) {
     }
 }
 
-async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> anyhow::Result<()> {
+async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwLock<bool>>) -> std::io::Result<()> {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
     let app = axum::Router::new()

@@ -24,7 +24,12 @@ pub enum PatchProblem {
     /// The log has no complete [`patch::BEGIN`] … [`patch::END`] block.
     NotInLog,
     /// The patch's SHA-256 differs from the verdict's `patchSha256`.
-    ChecksumMismatch { expected: String, actual: String },
+    ChecksumMismatch {
+        /// The verdict's `patchSha256`.
+        expected: String,
+        /// The SHA-256 of what the log holds.
+        actual: String,
+    },
     /// The patch is larger than [`MAX_PATCH_BYTES`].
     TooLarge(usize),
 }

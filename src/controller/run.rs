@@ -12,11 +12,13 @@ use serde_json::json;
 
 use super::apply::{self, Created, Notice};
 use super::error::SpecProblem;
+use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
-use super::{Context, Error, Result, actions, dedup, instrumented};
+use super::{Context, Error, Result, actions, dedup, instrumented, memory};
 use crate::config::ControllerConfig;
-use crate::crd::conditions::Reason;
-use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider};
+use crate::contract::paths;
+use crate::crd::conditions::{self, Reason, RunCondition};
+use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider, RunPhase};
 use crate::resources::{attempt::attempt_name, attempt::build_attempt, configmap, labels};
 use crate::telemetry::PhaseLabels;
 use crate::triage::{self, FailureClass, RouteAction, TriageInput, TriageResult};
@@ -45,7 +47,15 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         .filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
         .map(|a| attempt_view(&a))
         .collect();
-    let triaged = triage_run(run, &ctx.config);
+    // The failure, read from GitHub once (then from the context ConfigMap) when the spec has no
+    // excerpt; never for a run the controller cannot accept (no GitHub call for it).
+    let read = match &ctx.github {
+        Some(gh) if failure::wanted(run) && accept(run, &ctx.config).is_ok() => {
+            Some(read_failure(run, gh.as_ref(), ctx).await?)
+        }
+        _ => None,
+    };
+    let triaged = triage_run_with(run, &ctx.config, read.as_ref());
     let triage_view = triaged.as_ref().map(|(v, _)| v.clone()).map_err(Clone::clone);
     let primary = match &triaged {
         Ok((v, _)) => dedup::find_primary(run, &v.error_hash, &ctx.runs.state(), &ctx.config),
@@ -54,15 +64,26 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let decision = state::decide(&RunObservation {
+    let mut decision = state::decide(&RunObservation {
         run,
         attempts,
         triage: triage_view,
         primary,
-        now,
+        now: now.clone(),
         actions: ctx.config.actions.clone(),
         profiles: ctx.config.profiles.keys().cloned().collect(),
     });
+    if let Some(r) = &read {
+        let c = conditions::new(
+            RunCondition::LogFetched,
+            r.log.fetched,
+            failure::reason_of(&r.log),
+            r.log.message.clone(),
+            run.metadata.generation,
+            now,
+        );
+        conditions::set(&mut decision.status.conditions, c);
+    }
 
     // Apply.
     if let Ok((view, result)) = &triaged {
@@ -71,7 +92,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
             // A retry may have asked for another profile and given a hint.
             let agent = decision.status.agent.as_deref().unwrap_or(&view.agent);
             let hint = decision.status.retry.as_ref().and_then(|r| r.hint.as_deref());
-            start_attempt(run, n, agent, hint, result, ctx).await?;
+            start_attempt(run, n, agent, hint, result, read.as_ref(), ctx).await?;
         }
     }
 
@@ -91,6 +112,13 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
                 .map(|n| apply::reference::<HealingAttempt>(run.namespace(), &attempt_name(&name, n)));
             apply::publish(ctx, run, Notice::normal(t.reason, t.message).warning_if(t.warning).related(related)).await;
         }
+    }
+
+    // Memory of past fixes: a Fixed run's fix is remembered, a denied one is never reused.
+    match decision.status.phase {
+        Some(RunPhase::Fixed) => memory::remember(run, &decision.status, ctx).await?,
+        Some(RunPhase::Denied) => memory::forget(run, ctx).await?,
+        _ => {}
     }
 
     // A handled request is cleared from the spec (its record is in status.history), so the same
@@ -126,8 +154,32 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
     }
 }
 
+/// What the controller read from GitHub about `run`'s failure: the stored read, else a fresh one
+/// (stored in the context ConfigMap, with an Event). Errors: the API server, a transient GitHub error.
+async fn read_failure(run: &HealingRun, gh: &dyn crate::github::GitHub, ctx: &Context) -> Result<ReadFailure> {
+    if let Some(r) = failure::stored(run, ctx).await? {
+        return Ok(r);
+    }
+    let r = failure::fetch(run, gh, ctx).await?;
+    if let Some(cm) = failure::context_configmap(run, &r)? {
+        apply::apply_object::<ConfigMap>(ctx, &cm).await?;
+    }
+    let note = format!(
+        "read the failure from GitHub: {}; {} failed step(s), {} annotation(s), {} changed file(s){}",
+        r.log.message,
+        r.failed_steps.len(),
+        r.annotations,
+        r.changed_files.len(),
+        r.step.as_ref().map(|s| format!(", step '{}'", s.step)).unwrap_or_default()
+    );
+    tracing::info!(run = %run.name_any(), namespace = ?run.namespace(), reason = %r.log.reason, log_bytes = r.log_bytes, "{note}");
+    apply::publish(ctx, run, Notice::normal(Reason::FailureRead, note).warning_if(!r.log.fetched)).await;
+    Ok(r)
+}
+
 /// Whether the controller can act on `run`'s spec at all: a code host it can talk to, a mode it
-/// implements, a configured profile. Pure. Errors: the [`SpecProblem`] that `Accepted=False` reports.
+/// implements, a configured profile, and (with a GitHub identity) a repository the config allows
+/// the run's namespace to heal. Pure. Errors: the [`SpecProblem`] that `Accepted=False` reports.
 pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecProblem> {
     let src = &run.spec.source;
     let policy = &run.spec.policy;
@@ -140,6 +192,21 @@ pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecPro
                 src.provider.as_str()
             ),
         });
+    }
+    if config.github.is_some() {
+        let ns = run.namespace().unwrap_or_default();
+        if !config.allowed_repositories.allows(&ns, &src.repository) {
+            let allowed = config.allowed_repositories.patterns(&ns);
+            return Err(SpecProblem {
+                reason: Reason::RepositoryNotAllowed,
+                message: format!(
+                    "the controller config does not allow namespace '{ns}' to heal {} (allowed: {}); \
+                     add it to allowedRepositories.{ns}",
+                    src.repository,
+                    if allowed.is_empty() { "nothing".into() } else { allowed.join(", ") }
+                ),
+            });
+        }
     }
     if policy.mode == HealingMode::PullRequest {
         return Err(SpecProblem {
@@ -167,6 +234,16 @@ pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecPro
 /// Accept a run ([`accept`]), triage it from its spec and pick its profile. Pure. Errors: the
 /// [`SpecProblem`] of a spec the controller cannot act on.
 pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(TriageView, TriageResult), SpecProblem> {
+    triage_run_with(run, config, None)
+}
+
+/// [`triage_run`], with what was read from GitHub: its triage (of the masked log, names,
+/// annotations and changed files) replaces triage of the spec's excerpt. Pure.
+pub fn triage_run_with(
+    run: &HealingRun,
+    config: &ControllerConfig,
+    read: Option<&ReadFailure>,
+) -> Result<(TriageView, TriageResult), SpecProblem> {
     accept(run, config)?;
     let src = &run.spec.source;
     let policy = &run.spec.policy;
@@ -178,8 +255,12 @@ pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(Triage
         failed_steps: &src.failed_steps,
         changed_files: &[],
         error_type: run.spec.failure.as_ref().and_then(|f| f.error_type.as_deref()),
+        ..Default::default()
     };
-    let result = triage::triage(&input, &config.routing);
+    let result = match read {
+        Some(r) => r.triage.clone(),
+        None => triage::triage(&input, &config.routing),
+    };
     let agent = if policy.agent != "auto" {
         policy.agent.clone()
     } else if config.profiles.contains_key(&result.profile) {
@@ -228,14 +309,27 @@ async fn start_attempt(
     profile: &str,
     hint: Option<&str>,
     triage: &TriageResult,
+    read: Option<&ReadFailure>,
     ctx: &Context,
 ) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
-    // The context every attempt pod mounts: the bounded excerpt, triage's answer, a person's hint.
-    let mut cm = configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?)
-        .ok_or(Error::MissingNamespace)?;
-    if let (Some(hint), Some(data)) = (hint, cm.data.as_mut()) {
-        data.insert(crate::contract::paths::context::HINT.into(), hint.into());
+    // The context every attempt pod mounts: the bounded excerpt and triage's answer (and what was
+    // read from GitHub, which the same apply must keep), a person's hint, and the past fixes the
+    // attempts may reuse.
+    let mut cm = match read {
+        Some(r) => failure::context_configmap(run, r)?,
+        None => configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?),
+    }
+    .ok_or(Error::MissingNamespace)?;
+    if let Some(hint) = hint {
+        cm.data.get_or_insert_default().insert(paths::context::HINT.into(), hint.into());
+    }
+    let memory = memory::recall(run, &triage.error_hash, &triage.failure_class, ctx).await?;
+    if let Some(r) = &memory.replay {
+        tracing::info!(run = %run.name_any(), namespace = %ns, entry = %r.entry, from = %r.source_run, "a validated fix of the same error is remembered");
+    }
+    if !memory.is_empty() {
+        cm.data.get_or_insert_default().insert(paths::context::MEMORY.into(), serde_json::to_string(&memory)?);
     }
     apply::apply_object::<ConfigMap>(ctx, &cm).await?;
 

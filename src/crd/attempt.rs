@@ -106,14 +106,18 @@ pub struct StepSpec {
 /// A plain environment variable (secrets are never passed this way).
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct EnvVar {
+    /// The variable's name.
     pub name: String,
+    /// Its value.
     pub value: String,
 }
 
 /// A reference to one key of a Secret in the attempt's namespace.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct SecretKeyRef {
+    /// The Secret's name.
     pub name: String,
+    /// The key within its `data`.
     pub key: String,
 }
 

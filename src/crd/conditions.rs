@@ -49,6 +49,9 @@ pub enum RunCondition {
     Denied,
     /// A person fixed the failure themselves; the run is Resolved.
     Resolved,
+    /// The failing job's log was read from GitHub (False: expired, unreachable, or no log; triage
+    /// goes on with names and annotations).
+    LogFetched,
 }
 
 impl ConditionType for RunCondition {
@@ -66,6 +69,7 @@ impl ConditionType for RunCondition {
             RunCondition::Approved => "Approved",
             RunCondition::Denied => "Denied",
             RunCondition::Resolved => "Resolved",
+            RunCondition::LogFetched => "LogFetched",
         }
     }
 }
@@ -124,6 +128,24 @@ reasons! {
     ProviderNotSupported,
     /// Event: the spec cannot be acted on (the condition's reason says why).
     InvalidSpec,
+    /// The controller config does not allow the run's namespace to heal its repository.
+    RepositoryNotAllowed,
+    // LogFetched (src/github/)
+    /// The job log's tail was read from GitHub.
+    LogRead,
+    /// The job log expired (GitHub answered 410: the repository's log retention).
+    LogExpired,
+    /// The job log could not be read (not found, forbidden, or GitHub unreachable after retries).
+    LogUnreachable,
+    /// The failure has no job log (another App's check run, a commit status): its output and
+    /// annotations stand in for it.
+    NoJobLog,
+    /// Event: the failure was read from GitHub (log, annotations, changed files, step command).
+    FailureRead,
+    /// GitHub answered with a rate limit or a transient error; the run waits and retries.
+    GitHubUnavailable,
+    /// GitHub refused the controller's identity or request for good (credentials, permissions).
+    GitHubRejected,
     // Triaged
     /// Triage classified the failure (also the Event's reason: [`Reason::Triaged`]).
     Classified,
@@ -206,6 +228,11 @@ reasons! {
     PatchTooLargeToKeep,
     /// The validate step's log cannot be read (the pod or its node is gone).
     PatchLogUnavailable,
+    // Memory of past fixes (Events on the run)
+    /// Event: the run's validated fix was remembered for later runs of the repository.
+    FixRemembered,
+    /// Event: a person denied the run's fix; its memory entry is never reused.
+    RememberedFixDenied,
     // Errors (the `reason` label of `cihealer_reconcile_errors_total`)
     /// The API server answered 409 Conflict.
     Conflict,

@@ -219,12 +219,18 @@ impl Provider {
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceEvent {
+    /// `workflow_job` (a GitHub Actions job completed).
     #[default]
     WorkflowJob,
+    /// `workflow_run` (a whole workflow run completed).
     WorkflowRun,
+    /// `check_run` (a check of any CI app completed).
     CheckRun,
+    /// `check_suite` (a suite of checks completed).
     CheckSuite,
+    /// `status` (a commit status from an external CI).
     Status,
+    /// Any other sender.
     Generic,
 }
 

@@ -47,6 +47,11 @@ fn matcher(pattern: &str) -> Result<(String, Option<GlobMatcher>), String> {
 }
 
 impl RepositoryAllowlist {
+    /// No namespace allows anything.
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(Vec::is_empty)
+    }
+
     /// Check every pattern. Errors: a message naming the namespace and the bad pattern.
     pub fn validate(&self) -> Result<(), String> {
         for (ns, patterns) in &self.0 {

@@ -223,11 +223,36 @@ pub enum JobObservation {
     /// The Job exists; no pod is running yet.
     Pending,
     /// A pod is running steps.
-    Running { started: Option<Time> },
+    Running {
+        /// When the pod started.
+        started: Option<Time>,
+    },
     /// The validate step wrote a verdict.
-    Judged { verdict: Verdict, diagnosis: Option<String>, started: Option<Time>, finished: Option<Time> },
+    Judged {
+        /// The verdict from the validate step's termination message.
+        verdict: Verdict,
+        /// The agent's diagnosis, from its [`AgentReport`].
+        diagnosis: Option<String>,
+        /// When the pod started.
+        started: Option<Time>,
+        /// When the validate step finished.
+        finished: Option<Time>,
+    },
     /// The attempt ended without a usable verdict.
-    Failed { reason: String, message: String, diagnosis: Option<String>, started: Option<Time>, finished: Option<Time> },
+    Failed {
+        /// The failed step's reason (`CommitNotFound`, `<Step>Failed`), Kubernetes' Job condition
+        /// reason (`DeadlineExceeded`), or the controller's (`VerdictMissing`, `VerdictMalformed`,
+        /// `PodFailed`, `JobFailed`).
+        reason: String,
+        /// For people.
+        message: String,
+        /// The agent's diagnosis, if it got that far.
+        diagnosis: Option<String>,
+        /// When the pod started.
+        started: Option<Time>,
+        /// When it ended.
+        finished: Option<Time>,
+    },
 }
 
 /// Read an attempt's outcome from its Job and the pods labelled with the attempt. Pure.

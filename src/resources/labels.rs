@@ -14,6 +14,16 @@ pub const ATTEMPT: &str = "cihealer.dev/attempt";
 pub const ATTEMPT_NUMBER: &str = "cihealer.dev/attempt-number";
 /// Label on runs carrying the error hash (part of the dedup key), set by the controller.
 pub const ERROR_HASH: &str = "cihealer.dev/error-hash";
+/// Label on remembered fixes: the first 16 hex digits of the SHA-256 of the lower-cased
+/// `owner/name` (a label value cannot hold `/`).
+pub const REPOSITORY_HASH: &str = "cihealer.dev/repository-hash";
+/// Label on remembered fixes: triage's failure class of the failure they fixed.
+pub const FAILURE_CLASS: &str = "cihealer.dev/failure-class";
+/// Label on remembered fixes: `validated` (reusable) or `denied` (a person refused it; never reused).
+pub const MEMORY_STATE: &str = "cihealer.dev/memory-state";
+/// Label on remembered fixes: the run that validated them (they are not owned by it, so they
+/// outlive it).
+pub const SOURCE_RUN: &str = "cihealer.dev/source-run";
 /// `app.kubernetes.io/name`.
 pub const NAME: &str = "app.kubernetes.io/name";
 /// `app.kubernetes.io/managed-by`.
@@ -34,15 +44,18 @@ pub enum Component {
     Context,
     /// An attempt's patch ConfigMap.
     Patch,
+    /// A remembered fix (a ConfigMap that outlives its run).
+    Memory,
 }
 
 impl Component {
-    /// The label value: `attempt`, `context`, `patch`.
+    /// The label value: `attempt`, `context`, `patch`, `memory`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Component::Attempt => "attempt",
             Component::Context => "context",
             Component::Patch => "patch",
+            Component::Memory => "memory",
         }
     }
 

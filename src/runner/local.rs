@@ -326,7 +326,8 @@ pub fn read_proc_io(pid: &str) -> Option<IoCounters> {
 
 /// Run every container of `pod` in order (init containers, then main containers), stopping after a
 /// failed init container. `on_step` is called after each container (for status reports); `alive` is
-/// polled while a container runs and stops the pod when it returns false (the pod was deleted).
+/// polled (every 250 ms) while a container runs and stops the pod when it returns false (the pod is
+/// being deleted).
 pub async fn run_pod<F, Fut, A, AFut>(
     pod: &Pod,
     dirs: &PodDirs,
@@ -354,7 +355,7 @@ where
         let o = LocalOptions { deadline: remaining, ..opts.clone() };
         let cancel = async {
             loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 if !alive().await {
                     break;
                 }

@@ -1,25 +1,26 @@
-//! The host runner: stands in for the Job controller, the scheduler and the kubelet on a control
-//! plane without nodes, running an attempt Job's steps as local processes.
-//!
-//! It watches Jobs labelled `app.kubernetes.io/component=attempt`; for each unfinished Job it creates
-//! the pod ([`sim::ensure_pod`]), binds it to its own Node ([`sim::bind`]), materialises the pod's
-//! ConfigMap and Secret volumes from the API into folders, runs the containers in order
-//! ([`local::run_pod`]), and reports pod and Job status as the kubelet and Job controller would
-//! ([`sim::report_running`], [`sim::report_finished`], [`sim::report_job_finished`]). Its Node points
-//! the API server at its HTTPS log endpoint ([`kubelet`]), so `kubectl logs` and `pods/log` work.
+//! The host runner: the kubelet of a control plane without nodes. It registers a Node (kept Ready by
+//! a Lease heartbeat, [`kubelet::NodeAgent`]), watches the pods the real scheduler binds to it, fills
+//! their ConfigMap and Secret volumes from the API into folders, runs their containers in order as
+//! local processes ([`local::run_pod`]) and reports pod status as the kubelet does
+//! ([`sim::report_running`], [`sim::report_finished`]). Everything else is Kubernetes' own: the Job
+//! controller creates the pods and sets the Jobs' conditions from their phases, enforces
+//! `activeDeadlineSeconds` (by deleting the pod, which stops it here) and `backoffLimit`; the
+//! TTL-after-finished and garbage collectors delete what is finished or orphaned. A pod being deleted
+//! has its containers killed and its deletion finished (grace period 0), as the kubelet does. The
+//! Node points the API server at the runner's HTTPS log endpoint ([`kubelet`]), so `kubectl logs`
+//! and `pods/log` work.
 
 pub mod kubelet;
 pub mod local;
 pub mod sim;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -31,10 +32,10 @@ use crate::contract::env;
 /// `healer host-runner` arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Watch attempt Jobs in this namespace only (default: all namespaces).
+    /// Run only the pods of this namespace that are bound to the Node (default: all namespaces).
     #[arg(long, env = env::NAMESPACE)]
     pub namespace: Option<String>,
-    /// The Node this runner registers and binds pods to.
+    /// The Node this runner registers; the scheduler binds pods to it.
     #[arg(long, env = env::NODE_NAME, default_value = "healer-host-runner")]
     pub node_name: String,
     /// Address of the kubelet log endpoint (HTTPS). Port 0 picks a free port.
@@ -46,18 +47,19 @@ pub struct Args {
     /// The `healer` binary that stands in for the healer image (default: this executable).
     #[arg(long, env = env::RUNNER_BINARY)]
     pub healer_binary: Option<PathBuf>,
-    /// Pods run at the same time.
+    /// Pods run at the same time (more wait for a slot).
     #[arg(long, env = env::RUNNER_PARALLEL, default_value_t = 2)]
     pub parallel: usize,
     /// Keep pods' volume folders (workspaces) after they finish; logs are always kept.
     #[arg(long, env = env::RUNNER_KEEP_VOLUMES)]
     pub keep_volumes: bool,
-    /// Skip the Node and the log endpoint (pods are still bound to `--node-name`).
-    #[arg(long, env = env::RUNNER_NO_KUBELET)]
-    pub no_kubelet: bool,
+    /// Pods the Node offers the scheduler (its `pods` capacity); cpu and memory are the host's.
+    #[arg(long, env = env::RUNNER_MAX_PODS, default_value_t = 16)]
+    pub max_pods: i32,
 }
 
-/// Run until a termination signal. Errors: no cluster credentials, the log port is taken.
+/// Run until a termination signal (SIGINT or SIGTERM; the Node is then deleted). Errors: no cluster
+/// credentials, the log port is taken.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let (root, _tmp) = match &args.work_dir {
@@ -75,146 +77,171 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => std::env::current_exe()?,
     };
     let index: kubelet::LogIndex = Default::default();
-    if !args.no_kubelet {
-        let addr = kubelet::serve_logs(args.kubelet_addr, index.clone()).await?;
-        kubelet::register_node(&client, &args.node_name, addr.port()).await?;
-        tracing::info!(node = %args.node_name, %addr, "registered Node; serving container logs");
-        let (c, n) = (client.clone(), args.node_name.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                if let Err(e) = kubelet::register_node(&c, &n, addr.port()).await {
-                    tracing::warn!(error = %e, "node heartbeat failed");
-                }
-            }
-        });
-    }
-    let jobs: Api<Job> = match &args.namespace {
+    let addr = kubelet::serve_logs(args.kubelet_addr, index.clone()).await?;
+    let agent =
+        kubelet::NodeAgent::start(&client, &args.node_name, addr.port(), kubelet::Capacity::of_host(args.max_pods))
+            .await?;
+    tracing::info!(node = %args.node_name, %addr, "registered Node; serving container logs");
+
+    // The pods the scheduler bound to this Node, as the kubelet watches them.
+    let pods: Api<Pod> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let seen: Arc<Mutex<HashSet<String>>> = Default::default();
+    let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", args.node_name));
+    let mut stream = watcher::watcher(pods, cfg).boxed();
+    let live: Arc<Mutex<HashMap<String, Arc<tokio::sync::watch::Sender<bool>>>>> = Default::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
-    let cfg = watcher::Config::default().labels("app.kubernetes.io/component=attempt");
-    let mut stream = watcher::watcher(jobs, cfg).boxed();
-    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), root = %root.display(), "host runner started");
+    let runner =
+        Runner { client: client.clone(), root: root.clone(), healer_binary, index, keep_volumes: args.keep_volumes };
+    tracing::info!(node = %args.node_name, namespace = args.namespace.as_deref().unwrap_or("<all>"), root = %root.display(), "host runner started");
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     loop {
         let ev = tokio::select! {
             _ = &mut shutdown => break,
+            _ = sigterm.recv() => break,
             ev = stream.next() => ev,
         };
-        let job = match ev {
-            Some(Ok(watcher::Event::Apply(j))) | Some(Ok(watcher::Event::InitApply(j))) => j,
+        let (pod, deleted) = match ev {
+            Some(Ok(watcher::Event::Apply(p))) | Some(Ok(watcher::Event::InitApply(p))) => (p, false),
+            Some(Ok(watcher::Event::Delete(p))) => (p, true),
             Some(Ok(_)) => continue,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "job watch error");
+                tracing::warn!(error = %e, "pod watch error");
                 continue;
             }
             None => break,
         };
-        if finished(&job) {
-            continue;
-        }
-        let uid = job.uid().unwrap_or_default();
-        if !seen.lock().expect("seen").insert(uid) {
-            continue;
-        }
-        let runner = Runner {
-            client: client.clone(),
-            node: args.node_name.clone(),
-            root: root.clone(),
-            healer_binary: healer_binary.clone(),
-            index: index.clone(),
-            keep_volumes: args.keep_volumes,
-        };
-        let slots = slots.clone();
-        tokio::spawn(async move {
-            let _permit = slots.acquire_owned().await;
-            let name = format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any());
-            if let Err(e) = runner.run_job(&job).await {
-                tracing::error!(job = %name, error = %format!("{e:#}"), "running the job failed");
+        let uid = pod.uid().unwrap_or_default();
+        let stopping = deleted || pod.metadata.deletion_timestamp.is_some();
+        let running = live.lock().expect("live pods").get(&uid).cloned();
+        match (running, stopping) {
+            // A running pod is being deleted (the garbage collector, the Job controller's deadline,
+            // a person): stop its containers; the pod's task then finishes the deletion.
+            (Some(stop), true) => {
+                let _ = stop.send(true);
             }
-        });
+            (Some(_), false) => {}
+            (None, true) if !deleted => {
+                // Not running here (finished, or never started): nothing to stop, finish the deletion.
+                let r = runner.clone();
+                tokio::spawn(async move { r.finish_deletion(&pod).await });
+            }
+            (None, true) => {}
+            (None, false) if is_terminal(&pod) => {}
+            (None, false) => {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                live.lock().expect("live pods").insert(uid.clone(), Arc::new(tx));
+                let (r, slots, live) = (runner.clone(), slots.clone(), live.clone());
+                tokio::spawn(async move {
+                    let _permit = slots.acquire_owned().await;
+                    let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+                    if let Err(e) = r.run_pod(&pod, rx).await {
+                        tracing::error!(pod = %name, error = %format!("{e:#}"), "running the pod failed");
+                    }
+                    live.lock().expect("live pods").remove(&uid);
+                });
+            }
+        }
     }
-    tracing::info!("host runner stopped");
+    tracing::info!(node = %args.node_name, "host runner stopping; deleting its Node");
+    if let Err(e) = agent.deregister().await {
+        tracing::warn!(error = %e, "cannot delete the Node");
+    }
     Ok(())
 }
 
-fn finished(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
-/// Runs one Job's pod on this host.
+/// Whether the kubelet already started `pod` (some container has a state): a pod this process did
+/// not start but another did, before a restart.
+fn started_before(pod: &Pod) -> bool {
+    pod.status.as_ref().is_some_and(|s| {
+        s.init_container_statuses
+            .iter()
+            .chain(s.container_statuses.iter())
+            .flatten()
+            .any(|c| c.state.as_ref().is_some_and(|st| st.running.is_some() || st.terminated.is_some()))
+    })
+}
+
+fn first_container(pod: &Pod) -> String {
+    let spec = pod.spec.as_ref();
+    spec.and_then(|s| s.init_containers.as_ref())
+        .and_then(|c| c.first())
+        .or_else(|| spec.and_then(|s| s.containers.first()))
+        .map(|c| c.name.clone())
+        .unwrap_or_default()
+}
+
+/// Runs the pods bound to this host's Node.
 #[derive(Clone)]
 pub struct Runner {
+    /// The runner's client (its own credentials, as the kubelet has its own).
     pub client: Client,
-    pub node: String,
+    /// Folder under which each pod gets its folders.
     pub root: PathBuf,
+    /// The executable standing in for the healer image's `healer`.
     pub healer_binary: PathBuf,
+    /// Where the log endpoint finds each pod's logs.
     pub index: kubelet::LogIndex,
+    /// Keep volume folders after a pod ends.
     pub keep_volumes: bool,
 }
 
 impl Runner {
-    /// Create, bind, run and report the pod of `job`, then the Job's status. Errors: API failures.
-    pub async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
-        let ns = job.namespace().unwrap_or_default();
-        let pod = sim::ensure_pod(&self.client, job).await?;
-        if pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed") {
+    /// Run `pod`'s containers and report its status until it ends or `stop` turns true (the pod is
+    /// being deleted: its containers are killed and the deletion finished). Errors: API failures.
+    pub async fn run_pod(&self, pod: &Pod, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+        let ns = pod.namespace().unwrap_or_default();
+        let pod_name = pod.name_any();
+        let dirs = PodDirs::new(&self.root, &ns, &pod_name);
+        self.index.write().expect("log index").insert((ns.clone(), pod_name.clone()), dirs.logs.clone());
+        if started_before(pod) {
+            // A node that restarted loses its containers; with restartPolicy Never the pod fails.
+            let outcomes = [sim::StepOutcome::new(
+                &first_container(pod),
+                137,
+                Some("the host runner restarted while the pod ran"),
+            )];
+            sim::report_finished(&self.client, pod, &outcomes).await?;
             return Ok(());
         }
-        match sim::bind(&self.client, &pod, &self.node).await {
-            Ok(()) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-        let pods = Api::<Pod>::namespaced(self.client.clone(), &ns);
-        let pod = pods.get(&pod.name_any()).await?;
-        let dirs = PodDirs::new(&self.root, &ns, &pod.name_any());
-        self.index.write().expect("log index").insert((ns.clone(), pod.name_any()), dirs.logs.clone());
-        tracing::info!(pod = %format!("{ns}/{}", pod.name_any()), root = %dirs.root.display(), "running pod");
+        tracing::info!(pod = %format!("{ns}/{pod_name}"), root = %dirs.root.display(), "running pod");
 
-        let materials = match self.materials(&pod).await {
+        let materials = match self.materials(pod).await {
             Ok(m) => m,
             Err(e) => {
                 // The kubelet would leave the pod Pending (CreateContainerConfigError); say why and fail it.
                 let msg = format!("cannot mount volumes: {e}");
-                tracing::warn!(pod = %pod.name_any(), %msg);
-                let first = pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.init_containers.as_ref())
-                    .and_then(|c| c.first())
-                    .map(|c| c.name.clone())
-                    .unwrap_or_default();
+                tracing::warn!(pod = %pod_name, %msg);
                 let f = crate::contract::StepFailure { reason: "VolumeMountFailed".into(), message: msg };
-                let outcome = sim::StepOutcome::new(&first, 1, Some(&f.to_termination_message()));
-                sim::report_finished(&self.client, &pod, &[outcome]).await?;
-                sim::report_job_finished(&self.client, job, false).await?;
+                let outcome = sim::StepOutcome::new(&first_container(pod), 1, Some(&f.to_termination_message()));
+                sim::report_finished(&self.client, pod, &[outcome]).await?;
                 return Ok(());
             }
         };
-        local::materialise(&pod, &dirs, &materials)?;
-        let running = sim::report_running(&self.client, &pod, &[]).await?;
+        local::materialise(pod, &dirs, &materials)?;
+        let running = sim::report_running(&self.client, pod, &[]).await?;
         let opts = LocalOptions {
             healer_binary: self.healer_binary.clone(),
             root: self.root.clone(),
             extra_env: std::env::var(env::LOG_FILTER)
                 .map(|v| vec![(env::LOG_FILTER.to_string(), v)])
                 .unwrap_or_default(),
-            deadline: job
+            // The pod's own deadline is the kubelet's to keep; a Job's `activeDeadlineSeconds` is the
+            // Job controller's (it deletes the pod, which stops it here).
+            deadline: pod
                 .spec
                 .as_ref()
                 .and_then(|s| s.active_deadline_seconds)
                 .map(|s| Duration::from_secs(s.max(1) as u64)),
         };
         let client = self.client.clone();
-        let pod_name = pod.name_any();
         let reported = Arc::new(tokio::sync::Mutex::new(running));
         let total = pod
             .spec
@@ -222,7 +249,7 @@ impl Runner {
             .map(|s| s.init_containers.as_ref().map_or(0, |v| v.len()) + s.containers.len())
             .unwrap_or(0);
         let runs = local::run_pod(
-            &pod,
+            pod,
             &dirs,
             &opts,
             |done| {
@@ -239,28 +266,44 @@ impl Runner {
                 }
             },
             || {
-                let pods = pods.clone();
-                let name = pod_name.clone();
-                async move { !matches!(pods.get_opt(&name).await, Ok(None)) }
+                let stop = stop.clone();
+                async move { !*stop.borrow() }
             },
         )
         .await;
-        let Some(current) = pods.get_opt(&pod_name).await? else {
-            tracing::info!(pod = %pod_name, "pod was deleted while running; stopped");
-            self.cleanup(&dirs);
-            return Ok(());
-        };
         let outcomes: Vec<sim::StepOutcome> = runs.iter().map(|r| r.outcome.clone()).collect();
         for r in &runs {
             tracing::info!(pod = %pod_name, container = %r.outcome.name, exit_code = r.outcome.exit_code, seconds = r.elapsed.as_secs_f64(), "container finished");
         }
-        let finished = sim::report_finished(&self.client, &current, &outcomes).await?;
-        let ok = finished.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded");
-        if Api::<Job>::namespaced(self.client.clone(), &ns).get_opt(&job.name_any()).await?.is_some() {
-            sim::report_job_finished(&self.client, job, ok).await?;
+        let current = reported.lock().await.clone();
+        match sim::report_finished(&self.client, &current, &outcomes).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) if !*stop.borrow() => return Err(e.into()),
+            Err(e) => tracing::debug!(error = %e, "final status of a deleted pod not written"),
+        }
+        if *stop.borrow() {
+            tracing::info!(pod = %pod_name, "pod deleted while running; containers stopped");
+            self.finish_deletion(pod).await;
         }
         self.cleanup(&dirs);
         Ok(())
+    }
+
+    /// The kubelet's last word on a pod being deleted: once its containers are stopped, delete it
+    /// for good (grace period 0, only this uid). A failure is logged.
+    pub async fn finish_deletion(&self, pod: &Pod) {
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let dp = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions { uid: pod.uid(), resource_version: None }),
+            ..Default::default()
+        };
+        match pods.delete(&pod.name_any(), &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => tracing::warn!(pod = %pod.name_any(), error = %e, "cannot finish the pod's deletion"),
+        }
     }
 
     fn cleanup(&self, dirs: &PodDirs) {

@@ -1,27 +1,26 @@
-//! Stand-ins for the cluster parts a bare control plane lacks: the Job controller (creates a Job's pod
-//! and writes the Job's status), the scheduler (binds the pod) and the kubelet's status reports.
+//! The kubelet's pod status reports (the one part of a node the local control plane lacks), and the
+//! pod a Job's template makes, for the tests that run a pod's steps with no API server.
 //!
-//! Used by the host runner (which really runs the steps) and by tests (which choose each step's exit
-//! code and termination message), the way envtest users drive controllers without nodes. Objects and
-//! status transitions follow what the real components write, so the API server's validation of
-//! `batch/v1` Job status (SuccessCriteriaMet before Complete, FailureTarget before Failed) accepts them.
+//! The real kube-controller-manager creates each Job's pods and sets the Job's conditions from the
+//! pods' phases; the real scheduler binds them. What is left to stand in for is the kubelet:
+//! [`report_running`] and [`report_finished`] write the pod status a kubelet writes. The host runner
+//! uses them for the steps it really runs; tests use them to finish a pod with each step's exit code
+//! and termination message of their choosing.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
     PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 /// Label the Job controller puts on a Job's pods.
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
-/// Field manager for status written by these stand-ins.
-pub const FIELD_MANAGER: &str = "ci-healer-host-runner";
 
 /// The outcome of one container, as the kubelet would report it.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +53,9 @@ fn now() -> Time {
 }
 
 /// The pod the Job controller would create for `job`: the template's metadata and spec, the Job's
-/// labels, an ownerReference to the Job, and `generateName: <job>-`. Pure.
+/// labels, an ownerReference to the Job, and `generateName: <job>-`. Pure. Used only where no API
+/// server runs (the step tests that run a Job's pod as local processes); on a control plane the real
+/// Job controller creates the pod.
 pub fn pod_for_job(job: &Job) -> Pod {
     let tmpl = job.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     let meta = tmpl.metadata.unwrap_or_default();
@@ -83,40 +84,6 @@ pub fn pod_for_job(job: &Job) -> Pod {
         spec: tmpl.spec,
         status: None,
     }
-}
-
-/// The pod of `job`, created if the Job has none yet (the Job controller's part).
-/// Errors: API failures.
-pub async fn ensure_pod(client: &Client, job: &Job) -> kube::Result<Pod> {
-    let ns = job.namespace().unwrap_or_default();
-    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
-    let lp = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={}", job.name_any()));
-    if let Some(p) = pods.list(&lp).await?.items.into_iter().next() {
-        return Ok(p);
-    }
-    let pod = pods.create(&PostParams::default(), &pod_for_job(job)).await?;
-    // The Job controller records the start and the active pod.
-    let jobs = Api::<Job>::namespaced(client.clone(), &ns);
-    let status = json!({"status": {"startTime": now(), "active": 1, "ready": 0, "terminating": 0}});
-    jobs.patch_status(&job.name_any(), &PatchParams::default(), &Patch::Merge(status)).await?;
-    Ok(pod)
-}
-
-/// Bind `pod` to `node` (the scheduler's part), through the `pods/binding` subresource.
-/// Errors: API failures (a pod already bound gets a 409).
-pub async fn bind(client: &Client, pod: &Pod, node: &str) -> kube::Result<()> {
-    let ns = pod.namespace().unwrap_or_default();
-    let binding = json!({
-        "apiVersion": "v1", "kind": "Binding",
-        "metadata": {"name": pod.name_any(), "namespace": ns},
-        "target": {"apiVersion": "v1", "kind": "Node", "name": node}
-    });
-    let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{}/binding", pod.name_any()))
-        .header("Content-Type", "application/json")
-        .body(serde_json::to_vec(&binding).expect("binding serialises"))
-        .map_err(|e| kube::Error::BuildRequest(kube::core::request::Error::BuildRequest(e)))?;
-    let _: serde_json::Value = client.request(req).await?;
-    Ok(())
 }
 
 fn status_of(name: &str, image: &str, state: ContainerState, ready: bool) -> ContainerStatus {
@@ -267,45 +234,4 @@ async fn write_pod_status(client: &Client, pod: &Pod, status: PodStatus) -> kube
     let pods = Api::<Pod>::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
     let patch = json!({"status": status});
     pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await
-}
-
-/// Write the Job's final status as the Job controller does: `SuccessCriteriaMet` then `Complete`
-/// for a pod that succeeded, `FailureTarget` then `Failed` (reason `BackoffLimitExceeded`) otherwise.
-pub async fn report_job_finished(client: &Client, job: &Job, succeeded: bool) -> kube::Result<Job> {
-    let jobs = Api::<Job>::namespaced(client.clone(), &job.namespace().unwrap_or_default());
-    let current = jobs.get_status(&job.name_any()).await?;
-    let started = current.status.as_ref().and_then(|s| s.start_time.clone()).unwrap_or_else(now);
-    let cond = |t: &str, reason: &str, msg: &str| JobCondition {
-        type_: t.into(),
-        status: "True".into(),
-        reason: Some(reason.into()),
-        message: Some(msg.into()),
-        last_probe_time: Some(now()),
-        last_transition_time: Some(now()),
-    };
-    let (interim, last) = if succeeded {
-        (
-            cond("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
-            cond("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
-        )
-    } else {
-        (
-            cond("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
-            cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
-        )
-    };
-    let base = JobStatus {
-        start_time: Some(started),
-        active: Some(0),
-        ready: Some(0),
-        terminating: Some(0),
-        succeeded: Some(succeeded as i32),
-        failed: Some((!succeeded) as i32),
-        uncounted_terminated_pods: Some(Default::default()),
-        ..Default::default()
-    };
-    let step1 = JobStatus { conditions: Some(vec![interim.clone()]), ..base.clone() };
-    jobs.patch_status(&job.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": step1}))).await?;
-    let step2 = JobStatus { conditions: Some(vec![interim, last]), completion_time: succeeded.then(now), ..base };
-    jobs.patch_status(&job.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": step2}))).await
 }

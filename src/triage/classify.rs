@@ -1,43 +1,78 @@
 //! Failure classes and the classifier.
 //!
 //! Evidence, strongest first: a sender's `error_type` naming a class; diagnostics (each tool maps to a
-//! class: clippy → `rust_clippy`, tsc → `frontend_types`, helm → `helm` …); log signals (`test result:
-//! FAILED`, `Resource not accessible by integration`, `ECONNRESET` …); the failed step's, job's and
+//! class: clippy → `rust_clippy`, tsc → `frontend_types`, helm → `helm` …; ecosystem-neutral formats
+//! such as TAP take their ecosystem from [`super::ecosystem`]); log signals (`test result: FAILED`,
+//! `Resource not accessible by integration`, `ECONNRESET` …); the failed step's, job's and
 //! workflow's names (an ecosystem word such as `yarn` or `cargo` combined with a kind word such as
 //! `format`, `lint`, `test`); the changed files' kinds. Scores are summed per class; the confidence is
 //! the winner's share, damped when the evidence is thin.
+//!
+//! A network or environment failure (a package host that failed, a missing daemon or system
+//! package) causes the errors after it (`mocha: not found`, `ModuleNotFoundError`, a missing
+//! header): when one is found, the evidence that follows it counts a fifth, so the cause wins.
 
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use super::ecosystem::{Ecosystem, EcosystemGuess};
 use super::parsers::{Diagnostic, Severity, Signal, Tool};
 
 /// The failure classes triage assigns (serialised in snake_case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
+    /// rustc errors (`error[E0308]`), cargo build failures.
     RustBuild,
+    /// clippy lints.
     RustClippy,
+    /// cargo test failures (panics, `test … FAILED`).
     RustTest,
+    /// `cargo fmt --check` diffs.
     RustFmt,
+    /// TypeScript type errors (tsc).
     FrontendTypes,
+    /// JavaScript-ecosystem linters: eslint, stylelint, markdownlint, editorconfig checkers,
+    /// size-limit budgets.
     FrontendLint,
+    /// Prettier `--check` / `--list-different`.
     FrontendFormat,
+    /// JavaScript test runners: jest, vitest, mocha, jasmine, karma, ava, tape/TAP, node:test.
     FrontendTest,
+    /// JavaScript bundlers and task runners: webpack, gulp, grunt.
+    FrontendBuild,
+    /// Dependency resolution and lockfiles (npm `ERESOLVE`, cargo `failed to select a version`,
+    /// `go.mod` not tidy).
     Dependency,
+    /// `docker build` / buildx failures, hadolint.
     DockerBuild,
+    /// helm lint/template/install/upgrade failures.
     Helm,
+    /// Kubernetes manifests and infrastructure configuration (kubectl, kubeconform, yamllint,
+    /// Terraform, Ansible).
     K8sManifest,
+    /// Invalid GitHub Actions workflow files (actionlint, `Invalid workflow file`).
     WorkflowSyntax,
+    /// The job's token lacks a permission (`Resource not accessible by integration`).
     Permissions,
+    /// The runner itself failed or a transient network error: re-run (default `rerunClasses`).
     InfraFlake,
+    /// A package host, registry or download failed: DNS, TLS, connection refused, HTTP 4xx/5xx
+    /// from npm, yarn, pnpm, pip, cargo, the Go module proxy, apt, Maven, RubyGems, Composer,
+    /// helm repositories, curl/wget/git fetches. Routes to `infrastructure`; add it to
+    /// `rerunClasses` to re-run instead.
+    Network,
+    /// The build environment lacks something: a daemon (`Cannot connect to the Docker daemon`), a
+    /// cluster, a system package (`E: Unable to locate package`), a command (`command not found`).
+    Environment,
+    /// Nothing recognisable.
     Unknown,
 }
 
 impl FailureClass {
     /// Every class, in declaration order.
-    pub const ALL: [FailureClass; 16] = [
+    pub const ALL: [FailureClass; 19] = [
         FailureClass::RustBuild,
         FailureClass::RustClippy,
         FailureClass::RustTest,
@@ -46,6 +81,7 @@ impl FailureClass {
         FailureClass::FrontendLint,
         FailureClass::FrontendFormat,
         FailureClass::FrontendTest,
+        FailureClass::FrontendBuild,
         FailureClass::Dependency,
         FailureClass::DockerBuild,
         FailureClass::Helm,
@@ -53,6 +89,8 @@ impl FailureClass {
         FailureClass::WorkflowSyntax,
         FailureClass::Permissions,
         FailureClass::InfraFlake,
+        FailureClass::Network,
+        FailureClass::Environment,
         FailureClass::Unknown,
     ];
 
@@ -67,6 +105,7 @@ impl FailureClass {
             FailureClass::FrontendLint => "frontend_lint",
             FailureClass::FrontendFormat => "frontend_format",
             FailureClass::FrontendTest => "frontend_test",
+            FailureClass::FrontendBuild => "frontend_build",
             FailureClass::Dependency => "dependency",
             FailureClass::DockerBuild => "docker_build",
             FailureClass::Helm => "helm",
@@ -74,6 +113,8 @@ impl FailureClass {
             FailureClass::WorkflowSyntax => "workflow_syntax",
             FailureClass::Permissions => "permissions",
             FailureClass::InfraFlake => "infra_flake",
+            FailureClass::Network => "network",
+            FailureClass::Environment => "environment",
             FailureClass::Unknown => "unknown",
         }
     }
@@ -89,9 +130,57 @@ impl FailureClass {
     }
 }
 
-/// The class a tool's diagnostics point to (`None`: no opinion; [`FailureClass::Unknown`]: a real
-/// failure in an ecosystem without a specialist class, e.g. Go or Python).
+/// The network codes of [`is_network_code`] that name a transient condition (a reset or timed-out
+/// connection, a DNS lookup that may succeed next time, a gateway or rate limit): a re-run likely
+/// passes, so they are [`FailureClass::InfraFlake`], not [`FailureClass::Network`].
+pub fn is_transient_network_code(code: &str) -> bool {
+    matches!(code, "ECONNRESET" | "ETIMEDOUT" | "EAI_AGAIN" | "ERR_SOCKET_TIMEOUT" | "E429" | "E502" | "E503" | "E504")
+}
+
+/// npm/pnpm/yarn codes of a package host that failed (HTTP 4xx/5xx, DNS, TLS, connection), as
+/// opposed to a resolution problem of the project's own dependencies.
+pub fn is_network_code(code: &str) -> bool {
+    matches!(
+        code,
+        "E401"
+            | "E403"
+            | "E404"
+            | "E407"
+            | "E429"
+            | "E500"
+            | "E502"
+            | "E503"
+            | "E504"
+            | "ECONNREFUSED"
+            | "ECONNRESET"
+            | "ENOTFOUND"
+            | "EAI_AGAIN"
+            | "ETIMEDOUT"
+            | "ENETUNREACH"
+            | "EHOSTUNREACH"
+            | "ERR_SOCKET_TIMEOUT"
+            | "ENEEDAUTH"
+            | "CERT_HAS_EXPIRED"
+            | "DEPTH_ZERO_SELF_SIGNED_CERT"
+            | "SELF_SIGNED_CERT_IN_CHAIN"
+            | "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
+            | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
+            | "ERR_TLS_CERT_ALTNAME_INVALID"
+            | "EPROTO"
+    ) || code.starts_with("ERR_PNPM_FETCH_")
+        || code.starts_with("ERR_PNPM_META_FETCH")
+}
+
+/// The class a tool's diagnostics point to (`None`: no opinion, or an ecosystem-neutral format, see
+/// [`neutral_kind`]; [`FailureClass::Unknown`]: a real failure in an ecosystem without a specialist
+/// class, e.g. Go or Python). A diagnostic whose code is `network` or `environment` is of that class
+/// whatever its tool.
 pub fn class_of(d: &Diagnostic) -> Option<FailureClass> {
+    match d.code.as_deref() {
+        Some("network") => return Some(FailureClass::Network),
+        Some("environment") => return Some(FailureClass::Environment),
+        _ => {}
+    }
     Some(match d.tool {
         Tool::Rustc => FailureClass::RustBuild,
         Tool::Clippy => FailureClass::RustClippy,
@@ -99,11 +188,29 @@ pub fn class_of(d: &Diagnostic) -> Option<FailureClass> {
         Tool::CargoTest => FailureClass::RustTest,
         Tool::Cargo => return None,
         Tool::Tsc => FailureClass::FrontendTypes,
-        Tool::Eslint | Tool::Stylelint | Tool::NodeLint => FailureClass::FrontendLint,
+        Tool::Eslint | Tool::Stylelint | Tool::NodeLint | Tool::Markdownlint | Tool::SizeLimit => {
+            FailureClass::FrontendLint
+        }
         Tool::Prettier => FailureClass::FrontendFormat,
-        Tool::Jest | Tool::Vitest => FailureClass::FrontendTest,
-        Tool::Npm | Tool::Pnpm | Tool::Yarn => FailureClass::Dependency,
-        Tool::Pytest | Tool::Python | Tool::Go | Tool::GoTest | Tool::Java => FailureClass::Unknown,
+        Tool::Jest | Tool::Vitest | Tool::Mocha | Tool::Jasmine | Tool::Karma | Tool::Ava | Tool::NodeTest => {
+            FailureClass::FrontendTest
+        }
+        Tool::Gulp | Tool::Grunt | Tool::Webpack => FailureClass::FrontendBuild,
+        Tool::Npm | Tool::Pnpm | Tool::Yarn => match d.code.as_deref() {
+            Some(c) if is_transient_network_code(c) => FailureClass::InfraFlake,
+            Some(c) if is_network_code(c) => FailureClass::Network,
+            Some("ENOSPC" | "ENOMEM") => FailureClass::InfraFlake,
+            _ => FailureClass::Dependency,
+        },
+        Tool::Pytest
+        | Tool::Python
+        | Tool::Pip
+        | Tool::Go
+        | Tool::GoTest
+        | Tool::Java
+        | Tool::Ruby
+        | Tool::Php
+        | Tool::Native => FailureClass::Unknown,
         Tool::Docker | Tool::Hadolint => FailureClass::DockerBuild,
         Tool::Helm => FailureClass::Helm,
         Tool::Yamllint | Tool::Kubernetes | Tool::Terraform | Tool::Ansible | Tool::Dotenv => FailureClass::K8sManifest,
@@ -112,30 +219,96 @@ pub fn class_of(d: &Diagnostic) -> Option<FailureClass> {
             Some("permissions") => FailureClass::Permissions,
             _ => FailureClass::WorkflowSyntax,
         },
-        Tool::Generic => return None,
+        Tool::Tap
+        | Tool::Editorconfig
+        | Tool::Generic
+        | Tool::Apt
+        | Tool::Curl
+        | Tool::Git
+        | Tool::Gpg
+        | Tool::Shell => {
+            return None;
+        }
+    })
+}
+
+/// What kind of check an ecosystem-neutral format reports (TAP is a test protocol; editorconfig
+/// checkers lint any text): its class comes from the job's ecosystem (TAP in a Node.js job is
+/// `frontend_test`, in a Perl job `unknown`).
+pub fn neutral_kind(tool: Tool) -> Option<&'static str> {
+    match tool {
+        Tool::Tap => Some("test"),
+        Tool::Editorconfig => Some("lint"),
+        _ => None,
+    }
+}
+
+/// The ecosystem a tool belongs to, if it has one.
+pub fn tool_ecosystem(tool: Tool) -> Option<Ecosystem> {
+    Some(match tool {
+        Tool::Rustc | Tool::Clippy | Tool::Rustfmt | Tool::CargoTest | Tool::Cargo => Ecosystem::Rust,
+        Tool::Tsc
+        | Tool::Eslint
+        | Tool::Stylelint
+        | Tool::NodeLint
+        | Tool::Prettier
+        | Tool::Jest
+        | Tool::Vitest
+        | Tool::Npm
+        | Tool::Pnpm
+        | Tool::Yarn
+        | Tool::Mocha
+        | Tool::Jasmine
+        | Tool::Karma
+        | Tool::Ava
+        | Tool::NodeTest
+        | Tool::Markdownlint
+        | Tool::SizeLimit
+        | Tool::Gulp
+        | Tool::Grunt
+        | Tool::Webpack => Ecosystem::Javascript,
+        Tool::Pytest | Tool::Python | Tool::Pip => Ecosystem::Python,
+        Tool::Go | Tool::GoTest => Ecosystem::Go,
+        Tool::Java => Ecosystem::Jvm,
+        Tool::Ruby => Ecosystem::Ruby,
+        Tool::Php => Ecosystem::Php,
+        Tool::Native => Ecosystem::Native,
+        Tool::Docker | Tool::Hadolint | Tool::Helm | Tool::Kubernetes | Tool::Terraform | Tool::Ansible => {
+            Ecosystem::Infrastructure
+        }
+        _ => return None,
     })
 }
 
 /// Everything the classifier looks at.
 #[derive(Debug, Default)]
 pub struct Evidence<'a> {
+    /// The parsers' diagnostics.
     pub diagnostics: &'a [Diagnostic],
+    /// The parsers' class signals.
     pub signals: &'a [Signal],
+    /// The workflow's name.
     pub workflow_name: Option<&'a str>,
+    /// The job's name.
     pub job_name: Option<&'a str>,
     /// The failed step names (from the webhook or the log).
     pub step_names: Vec<&'a str>,
+    /// Changed files, relative to the repository root.
     pub changed_files: &'a [String],
+    /// A sender's hint naming a class.
     pub error_type: Option<&'a str>,
     /// Log line indices of the failing step; evidence inside it counts more.
     pub focus_lines: Option<Range<usize>>,
     /// Log line numbers (1-based) of the failing step.
     pub focus_numbers: Option<Range<usize>>,
+    /// The job's ecosystem ([`super::ecosystem::guess`]): classes ecosystem-neutral diagnostics.
+    pub ecosystem: Option<EcosystemGuess>,
 }
 
 /// The classifier's answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Verdict {
+    /// The winning class ([`FailureClass::Unknown`] when nothing scored).
     pub class: FailureClass,
     /// 0.0 to 1.0.
     pub confidence: f32,
@@ -202,7 +375,8 @@ fn combine(eco: Option<Eco>, kind: Option<Kind>) -> Option<FailureClass> {
         (Eco::Frontend, Some(Kind::Fmt)) => C::FrontendFormat,
         (Eco::Frontend, Some(Kind::Lint)) => C::FrontendLint,
         (Eco::Frontend, Some(Kind::Test)) => C::FrontendTest,
-        (Eco::Frontend, Some(Kind::Types) | Some(Kind::Build)) => C::FrontendTypes,
+        (Eco::Frontend, Some(Kind::Types)) => C::FrontendTypes,
+        (Eco::Frontend, Some(Kind::Build)) => C::FrontendBuild,
         (Eco::Frontend, Some(Kind::Deps)) => C::Dependency,
         (Eco::Frontend, None) => C::FrontendLint,
     })
@@ -260,15 +434,50 @@ pub fn classify(ev: &Evidence<'_>) -> Verdict {
     let in_focus_line = |i: usize| ev.focus_lines.as_ref().is_none_or(|r| r.contains(&i));
 
     // Diagnostics, capped per class so one verbose tool does not drown everything else.
+    // A network or environment failure causes what follows it: later evidence counts a fifth.
+    let cause_number = ev
+        .diagnostics
+        .iter()
+        .filter(|d| {
+            d.severity == Severity::Error
+                && matches!(
+                    class_of(d),
+                    Some(FailureClass::Network | FailureClass::Environment | FailureClass::InfraFlake)
+                )
+        })
+        .map(|d| d.log_line)
+        .filter(|&n| in_focus_number(n))
+        .min();
+    let cause_line = ev
+        .signals
+        .iter()
+        .filter(|s| {
+            matches!(s.class, FailureClass::Network | FailureClass::Environment | FailureClass::InfraFlake)
+                && s.weight >= 2.0
+        })
+        .map(|s| s.line)
+        .filter(|&i| in_focus_line(i))
+        .min();
+    let eco_class = |kind: &str| -> FailureClass {
+        let k = if kind == "test" { Kind::Test } else { Kind::Lint };
+        match ev.ecosystem.filter(|g| g.confidence >= 0.3).map(|g| g.ecosystem) {
+            Some(Ecosystem::Rust) => combine(Some(Eco::Rust), Some(k)).unwrap_or(FailureClass::Unknown),
+            Some(Ecosystem::Javascript) => combine(Some(Eco::Frontend), Some(k)).unwrap_or(FailureClass::Unknown),
+            _ => FailureClass::Unknown,
+        }
+    };
     let mut diag = [0f32; FailureClass::ALL.len()];
     let mut eco_votes = [0f32; 2];
     for d in ev.diagnostics {
-        let Some(c) = class_of(d) else { continue };
+        let Some(c) = class_of(d).or_else(|| neutral_kind(d.tool).map(eco_class)) else { continue };
+        let secondary = cause_number.is_some_and(|n| d.log_line > n)
+            && !matches!(c, FailureClass::Network | FailureClass::Environment);
         let w = match d.severity {
             Severity::Error => 1.0,
             Severity::Warning => 0.4,
             Severity::Note => 0.1,
-        } * if in_focus_number(d.log_line) { 1.0 } else { 0.3 };
+        } * if in_focus_number(d.log_line) { 1.0 } else { 0.3 }
+            * if secondary { 0.2 } else { 1.0 };
         diag[c.index()] += w;
         match c {
             FailureClass::RustBuild | FailureClass::RustClippy | FailureClass::RustTest | FailureClass::RustFmt => {
@@ -277,7 +486,8 @@ pub fn classify(ev: &Evidence<'_>) -> Verdict {
             FailureClass::FrontendTypes
             | FailureClass::FrontendLint
             | FailureClass::FrontendFormat
-            | FailureClass::FrontendTest => eco_votes[1] += w,
+            | FailureClass::FrontendTest
+            | FailureClass::FrontendBuild => eco_votes[1] += w,
             _ => {}
         }
     }
@@ -304,7 +514,10 @@ pub fn classify(ev: &Evidence<'_>) -> Verdict {
     // Signals.
     let mut sig = [0f32; FailureClass::ALL.len()];
     for s in ev.signals {
-        sig[s.class.index()] += s.weight * if in_focus_line(s.line) { 1.0 } else { 0.4 };
+        let secondary = cause_line.is_some_and(|l| s.line > l)
+            && !matches!(s.class, FailureClass::Network | FailureClass::Environment);
+        sig[s.class.index()] +=
+            s.weight * if in_focus_line(s.line) { 1.0 } else { 0.4 } * if secondary { 0.2 } else { 1.0 };
     }
     for (s, g) in score.iter_mut().zip(sig) {
         *s += g.min(8.0);

@@ -12,8 +12,10 @@
 //! ```
 //!
 //! The log blocks are built around the lines that look most like the failure (diagnostics, `##[error]`
-//! markers, failure keywords), preferring the failing step, extended over indented continuation lines
-//! (stack traces, rustc snippets), merged, and chosen by score until the budget is spent.
+//! markers, failure keywords; never CI-runner boilerplate, see [`super::boilerplate`]), preferring
+//! the failing step, widened upwards over the lines that lead into them and downwards over indented
+//! continuation lines (stack traces, rustc snippets), merged, and chosen by score until the budget is
+//! spent; the blocks of the first and the last failure come first.
 
 use std::fmt::Write;
 
@@ -30,6 +32,12 @@ const MAX_BLOCK: usize = 60;
 const MAX_EXCERPT_LINE: usize = 2048;
 /// Anchors need at least this score (see [`Parsed::line_scores`]).
 const MIN_ANCHOR: u8 = 3;
+/// A block is widened upwards over at most this many more non-blank lines that lead into its
+/// anchor (a failing test's title above its assertion, a task header above its error).
+const LEAD_IN: usize = 8;
+/// Extra score of the blocks holding the first and the last anchor: a long log's budget goes to
+/// its first failure (often the cause) and its last (the summary) before the ones between.
+const FIRST_LAST_BONUS: f32 = 4.0;
 
 struct Block {
     start: usize,
@@ -195,7 +203,17 @@ fn blocks_section(out: &mut String, log: &Log<'_>, parsed: &Parsed, focus: Optio
     let make = |a: usize, weight: f32| -> Block {
         // Blocks stay inside the failing step when the anchor is in it.
         let (lo, hi) = if region.contains(&a) { (region.start, region.end) } else { (0, n) };
-        let start = a.saturating_sub(BEFORE).max(lo);
+        let mut start = a.saturating_sub(BEFORE).max(lo);
+        // Lead-in: the non-blank lines right above, up to a blank line.
+        let mut lead = 0;
+        while start > lo
+            && lead < LEAD_IN
+            && !log.lines[start - 1].text.trim().is_empty()
+            && !header.contains(&(start - 1))
+        {
+            start -= 1;
+            lead += 1;
+        }
         let mut end = (a + 1 + AFTER).min(hi);
         // Follow indented continuations (stack traces, snippets), across single blank lines.
         while end < hi && end - a < MAX_BLOCK {
@@ -209,8 +227,13 @@ fn blocks_section(out: &mut String, log: &Log<'_>, parsed: &Parsed, focus: Optio
         let recency = if n > 0 { a as f32 / n as f32 } else { 0.0 };
         Block { start, end, score: f32::from(scores.get(a).copied().unwrap_or(0)) * weight + recency }
     };
+    let (first, last) = (anchors.first().copied(), anchors.last().copied());
     for &a in &anchors {
-        blocks.push(make(a, 1.0));
+        let mut b = make(a, 1.0);
+        if Some(a) == first || Some(a) == last {
+            b.score += FIRST_LAST_BONUS;
+        }
+        blocks.push(b);
     }
     for &a in &outside {
         blocks.push(make(a, 0.5));

@@ -136,8 +136,11 @@ pub enum LogFormat {
 /// A parsed log: cleaned lines and steps.
 #[derive(Debug)]
 pub struct Log<'a> {
+    /// The cleaned lines, in log order.
     pub lines: Vec<Line<'a>>,
+    /// The job's steps (empty for a plain log).
     pub steps: Vec<Step>,
+    /// The layout the log was recognised as.
     pub format: LogFormat,
     /// The step holding the last `##[error]` (not a post step), if any.
     pub failing_step: Option<usize>,
@@ -175,9 +178,11 @@ impl<'a> Log<'a> {
             line_start = end + 1;
             let number = skipped_lines + i + 1;
             let raw_len = raw.len();
-            let mut raw = raw.strip_suffix('\r').unwrap_or(raw);
-            // Carriage returns overwrite the line (progress bars): keep the last segment, before
-            // the length cut so a long progress line keeps its final state.
+            // Every trailing carriage return ends the line (`\r\n`, and `\r\r\n` from a CRLF
+            // writer behind a terminal that adds its own `\r`).
+            let mut raw = raw.trim_end_matches('\r');
+            // Carriage returns inside overwrite the line (progress bars): keep the last segment,
+            // before the length cut so a long progress line keeps its final state.
             if let Some(cr) = memchr::memrchr(b'\r', raw.as_bytes()) {
                 raw = &raw[cr + 1..];
             }
@@ -340,7 +345,7 @@ pub fn clean_line(raw: &str) -> (Cow<'_, str>, Marker) {
 /// tab, CR and ESC (and no C1 controls), which makes the scan a `memchr`.
 /// `carriage_returns: false` promises the caller already kept only the last `\r` segment.
 fn clean_line_with(raw: &str, rare_controls: bool, carriage_returns: bool) -> (Cow<'_, str>, Marker) {
-    let mut s = raw.strip_suffix('\r').unwrap_or(raw);
+    let mut s = raw.trim_end_matches('\r');
     let ts = timestamp_len(s.as_bytes());
     s = &s[ts..];
     if carriage_returns && let Some(cr) = memchr::memrchr(b'\r', s.as_bytes()) {
@@ -466,6 +471,32 @@ mod tests {
         assert_eq!((t.as_ref(), m), ("100% done", Marker::None));
         let (t, _) = clean_line("a\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7}\u{0}b");
         assert_eq!(t, "alinkb");
+    }
+
+    #[test]
+    fn cr_cr_lf_line_endings_keep_their_text() {
+        // A CRLF writer behind a pty (Windows runners, `script`): every line ends in `\r\r\n`.
+        let text = "2024-01-01T10:00:00.0000000Z ##[group]Run npm test\r\r\n\
+            2024-01-01T10:00:00.0000000Z ##[endgroup]\r\r\n\
+            2024-01-01T10:00:01.0000000Z   1) Array\r\r\n\
+            50%\r100% AssertionError: expected 1 to equal 2\r\r\n\
+            ##[error]Process completed with exit code 1.\r\r\n";
+        let log = Log::parse(text, &Limits::default());
+        let texts: Vec<&str> = log.lines.iter().map(|l| l.text.as_ref()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Run npm test",
+                "",
+                "  1) Array",
+                "100% AssertionError: expected 1 to equal 2",
+                "Process completed with exit code 1."
+            ]
+        );
+        assert_eq!(log.steps.len(), 1);
+        assert_eq!(log.failing_step, Some(0));
+        assert_eq!(clean_line("boom\r\r").0, "boom");
+        assert_eq!(display_text("x\r\r"), "x");
     }
 
     #[test]

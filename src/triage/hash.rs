@@ -23,12 +23,17 @@ use super::parsers::{Diagnostic, Parsed, Severity};
 
 /// What the hash is computed from.
 pub struct HashInput<'a> {
+    /// What the parsers found.
     pub parsed: &'a Parsed,
+    /// The parsed log.
     pub log: &'a Log<'a>,
     /// Index of the failing step in `log.steps`.
     pub focus: Option<usize>,
+    /// The workflow's name.
     pub workflow_name: Option<&'a str>,
+    /// The job's name.
     pub job_name: Option<&'a str>,
+    /// The failed steps' names from the webhook.
     pub failed_steps: &'a [String],
 }
 

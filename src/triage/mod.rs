@@ -17,9 +17,16 @@
 //! 6. [`excerpt`]: the bounded text the agent sees.
 //!
 //! The controller depends only on [`TriageInput`], [`TriageResult`], [`RoutingConfig`] and [`triage`].
+//!
+//! Library errors: triage itself cannot fail (any bytes are a log); reading a routing config is the
+//! one fallible step ([`cli::RoutingFileError`]). `anyhow` is used only at the CLI edge.
 
+#![warn(missing_docs)]
+
+pub mod boilerplate;
 pub mod classify;
 pub mod cli;
+pub mod ecosystem;
 pub mod excerpt;
 pub mod extract;
 pub mod hash;
@@ -29,6 +36,7 @@ pub mod route;
 use serde::{Deserialize, Serialize};
 
 pub use classify::FailureClass;
+pub use ecosystem::{Ecosystem, EcosystemGuess};
 pub use parsers::{Diagnostic, Severity, Tool};
 pub use route::{RouteAction, RoutingConfig, RoutingRule};
 
@@ -49,6 +57,9 @@ pub struct TriageInput<'a> {
     pub changed_files: &'a [String],
     /// A sender-provided hint, e.g. a failure class name such as `rust_fmt`.
     pub error_type: Option<&'a str>,
+    /// The repository's languages as GitHub reports them (`GET /repos/{owner}/{repo}/languages`):
+    /// (linguist language name, bytes of code). Empty when unknown.
+    pub repository_languages: &'a [(String, u64)],
 }
 
 /// Resource bounds for one triage. All sizes in bytes.
@@ -80,6 +91,14 @@ pub struct TriageResult {
     pub confidence: f32,
     /// The agent profile to use (`general`, `rust`, `frontend`, `infrastructure` by default).
     pub profile: String,
+    /// The job's ecosystem ([`Ecosystem`], e.g. `javascript`), from the log's toolchain signals,
+    /// the failing step, the changed files and the repository's languages; absent without any hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecosystem: Option<Ecosystem>,
+    /// 0.0 to 1.0: how sure the ecosystem guess is. A guess of at least the routing config's
+    /// `ecosystemConfidence` routes an `unknown` failure to the ecosystem's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecosystem_confidence: Option<f32>,
     /// Run an agent, or ask CI to re-run (flaky or infrastructural failures).
     pub action: RouteAction,
     /// 16 lowercase hex digits (`[0-9a-f]{16}`); stable across reruns of the same failure.
@@ -134,6 +153,24 @@ pub fn triage_with_limits(input: &TriageInput<'_>, routing: &RoutingConfig, limi
         .as_ref()
         .filter(|r| !r.is_empty())
         .map(|r| log.lines[r.start].number..log.lines[r.end - 1].number + 1);
+    let step_texts: Vec<&str> = match focus {
+        Some(i) => {
+            let st = &log.steps[i];
+            std::iter::once(st.name.as_str())
+                .chain((st.header.start + 1..st.header.end).take(8).map(|j| log.lines[j].text.as_ref()))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let ecosystem = ecosystem::guess(&ecosystem::EcosystemEvidence {
+        log: Some(&log),
+        focus_lines: focus_lines.clone(),
+        diagnostics: &parsed.diagnostics,
+        step_texts: step_texts.into_iter().chain(input.failed_steps.iter().map(String::as_str)).collect(),
+        names: input.job_name.into_iter().chain(input.workflow_name).collect(),
+        changed_files: input.changed_files,
+        languages: input.repository_languages,
+    });
     let verdict = classify::classify(&classify::Evidence {
         diagnostics: &parsed.diagnostics,
         signals: &parsed.signals,
@@ -144,6 +181,7 @@ pub fn triage_with_limits(input: &TriageInput<'_>, routing: &RoutingConfig, limi
         error_type: input.error_type,
         focus_lines,
         focus_numbers,
+        ecosystem,
     });
 
     let excerpt = excerpt::build(&log, &parsed, focus, failing_step.as_deref(), limits.max_excerpt_bytes);
@@ -168,6 +206,8 @@ pub fn triage_with_limits(input: &TriageInput<'_>, routing: &RoutingConfig, limi
             changed_files: input.changed_files,
             excerpt: &excerpt,
             tools,
+            ecosystem,
+            min_ecosystem_confidence: routing.ecosystem_confidence,
         },
     );
 
@@ -188,6 +228,8 @@ pub fn triage_with_limits(input: &TriageInput<'_>, routing: &RoutingConfig, limi
         failure_class: verdict.class.as_str().to_string(),
         confidence: verdict.confidence,
         profile: route.profile,
+        ecosystem: ecosystem.map(|g| g.ecosystem),
+        ecosystem_confidence: ecosystem.map(|g| g.confidence),
         action: route.action,
         error_hash,
         failing_step,

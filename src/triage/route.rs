@@ -14,15 +14,20 @@
 //!       changedFiles: ["web/**"]      # globs; any changed file matching any glob
 //!       classes: [frontend_lint, frontend_format]
 //!       tools: [eslint, prettier]     # any error diagnostic from one of these tools
+//!       ecosystems: [javascript]      # the job's ecosystem, when at least ecosystemConfidence sure
 //!       profile: frontend             # default: fallbackProfile
-//!       action: agent                 # or rerun
+//!       action: agent                 # or rerun; default: rerun for rerunClasses, else agent
+//!   ecosystemConfidence: 0.5          # default 0.5 (0.0 to 1.0)
 //! ```
 //!
 //! A rule matches when every condition it sets holds. Without rules the built-in defaults apply:
 //! rust classes → `rust`; frontend classes, and `dependency` failures from npm/pnpm/yarn → `frontend`;
-//! `dependency` from cargo → `rust`; `docker_build`, `helm`, `k8s_manifest` → `infrastructure`;
-//! `workflow_syntax`, `permissions` → `general`. Then `rerunClasses` answer with a re-run, and anything
-//! else goes to `fallbackProfile`.
+//! `dependency` from cargo → `rust`; `docker_build`, `helm`, `k8s_manifest`, `network`,
+//! `environment`, `infra_flake` → `infrastructure`; `workflow_syntax`, `permissions` → `general`;
+//! then, for `unknown` and `dependency` failures, a confident ecosystem: rust → `rust`,
+//! javascript → `frontend`, infrastructure → `infrastructure`. A class in `rerunClasses` is
+//! answered with a re-run unless the matching rule sets `action`; anything unmatched goes to
+//! `fallbackProfile`.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -32,6 +37,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::classify::FailureClass;
+use super::ecosystem::{Ecosystem, EcosystemGuess};
 use super::parsers::Tool;
 
 /// What to do about the failure.
@@ -55,9 +61,18 @@ pub struct RoutingConfig {
     /// Ordered rules; first match wins. Empty: [`RoutingConfig::default_rules`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RoutingRule>,
-    /// Classes answered with [`RouteAction::Rerun`] when no rule matched. Default `[infra_flake]`.
+    /// Classes answered with [`RouteAction::Rerun`] unless the matching rule sets `action`.
+    /// Default `[infra_flake]`; add `network` to re-run package-host failures.
     #[serde(default = "default_rerun_classes")]
     pub rerun_classes: Vec<FailureClass>,
+    /// How sure (0.0 to 1.0) the ecosystem guess must be for a rule's `ecosystems` to hold.
+    /// Default 0.5.
+    #[serde(default = "default_ecosystem_confidence")]
+    pub ecosystem_confidence: f32,
+}
+
+fn default_ecosystem_confidence() -> f32 {
+    0.5
 }
 
 fn default_fallback() -> String {
@@ -70,7 +85,12 @@ fn default_rerun_classes() -> Vec<FailureClass> {
 
 impl Default for RoutingConfig {
     fn default() -> Self {
-        Self { fallback_profile: default_fallback(), rules: Vec::new(), rerun_classes: default_rerun_classes() }
+        Self {
+            fallback_profile: default_fallback(),
+            rules: Vec::new(),
+            rerun_classes: default_rerun_classes(),
+            ecosystem_confidence: default_ecosystem_confidence(),
+        }
     }
 }
 
@@ -99,6 +119,9 @@ pub struct RoutingRule {
     /// An error diagnostic came from one of these tools.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Tool>,
+    /// The job's ecosystem is one of these, guessed at least `ecosystemConfidence` sure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecosystems: Vec<Ecosystem>,
     /// The profile to use; default the fallback profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
@@ -203,13 +226,33 @@ static DEFAULT_RULES: LazyLock<Vec<RoutingRule>> = LazyLock::new(|| {
         profile: Some(profile.to_string()),
         ..Default::default()
     };
+    let eco = |name: &str, e: Ecosystem, profile: &str| RoutingRule {
+        name: Some(format!("default:{name}")),
+        classes: vec![C::Unknown, C::Dependency],
+        ecosystems: vec![e],
+        profile: Some(profile.to_string()),
+        ..Default::default()
+    };
     vec![
         rule("rust", &[C::RustBuild, C::RustClippy, C::RustTest, C::RustFmt], &[], "rust"),
-        rule("frontend", &[C::FrontendTypes, C::FrontendLint, C::FrontendFormat, C::FrontendTest], &[], "frontend"),
+        rule(
+            "frontend",
+            &[C::FrontendTypes, C::FrontendLint, C::FrontendFormat, C::FrontendTest, C::FrontendBuild],
+            &[],
+            "frontend",
+        ),
         rule("frontend-dependency", &[C::Dependency], &[Tool::Npm, Tool::Pnpm, Tool::Yarn], "frontend"),
         rule("rust-dependency", &[C::Dependency], &[Tool::Cargo], "rust"),
-        rule("infrastructure", &[C::DockerBuild, C::Helm, C::K8sManifest], &[], "infrastructure"),
+        rule(
+            "infrastructure",
+            &[C::DockerBuild, C::Helm, C::K8sManifest, C::Network, C::Environment, C::InfraFlake],
+            &[],
+            "infrastructure",
+        ),
         rule("general", &[C::WorkflowSyntax, C::Permissions], &[], "general"),
+        eco("rust-ecosystem", Ecosystem::Rust, "rust"),
+        eco("frontend-ecosystem", Ecosystem::Javascript, "frontend"),
+        eco("infrastructure-ecosystem", Ecosystem::Infrastructure, "infrastructure"),
     ]
 });
 
@@ -224,8 +267,12 @@ impl RoutingConfig {
         if self.rules.is_empty() { Self::default_rules() } else { &self.rules }
     }
 
-    /// Check that the fallback and every rule's profile are among `profiles`. Errors name the rule.
+    /// Check that the fallback and every rule's profile are among `profiles`, and that
+    /// `ecosystemConfidence` is within 0.0 to 1.0. Errors name the rule or field.
     pub fn validate(&self, profiles: &[&str]) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.ecosystem_confidence) {
+            return Err(format!("routing.ecosystemConfidence {} is not within 0.0 to 1.0", self.ecosystem_confidence));
+        }
         if !profiles.contains(&self.fallback_profile.as_str()) {
             return Err(format!("routing.fallbackProfile '{}' is not a configured profile", self.fallback_profile));
         }
@@ -242,22 +289,34 @@ impl RoutingConfig {
 }
 
 /// What routing looks at.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RouteQuery<'a> {
+    /// The failure class's name.
     pub class: &'a str,
+    /// The workflow's name.
     pub workflow_name: Option<&'a str>,
+    /// The job's name.
     pub job_name: Option<&'a str>,
+    /// The failed steps' names.
     pub step_names: Vec<&'a str>,
+    /// Changed files, relative to the repository root.
     pub changed_files: &'a [String],
+    /// The excerpt (rules' `log` patterns search it).
     pub excerpt: &'a str,
     /// Tools of the error diagnostics.
     pub tools: Vec<Tool>,
+    /// The job's ecosystem and how sure triage is of it.
+    pub ecosystem: Option<EcosystemGuess>,
+    /// The least confidence at which `ecosystems` conditions hold ([`RoutingConfig::ecosystem_confidence`]).
+    pub min_ecosystem_confidence: f32,
 }
 
 /// The routing answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteDecision {
+    /// The profile to use.
     pub profile: String,
+    /// Agent or re-run.
     pub action: RouteAction,
     /// The rule that matched (`default:<name>`, the rule's name or `rules[<index>]`).
     pub rule: Option<String>,
@@ -292,22 +351,33 @@ impl RoutingRule {
         if !self.tools.is_empty() && !self.tools.iter().any(|t| q.tools.contains(t)) {
             return false;
         }
+        if !self.ecosystems.is_empty()
+            && !q
+                .ecosystem
+                .is_some_and(|g| g.confidence >= q.min_ecosystem_confidence && self.ecosystems.contains(&g.ecosystem))
+        {
+            return false;
+        }
         true
     }
 }
 
-/// Route: first matching rule, then `rerunClasses`, then the fallback profile.
+/// Route: first matching rule (its action, else a re-run for `rerunClasses`), then `rerunClasses`,
+/// then the fallback profile. `q.min_ecosystem_confidence` is taken from `cfg`.
 pub fn route(cfg: &RoutingConfig, q: &RouteQuery<'_>) -> RouteDecision {
+    let q = &RouteQuery { min_ecosystem_confidence: cfg.ecosystem_confidence, ..q.clone() };
+    let rerun = cfg.rerun_classes.iter().any(|c| c.as_str() == q.class);
     for (i, r) in cfg.effective_rules().iter().enumerate() {
         if r.matches(q) {
+            let action = r.action.unwrap_or(if rerun { RouteAction::Rerun } else { RouteAction::Agent });
             return RouteDecision {
                 profile: r.profile.clone().unwrap_or_else(|| cfg.fallback_profile.clone()),
-                action: r.action.unwrap_or_default(),
+                action,
                 rule: Some(r.name.clone().unwrap_or_else(|| format!("rules[{i}]"))),
             };
         }
     }
-    if cfg.rerun_classes.iter().any(|c| c.as_str() == q.class) {
+    if rerun {
         return RouteDecision {
             profile: cfg.fallback_profile.clone(),
             action: RouteAction::Rerun,
@@ -338,7 +408,20 @@ mod tests {
         dq.tools = vec![Tool::Npm];
         assert_eq!(route(&cfg, &dq).profile, "frontend");
         let d = route(&cfg, &q("infra_flake"));
-        assert_eq!((d.action, d.profile.as_str()), (RouteAction::Rerun, "general"));
+        assert_eq!((d.action, d.profile.as_str()), (RouteAction::Rerun, "infrastructure"));
+        let d = route(&cfg, &q("network"));
+        assert_eq!((d.action, d.profile.as_str()), (RouteAction::Agent, "infrastructure"));
+        let rerun_network = RoutingConfig { rerun_classes: vec![FailureClass::Network], ..RoutingConfig::default() };
+        let d = route(&rerun_network, &q("network"));
+        assert_eq!((d.action, d.profile.as_str()), (RouteAction::Rerun, "infrastructure"));
+        // A confident ecosystem routes an unknown class; a doubtful one does not.
+        let mut uq = q("unknown");
+        uq.ecosystem = Some(EcosystemGuess { ecosystem: Ecosystem::Javascript, confidence: 0.8 });
+        assert_eq!(route(&cfg, &uq).profile, "frontend");
+        uq.ecosystem = Some(EcosystemGuess { ecosystem: Ecosystem::Javascript, confidence: 0.3 });
+        assert_eq!(route(&cfg, &uq).profile, "general");
+        uq.ecosystem = Some(EcosystemGuess { ecosystem: Ecosystem::Python, confidence: 0.9 });
+        assert_eq!(route(&cfg, &uq).profile, "general");
         assert!(cfg.validate(&["general", "rust", "frontend", "infrastructure"]).is_ok());
         assert!(cfg.validate(&["general"]).unwrap_err().contains("default:rust"));
     }

@@ -1,5 +1,6 @@
-//! Shared test support: the local control plane, one namespace per test, the controller as a real
-//! subprocess, a kubelet stand-in that finishes attempt pods with chosen termination messages, and the
+//! Shared test support: the local control plane (kube-apiserver, etcd, the real controller manager
+//! and scheduler), one namespace per test, the controller as a real subprocess, a kubelet stand-in
+//! that finishes the pods the real Job controller creates with chosen termination messages, and the
 //! Argo Events Sensor evaluator built from Argo's own code (`argo_eval`).
 #![allow(dead_code)]
 
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use ci_healer::contract::{Diffstat, Outcome, Verdict};
 use ci_healer::crd::{HealingAttempt, HealingRun};
+use ci_healer::runner::kubelet::{self, Capacity, NodeAgent};
 use ci_healer::runner::sim::{self, StepOutcome};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
@@ -69,13 +71,61 @@ pub async fn install_crds(client: &Client) {
     }
 }
 
-/// A fresh namespace for one test: `<prefix>-<random>`.
+/// A fresh namespace for one test: `<prefix>-<random>`. Its pods must pass Pod Security `restricted`
+/// (enforced by the API server's admission) and are pinned to the namespace's own Node,
+/// [`node_for`] (the `PodNodeSelector` admission plugin adds the node selector), so each test's
+/// kubelet (the host runner or [`ensure_node`]) gets only its own pods. Returns once the controller
+/// manager has made the namespace's `default` ServiceAccount (pods are refused before).
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let suffix: String = format!("{:x}", rand_u64()).chars().take(6).collect();
     let name = format!("{prefix}-{suffix}");
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {
+        "name": name,
+        "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+        },
+        "annotations": {"scheduler.alpha.kubernetes.io/node-selector": format!("kubernetes.io/hostname={}", node_for(&name))},
+    }}))
+    .unwrap();
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    let sas = Api::<ServiceAccount>::namespaced(client.clone(), &name);
+    wait_for(
+        &format!("ServiceAccount {name}/default (the controller manager makes it)"),
+        Duration::from_secs(30),
+        || {
+            let sas = sas.clone();
+            async move { sas.get_opt("default").await.ok().flatten().map(|_| ()) }
+        },
+    )
+    .await;
     name
+}
+
+/// The Node that a test namespace's pods are scheduled to.
+pub fn node_for(namespace: &str) -> String {
+    format!("{namespace}-node")
+}
+
+/// Stand-in kubelets, one per namespace, kept alive (Lease heartbeat) for the rest of the test.
+#[allow(clippy::type_complexity)]
+static NODES: std::sync::Mutex<Vec<(String, NodeAgent, tokio::task::JoinHandle<()>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Register the namespace's Node ([`node_for`]) with room for any number of pods, so the real
+/// scheduler binds the pods the real Job controller creates; its Lease is renewed and the deletion of
+/// its pods finished (as a kubelet does once a pod's containers stop) until the test ends.
+/// Idempotent. For tests that play the kubelet themselves ([`finish_attempt`]).
+pub async fn ensure_node(apis: &Apis) {
+    let node = node_for(&apis.ns);
+    if NODES.lock().unwrap().iter().any(|(n, _, _)| n == &node) {
+        return;
+    }
+    let agent =
+        NodeAgent::start(&apis.client, &node, 1, Capacity::unlimited()).await.expect("register the test's Node");
+    let deleter = kubelet::finish_deletions(&apis.client, &node);
+    NODES.lock().unwrap().push((node, agent, deleter));
 }
 
 fn rand_u64() -> u64 {
@@ -142,7 +192,10 @@ impl ControllerProcess {
             // A short Lease so a successor takes over quickly after a SIGKILL.
             .env("HEALER_LEASE_DURATION_SECONDS", "3")
             .env("HEALER_CRD_WAIT_SECONDS", "1")
-            .env("RUST_LOG", "info,kube=warn,ci_healer=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("CIHEALER_TEST_RUST_LOG").unwrap_or_else(|_| "info,kube=warn,ci_healer=debug".into()),
+            )
             .stdout(Stdio::null())
             .stderr(file);
         if let Some(c) = config {
@@ -310,8 +363,34 @@ pub fn verdict(outcome: Outcome, reason: &str, summary: &str) -> String {
     .to_termination_message()
 }
 
-/// The kubelet stand-in: create the Job's pod, report it running, then finished with all steps
-/// exiting 0 and the validate step leaving `validate_message`.
+/// The pod the real Job controller created for `job`, once the real scheduler has bound it to the
+/// namespace's Node (registered here if needed).
+pub async fn attempt_pod(apis: &Apis, job: &Job) -> Pod {
+    ensure_node(apis).await;
+    let node = node_for(&apis.ns);
+    let lp = ListParams::default().labels(&format!("{}={}", sim::JOB_NAME_LABEL, job.name_any()));
+    wait_for(&format!("the pod of Job {} bound to {node}", job.name_any()), Duration::from_secs(30), || {
+        let (pods, lp, node) = (apis.pods.clone(), lp.clone(), node.clone());
+        async move {
+            let list = pods.list(&lp).await.ok()?;
+            list.items.into_iter().find(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str())
+            })
+        }
+    })
+    .await
+}
+
+/// Play the kubelet for `job`'s pod: report it finished with `outcomes` (one per container that ran,
+/// in order). The real Job controller then sets the Job's conditions.
+pub async fn report_pod(apis: &Apis, job: &Job, outcomes: &[StepOutcome]) -> Pod {
+    let pod = attempt_pod(apis, job).await;
+    sim::report_finished(&apis.client, &pod, outcomes).await.expect("report pod finished")
+}
+
+/// Play the kubelet for `job`'s pod: report it running, then finished with all steps exiting 0 and
+/// the validate step leaving `validate_message`.
 pub async fn finish_attempt(apis: &Apis, job: &Job, validate_message: &str) {
     let pod = start_attempt_pod(apis, job).await;
     let outcomes = vec![
@@ -320,14 +399,12 @@ pub async fn finish_attempt(apis: &Apis, job: &Job, validate_message: &str) {
         StepOutcome::new("agent", 0, Some(r#"{"diagnosis":"reformatted src/lib.rs"}"#)),
         StepOutcome::new("validate", 0, Some(validate_message)),
     ];
-    let pod = sim::report_finished(&apis.client, &pod, &outcomes).await.expect("report pod finished");
-    let ok = pod.status.and_then(|s| s.phase).as_deref() == Some("Succeeded");
-    sim::report_job_finished(&apis.client, job, ok).await.expect("report job finished");
+    sim::report_finished(&apis.client, &pod, &outcomes).await.expect("report pod finished");
 }
 
-/// Create the Job's pod and report every init step done and validate running.
+/// Play the kubelet for `job`'s pod: report every init step done and validate running.
 pub async fn start_attempt_pod(apis: &Apis, job: &Job) -> Pod {
-    let pod = sim::ensure_pod(&apis.client, job).await.expect("create pod for job");
+    let pod = attempt_pod(apis, job).await;
     let done = vec![
         StepOutcome::new("prepare", 0, None),
         StepOutcome::new("checkout", 0, None),

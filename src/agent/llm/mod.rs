@@ -22,7 +22,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// `user`: ci-healer (the prompt, tool results).
     User,
+    /// `assistant`: the model.
     Assistant,
 }
 
@@ -35,9 +37,23 @@ pub enum Block {
     /// The model asks for a tool: Anthropic `tool_use` (`id`, `name`, `input`), OpenAI
     /// `tool_calls[]` (`id`, `function.name`, `function.arguments` as JSON text). Arguments that are
     /// not a JSON object arrive as [`serde_json::Value::String`] with the raw text.
-    ToolUse { id: String, name: String, input: serde_json::Value },
+    ToolUse {
+        /// The provider's call id, echoed in the [`Block::ToolResult`].
+        id: String,
+        /// The tool's name (one of [`ToolSpec::name`]).
+        name: String,
+        /// The call's arguments (a JSON object, or a string with the raw text).
+        input: serde_json::Value,
+    },
     /// The answer to a [`Block::ToolUse`]: Anthropic `tool_result`, OpenAI a `role: "tool"` message.
-    ToolResult { tool_use_id: String, content: String, is_error: bool },
+    ToolResult {
+        /// The [`Block::ToolUse`] id it answers.
+        tool_use_id: String,
+        /// The result text (masked).
+        content: String,
+        /// The call was refused or failed.
+        is_error: bool,
+    },
     /// A provider block ci-healer does not act on (Anthropic `thinking`, `server_tool_use` …): sent
     /// back verbatim to the same provider (needed to continue a `pause_turn`), dropped otherwise.
     Raw(serde_json::Value),
@@ -46,7 +62,9 @@ pub enum Block {
 /// One message of the conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// Who said it.
     pub role: Role,
+    /// Its content blocks, in order.
     pub blocks: Vec<Block>,
 }
 
@@ -77,15 +95,20 @@ impl Message {
 /// `tools[].input_schema`, OpenAI `tools[].function.parameters`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSpec {
+    /// The tool's name (`read_file`, `finish` …).
     pub name: &'static str,
+    /// What it does, for the model.
     pub description: String,
+    /// A JSON Schema (draft 2020-12 subset both providers accept) of its input object.
     pub input_schema: serde_json::Value,
 }
 
 /// One request: system prompt, conversation, limits, tools.
 #[derive(Debug, Clone)]
 pub struct ChatRequest<'a> {
+    /// The system prompt (Anthropic `system`; OpenAI a first `role: "system"` message).
     pub system: &'a str,
+    /// The conversation so far, oldest first.
     pub messages: &'a [Message],
     /// Most output tokens of this answer (already bounded by what is left of the budget).
     pub max_tokens: u32,
@@ -129,9 +152,13 @@ pub enum StopReason {
 /// `prompt_tokens_details.cached_tokens` / `.cache_write_tokens`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
+    /// Input tokens, cached or not.
     pub input: u64,
+    /// Output tokens (Anthropic `output_tokens`; OpenAI `completion_tokens`).
     pub output: u64,
+    /// The part of `input` read from the prompt cache.
     pub cache_read: u64,
+    /// The part of `input` written to the prompt cache.
     pub cache_write: u64,
 }
 
@@ -149,9 +176,11 @@ impl std::ops::AddAssign for Usage {
 pub struct ChatResponse {
     /// The answer's blocks in order (text, tool uses, raw blocks).
     pub blocks: Vec<Block>,
+    /// Why the model stopped.
     pub stop: StopReason,
     /// The refusal's own text (OpenAI `message.refusal`; Anthropic `stop_details.explanation`).
     pub refusal: Option<String>,
+    /// The tokens this answer cost.
     pub usage: Usage,
 }
 
@@ -203,18 +232,54 @@ pub fn uses_max_completion_tokens(base_url: &str, model: &str) -> bool {
 /// Why a provider call failed, with a stable CamelCase [`LlmError::reason`].
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
+    /// `ApiKeyMissing`: the mounted key file (its path) is absent or blank.
     #[error("the API key file {0} is missing or empty")]
     ApiKeyMissing(String),
+    /// `ProviderUnreachable`: connection errors or timeouts on every attempt.
     #[error("the provider at {url} is unreachable after {attempts} attempt(s): {detail}")]
-    Unreachable { url: String, attempts: u32, detail: String },
+    Unreachable {
+        /// The endpoint called.
+        url: String,
+        /// Calls made, the first included.
+        attempts: u32,
+        /// The last transport error.
+        detail: String,
+    },
+    /// `ProviderRateLimited`: HTTP 429 on every attempt.
     #[error("the provider kept answering 429 Too Many Requests after {attempts} attempt(s): {detail}")]
-    RateLimited { attempts: u32, detail: String },
+    RateLimited {
+        /// Calls made, the first included.
+        attempts: u32,
+        /// The last response body (masked, shortened).
+        detail: String,
+    },
+    /// `ProviderUnavailable`: HTTP 5xx (or Anthropic's 529 overloaded) on every attempt.
     #[error("the provider kept failing with HTTP {status} after {attempts} attempt(s): {detail}")]
-    Unavailable { status: u16, attempts: u32, detail: String },
+    Unavailable {
+        /// The last HTTP status.
+        status: u16,
+        /// Calls made, the first included.
+        attempts: u32,
+        /// The last response body (masked, shortened).
+        detail: String,
+    },
+    /// `ProviderAuthFailed`: HTTP 401 or 403; not retried.
     #[error("the provider refused the API key (HTTP {status}): {detail}")]
-    AuthFailed { status: u16, detail: String },
+    AuthFailed {
+        /// 401 or 403.
+        status: u16,
+        /// The response body (masked, shortened).
+        detail: String,
+    },
+    /// `ProviderRejected`: another 4xx (a bad model name, a malformed request); not retried.
     #[error("the provider rejected the request (HTTP {status}): {detail}")]
-    Rejected { status: u16, detail: String },
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The response body (masked, shortened).
+        detail: String,
+    },
+    /// `ProviderResponseInvalid`: a 2xx body that is not the provider's documented shape.
     #[error("the provider's response is not in the expected format: {0}")]
     InvalidResponse(String),
 }
@@ -245,7 +310,7 @@ pub struct Client {
 
 impl Client {
     /// Build a client. Errors: the HTTP client cannot be built (TLS setup).
-    pub fn new(settings: &LlmSettings, api_key: String) -> anyhow::Result<Self> {
+    pub fn new(settings: &LlmSettings, api_key: String) -> Result<Self, reqwest::Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout())

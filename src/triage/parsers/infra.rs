@@ -53,25 +53,31 @@ static PERMISSION: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-/// Infrastructure flakes: the failure is not in the code; a re-run likely passes.
+/// Infrastructure flakes: the failure is not in the code; a re-run likely passes. The first
+/// patterns name the runner or a host that is overloaded (strong); the last one a bare connection
+/// code, which a test that talks to its own services prints too (weak: the test runner's own
+/// diagnostics outweigh it).
 static FLAKE: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new([
         r"(?i)no space left on device",
-        r"(?i)\b(?:ECONNRESET|ETIMEDOUT|EAI_AGAIN|ECONNREFUSED)\b",
-        r"(?i)socket hang up|connection reset by peer|tls handshake timeout|i/o timeout",
-        r"(?i)temporary failure in name resolution|could not resolve host",
         r"(?i)the runner has received a shutdown signal|lost communication with the server|hosted runner encountered an error",
         r"(?i)\b(?:502 bad gateway|503 service unavailable|504 gateway time-?out)\b",
         r"(?i)api rate limit exceeded|toomanyrequests: you have reached your pull rate limit",
         r"(?i)\bexit code 137\b|\bOOMKilled\b|the runner has run out of memory",
+        r"(?i)\b(?:ECONNRESET|ETIMEDOUT|EAI_AGAIN|ECONNREFUSED)\b|socket hang up|connection reset by peer|tls handshake timeout|i/o timeout",
     ])
     .expect("static regex set")
 });
 
 /// Signals that are cheap to check on any candidate line.
 pub(crate) fn signals(t: &str, i: usize, flags: u8, sink: &mut Sink<'_>) {
-    if flags & super::FLAG_FLAKE != 0 && FLAKE.is_match(t) {
-        sink.signal(FailureClass::InfraFlake, 3.0, i);
+    if flags & super::FLAG_FLAKE != 0 {
+        let m = FLAKE.matches(t);
+        if m.iter().any(|k| k < 5) {
+            sink.signal(FailureClass::InfraFlake, 4.0, i);
+        } else if m.matched(5) {
+            sink.signal(FailureClass::InfraFlake, 1.0, i);
+        }
     }
     if flags & super::FLAG_GOMOD != 0
         && (t.contains("go.mod/go.sum are not up-to-date")
@@ -124,6 +130,28 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         sink.push(
             Diagnostic::new(Tool::GithubActions, Severity::Error, msg, number).at(&c[1], line, col).code("workflow"),
         );
+        return true;
+    }
+    // BuildKit's summary, also inside another tool's message (`buildx failed with: ERROR: failed to
+    // solve: …` from docker/build-push-action).
+    if let Some(p) = t.find("failed to solve: ") {
+        sink.push(Diagnostic::new(Tool::Docker, Severity::Error, t[p..].trim(), number).code("failed-to-solve"));
+        return true;
+    }
+    // helm's release lock: a previous install/upgrade/rollback is still pending.
+    if let Some(p) = t.find("another operation (install/upgrade/rollback) is in progress") {
+        let start = t[..p].rfind("Error: ").map_or(0, |e| e + "Error: ".len());
+        sink.push(
+            Diagnostic::new(Tool::Helm, Severity::Error, t[start..].trim(), number).code("operation-in-progress"),
+        );
+        return true;
+    }
+    if let Some(p) = t.find(" FAILED: ")
+        && let Some(kind) =
+            ["INSTALLATION", "UPGRADE", "ROLLBACK", "UNINSTALLATION"].iter().find(|k| t[..p].ends_with(*k))
+    {
+        let start = p - kind.len();
+        sink.push(Diagnostic::new(Tool::Helm, Severity::Error, t[start..].trim(), number));
         return true;
     }
     match first {

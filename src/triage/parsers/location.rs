@@ -266,6 +266,9 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, sink: &mut Sink<'_>) -> bool {
         "go" => Tool::Go,
         "java" | "kt" | "kts" | "scala" | "groovy" => Tool::Java,
         "tf" | "hcl" | "tfvars" => Tool::Terraform,
+        "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "hh" | "hxx" | "m" | "mm" => Tool::Native,
+        "rb" | "rake" | "gemspec" => Tool::Ruby,
+        "php" => Tool::Php,
         "env" => Tool::Dotenv,
         "yml" | "yaml" => {
             let actionlint_rule =

@@ -17,8 +17,11 @@
 
 pub mod infra;
 pub mod json;
+pub mod jstest;
+pub mod jstools;
 pub mod location;
 pub mod misc;
+pub mod network;
 pub mod node;
 pub mod rust;
 
@@ -36,7 +39,9 @@ use super::extract::{Log, Marker};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// An error: the check failed.
     Error,
+    /// A warning.
     Warning,
     /// Notes, infos, style hints.
     Note,
@@ -46,42 +51,109 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tool {
+    /// rustc (human `error[E…]` + `-->` or `--message-format=json`).
     Rustc,
+    /// clippy lints.
     Clippy,
+    /// `rustfmt --check` / `cargo fmt --check` diffs.
     Rustfmt,
+    /// libtest (`cargo test`) failures and panics.
     CargoTest,
+    /// cargo's own errors (dependency resolution, build scripts).
     Cargo,
+    /// The TypeScript compiler.
     Tsc,
+    /// eslint (stylish, compact, unix, JSON).
     Eslint,
+    /// stylelint.
     Stylelint,
     /// tslint, standard, remark-lint and other JS-ecosystem linters.
     NodeLint,
+    /// prettier `--check` / `--list-different`.
     Prettier,
+    /// jest.
     Jest,
+    /// vitest.
     Vitest,
+    /// npm (`npm ERR!` / `npm error` codes).
     Npm,
+    /// pnpm (`ERR_PNPM_*`).
     Pnpm,
+    /// yarn 1 and yarn berry (`YNxxxx`).
     Yarn,
+    /// pytest.
     Pytest,
     /// flake8, pylint, mypy, black, isort, bandit.
     Python,
+    /// go build / vet / the Go module proxy.
     Go,
+    /// go test.
     GoTest,
     /// javac, maven, gradle.
     Java,
+    /// docker build (BuildKit and classic) and the docker CLI.
     Docker,
+    /// hadolint.
     Hadolint,
+    /// helm.
     Helm,
+    /// yamllint.
     Yamllint,
     /// kubectl, kubeconform, kube-linter, kube-score.
     Kubernetes,
     /// tflint, trivy config scans.
     Terraform,
+    /// ansible-lint.
     Ansible,
+    /// dotenv-linter.
     Dotenv,
+    /// actionlint.
     Actionlint,
     /// GitHub Actions runtime errors: permissions, invalid workflow files.
     GithubActions,
+    /// mocha's spec reporter (`  1) suite` … `AssertionError`, `N failing`).
+    Mocha,
+    /// The Test Anything Protocol (`not ok 3 - name` with a YAML block): tape, node-tap, node:test
+    /// `--test-reporter=tap`, prove, bats. Ecosystem-neutral.
+    Tap,
+    /// jasmine's console reporter (`Failures:` `1) spec` `Message:`).
+    Jasmine,
+    /// karma's progress reporter (`Chrome Headless … spec FAILED`).
+    Karma,
+    /// ava's reporter (`✘ [fail]: title`, `✖ title`).
+    Ava,
+    /// node:test's spec reporter (`✖ title (1.2ms)`).
+    NodeTest,
+    /// markdownlint-cli / markdownlint-cli2 (`file:line[:col] MD022/alias message`).
+    Markdownlint,
+    /// editorconfig-checker, eclint, lintspaces. Ecosystem-neutral.
+    Editorconfig,
+    /// size-limit budgets (`Package size limit has exceeded by …`).
+    SizeLimit,
+    /// gulp task errors (`'task' errored after …`).
+    Gulp,
+    /// grunt warnings (`Warning: … Use --force to continue.`, `Aborted due to warnings.`).
+    Grunt,
+    /// webpack (`ERROR in ./src/x.js`, `Module not found`).
+    Webpack,
+    /// apt / apt-get / dpkg.
+    Apt,
+    /// pip.
+    Pip,
+    /// curl and wget.
+    Curl,
+    /// git fetches and clones.
+    Git,
+    /// gpg / dirmngr key fetches.
+    Gpg,
+    /// The shell (`command not found`).
+    Shell,
+    /// Ruby, RSpec, minitest, RuboCop, RubyGems, Bundler.
+    Ruby,
+    /// PHP, PHPUnit, Composer.
+    Php,
+    /// C and C++: gcc, clang, the linker, make, CMake, ctest.
+    Native,
     /// A `file:line` diagnostic from an unrecognised tool.
     Generic,
 }
@@ -120,6 +192,27 @@ impl Tool {
             Tool::Dotenv => "dotenv",
             Tool::Actionlint => "actionlint",
             Tool::GithubActions => "github_actions",
+            Tool::Mocha => "mocha",
+            Tool::Tap => "tap",
+            Tool::Jasmine => "jasmine",
+            Tool::Karma => "karma",
+            Tool::Ava => "ava",
+            Tool::NodeTest => "node_test",
+            Tool::Markdownlint => "markdownlint",
+            Tool::Editorconfig => "editorconfig",
+            Tool::SizeLimit => "size_limit",
+            Tool::Gulp => "gulp",
+            Tool::Grunt => "grunt",
+            Tool::Webpack => "webpack",
+            Tool::Apt => "apt",
+            Tool::Pip => "pip",
+            Tool::Curl => "curl",
+            Tool::Git => "git",
+            Tool::Gpg => "gpg",
+            Tool::Shell => "shell",
+            Tool::Ruby => "ruby",
+            Tool::Php => "php",
+            Tool::Native => "native",
             Tool::Generic => "generic",
         }
     }
@@ -129,6 +222,7 @@ impl Tool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnostic {
+    /// The tool that printed it.
     pub tool: Tool,
     /// The file as the tool printed it (relative or absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +233,7 @@ pub struct Diagnostic {
     /// 1-based column in `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
+    /// How bad it is.
     pub severity: Severity,
     /// The tool's code or rule: `E0308`, `clippy::needless_return`, `TS2345`, `no-unused-vars`,
     /// `ERESOLVE`, `syntax-check` …
@@ -192,6 +287,7 @@ fn truncate_message(m: &mut String) {
 /// `Resource not accessible by integration`, `ECONNRESET`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Signal {
+    /// The class the pattern points to.
     pub class: FailureClass,
     /// Relative strength; a diagnostic counts about 1.
     pub weight: f32,
@@ -204,6 +300,7 @@ pub struct Signal {
 pub struct Parsed {
     /// Deduplicated diagnostics in log order, at most [`Limits::max_diagnostics`].
     pub diagnostics: Vec<Diagnostic>,
+    /// Class signals (not diagnostics), in log order.
     pub signals: Vec<Signal>,
     /// Per line (index into [`Log::lines`]): how much the line looks like a failure, 0 to 10.
     pub line_scores: Vec<u8>,
@@ -213,13 +310,16 @@ pub struct Parsed {
 
 /// What a line parser returns.
 pub(crate) struct Sink<'p> {
+    /// Where diagnostics go.
     pub out: &'p mut Vec<Diagnostic>,
+    /// Where signals go.
     pub signals: &'p mut Vec<Signal>,
     /// Hashes of (tool, file, line, column, message) already pushed.
     seen: HashSet<u64>,
 }
 
 impl Sink<'_> {
+    /// Push `d` unless an equal one (tool, file, line, column, message) is there.
     pub fn push(&mut self, d: Diagnostic) {
         use std::hash::{Hash, Hasher};
         let mut h = Fnv64(0xcbf2_9ce4_8422_2325);
@@ -228,6 +328,7 @@ impl Sink<'_> {
             self.out.push(d);
         }
     }
+    /// Record a class signal on line index `line`.
     pub fn signal(&mut self, class: FailureClass, weight: f32, line: usize) {
         self.signals.push(Signal { class, weight, line });
     }
@@ -258,6 +359,8 @@ pub(crate) const FLAG_GOMOD: u8 = 4;
 pub(crate) const FLAG_WORKFLOW: u8 = 8;
 /// A kubectl/kubeconform-style message may follow.
 pub(crate) const FLAG_KUBE: u8 = 16;
+/// A network, registry or environment failure may be on the line (checked by [`network`]).
+pub(crate) const FLAG_NET: u8 = 32;
 
 /// Keywords, matched ASCII-case-insensitively: (pattern, failure score for the excerpt, flags).
 const KEYWORDS: &[(&str, u8, u8)] = &[
@@ -271,7 +374,7 @@ const KEYWORDS: &[(&str, u8, u8)] = &[
     ("forbidden", 4, FLAG_PERMISSION),
     ("not accessible", 4, FLAG_PERMISSION),
     ("permission", 2, FLAG_PERMISSION),
-    ("403", 0, FLAG_PERMISSION),
+    ("403", 0, FLAG_PERMISSION | FLAG_NET),
     ("insufficient", 2, FLAG_PERMISSION),
     ("refusing to allow", 4, FLAG_PERMISSION),
     ("must have", 0, FLAG_PERMISSION),
@@ -285,15 +388,14 @@ const KEYWORDS: &[(&str, u8, u8)] = &[
     ("warning", 2, 0),
     ("[warn]", 2, 0),
     ("cannot", 2, 0),
-    ("could not", 2, FLAG_FLAKE),
+    ("could not", 2, FLAG_FLAKE | FLAG_NET),
     ("couldn't", 2, 0),
     ("unable to", 2, 0),
-    ("not found", 2, 0),
     ("invalid", 2, 0),
     ("undefined", 2, 0),
     ("undeclared", 2, 0),
     ("timed out", 2, 0),
-    ("timeout", 2, FLAG_FLAKE),
+    ("timeout", 2, FLAG_FLAKE | FLAG_NET),
     ("exit code", 2, FLAG_FLAKE),
     ("exit status", 2, 0),
     ("aborting", 2, 0),
@@ -312,12 +414,11 @@ const KEYWORDS: &[(&str, u8, u8)] = &[
     ("error validating", 4, FLAG_KUBE),
     ("killed", 2, FLAG_FLAKE),
     ("no space left", 4, FLAG_FLAKE),
-    ("econn", 4, FLAG_FLAKE),
+    ("econn", 4, FLAG_FLAKE | FLAG_NET),
     ("etimedout", 4, FLAG_FLAKE),
     ("eai_again", 4, FLAG_FLAKE),
     ("socket hang up", 4, FLAG_FLAKE),
     ("connection reset", 4, FLAG_FLAKE),
-    ("name resolution", 4, FLAG_FLAKE),
     ("shutdown signal", 4, FLAG_FLAKE),
     ("lost communication", 4, FLAG_FLAKE),
     ("runner encountered", 4, FLAG_FLAKE),
@@ -327,20 +428,105 @@ const KEYWORDS: &[(&str, u8, u8)] = &[
     ("rate limit", 2, FLAG_FLAKE),
     ("oomkilled", 4, FLAG_FLAKE),
     ("out of memory", 4, FLAG_FLAKE),
+    ("not ok ", 4, 0),
+    ("code style issues", 4, 0),
+    ("limit has exceeded", 4, 0),
+    ("wrong amount", 3, 0),
+    ("wrong line ending", 3, 0),
+    ("wrong indent", 3, 0),
+    ("trailing whitespace", 3, 0),
+    ("line too long", 3, 0),
+    ("err:", 4, FLAG_NET),
+    ("retrying", 2, FLAG_NET),
+    ("could not fetch", 4, FLAG_NET),
+    ("could not resolve", 4, FLAG_NET),
+    ("resolving '", 2, FLAG_NET),
+    ("unable to access", 4, FLAG_NET),
+    ("could not read", 2, FLAG_NET),
+    ("keyserver", 2, FLAG_NET),
+    ("connection refused", 4, FLAG_NET),
+    ("connect to ", 1, FLAG_NET),
+    ("dial tcp", 4, FLAG_NET),
+    ("no such host", 4, FLAG_NET),
+    ("not found", 2, FLAG_NET),
+    ("404", 1, FLAG_NET),
+    ("spurious network", 4, FLAG_NET),
+    ("successful http response", 4, FLAG_NET),
+    ("couldn't connect", 4, FLAG_NET),
+    ("could not transfer", 4, FLAG_NET),
+    ("could not get resource", 4, FLAG_NET),
+    ("received status code", 4, FLAG_NET),
+    ("unable to download", 4, FLAG_NET),
+    ("could not be downloaded", 4, FLAG_NET),
+    ("curl error", 4, FLAG_NET),
+    ("curl: (", 4, FLAG_NET),
+    ("error response from daemon", 4, FLAG_NET),
+    ("docker daemon", 4, FLAG_NET),
+    ("not a valid chart repository", 4, FLAG_NET),
+    ("connection to the server", 4, FLAG_NET),
+    ("unable to connect to the server", 4, FLAG_NET),
+    ("cluster unreachable", 4, FLAG_NET),
+    ("server api group list", 4, FLAG_NET),
+    ("no cached repository", 4, FLAG_NET),
+    ("unable to locate package", 4, FLAG_NET),
+    ("no installation candidate", 4, FLAG_NET),
+    ("gpg error", 4, FLAG_NET),
+    ("no_pubkey", 4, FLAG_NET),
+    ("is not signed", 4, FLAG_NET),
+    ("release file", 4, FLAG_NET),
+    ("index files failed", 4, FLAG_NET),
+    ("hash sum mismatch", 4, FLAG_NET),
+    ("ssl", 2, FLAG_NET),
+    ("certificate", 2, FLAG_NET),
+    ("x509", 2, FLAG_NET),
+    ("tls handshake", 4, FLAG_NET),
+    ("service not known", 4, FLAG_NET),
+    ("name resolution", 4, FLAG_NET),
+    ("getaddrinfo", 4, FLAG_NET),
+    ("trouble with", 4, FLAG_NET),
+    ("request failed", 4, FLAG_NET),
+    ("unexpected error occurred", 4, FLAG_NET),
+    ("lookup disabled", 4, FLAG_NET),
+    ("i/o timeout", 4, FLAG_NET),
+    ("unexpected eof", 2, FLAG_NET),
+    ("failed to do request", 4, FLAG_NET),
+    ("failed to resolve source", 4, FLAG_NET),
+    ("failed to fetch", 4, FLAG_NET),
+    ("failed to download", 4, FLAG_NET),
+    ("could not download", 4, FLAG_NET),
+    ("failed to query", 4, FLAG_NET),
+    ("pull access denied", 4, FLAG_NET),
+    ("failed to authorize", 4, FLAG_NET),
+    ("max retries exceeded", 4, FLAG_NET),
+    ("read timed out", 4, FLAG_NET),
+    ("proxyerror", 4, FLAG_NET),
+    ("http error", 4, FLAG_NET),
+    ("oserror", 4, FLAG_NET),
+    ("fetcher due to", 4, FLAG_NET),
+    ("network error", 4, FLAG_NET),
+    ("httperror", 4, FLAG_NET),
+    ("transportexception", 4, FLAG_NET),
+    ("ssh: ", 2, FLAG_NET),
+    ("connection timed out", 4, FLAG_NET),
+    ("no such file or directory", 2, FLAG_NET),
 ];
 
 static KEYWORD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostFirst)
+        .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .build(KEYWORDS.iter().map(|(k, _, _)| k))
         .expect("static keyword automaton")
 });
 
-/// The keywords as one case-insensitive regex (the lazy DFA scans whole texts fastest).
+/// The keywords as one case-insensitive regex (the lazy DFA scans whole texts fastest). Longest
+/// first, so that of the keywords starting at one place the longest matches (as in
+/// [`KEYWORD_AC`]): `failed to fetch` carries [`FLAG_NET`], `fail` does not.
 static KEYWORD_RE: LazyLock<regex::Regex> = LazyLock::new(|| {
-    let alts: Vec<String> = KEYWORDS.iter().map(|(k, _, _)| regex::escape(k)).collect();
+    let mut keys: Vec<&str> = KEYWORDS.iter().map(|(k, _, _)| *k).collect();
+    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    let alts: Vec<String> = keys.iter().map(|k| regex::escape(k)).collect();
     regex::RegexBuilder::new(&format!("(?i-u:{})", alts.join("|")))
         .unicode(false)
         .build()
@@ -453,12 +639,21 @@ pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -
                 || t.starts_with("test ")
                 || t.starts_with("==> ")
         };
-        if kw > 0 || flags != 0 || special(t) || has_location_shape(t) {
+        if kw > 0
+            || flags != 0
+            || special(t)
+            || has_location_shape(t)
+            || jstest::wants(&state, t)
+            || jstools::wants(&state, t)
+        {
             if !whole_json && t.starts_with('{') {
                 json::parse_line(t, line.number, &mut sink);
             }
-            let _ = rust::parse_line(log, i, &mut state, &mut sink)
+            let _ = (flags & FLAG_NET != 0 && network::parse_line(t, i, line.number, &mut sink))
+                || rust::parse_line(log, i, &mut state, &mut sink)
                 || node::parse_line(log, i, &mut state, &mut sink)
+                || jstest::parse_line(log, i, &mut state, &mut sink)
+                || jstools::parse_line(log, i, &mut state, &mut sink)
                 || infra::parse_line(log, i, &mut state, &mut sink)
                 || misc::parse_line(log, i, &mut state, &mut sink)
                 || location::parse_line(log, i, &mut sink);
@@ -471,6 +666,9 @@ pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -
                 Severity::Warning => 5,
                 Severity::Note => 2,
             });
+        } else if score > 0 && line.marker != Marker::Error && super::boilerplate::is_boilerplate(t) {
+            // A runner's set-up or notice, whatever words it has, never anchors the excerpt.
+            score = 0;
         }
         line_scores[i] = score;
         if sink.out.len() >= limits.max_diagnostics {
@@ -493,6 +691,18 @@ pub(crate) struct State {
     pub lint_by_message: std::collections::HashMap<String, String>,
     /// The last stylish-table row (line index) and its file header.
     pub stylish: Option<(usize, String)>,
+    /// After mocha's `N failing`: the list of failures follows.
+    pub mocha_failing: bool,
+    /// After jasmine's `Failures:`, until its `N specs, M failures`.
+    pub jasmine_failures: bool,
+    /// After a `prettier --list-different` command: bare file lines are unformatted files.
+    pub prettier_list: bool,
+    /// After an editorconfig-checker `file:` header.
+    pub editorconfig: bool,
+    /// After a lintspaces `File: …` header.
+    pub lintspaces: bool,
+    /// The file of the current editorconfig-checker or lintspaces block.
+    pub editorconfig_file: String,
 }
 
 /// Collapse runs of whitespace into one space.

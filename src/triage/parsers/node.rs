@@ -22,7 +22,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{Diagnostic, Severity, Sink, State, Tool, collapse_ws};
-use crate::triage::classify::FailureClass;
+use crate::triage::classify::{FailureClass, is_network_code};
 use crate::triage::extract::Log;
 
 static STYLISH: LazyLock<Regex> =
@@ -66,10 +66,9 @@ fn dependency_code(code: &str) -> bool {
     CODES.contains(&code)
 }
 
-/// Flaky network codes of npm/pnpm.
+/// Codes of a runner that ran out of room: a re-run on another runner may pass.
 fn flake_code(code: &str) -> bool {
-    matches!(code, "ECONNRESET" | "ETIMEDOUT" | "EAI_AGAIN" | "ECONNREFUSED" | "ENOTFOUND" | "ERR_SOCKET_TIMEOUT")
-        || code.starts_with("ERR_PNPM_META_FETCH_FAIL")
+    matches!(code, "ENOSPC" | "ENOMEM")
 }
 
 fn ext_of(path: &str) -> &str {
@@ -222,10 +221,14 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
                 .find(|m| !m.is_empty() && !m.starts_with("code "))
                 .unwrap_or(code)
                 .to_string();
-            if dependency_code(code) {
+            if crate::triage::classify::is_transient_network_code(code) {
+                sink.signal(FailureClass::InfraFlake, 4.0, i);
+            } else if is_network_code(code) {
+                sink.signal(FailureClass::Network, super::network::WEIGHT, i);
+            } else if dependency_code(code) {
                 sink.signal(FailureClass::Dependency, 2.0, i);
             } else if flake_code(code) {
-                sink.signal(FailureClass::InfraFlake, 3.0, i);
+                sink.signal(FailureClass::InfraFlake, 4.0, i);
             }
             sink.push(Diagnostic::new(Tool::Npm, Severity::Error, msg, number).code(code));
             return true;
@@ -248,10 +251,14 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         if code == "ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL" || code == "ERR_PNPM_RECURSIVE_EXEC_FIRST_FAIL" {
             return true;
         }
-        if dependency_code(code) {
+        if crate::triage::classify::is_transient_network_code(code) {
+            sink.signal(FailureClass::InfraFlake, 4.0, i);
+        } else if is_network_code(code) {
+            sink.signal(FailureClass::Network, super::network::WEIGHT, i);
+        } else if dependency_code(code) {
             sink.signal(FailureClass::Dependency, 2.0, i);
         } else if flake_code(code) {
-            sink.signal(FailureClass::InfraFlake, 3.0, i);
+            sink.signal(FailureClass::InfraFlake, 4.0, i);
         }
         sink.push(Diagnostic::new(Tool::Pnpm, Severity::Error, &c[2], number).code(code));
         return true;

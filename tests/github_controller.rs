@@ -1,0 +1,281 @@
+//! The controller (a real `healer controller` subprocess on the local control plane) reading
+//! failures from the loopback GitHub, which checks every request against GitHub's OpenAPI
+//! description (`tests/loopback_github/`).
+
+mod loopback_github;
+mod support;
+
+use std::time::Duration;
+
+use ci_healer::crd::HealingRun;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt};
+use loopback_github::*;
+use support::{Apis, ControllerProcess};
+
+const REPO: &str = "Codertocat/Hello-World";
+const OTHER_REPO: &str = "octo-org/other";
+const HEAD: &str = "3484a3fb816e0859fd6e1cea078d76385ff50625";
+const JOB: i64 = 289782451;
+const RUN: i64 = 2202229078;
+/// A real tsc failure log (reviewdog/errorformat, MIT; see tests/fixtures/triage/PROVENANCE.md).
+const LOG: &str = "tests/fixtures/triage/logs/frontend/errorformat-tsc.log";
+const WORKFLOW: &str = "name: CodeQL\non: [push]\njobs:\n  linters:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - run: yarn run format-check\n        working-directory: web\n";
+/// The controller's token: planted in the log, so a leak anywhere would show.
+const TOKEN: &str = "ghp_canaryTOKEN0000000000000000000000009";
+
+fn seed(gh: &LoopbackGitHub, log: Log) {
+    let mut st = gh.state();
+    st.auth.tokens.insert(TOKEN.into(), "healer-bot".into());
+    let r = st.add_repo(REPO);
+    let base = r.commit(CommitSpec {
+        files: vec![
+            ("package.json".into(), Some("{\"scripts\":{\"format-check\":\"prettier --check .\"}}\n".into())),
+            ("web/tsc.ts".into(), Some("export const f = (x: number) => x;\n".into())),
+            (".github/workflows/codeql.yml".into(), Some(WORKFLOW.into())),
+        ],
+        message: "base".into(),
+        author_login: Some("octocat".into()),
+        ..Default::default()
+    });
+    r.commit(CommitSpec {
+        parent: Some(base),
+        files: vec![("web/tsc.ts".into(), Some("export const f = (x, y) => x + y;\n".into()))],
+        message: "tsc: two arguments".into(),
+        author_login: Some("Codertocat".into()),
+        sha: Some(HEAD.into()),
+        ..Default::default()
+    });
+    r.refs.insert("heads/main".into(), HEAD.into());
+    r.runs.insert(
+        RUN,
+        WorkflowRun {
+            id: RUN,
+            path: ".github/workflows/codeql.yml".into(),
+            head_sha: HEAD.into(),
+            head_branch: "main".into(),
+            ..Default::default()
+        },
+    );
+    r.jobs.insert(
+        JOB,
+        Job {
+            id: JOB,
+            run_id: RUN,
+            name: "linters".into(),
+            workflow_name: "CodeQL".into(),
+            head_sha: HEAD.into(),
+            head_branch: "main".into(),
+            steps: vec![
+                Step { name: "Set up job".into(), conclusion: "success".into() },
+                Step { name: "Run yarn run format-check".into(), conclusion: "failure".into() },
+            ],
+            log,
+            ..Default::default()
+        },
+    );
+    st.add_repo(OTHER_REPO);
+}
+
+fn real_log() -> Log {
+    let raw = std::fs::read_to_string(support::root().join(LOG)).unwrap();
+    Log::Text(github_log_format(&format!("{raw}Authorization: token {TOKEN}\n")))
+}
+
+/// The sample run (the Sensor's output for the real `workflow_job` delivery): no excerpt.
+fn sample_run(ns: &str, name: &str, repo: &str) -> HealingRun {
+    let text =
+        std::fs::read_to_string(support::root().join("config/samples/healingrun-from-workflow-job.yaml")).unwrap();
+    let mut run: HealingRun = serde_yaml_ng::from_str(&text).unwrap();
+    run.metadata.namespace = Some(ns.into());
+    run.metadata.name = Some(name.into());
+    run.spec.source.repository = repo.into();
+    assert!(run.spec.failure.is_none(), "the Sensor's run carries no log");
+    run
+}
+
+/// A namespace with the token Secret, and a controller whose config points at the loopback and
+/// allows `allowed` for that namespace (and `other_ns: [OTHER_REPO]`).
+async fn setup(
+    gh: &LoopbackGitHub,
+    prefix: &str,
+    allowed: &str,
+) -> (Client, Apis, ControllerProcess, std::path::PathBuf) {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, prefix).await;
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some("github-token".into()), ..Default::default() },
+        data: Some([("token".to_string(), ByteString(TOKEN.as_bytes().to_vec()))].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
+    let config = format!(
+        "github:\n  apiUrl: {}\n  tokenSecret: {{name: github-token, key: token}}\n  secretNamespace: {ns}\n  \
+         requestTimeoutSeconds: 10\nallowedRepositories:\n  {ns}: [\"{allowed}\"]\n  some-other-namespace: [\"{OTHER_REPO}\"]\n",
+        gh.api_url()
+    );
+    let path = std::env::temp_dir().join(format!("ci-healer-github-{ns}.yaml"));
+    std::fs::write(&path, config).unwrap();
+    let ctrl = ControllerProcess::start(&ns, Some(&path));
+    (client.clone(), Apis::new(&client, &ns), ctrl, path)
+}
+
+fn cond(run: &HealingRun, t: &str) -> Option<(String, String, String)> {
+    let c = run.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+async fn wait_cond(apis: &Apis, name: &str, t: &str, timeout: Duration) -> HealingRun {
+    support::wait_for(&format!("{t} on {name}"), timeout, || async {
+        let r = apis.runs.get(name).await.ok()?;
+        cond(&r, t).map(|_| r)
+    })
+    .await
+}
+
+fn assert_clean(gh: &LoopbackGitHub) {
+    let v = gh.violations();
+    assert!(v.is_empty(), "requests GitHub's OpenAPI description does not allow:\n{}", v.join("\n"));
+}
+
+#[tokio::test]
+async fn a_run_without_an_excerpt_is_triaged_from_the_job_log_read_from_github() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    let (client, apis, ctrl, _cfg) = setup(&gh, "gh-read", "Codertocat").await;
+    let name = "gh-2202229078-1-289782451";
+    apis.runs.create(&PostParams::default(), &sample_run(&apis.ns, name, REPO)).await.unwrap();
+
+    let run = wait_cond(&apis, name, "Triaged", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&run, "LogFetched").expect("LogFetched");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "LogRead"), "{message}");
+
+    // Triage saw the log: the class is the one the tsc log gives, not the one the names alone give.
+    let raw = std::fs::read_to_string(support::root().join(LOG)).unwrap();
+    let (steps, files) = (vec!["Run yarn run format-check".to_string()], vec!["web/tsc.ts".to_string()]);
+    let routing = ci_healer::triage::RoutingConfig::default();
+    let triage_of = |log: &[u8], changed_files: &[String]| {
+        let input = ci_healer::triage::TriageInput {
+            log,
+            workflow_name: Some("CodeQL"),
+            job_name: Some("linters"),
+            failed_steps: &steps,
+            changed_files,
+            error_type: None,
+            repository_languages: &[],
+        };
+        ci_healer::triage::triage(&input, &routing)
+    };
+    let from_log = triage_of(raw.as_bytes(), &files);
+    let from_names = triage_of(b"", &[]);
+    assert_ne!(from_log.failure_class, from_names.failure_class, "the fixture must tell the two apart");
+    let class = run.status.as_ref().unwrap().failure_class.map(|c| c.as_str().to_string());
+    assert_eq!(class.as_deref(), Some(from_log.failure_class.as_str()));
+
+    // The context ConfigMap holds the masked, bounded excerpt and what was read; never the token.
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &apis.ns).get(&format!("{name}-context")).await.unwrap();
+    let data = cm.data.unwrap();
+    let excerpt = &data["excerpt.txt"];
+    assert!(excerpt.contains("TS7006"), "{excerpt}");
+    let read: serde_json::Value = serde_json::from_str(&data["failure.json"]).unwrap();
+    assert_eq!(read["changedFiles"], serde_json::json!(["web/tsc.ts"]));
+    assert_eq!(read["failedSteps"], serde_json::json!(["Run yarn run format-check"]));
+    assert_eq!(read["step"]["run"], "yarn run format-check");
+    assert_eq!(read["step"]["workingDirectory"], "web");
+    for (k, v) in &data {
+        assert!(!v.contains(TOKEN), "the token leaked into ConfigMap key {k}");
+    }
+
+    // What GitHub received: the job, its log, the run, the workflow file, the commit; each once,
+    // in that order, and nothing GitHub's description does not allow.
+    let ops = gh.operations();
+    for op in ["actions/get-job-for-workflow-run", "actions/download-job-logs-for-workflow-run"] {
+        assert_eq!(ops.iter().filter(|o| *o == op).count(), 1, "{op} once: {ops:?}");
+    }
+    let pos = |op: &str| ops.iter().position(|o| o == op).unwrap_or_else(|| panic!("no {op} in {ops:?}"));
+    assert!(pos("actions/get-job-for-workflow-run") < pos("actions/download-job-logs-for-workflow-run"));
+    assert_clean(&gh);
+    assert!(gh.blob_requests().iter().all(|b| !b.had_authorization), "credentials sent to the log storage");
+
+    // Later reconciles read the ConfigMap, not GitHub.
+    let n = gh.requests().len();
+    let r = apis.runs.get(name).await.unwrap();
+    let mut again = r.clone();
+    again.metadata.annotations.get_or_insert_default().insert("poke".into(), "1".into());
+    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(gh.requests().len(), n, "a later reconcile called GitHub again");
+
+    // No token in the run's status, its Events or the controller's log.
+    let run = apis.runs.get(name).await.unwrap();
+    assert!(!serde_json::to_string(&run).unwrap().contains(TOKEN));
+    for e in apis.events_about("HealingRun", name).await {
+        assert!(!e.message.unwrap_or_default().contains(TOKEN));
+    }
+    assert!(apis.event_reasons("HealingRun", name).await.iter().any(|r| r == "FailureRead"));
+    assert!(!ctrl.logs().contains(TOKEN), "the token leaked into the controller's log");
+}
+
+#[tokio::test]
+async fn a_repository_outside_the_namespaces_allowance_gets_no_github_call() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    // This namespace may heal Codertocat/*; octo-org/other is allowed only to another namespace.
+    let (_client, apis, _ctrl, _cfg) = setup(&gh, "gh-allow", "Codertocat/Hello-*").await;
+    apis.runs.create(&PostParams::default(), &sample_run(&apis.ns, "other", OTHER_REPO)).await.unwrap();
+    apis.runs.create(&PostParams::default(), &sample_run(&apis.ns, "mine", REPO)).await.unwrap();
+
+    let refused = wait_cond(&apis, "other", "Accepted", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&refused, "Accepted").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "RepositoryNotAllowed"), "{message}");
+    assert!(message.contains(OTHER_REPO) && message.contains("Codertocat/Hello-*"), "{message}");
+    let allowed = wait_cond(&apis, "mine", "LogFetched", Duration::from_secs(60)).await;
+    assert_eq!(cond(&allowed, "Accepted").unwrap().1, "SpecValid");
+    // Every request GitHub got was about the allowed repository.
+    let reqs = gh.requests();
+    assert!(!reqs.is_empty());
+    for r in reqs {
+        assert!(!r.path.contains("octo-org/other"), "a call for the refused repository: {} {}", r.method, r.path);
+    }
+    assert_clean(&gh);
+}
+
+#[tokio::test]
+async fn an_expired_log_is_a_false_condition_not_a_failed_run() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, Log::Expired);
+    let (_client, apis, _ctrl, _cfg) = setup(&gh, "gh-expired", "Codertocat").await;
+    apis.runs.create(&PostParams::default(), &sample_run(&apis.ns, "expired", REPO)).await.unwrap();
+    let run = wait_cond(&apis, "expired", "LogFetched", Duration::from_secs(60)).await;
+    let (status, reason, _) = cond(&run, "LogFetched").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "LogExpired"));
+    // Triage went on with the names, and the run heals.
+    let run = apis.run_phase("expired", "Running").await;
+    assert_eq!(cond(&run, "Triaged").unwrap().0, "True");
+    assert_clean(&gh);
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_makes_the_run_wait_then_go_on() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    gh.fault(Fault::secondary_rate_limit("actions/get-job-for-workflow-run", 3, 1));
+    let (_client, apis, ctrl, _cfg) = setup(&gh, "gh-ratelimit", "Codertocat").await;
+    apis.runs.create(&PostParams::default(), &sample_run(&apis.ns, "limited", REPO)).await.unwrap();
+    let run = wait_cond(&apis, "limited", "LogFetched", Duration::from_secs(60)).await;
+    assert_eq!(cond(&run, "LogFetched").unwrap().1, "LogRead");
+    let jobs: Vec<_> =
+        gh.requests().into_iter().filter(|r| r.operation == "actions/get-job-for-workflow-run").collect();
+    assert_eq!(
+        jobs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [403, 200],
+        "one limited call, then one after the wait"
+    );
+    assert!(ctrl.logs().contains("GitHub asked to wait"), "the wait is logged");
+    let run = apis.run_phase("limited", "Running").await;
+    assert!(run.name_any() == "limited");
+    assert_clean(&gh);
+}
