@@ -12,6 +12,11 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::{Apis, ControllerProcess, finish_attempt, verdict};
 
+/// The run controller's reconcile count on `/metrics`.
+const RUN_RECONCILES: &str = r#"cihealer_reconciles_total{controller="HealingRun"}"#;
+/// The attempt controller's reconcile count on `/metrics`.
+const ATTEMPT_RECONCILES: &str = r#"cihealer_reconciles_total{controller="HealingAttempt"}"#;
+
 /// The sample HealingRun (made by the Sensor from the real failed `workflow_job` delivery).
 fn sample_run(ns: &str) -> HealingRun {
     let text =
@@ -112,6 +117,24 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
         rv_att,
         "no-op writes to the attempt"
     );
+    // An identical server-side apply leaves resourceVersion unchanged, so count the writes instead:
+    // reconcile both objects again (an annotation is a watch event) and the status-write count of
+    // each controller stays where it was.
+    let run_writes = r#"cihealer_status_writes_total{controller="HealingRun"}"#;
+    let att_writes = r#"cihealer_status_writes_total{controller="HealingAttempt"}"#;
+    let (runs_before, atts_before) = (ctrl.metric(run_writes).await, ctrl.metric(att_writes).await);
+    assert!(runs_before >= 1.0 && atts_before >= 1.0, "status writes are counted: {runs_before} {atts_before}");
+    let (run_rec, att_rec) = (ctrl.metric(RUN_RECONCILES).await, ctrl.metric(ATTEMPT_RECONCILES).await);
+    let poke = Patch::Merge(json!({"metadata": {"annotations": {"test.cihealer.dev/poke": "1"}}}));
+    apis.runs.patch(&name, &PatchParams::default(), &poke).await.unwrap();
+    apis.attempts.patch(&format!("{name}-1"), &PatchParams::default(), &poke).await.unwrap();
+    let c = &ctrl;
+    support::wait_for("both controllers to reconcile the poked objects", Duration::from_secs(20), move || async move {
+        (c.metric(RUN_RECONCILES).await > run_rec && c.metric(ATTEMPT_RECONCILES).await > att_rec).then_some(())
+    })
+    .await;
+    assert_eq!(ctrl.metric(run_writes).await, runs_before, "status written again by a reconcile at rest");
+    assert_eq!(ctrl.metric(att_writes).await, atts_before, "attempt status written again by a reconcile at rest");
 
     // Metrics and health, from the controller's own server.
     let metrics = ctrl.http_get("/metrics").await;
@@ -303,18 +326,25 @@ async fn restarting_the_controller_mid_attempt_keeps_one_job_per_attempt() {
     support::start_attempt_pod(&apis, &job1).await;
     apis.run_phase(&name, "Running").await;
 
-    // Kill it in the middle of attempt 1 and start a new one.
+    // Kill it in the middle of attempt 1 and start a new one; assert only once the new one holds the
+    // Lease (a few seconds after start: the old Lease must expire) and has reconciled the run.
     ctrl.kill();
     let mut ctrl = ControllerProcess::start(&ns, None);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    ctrl.wait_log("acquired leadership", Duration::from_secs(30)).await;
+    let c = &ctrl;
+    support::wait_for("the new leader to reconcile the run", Duration::from_secs(20), move || async move {
+        (c.metric(RUN_RECONCILES).await >= 1.0 && c.metric(ATTEMPT_RECONCILES).await >= 1.0).then_some(())
+    })
+    .await;
     assert_eq!(apis.job_names().await, [format!("{name}-1")]);
     finish_attempt(&apis, &job1, &verdict(Outcome::Failed, "ValidationFailed", "still failing")).await;
     let job2 = apis.job(&format!("{name}-2")).await;
 
-    // Kill it right after attempt 2's Job appeared, twice in a row.
+    // Kill it right after it created attempt 2's Job, then kill its successor right after that one
+    // takes the Lease (in the middle of its first reconciles).
     ctrl.kill();
     let mut ctrl = ControllerProcess::start(&ns, None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctrl.wait_log("acquired leadership", Duration::from_secs(30)).await;
     ctrl.kill();
     let ctrl = ControllerProcess::start(&ns, None);
     finish_attempt(&apis, &job2, &verdict(Outcome::Passed, "ValidationPassed", "fixed")).await;

@@ -113,6 +113,9 @@ pub const FAILED_STEPS: &str = "HEALER_FAILED_STEPS";
 pub const CHANGED_FILES: &str = "HEALER_CHANGED_FILES";
 /// `healer triage --error-type`.
 pub const ERROR_TYPE: &str = "HEALER_ERROR_TYPE";
+/// `healer triage --language`: the repository's languages, `NAME=BYTES` one per line (GitHub's
+/// `GET /repos/{owner}/{repo}/languages`).
+pub const REPOSITORY_LANGUAGES: &str = "HEALER_REPOSITORY_LANGUAGES";
 /// `healer host-runner --node-name` (dev only).
 pub const NODE_NAME: &str = "HEALER_NODE_NAME";
 /// `healer host-runner --kubelet-addr` (dev only).

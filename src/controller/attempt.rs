@@ -31,10 +31,18 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
         return Ok(Action::await_change());
     }
 
-    // Observe. The run comes from the run controller's reflector (no GET per reconcile); wait for its
-    // first list so a restarted controller does not take a live run for a deleted one.
-    let _ = ctx.runs.wait_until_ready().await;
-    let run = ctx.runs.get(&ObjectRef::<HealingRun>::new(&attempt.spec.run_name).within(&ns));
+    // Observe. The run comes from the run controller's reflector (no GET per reconcile). A run the
+    // cache does not hold (a restarted controller before its first list, or a deleted run) is asked
+    // of the API server once, so a cold cache never passes a live run for a deleted one. Awaiting
+    // `Store::wait_until_ready` here instead lost wake-ups: its one-shot channel wakes only the last
+    // task that polled it, and the run controller's own runner polls it too (a standby that took over
+    // the Lease then never reconciled an attempt again).
+    let run = match ctx.runs.get(&ObjectRef::<HealingRun>::new(&attempt.spec.run_name).within(&ns)) {
+        Some(r) => Some(r),
+        None => {
+            Api::<HealingRun>::namespaced(ctx.client.clone(), &ns).get_opt(&attempt.spec.run_name).await?.map(Arc::new)
+        }
+    };
     let owner = OwnerView::of(attempt, run.as_deref());
     let old = attempt.status.clone().unwrap_or_default();
     let needs_job = owner == OwnerView::Alive { aborted: false } && !old.phase.is_some_and(AttemptPhase::is_terminal);

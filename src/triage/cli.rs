@@ -36,7 +36,7 @@ pub struct TriageArgs {
     pub error_type: Option<String>,
     /// A repository language and its size, `NAME=BYTES` as GitHub's languages endpoint reports it
     /// (repeatable; in the environment, one per line), e.g. `--language TypeScript=120000`.
-    #[arg(long = "language", env = "HEALER_REPOSITORY_LANGUAGES", value_delimiter = '\n', value_parser = parse_language)]
+    #[arg(long = "language", env = env::REPOSITORY_LANGUAGES, value_delimiter = '\n', value_parser = parse_language)]
     pub languages: Vec<(String, u64)>,
 }
 

@@ -239,6 +239,15 @@ impl ControllerProcess {
         out
     }
 
+    /// The value of one metric series (`name{labels}` exactly as `/metrics` prints it), 0 when the
+    /// series has not been created yet.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.http_get("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Wait until the log contains `needle`.
     pub async fn wait_log(&self, needle: &str, timeout: Duration) {
         let log = self.log.clone();

@@ -254,13 +254,7 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::triage::Limits;
-    use crate::triage::parsers;
-
-    fn parse(text: &str) -> Vec<Diagnostic> {
-        let log = Log::parse(text, &Limits::default());
-        parsers::parse(&log, text, None, &Limits::default()).diagnostics
-    }
+    use crate::triage::parsers::parse_text as parse;
 
     #[test]
     fn mocha_entries_carry_title_error_and_frame() {

@@ -680,6 +680,13 @@ pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -
     Parsed { diagnostics, signals, line_scores, notes }
 }
 
+/// Test helper: the diagnostics of a plain `text` with the default limits and no focus step.
+#[cfg(test)]
+pub(crate) fn parse_text(text: &str) -> Vec<Diagnostic> {
+    let log = Log::parse(text, &Limits::default());
+    parse(&log, text, None, &Limits::default()).diagnostics
+}
+
 /// Cross-line state of the line parsers.
 #[derive(Debug, Default)]
 pub(crate) struct State {
