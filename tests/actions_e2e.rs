@@ -130,6 +130,9 @@ async fn admission_policies_pin_requested_by_to_the_caller() {
     apis.runs.create(&PostParams::default(), &sample_run(&ns, "r")).await.unwrap();
     let forged = json!({"spec": {"action": "abort", "actionRequest": {"requestedBy": "alice"}}});
     eventually("the ValidatingAdmissionPolicy to reject a forged requestedBy", || {
+        // A forged patch that landed before the policy loaded would make every later identical
+        // patch a no-op that the policy does not judge: clear the action first (not judged).
+        let _ = patch_as(&apis, "bob", "r", json!({"spec": {"action": null, "actionRequest": null}}));
         let (ok, out) = patch_as(&apis, "bob", "r", forged.clone());
         !ok && out.contains("spec.actionRequest.requestedBy must be your own username, bob")
     })
