@@ -412,7 +412,11 @@ async fn pull_request_mode_is_reported_as_not_implemented_instead_of_silently_pr
     .await;
     assert_eq!(cond(&r, "Accepted"), ("False", "ModeNotImplemented"));
     assert!(apis.job_names().await.is_empty(), "no attempt for a mode nothing implements");
-    assert!(apis.event_reasons("HealingRun", &name).await.iter().any(|e| e == "InvalidSpec"));
+    // The Event follows the status write: wait for it rather than race it.
+    support::wait_for("the InvalidSpec Event", Duration::from_secs(10), || async {
+        apis.event_reasons("HealingRun", &name).await.iter().any(|e| e == "InvalidSpec").then_some(())
+    })
+    .await;
     apis.runs
         .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"policy": {"mode": "propose"}}})))
         .await

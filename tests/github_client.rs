@@ -615,3 +615,37 @@ async fn a_misspelt_field_fails_against_githubs_description() {
     let _ = t.send(&Call::get("pulls/list", format!("/repos/{REPO}/pulls")).query("stat", "open")).await;
     assert!(gh.violations().iter().any(|m| m.contains("query parameter stat is not documented")));
 }
+
+/// Peak memory of reading a 100 MiB job log (run on purpose:
+/// `cargo test --release --test github_client -- --ignored --nocapture peak_memory`). The log storage
+/// ignores `Range` (the worst case: all 100 MiB cross the wire) and generates the log as it streams,
+/// so the process's peak RSS growth is the client's. Prints the baseline (the same process before the
+/// fetch) next to it.
+#[tokio::test]
+#[ignore]
+async fn peak_memory_of_a_100_mib_log() {
+    fn hwm_kib() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+    let gh = LoopbackGitHub::start(Options { blob_ignores_range: true, ..Default::default() }).await;
+    let s = seed(&gh, None);
+    let tail = "2024-05-01T10:09:59.0000000Z ##[error]Process completed with exit code 1.\n";
+    gh.state().repo_mut(REPO).unwrap().jobs.get_mut(&289782451).unwrap().log =
+        Log::Generated { total: 100 << 20, tail: tail.into() };
+    let client = token_client(&gh, "ghp_loopbacktoken000000000000000000000099");
+    client.branch_facts(&Target::new(REPO), "feature", &s.head, 1, "ci-healer/").await.unwrap();
+    let before = hwm_kib();
+    let start = std::time::Instant::now();
+    let r = client.read_failure(&query(&s, FailureEvent::WorkflowJob)).await.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let after = hwm_kib();
+    assert!(r.log.ends_with(tail.as_bytes()));
+    assert_eq!(gh.blob_requests()[0].bytes, 100 << 20, "all of it crossed the wire");
+    println!("| measure | peak RSS (KiB) |");
+    println!("|---|---|");
+    println!("| baseline: loopback + client, before the fetch | {before} |");
+    println!("| after reading a 100 MiB log (tail kept: {} bytes, {secs:.2} s) | {after} |", r.log.len());
+    println!("| growth | {} |", after.saturating_sub(before));
+}

@@ -279,3 +279,123 @@ async fn a_secondary_rate_limit_makes_the_run_wait_then_go_on() {
     assert!(run.name_any() == "limited");
     assert_clean(&gh);
 }
+
+const FIXED: &str = "export const f = (x: number, y: number) => x + y;\n";
+const PATCH: &str = "diff --git a/web/tsc.ts b/web/tsc.ts\n--- a/web/tsc.ts\n+++ b/web/tsc.ts\n@@ -1 +1 @@\n-export const f = (x, y) => x + y;\n+export const f = (x: number, y: number) => x + y;\n";
+
+/// Run `name` in pull-request mode on `branch` through one passing attempt whose kept patch is
+/// [`PATCH`] (the kubelet stand-in plays the pod; the patch ConfigMap is what the validate step's
+/// log would have given).
+async fn heal(apis: &Apis, client: &Client, name: &str, branch: &str) {
+    let mut run = sample_run(&apis.ns, name, REPO);
+    run.spec.source.branch = branch.into();
+    run.spec.policy.mode = ci_healer::crd::HealingMode::PullRequest;
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    let job = apis.job(&format!("{name}-1")).await;
+    let cm = ConfigMap {
+        metadata: ObjectMeta { name: Some(format!("{name}-1-patch")), ..Default::default() },
+        data: Some([("patch.diff".to_string(), PATCH.to_string())].into()),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(client.clone(), &apis.ns).create(&PostParams::default(), &cm).await.unwrap();
+    let status = serde_json::json!({"status": {"patchConfigMap": format!("{name}-1-patch")}});
+    apis.attempts
+        .patch_status(&format!("{name}-1"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status))
+        .await
+        .unwrap();
+    support::finish_attempt(
+        apis,
+        &job,
+        &support::verdict(ci_healer::contract::Outcome::Passed, "ValidationPassed", "tsc passes"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_fixed_run_opens_one_draft_pull_request_into_the_failing_branch_even_after_a_restart() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    gh.state().repo_mut(REPO).unwrap().refs.insert("heads/feature".into(), HEAD.into());
+    let (client, apis, mut ctrl, cfg) = setup(&gh, "gh-pr", "Codertocat").await;
+    let name = "pr-run";
+    heal(&apis, &client, name, "feature").await;
+    let run = wait_cond(&apis, name, "Delivered", Duration::from_secs(90)).await;
+    let (status, reason, message) = cond(&run, "Delivered").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "PullRequestOpened"), "{message}");
+    let pr = run.status.as_ref().unwrap().pull_request.clone().expect("status.pullRequest");
+    assert_eq!(pr.head_ref, format!("ci-healer/{name}"));
+    assert_eq!(pr.state, "open");
+    {
+        let st = gh.state();
+        let r = st.repo(REPO).unwrap();
+        let pulls: Vec<_> = r.pulls.iter().filter(|p| p.head_ref == pr.head_ref).collect();
+        assert_eq!(pulls.len(), 1);
+        let p = pulls[0];
+        assert!(p.draft, "a draft");
+        assert_eq!((p.number, p.base_ref.as_str()), (pr.number, "feature"), "into the failing branch");
+        assert!(p.title.starts_with("ci-healer:"), "{}", p.title);
+        assert!(p.labels.iter().any(|l| l == "ci-healer"), "{:?}", p.labels);
+        let c = &r.commits[&r.refs[&format!("heads/{}", pr.head_ref)]];
+        assert_eq!(c.parents, [HEAD.to_string()], "the fix commit's parent is the failing commit");
+        assert_eq!(r.file(&c.sha, "web/tsc.ts").unwrap().1, FIXED.as_bytes());
+        assert_eq!(r.refs["heads/feature"], HEAD, "nothing was pushed to the failing branch");
+        assert!(!p.body.contains(TOKEN));
+    }
+    // The API calls one delivered fix cost, from the loopback's request log.
+    let reqs = gh.requests();
+    eprintln!("API calls for one delivered fix ({}):", reqs.len());
+    for r in &reqs {
+        eprintln!("  {:>3} {:<6} {:<48} {}", r.seq, r.method, r.operation, r.status);
+    }
+    assert!(reqs.len() <= 25, "{} calls", reqs.len());
+    assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1);
+    assert_clean(&gh);
+
+    // A restarted controller finds what it did and opens nothing more.
+    ctrl.kill();
+    let _ctrl = ControllerProcess::start(&apis.ns, Some(&cfg));
+    let mut again = apis.runs.get(name).await.unwrap();
+    again.metadata.annotations.get_or_insert_default().insert("poke".into(), "1".into());
+    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1, "a second pull request");
+    assert_eq!(gh.state().repo(REPO).unwrap().pulls.len(), 1);
+    let run = apis.runs.get(name).await.unwrap();
+    assert_eq!(run.status.unwrap().pull_request.unwrap().number, pr.number);
+}
+
+async fn no_pull_request(branch: &str, want: &str) {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    {
+        // The branch `moved` has moved away from the failing commit: it points at HEAD's parent, a
+        // commit the loopback knows (an unknown SHA would be a broken seed, not a moved branch).
+        let mut st = gh.state();
+        let r = st.repo_mut(REPO).unwrap();
+        let base = r.commits[HEAD].parents[0].clone();
+        r.refs.insert("heads/moved".into(), base);
+    }
+    let (client, apis, _ctrl, _cfg) = setup(&gh, "gh-nopr", "Codertocat").await;
+    let name = "nopr";
+    heal(&apis, &client, name, branch).await;
+    let run = wait_cond(&apis, name, "Delivered", Duration::from_secs(90)).await;
+    let (status, reason, message) = cond(&run, "Delivered").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", want), "{message}");
+    assert!(run.status.as_ref().unwrap().pull_request.is_none());
+    assert_eq!(run.status.unwrap().phase.map(|p| p.as_str()), Some("Fixed"), "the patch stays proposed");
+    assert!(apis.event_reasons("HealingRun", name).await.iter().any(|r| r == want));
+    assert!(gh.state().repo(REPO).unwrap().pulls.is_empty());
+    let writes: Vec<_> = gh.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert!(writes.is_empty(), "writes to GitHub: {writes:?}");
+    assert_clean(&gh);
+}
+
+#[tokio::test]
+async fn a_moved_branch_gets_no_pull_request() {
+    no_pull_request("moved", "BranchMoved").await;
+}
+
+#[tokio::test]
+async fn a_never_fix_branch_gets_no_pull_request() {
+    no_pull_request("main", "ProtectedBranch").await;
+}

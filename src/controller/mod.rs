@@ -10,6 +10,7 @@ pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
 pub mod dedup;
+pub mod deliver;
 pub mod error;
 pub mod failure;
 pub mod memory;

@@ -11,6 +11,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::apply::{self, Created, Notice};
+use super::deliver;
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
@@ -80,9 +81,18 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
             failure::reason_of(&r.log),
             r.log.message.clone(),
             run.metadata.generation,
-            now,
+            now.clone(),
         );
         conditions::set(&mut decision.status.conditions, c);
+    }
+    // mode: pull-request: a Fixed run's patch becomes a draft pull request, once.
+    if let Some(gh) = &ctx.github
+        && deliver::pending(run, &decision.status)
+    {
+        let (reason, message, warning) =
+            deliver::deliver(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?;
+        tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
+        apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
     }
 
     // Apply.
@@ -208,12 +218,13 @@ pub fn accept(run: &HealingRun, config: &ControllerConfig) -> Result<(), SpecPro
             });
         }
     }
-    if policy.mode == HealingMode::PullRequest {
+    if policy.mode == HealingMode::PullRequest && config.github.is_none() {
         return Err(SpecProblem {
             reason: Reason::ModeNotImplemented,
             message: format!(
-                "spec.policy.mode '{}' is not implemented yet: ci-healer keeps a validated patch in the \
-                 cluster and opens no pull request; set mode to 'propose'",
+                "spec.policy.mode '{}' needs a GitHub identity (the controller config's github: section), \
+                 which this controller has not: it keeps a validated patch in the cluster and opens no pull \
+                 request; set mode to 'propose' or configure github",
                 policy.mode.as_str()
             ),
         });

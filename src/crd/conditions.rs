@@ -52,6 +52,8 @@ pub enum RunCondition {
     /// The failing job's log was read from GitHub (False: expired, unreachable, or no log; triage
     /// goes on with names and annotations).
     LogFetched,
+    /// The fix was delivered as a draft pull request (`mode: pull-request`; False: why not).
+    Delivered,
 }
 
 impl ConditionType for RunCondition {
@@ -70,6 +72,7 @@ impl ConditionType for RunCondition {
             RunCondition::Denied => "Denied",
             RunCondition::Resolved => "Resolved",
             RunCondition::LogFetched => "LogFetched",
+            RunCondition::Delivered => "Delivered",
         }
     }
 }
@@ -146,6 +149,19 @@ reasons! {
     GitHubUnavailable,
     /// GitHub refused the controller's identity or request for good (credentials, permissions).
     GitHubRejected,
+    // Delivered (mode: pull-request)
+    /// A draft pull request into the failing branch carries the fix (also the Event).
+    PullRequestOpened,
+    /// The failing branch moved since `headSha`: no pull request; the patch stays proposed.
+    BranchMoved,
+    /// The failing branch is protected or on the never-fix list: no pull request.
+    ProtectedBranch,
+    /// The failing branch lives in a fork: ci-healer cannot push there.
+    ForkBranch,
+    /// The run kept no patch (too large, or not in the log): nothing to deliver.
+    NoPatch,
+    /// GitHub's files and the patch disagree (it does not apply, or changes nothing).
+    PatchDoesNotApply,
     // Triaged
     /// Triage classified the failure (also the Event's reason: [`Reason::Triaged`]).
     Classified,

@@ -488,6 +488,9 @@ pub struct HealingRunStatus {
     /// it instead of posting another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackMessageRef>,
+    /// The draft pull request that delivers the fix (`mode: pull-request`), once opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestStatus>,
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -550,4 +553,18 @@ pub struct SlackMessageRef {
     /// A digest of the text last posted, so an unchanged state is not re-sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+}
+
+/// A fix pull request the controller opened (GitHub's pull request number, link and head branch).
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestStatus {
+    /// The pull request's number.
+    pub number: i64,
+    /// A link for people (`html_url`).
+    pub url: String,
+    /// The head branch, `ci-healer/<run>`.
+    pub head_ref: String,
+    /// `open`, `closed` or `merged`, as last seen.
+    pub state: String,
 }

@@ -1,0 +1,205 @@
+//! `mode: pull-request` (issue 9): a Fixed run's kept patch becomes a **draft** pull request into
+//! the failing branch, built by the controller through the Git Data API
+//! ([`GitHub::deliver_pull_request`]: head-SHA re-check, blobs, tree, a commit whose parent is
+//! `headSha`, the ref `ci-healer/<run>`, then the pull request). No write token ever enters an
+//! attempt pod; nothing is pushed to the failing branch; nothing is merged.
+//!
+//! Idempotent across restarts: the branch name is deterministic and the client finds an existing
+//! branch and pull request by head ref before creating anything; once the `Delivered` condition is
+//! set the run is not delivered again. Refused, with `Delivered=False` and its reason: a fork
+//! ([`Reason::ForkBranch`]), a branch on the never-fix list or protected ([`Reason::ProtectedBranch`]),
+//! no kept patch ([`Reason::NoPatch`]), a moved branch ([`Reason::BranchMoved`]: the patch stays
+//! proposed), a patch that does not apply ([`Reason::PatchDoesNotApply`]). Transient GitHub errors
+//! requeue the run; permanent ones are `Delivered=False`, [`Reason::GitHubRejected`].
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Api, ResourceExt};
+
+use super::failure::ReadFailure;
+use super::{Context, Error, Result};
+use crate::contract::paths;
+use crate::crd::conditions::{self, Reason, RunCondition};
+use crate::crd::run::PullRequestStatus;
+use crate::crd::{HealingRun, HealingRunStatus};
+use crate::github::render::{self, RunView};
+use crate::github::{Delivery, GitHub, GitHubConfig, PullRequestRequest, Target};
+
+/// The fix branch of `run`: `<branchPrefix><run>` (default `ci-healer/<run>`), so a restarted
+/// controller finds it.
+pub fn head_ref(gh: &GitHubConfig, run: &HealingRun) -> String {
+    format!("{}{}", gh.loop_prevention.branch_prefix, run.name_any())
+}
+
+/// Whether `status` still needs a delivery: Fixed, in pull-request mode, not delivered or refused yet.
+pub fn pending(run: &HealingRun, status: &HealingRunStatus) -> bool {
+    run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+        && status.phase == Some(crate::crd::RunPhase::Fixed)
+        && conditions::get(&status.conditions, RunCondition::Delivered).is_none()
+}
+
+/// Why the branch may not get a fix pull request, before any write. Pure.
+pub fn refusal(gh: &GitHubConfig, run: &HealingRun, read: Option<&ReadFailure>) -> Option<(Reason, String)> {
+    let branch = &run.spec.source.branch;
+    if read.and_then(|r| r.pull_request.as_ref()).is_some_and(|p| p.fork) {
+        return Some((
+            Reason::ForkBranch,
+            format!("branch {branch} lives in a fork; ci-healer cannot push a fix there"),
+        ));
+    }
+    if gh.never_fix(branch) {
+        return Some((
+            Reason::ProtectedBranch,
+            format!(
+                "branch {branch} is on the never-fix list (github.pullRequest.neverFixBranches); the patch stays proposed"
+            ),
+        ));
+    }
+    None
+}
+
+/// Deliver `status`'s kept patch and record the outcome in `status` (the `Delivered` condition and
+/// `status.pullRequest`). Returns the Event to publish. Errors: the API server, a transient GitHub
+/// error (the run requeues).
+pub async fn deliver(
+    run: &HealingRun,
+    gh: &dyn GitHub,
+    read: Option<&ReadFailure>,
+    status: &mut HealingRunStatus,
+    now: Time,
+    ctx: &Context,
+) -> Result<(Reason, String, bool)> {
+    let Some(cfg) = ctx.config.github.as_ref() else { return Ok((Reason::Fixed, String::new(), false)) };
+    let outcome = attempt(run, gh, cfg, read, status, ctx).await?;
+    let (ok, reason, message) = match outcome {
+        Outcome::Delivered(pr, existed) => {
+            let m = format!(
+                "{} draft pull request #{} ({}) from {} into {}",
+                if existed { "found the" } else { "opened" },
+                pr.number,
+                pr.url,
+                pr.head_ref,
+                run.spec.source.branch
+            );
+            status.pull_request = Some(pr);
+            (true, Reason::PullRequestOpened, m)
+        }
+        Outcome::Refused(reason, message) => (false, reason, message),
+    };
+    let c = conditions::new(RunCondition::Delivered, ok, reason, message.clone(), run.metadata.generation, now);
+    conditions::set(&mut status.conditions, c);
+    Ok((reason, message, !ok))
+}
+
+enum Outcome {
+    Delivered(PullRequestStatus, bool),
+    Refused(Reason, String),
+}
+
+async fn attempt(
+    run: &HealingRun,
+    gh: &dyn GitHub,
+    cfg: &GitHubConfig,
+    read: Option<&ReadFailure>,
+    status: &HealingRunStatus,
+    ctx: &Context,
+) -> Result<Outcome> {
+    if let Some((reason, message)) = refusal(cfg, run, read) {
+        return Ok(Outcome::Refused(reason, message));
+    }
+    let src = &run.spec.source;
+    let target = Target::new(src.repository.clone());
+    let Some(patch) = kept_patch(run, status, ctx).await? else {
+        return Ok(Outcome::Refused(Reason::NoPatch, "the passing attempt kept no patch; nothing to deliver".into()));
+    };
+    if !cfg.pull_request.allow_protected_branches {
+        match gh.branch_facts(&target, &src.branch, &src.head_sha, 0, &cfg.loop_prevention.branch_prefix).await {
+            Ok(f) if f.protected => {
+                return Ok(Outcome::Refused(
+                    Reason::ProtectedBranch,
+                    format!("branch {} is protected on GitHub; the patch stays proposed", src.branch),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+            Err(e) => return Ok(Outcome::Refused(Reason::GitHubRejected, e.to_string())),
+        }
+    }
+    let view = view(run, status, read);
+    let req = PullRequestRequest {
+        target,
+        base_branch: src.branch.clone(),
+        head_sha: src.head_sha.clone(),
+        head_ref: head_ref(cfg, run),
+        patch: patch.into_bytes(),
+        commit_message: render::commit_message(&view),
+        title: render::pr_title(&cfg.pull_request.title_prefix, &view),
+        body: render::pr_body(&view),
+        labels: cfg.pull_request.labels.clone(),
+    };
+    let pr = |p: crate::github::PullRequestRef| PullRequestStatus {
+        number: p.number,
+        url: p.url,
+        head_ref: p.head_ref,
+        state: p.state,
+    };
+    Ok(match gh.deliver_pull_request(&req).await {
+        Ok(Delivery::Opened(p)) => Outcome::Delivered(pr(p), false),
+        Ok(Delivery::Existing(p)) => Outcome::Delivered(pr(p), true),
+        Ok(Delivery::BranchMoved { current }) => Outcome::Refused(
+            Reason::BranchMoved,
+            format!(
+                "branch {} moved from {} to {} since the failure; no pull request, the patch stays proposed",
+                src.branch,
+                short(&src.head_sha),
+                current.as_deref().map(short).unwrap_or("<deleted>")
+            ),
+        ),
+        Ok(Delivery::Refused { reason, message }) => {
+            let r = match reason {
+                "PatchDoesNotApply" | "PatchEmpty" | "PatchUnreadable" | "PatchUnsupported" => {
+                    Reason::PatchDoesNotApply
+                }
+                _ => Reason::GitHubRejected,
+            };
+            Outcome::Refused(r, format!("{reason}: {message}"))
+        }
+        Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+        Err(e) => Outcome::Refused(Reason::GitHubRejected, e.to_string()),
+    })
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(7)]
+}
+
+/// The kept patch from the passing attempt's ConfigMap. Errors: the API server.
+async fn kept_patch(run: &HealingRun, status: &HealingRunStatus, ctx: &Context) -> Result<Option<String>> {
+    let Some(name) = status.patch.as_ref().and_then(|p| p.config_map.clone()) else { return Ok(None) };
+    let ns = run.namespace().ok_or(Error::MissingNamespace)?;
+    let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?;
+    Ok(cm.and_then(|c| c.data?.remove(paths::PATCH_KEY)).filter(|p| !p.trim().is_empty()))
+}
+
+/// What the pull request's title, body and commit message show.
+fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&ReadFailure>) -> RunView {
+    let src = &run.spec.source;
+    RunView {
+        key: format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any()),
+        repository: src.repository.clone(),
+        branch: src.branch.clone(),
+        head_sha: src.head_sha.clone(),
+        workflow: read.and_then(|r| r.workflow_name.clone()).or_else(|| src.workflow_name.clone()),
+        job: read.and_then(|r| r.job_name.clone()).or_else(|| src.job_name.clone()),
+        step: read.and_then(|r| r.failed_steps.first().cloned()).or_else(|| src.failed_steps.first().cloned()),
+        job_url: src.url.clone(),
+        phase: "Fixed".into(),
+        reason: conditions::get(&status.conditions, RunCondition::Fixed).map(|c| c.reason.clone()),
+        message: conditions::get(&status.conditions, RunCondition::Fixed).map(|c| c.message.clone()),
+        failure_class: status.failure_class.map(|c| c.as_str().to_string()),
+        max_attempts: run.spec.policy.max_attempts,
+        diffstat: status.patch.as_ref().and_then(|p| p.diffstat.as_ref()).map(|d| (d.files, d.insertions, d.deletions)),
+        mode: run.spec.policy.mode.as_str().into(),
+        ..Default::default()
+    }
+}
