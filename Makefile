@@ -25,6 +25,7 @@ build: ## Build the healer binary (debug).
 generate: ## Regenerate the CRD YAML, the chart's CRDs and the rendered chart from the code.
 	cargo run --locked -q -- crd > crds/cihealer.dev.yaml
 	cp crds/cihealer.dev.yaml charts/ci-healer/crds/cihealer.dev.yaml
+	CIHEALER_BLESS=1 cargo test --locked -q --test observability generated_copies_match_the_code
 	$(HELM) template ci-healer charts/ci-healer --namespace ci-healer > charts/rendered/ci-healer.yaml
 	$(HELM) template ci-healer charts/ci-healer --namespace ci-healer --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml > config/rbac/controller.yaml
 
@@ -65,10 +66,15 @@ run-local: install-crds ## The main job: control plane, CRDs, controller, host r
 test: control-plane ## Run every test (unit, integration against the local control plane, e2e).
 	cargo test --locked
 
+.PHONY: screenshots
+screenshots: control-plane ## Take the README's dashboard screenshot in headless Chromium (docs/images/dashboard-run.png).
+	CIHEALER_BLESS=1 cargo test --locked --test dashboard_browser
+
 .PHONY: bench
 bench: control-plane ## Run the benchmarks (triage corpus; attempt steps; controller P1-P4 against a bare client) and print their tables.
 	cargo bench --locked --bench triage
 	cargo bench --locked --bench attempt
+	cargo bench --locked --bench dashboard
 	cargo bench --locked --bench agent
 	cargo bench --locked --bench controller
 

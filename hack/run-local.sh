@@ -12,9 +12,11 @@
 #      their logs);
 #   4. the sample HealingRun the Argo Events Sensor makes from that delivery
 #      (config/samples/healingrun-from-workflow-job.yaml), pointed at the local copy's commit;
-#   5. what people then see: kubectl get / describe, the attempt, the kept patch.
+#   5. what people then see: kubectl get / describe, the attempt, the kept patch;
+#   6. the dashboard (`healer dashboard`) on a free loopback port, left running: its URL is printed.
 #
-# The control plane keeps running afterwards (`make control-plane-stop` stops it).
+# The control plane and the dashboard keep running afterwards (`make control-plane-stop` stops the
+# control plane; the printed `kill` command stops the dashboard, and the next run-local replaces it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CP=hack/control-plane.sh
@@ -116,4 +118,27 @@ fi
 POD=$(kubectl get pods -n "$NS" -l "cihealer.dev/run=$RUN" -o jsonpath='{.items[0].metadata.name}')
 say "kubectl logs $POD -c validate (served by the host runner's kubelet endpoint)"
 kubectl logs "$POD" -n "$NS" -c validate | head -40
+
+say "the dashboard"
+STATE_DIR=$(dirname "$KUBECONFIG")
+DASH_PID_FILE="$STATE_DIR/dashboard.pid"
+# Replace the dashboard an earlier run-local left, if that process is still ours.
+if [ -f "$DASH_PID_FILE" ]; then
+  OLD=$(cat "$DASH_PID_FILE")
+  if [ -n "$OLD" ] && tr '\0' ' ' < "/proc/$OLD/cmdline" 2>/dev/null | grep -q "healer dashboard"; then kill "$OLD" || true; fi
+fi
+DASH_LOG="$STATE_DIR/dashboard.log"
+# Its own session, so the EXIT trap that stops the controller and the host runner leaves it up.
+RUST_LOG=info,kube=warn setsid "$HEALER" dashboard --namespace "$NS" --addr "${DASHBOARD_ADDR:-127.0.0.1:0}" \
+  > "$DASH_LOG" 2>&1 < /dev/null &
+echo $! > "$DASH_PID_FILE"
+URL=
+for _ in $(seq 1 100); do
+  URL=$(sed -n 's/.*url=\(http[^ ]*\).*/\1/p' "$DASH_LOG" | head -1)
+  [ -n "$URL" ] && break
+  sleep 0.1
+done
+[ -n "$URL" ] || { echo "the dashboard did not start; see $DASH_LOG" >&2; exit 1; }
+echo "dashboard: ${URL}runs/$NS/$RUN   (all runs: $URL; stop it: kill $(cat "$DASH_PID_FILE"))"
+
 [ "$PHASE" = "Fixed" ] || { echo "run ended $PHASE; see $WORK/*.log" >&2; exit 1; }

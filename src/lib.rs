@@ -10,6 +10,7 @@ pub mod config;
 pub mod contract;
 pub mod controller;
 pub mod crd;
+pub mod dashboard;
 pub mod github;
 pub mod resources;
 #[cfg(feature = "dev")]

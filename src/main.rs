@@ -19,6 +19,8 @@ enum Command {
     Controller(ci_healer::controller::Args),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
+    /// Serve the read-only web view of runs (from a watch cache; live over Server-Sent Events).
+    Dashboard(ci_healer::dashboard::Args),
     /// Triage a CI log: failing step, diagnostics, class, profile, error hash, excerpt (JSON).
     Triage(ci_healer::triage::cli::TriageArgs),
     /// Attempt-pod step: copy this binary to a shared volume.
@@ -61,6 +63,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Controller(args) => {
             ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
         }
+        Command::Dashboard(args) => ci_healer::dashboard::run(args).await.map(|_| ExitCode::SUCCESS),
         Command::Crd => {
             print!("{}", ci_healer::crd::crds_yaml());
             Ok(ExitCode::SUCCESS)

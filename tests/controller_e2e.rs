@@ -142,11 +142,18 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     for line in [
         r#"cihealer_run_transitions_total{phase="Fixed"} 1"#,
         r#"cihealer_run_transitions_total{phase="Running"} 1"#,
-        r#"cihealer_attempts_finished_total{outcome="Succeeded",reason="ValidationPassed"} 1"#,
         "cihealer_jobs_created_total 1",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
+    let finished = metrics.lines().find(|l| l.starts_with("cihealer_attempts_finished_total{")).unwrap_or_default();
+    assert!(
+        finished.starts_with(&format!(
+            r#"cihealer_attempts_finished_total{{namespace="{}",repository="Codertocat/Hello-World","#,
+            apis.ns
+        )) && finished.ends_with(r#",outcome="Succeeded",reason="ValidationPassed"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("cihealer_reconcile_duration_seconds_bucket"), "{metrics}");
     assert!(ctrl.http_get("/readyz").await.starts_with("HTTP/1.1 200"));
     assert!(ctrl.http_get("/healthz").await.starts_with("HTTP/1.1 200"));

@@ -81,6 +81,8 @@ pub const LOG_FILTER: &str = "RUST_LOG";
 pub const CONFIG: &str = "HEALER_CONFIG";
 /// `healer controller --metrics-addr`.
 pub const METRICS_ADDR: &str = "HEALER_METRICS_ADDR";
+/// `healer controller --metrics-repository-limit`.
+pub const METRICS_REPOSITORY_LIMIT: &str = "HEALER_METRICS_REPOSITORY_LIMIT";
 /// `healer controller --namespace` and `healer host-runner --namespace`.
 pub const NAMESPACE: &str = "HEALER_NAMESPACE";
 /// `healer controller --crd-wait-seconds`.

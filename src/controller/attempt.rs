@@ -17,7 +17,6 @@ use super::attempt_state::{self, AttemptAction, AttemptObservation, JobState, Ow
 use super::{Context, Error, Result, instrumented};
 use crate::crd::{AttemptPhase, HealingAttempt, HealingRun};
 use crate::resources::job;
-use crate::telemetry::OutcomeLabels;
 
 /// Reconcile one HealingAttempt. Errors are transient API failures, retried with backoff.
 pub async fn reconcile(attempt: Arc<HealingAttempt>, ctx: Arc<Context>) -> Result<Action> {
@@ -84,13 +83,8 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
         if let Some(t) = attempt_state::transition(&old, &decision.status, attempt.spec.attempt) {
             tracing::info!(attempt = %name, namespace = %ns, reason = t.reason.as_str(), "{}", t.message);
             apply::publish(ctx, attempt, Notice::normal(t.reason, &t.message).warning_if(t.warning)).await;
-            if let Some(phase) = decision.status.phase.filter(|p| p.is_terminal()) {
-                let reason = decision.status.failure_reason.clone();
-                let reason = reason.unwrap_or_else(|| crate::crd::conditions::Reason::ValidationPassed.as_str().into());
-                ctx.metrics
-                    .attempts_finished
-                    .get_or_create(&OutcomeLabels { outcome: phase.as_str().into(), reason })
-                    .inc();
+            if decision.status.phase.is_some_and(|p| p.is_terminal()) {
+                ctx.metrics.attempt_finished(attempt, run.as_deref(), &decision.status);
                 // People read `kubectl describe healingrun`: tell the run too.
                 if let Some(run) = &run {
                     let related = Some(attempt.object_ref(&()));

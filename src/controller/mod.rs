@@ -72,6 +72,10 @@ pub struct Args {
     /// Seconds a leader's Lease stays valid without renewal; a successor waits at most this long.
     #[arg(long, env = env::LEASE_DURATION_SECONDS, default_value_t = 15)]
     pub lease_duration_seconds: u64,
+    /// Most distinct repositories the metrics' `repository` label takes (then `_other`); 0 drops the
+    /// label. Bounds the series of a large fleet.
+    #[arg(long, env = env::METRICS_REPOSITORY_LIMIT, default_value_t = crate::telemetry::DEFAULT_REPOSITORY_LIMIT)]
+    pub metrics_repository_limit: usize,
 }
 
 /// State shared by both controllers.
@@ -150,7 +154,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     let client = Client::try_default().await?;
     let github = github_client(&config, &client, args.namespace.as_deref())?;
     let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
+    let metrics = Metrics::register_with(&mut registry, args.metrics_repository_limit);
     let ready = Arc::new(RwLock::new(false));
     let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
 
@@ -191,6 +195,8 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         })
         .shutdown_on_signal();
     let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var(env::POD_NAME).ok() };
+    metrics.watch_runs(run_controller.store());
+    metrics.set_leader(true);
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -358,6 +364,8 @@ where
     let start = std::time::Instant::now();
     let res = fut.await;
     ctx.metrics.reconcile_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    ctx.metrics.last_reconcile.get_or_create(&labels).set(now.as_secs_f64());
     if res.is_ok() {
         ctx.succeeded(&object_key(obj));
     }
@@ -385,16 +393,12 @@ async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<RwL
     let app = axum::Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let registry = registry.clone();
                 async move {
-                    let mut body = String::new();
-                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                        Ok(()) => (
-                            StatusCode::OK,
-                            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-                            body,
-                        ),
+                    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                    match crate::telemetry::encode_for(accept, &registry) {
+                        Ok((content_type, body)) => (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body),
                         Err(_) => {
                             (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], String::new())
                         }

@@ -21,7 +21,6 @@ use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
 use crate::crd::{HealingAttempt, HealingMode, HealingRun, Provider, RunPhase};
 use crate::resources::{attempt::attempt_name, attempt::build_attempt, configmap, labels};
-use crate::telemetry::PhaseLabels;
 use crate::triage::{self, FailureClass, RouteAction, TriageInput, TriageResult};
 
 /// Reconcile one HealingRun. Transient errors (API failures) are retried with backoff; a spec the
@@ -109,10 +108,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     // Status, Events, metrics, logs.
     if run.status.as_ref() != Some(&decision.status) {
         apply::apply_status(ctx, run, &decision.status).await?;
-        let old_phase = run.status.as_ref().and_then(|s| s.phase);
-        if let Some(p) = decision.status.phase.filter(|p| Some(*p) != old_phase) {
-            ctx.metrics.run_transitions.get_or_create(&PhaseLabels { phase: p.as_str().into() }).inc();
-        }
+        ctx.metrics.run_status_changed(run, run.status.as_ref(), &decision.status);
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             let phase = decision.status.phase.map(|p| p.as_str()).unwrap_or("");
             tracing::info!(run = %name, namespace = %ns, reason = t.reason.as_str(), phase, "{}", t.message);
