@@ -14,8 +14,6 @@ pub mod dashboard;
 pub mod github;
 pub mod resources;
 #[cfg(feature = "dev")]
-#[allow(missing_docs)] // issue-12 owns src/runner/ (the host runner, dev/test only) and documents it.
 pub mod runner;
 pub mod telemetry;
-#[allow(missing_docs)] // issue-13 documents src/triage/ and removes this allow.
 pub mod triage;

@@ -74,7 +74,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
         Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
         #[cfg(feature = "dev")]
-        Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS),
+        Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into),
     }
 }
 

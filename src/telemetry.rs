@@ -143,6 +143,23 @@ pub struct TokenLabels {
     pub direction: String,
 }
 
+/// `cihealer_github_requests_total`'s labels: one finished GitHub REST call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitHubCallLabels {
+    /// GitHub's OpenAPI `operationId`, e.g. `pulls/create` (a fixed set: the calls the client makes).
+    pub operation: String,
+    /// `ok`, `not_modified`, `rate_limited`, `server_error`, `transport_error` or `client_error`
+    /// ([`crate::github::http::CallRecord::outcome`]).
+    pub outcome: String,
+}
+
+/// `cihealer_github_rate_limit_wait_seconds`' labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitHubOperationLabels {
+    /// GitHub's OpenAPI `operationId` of the rate-limited call.
+    pub operation: String,
+}
+
 /// A run the controller does not heal (or not by itself), and why.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SkipLabels {
@@ -213,6 +230,12 @@ pub const CATALOGUE: &[MetricInfo] = &[
         help: "Seconds from the failure's delivery (the HealingRun's creation) to a validated fix",
     },
     MetricInfo {
+        name: "cihealer_time_to_pr_seconds",
+        kind: "histogram",
+        labels: RUN,
+        help: "Seconds from the failure's delivery (the HealingRun's creation) to its draft pull request (Delivered=True)",
+    },
+    MetricInfo {
         name: "cihealer_run_attempts",
         kind: "histogram",
         labels: &["namespace", "phase"],
@@ -255,6 +278,18 @@ pub const CATALOGUE: &[MetricInfo] = &[
         help: "HealingRuns the controller does not heal, by reason",
     },
     MetricInfo { name: "cihealer_jobs_created", kind: "counter", labels: &[], help: "Attempt Jobs created" },
+    MetricInfo {
+        name: "cihealer_github_requests",
+        kind: "counter",
+        labels: &["operation", "outcome"],
+        help: "GitHub REST calls by operationId and outcome (ok, not_modified, rate_limited, server_error, transport_error, client_error)",
+    },
+    MetricInfo {
+        name: "cihealer_github_rate_limit_wait_seconds",
+        kind: "histogram",
+        labels: &["operation"],
+        help: "Waits GitHub asked for when it rate-limited a call (Retry-After, x-ratelimit-reset), in seconds; the run requeues after it",
+    },
     MetricInfo {
         name: "cihealer_reconciles",
         kind: "counter",
@@ -390,6 +425,10 @@ pub struct Metrics {
     pub runs_finished: Family<FinishedRunLabels, Counter>,
     /// `cihealer_time_to_fix_seconds`: from the run's creation to its Fixed status, seconds.
     pub time_to_fix: Family<RunLabels, Histogram>,
+    /// `cihealer_time_to_pr_seconds{namespace,repository,failure_class,agent}`: from the run's creation
+    /// to the `Delivered=True` condition's `lastTransitionTime` (the draft pull request opened or found
+    /// by the controller in `mode: pull-request`), seconds; buckets [`TIME_TO_FIX_BUCKETS`].
+    pub time_to_pr: Family<RunLabels, Histogram>,
     /// `cihealer_run_attempts{namespace,phase}`: attempts a finished run used.
     pub run_attempts: Family<RepositoryPhaseLabels, Histogram>,
     /// `cihealer_attempts_finished_total{…run labels,outcome,reason}`: HealingAttempts that ended.
@@ -406,6 +445,10 @@ pub struct Metrics {
     pub runs_skipped: Family<SkipLabels, Counter>,
     /// `cihealer_jobs_created_total`: attempt Jobs created.
     pub jobs_created: Counter,
+    /// `cihealer_github_requests_total{operation,outcome}`: GitHub REST calls (fed by [`Metrics::github_observer`]).
+    pub github_requests: Family<GitHubCallLabels, Counter>,
+    /// `cihealer_github_rate_limit_wait_seconds{operation}`: the wait of each rate-limited GitHub call, seconds.
+    pub github_rate_limit_wait: Family<GitHubOperationLabels, Histogram>,
     /// `cihealer_status_writes_total{controller}`: status writes (server-side apply of the status
     /// subresource); a controller at rest writes none.
     pub status_writes: Family<ControllerLabels, Counter>,
@@ -446,6 +489,7 @@ impl Metrics {
             run_transitions: Family::default(),
             runs_finished: Family::default(),
             time_to_fix: Family::new_with_constructor(|| Histogram::new(TIME_TO_FIX_BUCKETS)),
+            time_to_pr: Family::new_with_constructor(|| Histogram::new(TIME_TO_FIX_BUCKETS)),
             run_attempts: Family::new_with_constructor(|| Histogram::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0])),
             attempts_finished: Family::default(),
             step_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.5, 2.0, 14))),
@@ -454,6 +498,10 @@ impl Metrics {
             runs_deduplicated: Family::default(),
             runs_skipped: Family::default(),
             jobs_created: Counter::default(),
+            github_requests: Family::default(),
+            github_rate_limit_wait: Family::new_with_constructor(|| {
+                Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0])
+            }),
             status_writes: Family::default(),
             leader: Gauge::default(),
             repository: Arc::new(RepositoryLabel::new(repository_limit)),
@@ -468,6 +516,7 @@ impl Metrics {
         reg!("runs_finished", m.runs_finished.clone());
         reg!("run_transitions", m.run_transitions.clone());
         reg!("time_to_fix_seconds", m.time_to_fix.clone());
+        reg!("time_to_pr_seconds", m.time_to_pr.clone());
         reg!("run_attempts", m.run_attempts.clone());
         reg!("attempts_finished", m.attempts_finished.clone());
         reg!("attempt_step_duration_seconds", m.step_duration.clone());
@@ -476,6 +525,8 @@ impl Metrics {
         reg!("runs_deduplicated", m.runs_deduplicated.clone());
         reg!("runs_skipped", m.runs_skipped.clone());
         reg!("jobs_created", m.jobs_created.clone());
+        reg!("github_requests", m.github_requests.clone());
+        reg!("github_rate_limit_wait_seconds", m.github_rate_limit_wait.clone());
         reg!("reconciles", m.reconciles.clone());
         reg!("reconcile_errors", m.reconcile_errors.clone());
         reg!("reconcile_duration_seconds", m.reconcile_duration.clone());
@@ -506,7 +557,7 @@ impl Metrics {
     }
 
     /// Record a run's status change from `old` to `new`: phase transitions, a final phase (with time to
-    /// fix and attempts per run), a duplicate found, a run skipped. Each is counted once, on the write
+    /// fix and attempts per run), a pull request delivered (time to PR), a duplicate found, a run skipped. Each is counted once, on the write
     /// that changes it, so a restarted controller (which finds the status already written) never
     /// counts it again.
     pub fn run_status_changed(&self, run: &HealingRun, old: Option<&HealingRunStatus>, new: &HealingRunStatus) {
@@ -537,6 +588,12 @@ impl Metrics {
                 conditions::get(old_conditions, t).map(|o| (&o.status, &o.reason)) != Some((&c.status, &c.reason))
             })
         };
+        if let Some(c) = became(RunCondition::Delivered, conditions::TRUE)
+            && let Some(seconds) =
+                seconds_between(run.metadata.creation_timestamp.as_ref(), Some(&c.last_transition_time))
+        {
+            self.time_to_pr.get_or_create(&self.run_labels(run, Some(new))).observe(seconds);
+        }
         if became(RunCondition::Duplicate, conditions::TRUE).is_some() {
             let repository = self.repository.value(&run.spec.source.repository);
             self.runs_deduplicated.get_or_create(&RepositoryLabels { namespace: ns.clone(), repository }).inc();
@@ -544,6 +601,19 @@ impl Metrics {
         if let Some(c) = became(RunCondition::Accepted, conditions::FALSE) {
             self.runs_skipped.get_or_create(&SkipLabels { namespace: ns.clone(), reason: c.reason.clone() }).inc();
         }
+    }
+
+    /// The observer the GitHub client calls after every REST call ([`crate::github::http::Observer`]):
+    /// counts it by operation and outcome, and records a rate limit's wait.
+    pub fn github_observer(&self) -> crate::github::http::Observer {
+        let (requests, waits) = (self.github_requests.clone(), self.github_rate_limit_wait.clone());
+        Arc::new(move |c: &crate::github::http::CallRecord| {
+            let operation = c.operation.to_string();
+            requests.get_or_create(&GitHubCallLabels { operation: operation.clone(), outcome: c.outcome.into() }).inc();
+            if let Some(w) = c.wait {
+                waits.get_or_create(&GitHubOperationLabels { operation }).observe(w.as_secs_f64());
+            }
+        })
     }
 
     /// Record an attempt that reached a final phase (`status`): its outcome and reason, its steps'
@@ -699,6 +769,43 @@ mod tests {
         assert_eq!(l.value("a/z"), OTHER_REPOSITORY);
         assert_eq!(l.value("a/x"), "a/x", "a repository seen before the cap keeps its value");
         assert_eq!(RepositoryLabel::new(0).value("a/x"), "");
+    }
+
+    #[test]
+    fn time_to_pr_is_observed_once_when_delivered_turns_true() {
+        use crate::crd::{FailureSource, HealingPolicy, HealingRunSpec, conditions::Reason};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        let mut run = HealingRun::new(
+            "r",
+            HealingRunSpec {
+                source: FailureSource { repository: "o/r".into(), branch: "main".into(), ..Default::default() },
+                failure: None,
+                policy: HealingPolicy::default(),
+                action: None,
+            },
+        );
+        run.metadata.namespace = Some("ns".into());
+        let created = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        run.metadata.creation_timestamp = Some(Time(created));
+        let at = |s: i64| Time(jiff::Timestamp::from_second(1_700_000_000 + s).unwrap());
+        let fixed = HealingRunStatus { phase: Some(RunPhase::Fixed), ..Default::default() };
+        let mut delivered = fixed.clone();
+        let c = |ok| conditions::new(RunCondition::Delivered, ok, Reason::PullRequestOpened, "", None, at(150));
+        delivered.conditions.push(c(true));
+        let mut refused = fixed.clone();
+        refused.conditions.push(c(false));
+        m.run_status_changed(&run, None, &fixed);
+        m.run_status_changed(&run, Some(&fixed), &refused);
+        m.run_status_changed(&run, Some(&fixed), &delivered);
+        // A later write that keeps the condition (a restarted controller, a status refresh) does not count again.
+        m.run_status_changed(&run, Some(&delivered), &delivered);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let labels = r#"namespace="ns",repository="o/r",failure_class="",agent="""#;
+        assert!(text.contains(&format!("cihealer_time_to_pr_seconds_count{{{labels}}} 1\n")), "{text}");
+        assert!(text.contains(&format!("cihealer_time_to_pr_seconds_sum{{{labels}}} 150.0\n")), "{text}");
     }
 
     #[test]

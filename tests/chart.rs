@@ -3,24 +3,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use ci_healer::contract::Outcome;
 use kube::ResourceExt;
 use kube::api::PostParams;
-
-fn helm(args: &[&str]) -> String {
-    let bin = support::root().join("hack/control-plane.sh");
-    let dir = String::from_utf8(Command::new("bash").arg(bin).arg("bin-dir").output().unwrap().stdout).unwrap();
-    let out = Command::new(format!("{}/helm", dir.trim()))
-        .args(args)
-        .current_dir(support::root())
-        .output()
-        .expect("run helm");
-    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(support::root().join(path)).unwrap_or_default()
@@ -28,12 +15,12 @@ fn read(path: &str) -> String {
 
 #[test]
 fn generated_copies_match() {
-    let rendered = helm(&["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"]);
+    let rendered = support::helm(&["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"]);
     assert!(
         rendered == read("charts/rendered/ci-healer.yaml"),
         "charts/rendered/ci-healer.yaml is stale: run `make generate`"
     );
-    let rbac = helm(&[
+    let rbac = support::helm(&[
         "template",
         "ci-healer",
         "charts/ci-healer",

@@ -131,22 +131,11 @@ impl Drop for Driver {
     }
 }
 
-fn helm(args: &[&str]) -> String {
-    let dir = Command::new("bash").arg(support::root().join("hack/control-plane.sh")).arg("bin-dir").output().unwrap();
-    let out = Command::new(format!("{}/helm", String::from_utf8_lossy(&dir.stdout).trim()))
-        .args(args)
-        .current_dir(support::root())
-        .output()
-        .expect("run helm");
-    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A kubeconfig that acts as the chart's dashboard ServiceAccount: the chart's dashboard objects are
 /// checked by the API server (server-side dry run), its ClusterRole is applied and bound in `ns`,
 /// and every request the dashboard makes is then authorised as that ServiceAccount.
 fn chart_identity(ns: &str) -> PathBuf {
-    let rendered = helm(&[
+    let rendered = support::helm(&[
         "template",
         "ci-healer",
         "charts/ci-healer",
@@ -218,12 +207,12 @@ async fn text(b: &Browser, css: &str) -> String {
     b.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
 }
 
+/// `attr` of every element matching `css`, read in one script so a live (SSE) update that replaces
+/// the elements between a lookup and a read cannot leave a stale element reference.
 async fn all_attr(b: &Browser, css: &str, attr: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in b.find_all(Locator::Css(css)).await.unwrap() {
-        out.extend(e.attr(attr).await.unwrap());
-    }
-    out
+    let script = "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.getAttribute(arguments[1])).filter(v => v !== null)";
+    let v = b.execute(script, vec![json!(css), json!(attr)]).await.unwrap();
+    serde_json::from_value(v).unwrap()
 }
 
 /// Poll the page until `f` holds (every 25 ms), or panic after `timeout`.

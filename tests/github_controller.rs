@@ -275,6 +275,21 @@ async fn a_secondary_rate_limit_makes_the_run_wait_then_go_on() {
         "one limited call, then one after the wait"
     );
     assert!(ctrl.logs().contains("GitHub asked to wait"), "the wait is logged");
+    // …and counted: the limited call, the call after the wait, and the wait GitHub asked for.
+    let op = r#"operation="actions/get-job-for-workflow-run""#;
+    let metrics = ctrl.http_get("/metrics").await;
+    assert_eq!(
+        ctrl.metric(&format!(r#"cihealer_github_requests_total{{{op},outcome="rate_limited"}}"#)).await,
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(ctrl.metric(&format!(r#"cihealer_github_requests_total{{{op},outcome="ok"}}"#)).await, 1.0, "{metrics}");
+    assert_eq!(ctrl.metric(&format!("cihealer_github_rate_limit_wait_seconds_count{{{op}}}")).await, 1.0);
+    assert_eq!(
+        ctrl.metric(&format!("cihealer_github_rate_limit_wait_seconds_sum{{{op}}}")).await,
+        3.0,
+        "Retry-After: 3"
+    );
     let run = apis.run_phase("limited", "Running").await;
     assert!(run.name_any() == "limited");
     assert_clean(&gh);
@@ -350,6 +365,25 @@ async fn a_fixed_run_opens_one_draft_pull_request_into_the_failing_branch_even_a
     assert!(reqs.len() <= 25, "{} calls", reqs.len());
     assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1);
     assert_clean(&gh);
+    // Time to pull request: observed once, with the run's labels, within the run's age.
+    let class = run.status.as_ref().unwrap().failure_class.unwrap().as_str().to_string();
+    let agent = run.status.as_ref().unwrap().agent.clone().unwrap_or_default();
+    let series = format!(
+        r#"cihealer_time_to_pr_seconds{{namespace="{}",repository="{REPO}",failure_class="{class}",agent="{agent}"}}"#,
+        apis.ns
+    );
+    let count = |s: &str| s.replacen('{', "_count{", 1);
+    let sum = |s: &str| s.replacen('{', "_sum{", 1);
+    assert_eq!(ctrl.metric(&count(&series)).await, 1.0, "{}", ctrl.http_get("/metrics").await);
+    let age = run.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Delivered").unwrap();
+    let age = age.last_transition_time.0.duration_since(run.metadata.creation_timestamp.clone().unwrap().0);
+    // The API server keeps whole seconds of the condition's time; the controller saw its own clock.
+    let secs = ctrl.metric(&sum(&series)).await;
+    assert!(
+        (age.as_secs_f64()..age.as_secs_f64() + 1.0).contains(&secs),
+        "creation → Delivered=True: {secs} s, {age:?}"
+    );
+    assert!(ctrl.http_get("/metrics").await.contains("# TYPE cihealer_time_to_pr_seconds histogram"));
 
     // A restarted controller finds what it did and opens nothing more.
     ctrl.kill();
@@ -362,6 +396,7 @@ async fn a_fixed_run_opens_one_draft_pull_request_into_the_failing_branch_even_a
     assert_eq!(gh.state().repo(REPO).unwrap().pulls.len(), 1);
     let run = apis.runs.get(name).await.unwrap();
     assert_eq!(run.status.unwrap().pull_request.unwrap().number, pr.number);
+    assert_eq!(_ctrl.metric(&count(&series)).await, 0.0, "the restarted controller counted the delivery again");
 }
 
 async fn no_pull_request(branch: &str, want: &str) {

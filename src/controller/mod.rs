@@ -152,9 +152,9 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         None => ControllerConfig::default(),
     };
     let client = Client::try_default().await?;
-    let github = github_client(&config, &client, args.namespace.as_deref())?;
     let mut registry = Registry::default();
     let metrics = Metrics::register_with(&mut registry, args.metrics_repository_limit);
+    let github = github_client(&config, &client, args.namespace.as_deref(), &metrics)?;
     let ready = Arc::new(RwLock::new(false));
     let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
 
@@ -262,11 +262,13 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
 
 /// The GitHub client of `config.github`, reading its Secrets from `github.secretNamespace`, else
 /// `$POD_NAMESPACE`, else the watched namespace, else `default`. `None` without a `github:` section.
+/// Every call it makes is counted in `metrics` ([`Metrics::github_observer`]).
 /// Errors: an invalid identity config.
 fn github_client(
     config: &ControllerConfig,
     client: &Client,
     watched: Option<&str>,
+    metrics: &Metrics,
 ) -> std::result::Result<Option<Arc<dyn crate::github::GitHub>>, crate::github::Error> {
     let Some(gh) = &config.github else { return Ok(None) };
     let namespace = gh
@@ -276,7 +278,7 @@ fn github_client(
         .or_else(|| watched.map(str::to_string))
         .unwrap_or_else(|| "default".into());
     let secrets = crate::github::SecretSource::Kube { client: client.clone(), namespace };
-    let identity = crate::github::Identity::new(gh.clone(), secrets, None)?;
+    let identity = crate::github::Identity::new(gh.clone(), secrets, Some(metrics.github_observer()))?;
     tracing::info!(api_url = %gh.api_url, kind = ?identity.kind(), "GitHub client configured");
     Ok(Some(Arc::new(crate::github::RestGitHub::new(Arc::new(identity)))))
 }

@@ -122,8 +122,13 @@ fn success_rate(by: &str, window: &str) -> String {
 }
 
 fn time_to_fix(q: &str, by: &str, window: &str) -> String {
+    quantile("cihealer_time_to_fix_seconds", q, by, window)
+}
+
+/// The `q` quantile of histogram `metric` over `window`, grouped `by` (comma-separated labels, or "").
+fn quantile(metric: &str, q: &str, by: &str, window: &str) -> String {
     let by = if by.is_empty() { "le".to_string() } else { format!("{by}, le") };
-    format!(r#"histogram_quantile({q}, sum by ({by}) (rate(cihealer_time_to_fix_seconds_bucket{{{SEL}}}[{window}])))"#)
+    format!(r#"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{SEL}}}[{window}])))"#)
 }
 
 fn variable(name: &str, label: &str, query: &str) -> Value {
@@ -186,6 +191,19 @@ pub fn dashboard() -> Value {
             "Runs reaching a final phase, per hour.",
             &[(&format!(r#"sum by (phase) (increase(cihealer_runs_finished_total{{{SEL}}}[1h]))"#), "{{phase}}")],
             "short",
+        ),
+    );
+    g.place(
+        24,
+        8,
+        series(
+            "Time to fix and time to pull request (p95)",
+            "95th percentile over 1 hour, from the failure's delivery to a validated fix and to the draft pull request (mode: pull-request).",
+            &[
+                (&time_to_fix("0.95", "", "1h"), "time to fix"),
+                (&quantile("cihealer_time_to_pr_seconds", "0.95", "", "1h"), "time to pull request"),
+            ],
+            "s",
         ),
     );
 
@@ -383,6 +401,26 @@ pub fn dashboard() -> Value {
                 ("sum by (controller) (rate(cihealer_status_writes_total[5m]))", "status writes {{controller}}"),
             ],
             "short",
+        ),
+    );
+    g.place(
+        12,
+        8,
+        series(
+            "GitHub calls",
+            "GitHub REST calls per second by outcome (rate_limited: GitHub asked the controller to wait).",
+            &[("sum by (outcome) (rate(cihealer_github_requests_total[5m]))", "{{outcome}}")],
+            "reqps",
+        ),
+    );
+    g.place(
+        12,
+        8,
+        series(
+            "GitHub rate-limit waits",
+            "Seconds of rate-limit wait GitHub asked for, per hour, by operation.",
+            &[("sum by (operation) (increase(cihealer_github_rate_limit_wait_seconds_sum[1h]))", "{{operation}}")],
+            "s",
         ),
     );
     g.place(

@@ -291,7 +291,7 @@ impl axum::serve::Listener for TlsListener {
 /// Bind the log server on `addr` (port 0: any free port) with a fresh self-signed certificate for
 /// 127.0.0.1/localhost, and serve it in the background. Returns the bound address. Errors: the port
 /// is taken, or the certificate cannot be made.
-pub async fn serve_logs(addr: SocketAddr, index: LogIndex) -> anyhow::Result<SocketAddr> {
+pub async fn serve_logs(addr: SocketAddr, index: LogIndex) -> Result<SocketAddr, super::Error> {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -63,9 +63,11 @@ pub struct LocalOptions {
 /// A finished container.
 #[derive(Debug, Clone)]
 pub struct ContainerRun {
+    /// Exit code, termination message and times, as the kubelet reports them.
     pub outcome: StepOutcome,
     /// Path of the container's log (stdout and stderr).
     pub log: PathBuf,
+    /// Wall-clock time from start to exit.
     pub elapsed: Duration,
 }
 
@@ -75,9 +77,13 @@ pub struct ContainerRun {
 /// `write_bytes` what reached the block layer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoCounters {
+    /// Bytes passed to read-like syscalls (`rchar`).
     pub rchar: u64,
+    /// Bytes passed to write-like syscalls (`wchar`).
     pub wchar: u64,
+    /// Bytes fetched from the block layer (`read_bytes`).
     pub read_bytes: u64,
+    /// Bytes sent to the block layer (`write_bytes`).
     pub write_bytes: u64,
 }
 
@@ -101,9 +107,13 @@ impl IoCounters {
 /// The pod's folders.
 #[derive(Debug, Clone)]
 pub struct PodDirs {
+    /// The pod's own folder.
     pub root: PathBuf,
+    /// `<root>/volumes/<name>`: one folder per pod volume (emptyDir, projected, ConfigMap).
     pub volumes: PathBuf,
+    /// `<root>/logs/<container>.log`: each container's stdout and stderr.
     pub logs: PathBuf,
+    /// `<root>/termination/<container>`: each container's termination-message file.
     pub term: PathBuf,
 }
 

@@ -29,6 +29,32 @@ use local::{LocalOptions, Materials, PodDirs};
 
 use crate::contract::env;
 
+/// What stops the host runner or one of its pods.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or could not be reached (no credentials, RBAC, network).
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A local file or socket operation (the work folder, the log port, a signal handler).
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The log server's self-signed certificate could not be made.
+    #[error("certificate for the log server: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// The log server's TLS configuration was refused.
+    #[error("TLS for the log server: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A volume's ConfigMap or Secret does not exist and is not `optional` (the kubelet's
+    /// `FailedMount`).
+    #[error("{kind} \"{name}\" not found")]
+    VolumeSourceMissing {
+        /// `configmap` or `secret`.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+    },
+}
+
 /// `healer host-runner` arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -60,7 +86,7 @@ pub struct Args {
 
 /// Run until a termination signal (SIGINT or SIGTERM; the Node is then deleted). Errors: no cluster
 /// credentials, the log port is taken.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> std::result::Result<(), Error> {
     let client = Client::try_default().await?;
     let (root, _tmp) = match &args.work_dir {
         Some(d) => {
@@ -196,7 +222,7 @@ pub struct Runner {
 impl Runner {
     /// Run `pod`'s containers and report its status until it ends or `stop` turns true (the pod is
     /// being deleted: its containers are killed and the deletion finished). Errors: API failures.
-    pub async fn run_pod(&self, pod: &Pod, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run_pod(&self, pod: &Pod, stop: tokio::sync::watch::Receiver<bool>) -> std::result::Result<(), Error> {
         let ns = pod.namespace().unwrap_or_default();
         let pod_name = pod.name_any();
         let dirs = PodDirs::new(&self.root, &ns, &pod_name);
@@ -314,7 +340,7 @@ impl Runner {
 
     /// The files of the pod's ConfigMap and Secret volumes, read from the API (by the runner's
     /// credentials, as the kubelet reads them by its own). Errors: a required object is missing.
-    pub async fn materials(&self, pod: &Pod) -> anyhow::Result<Materials> {
+    pub async fn materials(&self, pod: &Pod) -> std::result::Result<Materials, Error> {
         let ns = pod.namespace().unwrap_or_default();
         let mut out = Materials::new();
         for v in pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default() {
@@ -327,7 +353,7 @@ impl Runner {
                         out.insert(v.name.clone(), files);
                     }
                     None if cm.optional == Some(true) => {}
-                    None => anyhow::bail!("configmap \"{}\" not found", cm.name),
+                    None => return Err(Error::VolumeSourceMissing { kind: "configmap", name: cm.name.clone() }),
                 }
             }
             if let Some(s) = &v.secret {
@@ -340,7 +366,7 @@ impl Runner {
                         out.insert(v.name.clone(), files);
                     }
                     None if s.optional == Some(true) => {}
-                    None => anyhow::bail!("secret \"{name}\" not found"),
+                    None => return Err(Error::VolumeSourceMissing { kind: "secret", name }),
                 }
             }
         }

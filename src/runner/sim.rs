@@ -27,10 +27,13 @@ pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 pub struct StepOutcome {
     /// Container name (`prepare`, `checkout`, `agent`, `validate`).
     pub name: String,
+    /// The container's exit code (0 = success).
     pub exit_code: i32,
     /// Termination message (at most 4096 bytes are kept, as the kubelet does).
     pub message: Option<String>,
+    /// When the container started (`state.terminated.startedAt`).
     pub started_at: Option<Time>,
+    /// When it exited (`state.terminated.finishedAt`).
     pub finished_at: Option<Time>,
 }
 

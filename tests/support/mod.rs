@@ -422,6 +422,19 @@ pub async fn start_attempt_pod(apis: &Apis, job: &Job) -> Pod {
     sim::report_running(&apis.client, &pod, &done).await.expect("report pod running")
 }
 
+/// Run the cached `helm` (`hack/control-plane.sh bin-dir`) in the repository root; returns its
+/// stdout and panics with its stderr when it fails.
+pub fn helm(args: &[&str]) -> String {
+    let dir = Command::new("bash").arg(root().join("hack/control-plane.sh")).arg("bin-dir").output().unwrap();
+    let out = Command::new(format!("{}/helm", String::from_utf8_lossy(&dir.stdout).trim()))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run helm");
+    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Run `kubectl` against the local control plane; returns (success, stdout+stderr).
 pub fn kubectl(args: &[&str]) -> (bool, String) {
     let bin = std::env::var("KUBECTL_BIN").map(PathBuf::from).unwrap_or_else(|_| {
