@@ -9,6 +9,7 @@ pub mod actions;
 pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
+pub mod claim;
 pub mod dedup;
 pub mod deliver;
 pub mod error;

@@ -15,7 +15,7 @@ use super::deliver;
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
-use super::{Context, Error, Result, actions, dedup, instrumented, memory};
+use super::{Context, Error, Result, actions, claim, dedup, instrumented, memory};
 use crate::config::ControllerConfig;
 use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
@@ -64,7 +64,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let mut decision = state::decide(&RunObservation {
+    let mut obs = RunObservation {
         run,
         attempts,
         triage: triage_view,
@@ -72,7 +72,17 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         now: now.clone(),
         actions: ctx.config.actions.clone(),
         profiles: ctx.config.profiles.keys().cloned().collect(),
-    });
+    };
+    let mut decision = state::decide(&obs);
+    // The first attempt waits for the failure's claim: another run of the same failure that this
+    // reconcile's cache did not show yet may hold it, and then this run is its duplicate.
+    if let (Some(1), Ok((view, _))) = (decision.start_attempt, &triaged)
+        && let claim::Claim::Held(p) = claim::claim(run, &view.error_hash, ctx).await?
+    {
+        tracing::info!(run = %name, namespace = %ns, primary = %p.name, "another run of this failure holds its claim");
+        obs.primary = Some(p);
+        decision = state::decide(&obs);
+    }
     if let Some(r) = &read {
         let c = conditions::new(
             RunCondition::LogFetched,
@@ -95,8 +105,11 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     }
 
     // Apply.
+    let mut version = run.resource_version();
     if let Ok((view, result)) = &triaged {
-        ensure_hash_label(run, &view.error_hash, ctx).await?;
+        if let Some(v) = ensure_hash_label(run, &view.error_hash, ctx).await? {
+            version = Some(v);
+        }
         if let Some(n) = decision.start_attempt {
             // A retry may have asked for another profile and given a hint.
             let agent = decision.status.agent.as_deref().unwrap_or(&view.agent);
@@ -107,7 +120,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Status, Events, metrics, logs.
     if run.status.as_ref() != Some(&decision.status) {
-        apply::apply_status(ctx, run, &decision.status).await?;
+        apply::apply_status(ctx, run, version.as_deref(), &decision.status).await?;
         ctx.metrics.run_status_changed(run, run.status.as_ref(), &decision.status);
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             let phase = decision.status.phase.map(|p| p.as_str()).unwrap_or("");
@@ -303,11 +316,13 @@ async fn clear_handled_action(run: &HealingRun, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<()> {
+/// Label the run with its error hash if it lacks it; returns the run's new resourceVersion when it
+/// wrote. Errors: the API request failed.
+async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<Option<String>> {
     if run.labels().get(labels::ERROR_HASH).map(String::as_str) == Some(hash) {
-        return Ok(());
+        return Ok(None);
     }
-    apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await
+    Ok(apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await?.resource_version())
 }
 
 async fn start_attempt(
