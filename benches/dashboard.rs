@@ -173,6 +173,7 @@ fn full_run(i: usize) -> HealingRun {
             failure: None,
             policy: Default::default(),
             action: None,
+            action_request: None,
         },
     );
     let created = i as i64 * 7;
@@ -217,6 +218,7 @@ fn full_run(i: usize) -> HealingRun {
         start_time: Some(t(created + 1)),
         usage: None,
         completion_time: final_.then(|| t(created + 60 + (i as i64 % 600))),
+        ..Default::default()
     });
     run.metadata.managed_fields = Some(vec![
         managed(

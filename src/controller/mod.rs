@@ -5,6 +5,7 @@
 //! build (pure builders), apply (create-if-absent for immutable children, server-side apply under
 //! [`FIELD_MANAGER`] otherwise), write status (skipped when unchanged).
 
+pub mod actions;
 pub mod apply;
 pub mod attempt;
 pub mod attempt_state;

@@ -14,7 +14,7 @@ use super::apply::{self, Created, Notice};
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
-use super::{Context, Error, Result, claim, dedup, instrumented, memory};
+use super::{Context, Error, Result, actions, claim, dedup, instrumented, memory};
 use super::{deliver, skip};
 use crate::config::ControllerConfig;
 use crate::contract::paths;
@@ -67,7 +67,17 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     // Decide.
     let now = Time(jiff::Timestamp::now());
     let rerun_job = skip::rerun_job(run, ctx);
-    let mut obs = RunObservation { run, attempts, triage: triage_view, primary, now: now.clone(), skip, rerun_job };
+    let mut obs = RunObservation {
+        run,
+        attempts,
+        triage: triage_view,
+        primary,
+        now: now.clone(),
+        actions: ctx.config.actions.clone(),
+        profiles: ctx.config.profiles.keys().cloned().collect(),
+        skip,
+        rerun_job,
+    };
     let mut decision = state::decide(&obs);
     // A flaky failure: GitHub re-runs the job before the status that says so is written. A
     // refusal (the job cannot be re-run now) falls back to the attempts.
@@ -120,7 +130,10 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
             version = Some(v);
         }
         if let Some(n) = decision.start_attempt {
-            start_attempt(run, n, &view.agent, result, read.as_ref(), ctx).await?;
+            // A retry may have asked for another profile and given a hint.
+            let agent = decision.status.agent.as_deref().unwrap_or(&view.agent);
+            let hint = decision.status.retry.as_ref().and_then(|r| r.hint.as_deref());
+            start_attempt(run, n, agent, hint, result, read.as_ref(), ctx).await?;
         }
     }
 
@@ -142,9 +155,16 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     // Memory of past fixes: a Fixed run's fix is remembered, a denied one is never reused.
     match decision.status.phase {
         Some(RunPhase::Fixed) => memory::remember(run, &decision.status, ctx).await?,
-        // `Denied` is the phase a person's `deny` action ends a run in.
-        Some(p) if p.as_str() == "Denied" => memory::forget(run, ctx).await?,
+        Some(RunPhase::Denied) => memory::forget(run, ctx).await?,
         _ => {}
+    }
+
+    // A handled request is cleared from the spec (its record is in status.history), so the same
+    // command sent again by anyone is a new request, as annotation triggers are cleared once acted on.
+    if run.spec.action.is_some()
+        && decision.status.history.last().map(|h| &h.request_key) == actions::request_key(run).as_ref()
+    {
+        clear_handled_action(run, ctx).await?;
     }
 
     // A spec that cannot be acted on waits for a change (error_policy answers await_change).
@@ -297,6 +317,24 @@ pub fn triage_run_with(
     Ok((view, result))
 }
 
+/// Remove `spec.action` and `spec.actionRequest` once their request is recorded, with the
+/// resourceVersion of a fresh read as precondition: a newer request that arrived meanwhile is never
+/// dropped (the conflict requeues). Errors: the API request failed.
+async fn clear_handled_action(run: &HealingRun, ctx: &Context) -> Result<()> {
+    let api: Api<HealingRun> = Api::namespaced(ctx.client.clone(), &run.namespace().ok_or(Error::MissingNamespace)?);
+    let Some(fresh) = api.get_opt(&run.name_any()).await? else { return Ok(()) };
+    if actions::request_key(&fresh) != actions::request_key(run) {
+        return Ok(()); // a newer request: the next reconcile handles it
+    }
+    let patch = json!({
+        "metadata": {"resourceVersion": fresh.resource_version()},
+        "spec": {"action": null, "actionRequest": null}
+    });
+    let params = kube::api::PatchParams { field_manager: Some(super::FIELD_MANAGER.into()), ..Default::default() };
+    api.patch(&run.name_any(), &params, &kube::api::Patch::Merge(patch)).await?;
+    Ok(())
+}
+
 /// Label the run with its error hash if it lacks it; returns the run's new resourceVersion when it
 /// wrote. Errors: the API request failed.
 async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<Option<String>> {
@@ -310,18 +348,23 @@ async fn start_attempt(
     run: &HealingRun,
     n: i32,
     profile: &str,
+    hint: Option<&str>,
     triage: &TriageResult,
     read: Option<&ReadFailure>,
     ctx: &Context,
 ) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
     // The context every attempt pod mounts: the bounded excerpt and triage's answer (and what was
-    // read from GitHub, which the same apply must keep), and the past fixes the attempts may reuse.
+    // read from GitHub, which the same apply must keep), a person's hint, and the past fixes the
+    // attempts may reuse.
     let mut cm = match read {
         Some(r) => failure::context_configmap(run, r)?,
         None => configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?),
     }
     .ok_or(Error::MissingNamespace)?;
+    if let Some(hint) = hint {
+        cm.data.get_or_insert_default().insert(paths::context::HINT.into(), hint.into());
+    }
     let memory = memory::recall(run, &triage.error_hash, &triage.failure_class, ctx).await?;
     if let Some(r) = &memory.replay {
         tracing::info!(run = %run.name_any(), namespace = %ns, entry = %r.entry, from = %r.source_run, "a validated fix of the same error is remembered");
@@ -369,6 +412,7 @@ mod tests {
                 failure: None,
                 policy: HealingPolicy { mode, agent: agent.into(), ..Default::default() },
                 action: None,
+                action_request: None,
             },
         )
     }

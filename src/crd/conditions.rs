@@ -43,6 +43,14 @@ pub enum RunCondition {
     /// [`Reason::RerunNotImplemented`] when ci-healer cannot (no GitHub identity, no job id, or the
     /// job was re-run already), and attempts proceed.
     Rerun,
+    /// The latest person's action (`spec.action`) took effect (False: refused, the message says why).
+    ActionApplied,
+    /// A person approved the kept patch.
+    Approved,
+    /// A person refused the kept patch; the run is Denied.
+    Denied,
+    /// A person fixed the failure themselves; the run is Resolved.
+    Resolved,
     /// The failing job's log was read from GitHub (False: expired, unreachable, or no log; triage
     /// goes on with names and annotations).
     LogFetched,
@@ -63,6 +71,10 @@ impl ConditionType for RunCondition {
             RunCondition::Escalated => "Escalated",
             RunCondition::Aborted => "Aborted",
             RunCondition::Rerun => "Rerun",
+            RunCondition::ActionApplied => "ActionApplied",
+            RunCondition::Approved => "Approved",
+            RunCondition::Denied => "Denied",
+            RunCondition::Resolved => "Resolved",
             RunCondition::LogFetched => "LogFetched",
             RunCondition::Delivered => "Delivered",
             RunCondition::Skipped => "Skipped",
@@ -213,6 +225,23 @@ reasons! {
     AbortRequested,
     /// The run (or the attempt's run) was aborted.
     Aborted,
+    // People's actions (ActionApplied, Approved, Denied, Resolved; also their Events)
+    /// A person approved the kept patch.
+    ApprovedByReviewer,
+    /// A person refused the kept patch.
+    DeniedByReviewer,
+    /// A person asked for more attempts.
+    RetryRequested,
+    /// A person fixed the failure themselves.
+    ResolvedByPerson,
+    /// The action does not fit the run's phase.
+    ActionNotApplicable,
+    /// The person who triggered the failing run may not approve its fix.
+    SelfApprovalRefused,
+    /// The run was retried as often as the controller config allows.
+    RetryLimitReached,
+    /// A retry named an agent profile the controller config does not have.
+    UnknownRetryProfile,
     // HealingAttempt
     /// The attempt's Job was created.
     JobCreated,

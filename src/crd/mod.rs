@@ -13,8 +13,8 @@ pub use attempt::{
     StepSpec,
 };
 pub use run::{
-    FailureExcerpt, FailureSource, HealingMode, HealingPolicy, HealingRun, HealingRunSpec, HealingRunStatus, PatchRef,
-    Provider, RunAction, RunPhase, SourceEvent,
+    ActionRecord, ActionRequest, ActionResult, ActionSource, FailureExcerpt, FailureSource, HealingMode, HealingPolicy,
+    HealingRun, HealingRunSpec, HealingRunStatus, PatchRef, Provider, RunAction, RunPhase, SourceEvent,
 };
 
 use kube::CustomResourceExt;
