@@ -173,6 +173,7 @@ fn full_run(i: usize) -> HealingRun {
             failure: None,
             policy: Default::default(),
             action: None,
+            action_request: None,
         },
     );
     let created = i as i64 * 7;
@@ -213,9 +214,11 @@ fn full_run(i: usize) -> HealingRun {
         escalation_reason: (phase == RunPhase::Escalated).then(|| "3 attempts failed validation".into()),
         duplicate_of: None,
         pull_request: None,
+        report: None,
         start_time: Some(t(created + 1)),
         usage: None,
         completion_time: final_.then(|| t(created + 60 + (i as i64 % 600))),
+        ..Default::default()
     });
     run.metadata.managed_fields = Some(vec![
         managed(

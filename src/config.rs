@@ -50,6 +50,9 @@ pub struct ControllerConfig {
     /// Memory of past fixes (see [`crate::controller::memory`]).
     #[serde(default)]
     pub memory: MemoryConfig,
+    /// What people's actions (`spec.action`) may do.
+    #[serde(default)]
+    pub actions: ActionPolicy,
 }
 
 /// Memory of past fixes: validated patches kept as labelled ConfigMaps in the run's namespace,
@@ -100,6 +103,30 @@ fn default_memory_examples() -> usize {
 }
 fn default_memory_example_bytes() -> usize {
     8192
+}
+
+/// Limits on people's actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionPolicy {
+    /// How many times one run may be retried (each retry starts up to `policy.maxAttempts` more
+    /// attempts). Default 2.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: i32,
+    /// Whether the person who triggered the failing run (`spec.source.sender`) may approve its fix
+    /// alone. Default false, as GitHub's Copilot agent pull requests require.
+    #[serde(default)]
+    pub allow_self_approval: bool,
+}
+
+impl Default for ActionPolicy {
+    fn default() -> Self {
+        Self { max_retries: default_max_retries(), allow_self_approval: false }
+    }
+}
+
+fn default_max_retries() -> i32 {
+    2
 }
 
 /// Job-level defaults for attempts.
@@ -252,6 +279,7 @@ impl Default for ControllerConfig {
             github: None,
             allowed_repositories: Default::default(),
             memory: MemoryConfig::default(),
+            actions: ActionPolicy::default(),
         }
     }
 }

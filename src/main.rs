@@ -63,7 +63,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Controller(args) => {
             ci_healer::controller::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
         }
-        Command::Dashboard(args) => ci_healer::dashboard::run(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Dashboard(args) => {
+            ci_healer::dashboard::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
+        }
         Command::Crd => {
             print!("{}", ci_healer::crd::crds_yaml());
             Ok(ExitCode::SUCCESS)

@@ -784,6 +784,7 @@ mod tests {
                 failure: None,
                 policy: HealingPolicy::default(),
                 action: None,
+                action_request: None,
             },
         );
         run.metadata.namespace = Some("ns".into());

@@ -88,6 +88,7 @@ fn healing_run(name: &str, repo: &Repo, excerpt: &str, max_attempts: i32) -> Hea
             failure: Some(FailureExcerpt { excerpt: excerpt.into(), error_type: None }),
             policy: HealingPolicy { max_attempts, agent: "rust".into(), ..Default::default() },
             action: None,
+            action_request: None,
         },
     )
 }

@@ -131,6 +131,21 @@ fn record(apis: &Apis) -> Arc<Seen> {
     seen
 }
 
+/// A kubelet's status write, retried every 500 ms while the API server is away (R2 stops it; a real
+/// kubelet retries too), for up to 3 minutes. The writes are merge patches without preconditions, so
+/// a retry of one that landed is harmless.
+async fn retrying<T, F: std::future::Future<Output = kube::Result<T>>>(mut write: impl FnMut() -> F) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match write().await {
+            Ok(v) => return Some(v),
+            Err(kube::Error::Api(s)) if s.code == 404 => return None,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(_) => return None,
+        }
+    }
+}
+
 /// The kubelet of the namespace's Node: each new pod bound to it is reported running, then finished
 /// after a short while; attempt 1 fails validation, later attempts pass.
 fn kubelet(apis: &Apis) -> tokio::task::JoinHandle<()> {
@@ -163,7 +178,7 @@ fn kubelet(apis: &Apis) -> tokio::task::JoinHandle<()> {
                     StepOutcome::new("checkout", 0, None),
                     StepOutcome::new("agent", 0, None),
                 ];
-                let Ok(pod) = sim::report_running(&client, &pod, &init).await else { return };
+                let Some(pod) = retrying(|| sim::report_running(&client, &pod, &init)).await else { return };
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let all = [
                     StepOutcome::new("prepare", 0, None),
@@ -171,7 +186,7 @@ fn kubelet(apis: &Apis) -> tokio::task::JoinHandle<()> {
                     StepOutcome::new("agent", 0, Some(r#"{"diagnosis":"chaos"}"#)),
                     StepOutcome::new("validate", 0, Some(&verdict)),
                 ];
-                let _ = sim::report_finished(&client, &pod, &all).await;
+                retrying(|| sim::report_finished(&client, &pod, &all)).await;
             });
         }
     })
@@ -352,11 +367,14 @@ async fn r7_the_standby_takes_over_from_a_killed_leader_within_the_lease() {
     b.wait_log("acquired leadership", Duration::from_secs(30)).await;
     let takeover = killed.elapsed().as_secs_f64();
     let t = tally(&apis, &seen, Duration::from_secs(60 + runs as u64)).await;
-    // The harness's Lease: 3 s (HEALER_LEASE_DURATION_SECONDS); the standby retries every third of it.
-    println!("R7: standby took over {takeover:.2} s after the leader's SIGKILL (Lease duration 3 s)");
+    // The harness's Lease: 3 s (HEALER_LEASE_DURATION_SECONDS). kube-lease-manager's standby sleeps
+    // until the expiry it read, force-releases the expired Lease, waits 0.1-1 s (against collisions),
+    // then locks: the bound is the Lease duration plus that wait and a retry.
+    let met = if takeover <= 3.0 { "met" } else { "NOT met" };
+    println!("R7: standby took over {takeover:.2} s after the leader's SIGKILL (Lease duration 3 s: goal {met})");
     t.print("R7");
     t.assert_clean();
-    assert!(takeover <= 3.0 + 1.5, "takeover {takeover:.2} s exceeds the Lease duration (+ one retry period)");
+    assert!(takeover <= 3.0 + 1.5, "takeover {takeover:.2} s exceeds the Lease duration (+ the release wait)");
 }
 
 #[tokio::test]
@@ -520,8 +538,13 @@ async fn r2_etcd_and_apiserver_restarts_lose_nothing_and_the_controller_does_not
     );
     t.print("R2");
     t.assert_clean();
-    // kube-runtime's watchers back off (default: exponential up to 30 s per watch); the controller
-    // has a handful of watches and the leader Lease.
-    assert!(per_s <= 10.0, "the controller spins against a dead API server: {per_s:.1} connections/s");
+    // Not spinning means every retrier backs off exponentially: kube-runtime's 7 watches (0.8 s
+    // doubling to 30 s), the Lease manager, and each run and attempt in flight (error_policy: 1 s
+    // doubling). Each makes at most about log2(outage) + 2 attempts in the outage; a loop without
+    // backoff makes hundreds per second.
+    let retriers = 2 * runs as u64 + 8;
+    let bound = retriers * ((outage as f64).log2().ceil() as u64 + 2);
+    println!("R2: backoff bound {bound} connection attempts ({retriers} retriers × (log2({outage} s) + 2))");
+    assert!(during <= bound, "the controller spins against a dead API server: {during} connections in {outage} s");
     assert!(!ctrl.logs().contains("panicked"), "{}", ctrl.logs());
 }

@@ -396,7 +396,15 @@ async fn an_unknown_profile_sets_accepted_false_and_waits_for_a_fix() {
         .await
         .unwrap();
     apis.job(&format!("{name}-1")).await;
-    let r = apis.runs.get(&name).await.unwrap();
+    // The attempt controller may create the Job before the run's status write lands: wait for it.
+    let r = support::wait_for("Accepted=True", Duration::from_secs(30), || {
+        let (runs, name) = (runs.clone(), name.clone());
+        async move {
+            let r = runs.get(&name).await.ok()?;
+            r.status.as_ref()?.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "True").then_some(r)
+        }
+    })
+    .await;
     assert_eq!(cond(&r, "Accepted"), ("True", "SpecValid"));
     assert_eq!(r.status.unwrap().agent.as_deref(), Some("frontend"));
 }

@@ -136,6 +136,14 @@ async fn wait_cond(apis: &Apis, name: &str, t: &str, timeout: Duration) -> Heali
     .await
 }
 
+/// Wait for an Event with `reason` about run `name` (Events follow the status write).
+async fn wait_event(apis: &Apis, name: &str, reason: &str) {
+    support::wait_for(&format!("Event {reason} about {name}"), Duration::from_secs(10), || async {
+        apis.event_reasons("HealingRun", name).await.iter().any(|e| e == reason).then_some(())
+    })
+    .await
+}
+
 fn assert_clean(gh: &LoopbackGitHub) {
     let v = gh.violations();
     assert!(v.is_empty(), "requests GitHub's OpenAPI description does not allow:\n{}", v.join("\n"));
@@ -418,7 +426,7 @@ async fn no_pull_request(branch: &str, want: &str) {
     assert_eq!((status.as_str(), reason.as_str()), ("False", want), "{message}");
     assert!(run.status.as_ref().unwrap().pull_request.is_none());
     assert_eq!(run.status.unwrap().phase.map(|p| p.as_str()), Some("Fixed"), "the patch stays proposed");
-    assert!(apis.event_reasons("HealingRun", name).await.iter().any(|r| r == want));
+    wait_event(&apis, name, want).await;
     assert!(gh.state().repo(REPO).unwrap().pulls.is_empty());
     let writes: Vec<_> = gh.requests().into_iter().filter(|r| r.method != "GET").collect();
     assert!(writes.is_empty(), "writes to GitHub: {writes:?}");
@@ -433,4 +441,103 @@ async fn a_moved_branch_gets_no_pull_request() {
 #[tokio::test]
 async fn a_never_fix_branch_gets_no_pull_request() {
     no_pull_request("main", "ProtectedBranch").await;
+}
+
+/// The loop-prevention rules in the controller: a failure on ci-healer's own branch is skipped
+/// before any GitHub call, a failure whose head commit ci-healer's identity made is skipped after
+/// reading the branch only; neither starts an attempt or reads the log.
+#[tokio::test]
+async fn failures_on_ci_healers_own_branch_or_commit_are_skipped_without_an_attempt() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    // A commit made by the controller's identity (the token's login) on branch `fixed`.
+    let own = {
+        let mut st = gh.state();
+        let r = st.repo_mut(REPO).unwrap();
+        let sha = r.commit(CommitSpec {
+            parent: Some(HEAD.into()),
+            files: vec![("web/tsc.ts".into(), Some(FIXED.into()))],
+            message: "ci-healer: annotate the arguments".into(),
+            author_login: Some("healer-bot".into()),
+            ..Default::default()
+        });
+        r.refs.insert("heads/fixed".into(), sha.clone());
+        sha
+    };
+    let (_client, apis, _ctrl, _cfg) = setup(&gh, "gh-skip", "Codertocat").await;
+
+    let mut run = sample_run(&apis.ns, "own-branch", REPO);
+    run.spec.source.branch = "ci-healer/gh-earlier".into();
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    let r = wait_cond(&apis, "own-branch", "Skipped", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&r, "Skipped").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "OwnBranch"), "{message}");
+    assert_eq!(r.status.as_ref().unwrap().phase.map(|p| p.as_str()), Some("Skipped"));
+    assert!(gh.requests().is_empty(), "no GitHub call for ci-healer's own branch: {:?}", gh.operations());
+
+    let mut run = sample_run(&apis.ns, "own-commit", REPO);
+    run.spec.source.branch = "fixed".into();
+    run.spec.source.head_sha = own.clone();
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    let r = wait_cond(&apis, "own-commit", "Skipped", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&r, "Skipped").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "OwnCommit"), "{message}");
+    assert!(message.contains(&own[..7]) && message.contains("healer-bot"), "{message}");
+    assert_eq!(r.status.as_ref().unwrap().phase.map(|p| p.as_str()), Some("Skipped"));
+    // Only the branch was read (who am I, the branch, its last commits, the open pull requests):
+    // no log, no job, no write.
+    let ops = gh.operations();
+    assert_eq!(
+        ops,
+        ["users/get-authenticated", "repos/get-branch", "repos/list-commits", "pulls/list"],
+        "the requests GitHub received"
+    );
+    assert!(gh.requests().iter().all(|r| r.method == "GET"));
+
+    for name in ["own-branch", "own-commit"] {
+        wait_event(&apis, name, "Skipped").await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(apis.job_names().await.is_empty(), "no attempt for a skipped run");
+    assert!(apis.attempts.list(&Default::default()).await.unwrap().items.is_empty());
+    assert_clean(&gh);
+}
+
+/// A flaky failure (a reset connection to the package registry) is re-run on GitHub once instead
+/// of an attempt; a failure of the re-run (run attempt 2) is healed normally.
+#[tokio::test]
+async fn a_flaky_failure_is_rerun_on_github_instead_of_an_attempt() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    // Derived from npm's own wording for ECONNRESET (as tests/triage_inputs.rs has it).
+    let log = "npm error code ECONNRESET\nnpm error network aborted\nnpm error network This is a problem related to network connectivity.\n";
+    seed(&gh, Log::Text(github_log_format(log)));
+    let (_client, apis, _ctrl, _cfg) = setup(&gh, "gh-flake", "Codertocat").await;
+    apis.runs.create(&PostParams::default(), &sample_run(&apis.ns, "flaky", REPO)).await.unwrap();
+    let r = wait_cond(&apis, "flaky", "Rerun", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&r, "Rerun").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "RerunRequested"), "{message}");
+    let st = r.status.as_ref().unwrap();
+    assert_eq!(st.phase.map(|p| p.as_str()), Some("Rerun"));
+    assert_eq!(st.failure_class.map(|c| c.as_str()), Some("infra_flake"));
+    let writes: Vec<_> = gh.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(
+        (writes[0].operation.as_str(), writes[0].path.as_str()),
+        ("actions/re-run-job-for-workflow-run", format!("/repos/{REPO}/actions/jobs/{JOB}/rerun").as_str())
+    );
+    assert_eq!(gh.state().repo(REPO).unwrap().jobs[&JOB].reruns, 1);
+    wait_event(&apis, "flaky", "RerunRequested").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(apis.job_names().await.is_empty(), "no attempt for a re-run flake");
+
+    // The re-run failed too: run attempt 2 of the same job is healed with an attempt.
+    let mut again = sample_run(&apis.ns, "flaky-again", REPO);
+    again.spec.source.run_attempt = Some(2);
+    apis.runs.create(&PostParams::default(), &again).await.unwrap();
+    apis.job("flaky-again-1").await;
+    let r = apis.runs.get("flaky-again").await.unwrap();
+    let (status, reason, _) = cond(&r, "Rerun").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "RerunNotImplemented"));
+    assert_eq!(gh.state().repo(REPO).unwrap().jobs[&JOB].reruns, 1, "re-run once, not twice");
+    assert_clean(&gh);
 }

@@ -151,6 +151,8 @@ pub struct FailureContext {
     pub failure_class: String,
     /// The failing CI step's name, when triage knew it.
     pub failing_step: Option<String>,
+    /// A person's hint from a `retry` ([`paths::context::HINT`]), sanitised and bounded to 4 KiB.
+    pub hint: Option<String>,
     /// Past fixes the controller offers ([`paths::context::MEMORY`]); empty when absent or unreadable.
     pub memory: MemoryContext,
 }
@@ -167,6 +169,10 @@ impl FailureContext {
             .unwrap_or_default();
         let failure_class = triage.get("failureClass").and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
         let failing_step = triage.get("failingStep").and_then(|v| v.as_str()).map(str::to_string);
+        let hint = std::fs::read(dir.join(paths::context::HINT))
+            .ok()
+            .map(|raw| sanitize(&String::from_utf8_lossy(&raw), masker, 4096))
+            .filter(|h| !h.trim().is_empty());
         let memory = match std::fs::read_to_string(dir.join(paths::context::MEMORY)) {
             Ok(s) => serde_json::from_str(&s).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "the remembered fixes are unreadable; ignoring them");
@@ -174,7 +180,7 @@ impl FailureContext {
             }),
             Err(_) => MemoryContext::default(),
         };
-        Self { excerpt, failure_class, failing_step, memory }
+        Self { excerpt, failure_class, failing_step, hint, memory }
     }
 }
 

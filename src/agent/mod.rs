@@ -146,6 +146,7 @@ impl StepEnv {
             profile: self.profile.clone(),
             failure_class: self.context.failure_class.clone(),
             failing_step: self.context.failing_step.clone(),
+            hint: self.context.hint.clone(),
             excerpt: self.context.excerpt.clone(),
             files: prompt::files_from_excerpt(&self.context.excerpt, &self.workspace, &self.masker),
             tree,

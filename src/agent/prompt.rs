@@ -65,6 +65,8 @@ pub struct PromptVars {
     pub failure_class: String,
     /// The failing CI step's name, when known.
     pub failing_step: Option<String>,
+    /// A person's hint from a `retry` (the context's `hint.txt`), masked.
+    pub hint: Option<String>,
     /// The failing lines of the log (masked).
     pub excerpt: String,
     /// Files the excerpt points at, quoted.
@@ -229,6 +231,18 @@ mod tests {
             );
             assert!(out.contains("Never delete, skip"), "{p}");
         }
+    }
+
+    #[test]
+    fn a_reviewers_hint_reaches_every_profiles_prompt() {
+        let m = Masker::default();
+        let vars = PromptVars { hint: Some("keep the public API unchanged".into()), ..Default::default() };
+        for p in ["rust", "frontend", "infrastructure", "general"] {
+            let out = render(p, None, &vars, &m).unwrap();
+            assert!(out.contains("A reviewer's hint") && out.contains("keep the public API unchanged"), "{p}");
+        }
+        let out = render("rust", None, &PromptVars::default(), &m).unwrap();
+        assert!(!out.contains("A reviewer's hint"));
     }
 
     #[test]

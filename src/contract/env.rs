@@ -83,8 +83,12 @@ pub const CONFIG: &str = "HEALER_CONFIG";
 pub const METRICS_ADDR: &str = "HEALER_METRICS_ADDR";
 /// `healer controller --metrics-repository-limit`.
 pub const METRICS_REPOSITORY_LIMIT: &str = "HEALER_METRICS_REPOSITORY_LIMIT";
-/// `healer controller --namespace` and `healer host-runner --namespace`.
+/// `healer controller --namespace`, `healer host-runner --namespace` and `healer dashboard --namespace`.
 pub const NAMESPACE: &str = "HEALER_NAMESPACE";
+/// `healer dashboard --addr`.
+pub const DASHBOARD_ADDR: &str = "HEALER_DASHBOARD_ADDR";
+/// `healer dashboard --github-web-url`.
+pub const GITHUB_WEB_URL: &str = "HEALER_GITHUB_WEB_URL";
 /// `healer controller --crd-wait-seconds`.
 pub const CRD_WAIT_SECONDS: &str = "HEALER_CRD_WAIT_SECONDS";
 /// `healer controller --leader-election`.

@@ -36,6 +36,8 @@ pub mod context {
     pub const EXCERPT: &str = "excerpt.txt";
     /// Triage's answer as JSON (`failureClass`, `failingStep`, … of `TriageResult`).
     pub const TRIAGE: &str = "triage.json";
+    /// A person's hint for the agent, from a `retry` (UTF-8 text; absent without one).
+    pub const HINT: &str = "hint.txt";
     /// Past fixes the attempt may reuse, as JSON ([`crate::contract::memory::MemoryContext`]);
     /// absent when the cluster remembers none.
     pub const MEMORY: &str = "memory.json";

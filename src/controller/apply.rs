@@ -38,25 +38,37 @@ pub fn api_for<K: Namespaced>(ctx: &Context, obj: &impl Resource) -> Result<Api<
 
 /// Server-side apply `status` to `obj`'s status subresource under [`FIELD_MANAGER`] (forced: the
 /// controller owns status), and count the write in `cihealer_status_writes_total`. Callers skip the
-/// call when nothing changed. Errors: the API request failed.
-pub async fn apply_status<K: Namespaced>(ctx: &Context, obj: &K, status: &impl Serialize) -> Result<()> {
+/// call when nothing changed. The apply carries `obj`'s `metadata.resourceVersion` as a
+/// precondition: a reconcile that decided from a stale cached copy gets a 409 Conflict (and is
+/// retried from the fresh object) instead of writing its decision and announcing the transition a
+/// second time (found by the chaos scenario R1). `resource_version` is the version the decision was
+/// made from (`obj`'s, or the one a write in the same reconcile returned). Errors: the API request
+/// failed (409: stale).
+pub async fn apply_status<K: Namespaced>(
+    ctx: &Context,
+    obj: &K,
+    resource_version: Option<&str>,
+    status: &impl Serialize,
+) -> Result<()> {
     let api: Api<K> = api_for(ctx, obj)?;
-    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    let mut patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    if let Some(rv) = resource_version {
+        patch["metadata"] = json!({"name": obj.name_any(), "resourceVersion": rv});
+    }
     api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
     ctx.metrics.status_writes.get_or_create(&ControllerLabels { controller: K::kind(&()).to_string() }).inc();
     Ok(())
 }
 
-/// Server-side apply `labels` to `obj`'s metadata under [`FIELD_MANAGER`]. Errors: the API request
-/// failed.
-pub async fn apply_labels<K: Namespaced>(ctx: &Context, obj: &K, labels: serde_json::Value) -> Result<()> {
+/// Server-side apply `labels` to `obj`'s metadata under [`FIELD_MANAGER`]; returns the object as
+/// written. Errors: the API request failed.
+pub async fn apply_labels<K: Namespaced>(ctx: &Context, obj: &K, labels: serde_json::Value) -> Result<K> {
     let api: Api<K> = api_for(ctx, obj)?;
     let patch = json!({
         "apiVersion": K::api_version(&()), "kind": K::kind(&()),
         "metadata": {"name": obj.name_any(), "labels": labels}
     });
-    api.patch(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
-    Ok(())
+    Ok(api.patch(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?)
 }
 
 /// Server-side apply a whole owned object (a ConfigMap) under [`FIELD_MANAGER`]. Errors: the API

@@ -79,7 +79,7 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
 
     // Status, Events, metrics, logs.
     if decision.status != old {
-        apply::apply_status(ctx, attempt, &decision.status).await?;
+        apply::apply_status(ctx, attempt, attempt.resource_version().as_deref(), &decision.status).await?;
         if let Some(t) = attempt_state::transition(&old, &decision.status, attempt.spec.attempt) {
             tracing::info!(attempt = %name, namespace = %ns, reason = t.reason.as_str(), "{}", t.message);
             apply::publish(ctx, attempt, Notice::normal(t.reason, &t.message).warning_if(t.warning)).await;

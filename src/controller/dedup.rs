@@ -81,6 +81,7 @@ mod tests {
                 failure: Some(FailureExcerpt { excerpt: EXCERPT.into(), error_type: None }),
                 policy: HealingPolicy::default(),
                 action: None,
+                action_request: None,
             },
         );
         r.metadata.namespace = Some(ns.into());

@@ -174,7 +174,7 @@ fn short(s: &str) -> &str {
 }
 
 /// The kept patch from the passing attempt's ConfigMap. Errors: the API server.
-async fn kept_patch(run: &HealingRun, status: &HealingRunStatus, ctx: &Context) -> Result<Option<String>> {
+pub(super) async fn kept_patch(run: &HealingRun, status: &HealingRunStatus, ctx: &Context) -> Result<Option<String>> {
     let Some(name) = status.patch.as_ref().and_then(|p| p.config_map.clone()) else { return Ok(None) };
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
     let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?;
@@ -182,7 +182,7 @@ async fn kept_patch(run: &HealingRun, status: &HealingRunStatus, ctx: &Context) 
 }
 
 /// What the pull request's title, body and commit message show.
-fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&ReadFailure>) -> RunView {
+pub(super) fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&ReadFailure>) -> RunView {
     let src = &run.spec.source;
     RunView {
         key: format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any()),

@@ -5,9 +5,11 @@
 //! build (pure builders), apply (create-if-absent for immutable children, server-side apply under
 //! [`FIELD_MANAGER`] otherwise), write status (skipped when unchanged).
 
+pub mod actions;
 pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
+pub mod claim;
 pub mod dedup;
 pub mod deliver;
 pub mod error;
@@ -15,6 +17,7 @@ pub mod failure;
 pub mod memory;
 pub mod patch;
 pub mod run;
+pub mod skip;
 pub mod state;
 
 pub use error::{Error, Result, SpecProblem};

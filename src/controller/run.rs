@@ -11,11 +11,11 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::apply::{self, Created, Notice};
-use super::deliver;
 use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
-use super::{Context, Error, Result, dedup, instrumented, memory};
+use super::{Context, Error, Result, actions, claim, dedup, instrumented, memory};
+use super::{deliver, skip};
 use crate::config::ControllerConfig;
 use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
@@ -47,12 +47,14 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         .filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
         .map(|a| attempt_view(&a))
         .collect();
+    let accepted = accept(run, &ctx.config).is_ok();
+    // Loop prevention and opt-outs, before anything else is read from GitHub.
+    let skip = if accepted && skip::wanted(run, attempts.len()) { skip::check(run, ctx).await? } else { None };
+    let skipped = skip.is_some() || run.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Skipped);
     // The failure, read from GitHub once (then from the context ConfigMap) when the spec has no
-    // excerpt; never for a run the controller cannot accept (no GitHub call for it).
+    // excerpt; never for a run the controller cannot accept or skips (no GitHub call for it).
     let read = match &ctx.github {
-        Some(gh) if failure::wanted(run) && accept(run, &ctx.config).is_ok() => {
-            Some(read_failure(run, gh.as_ref(), ctx).await?)
-        }
+        Some(gh) if failure::wanted(run) && accepted && !skipped => Some(read_failure(run, gh.as_ref(), ctx).await?),
         _ => None,
     };
     let triaged = triage_run_with(run, &ctx.config, read.as_ref());
@@ -64,7 +66,42 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let mut decision = state::decide(&RunObservation { run, attempts, triage: triage_view, primary, now: now.clone() });
+    let rerun_job = skip::rerun_job(run, ctx);
+    let mut obs = RunObservation {
+        run,
+        attempts,
+        triage: triage_view,
+        primary,
+        now: now.clone(),
+        actions: ctx.config.actions.clone(),
+        profiles: ctx.config.profiles.keys().cloned().collect(),
+        skip,
+        rerun_job,
+    };
+    let mut decision = state::decide(&obs);
+    // A flaky failure: GitHub re-runs the job before the status that says so is written. A
+    // refusal (the job cannot be re-run now) falls back to the attempts.
+    if let (Some(job), Some(gh)) = (decision.rerun_job, &ctx.github) {
+        let target = crate::github::Target::new(run.spec.source.repository.clone());
+        match gh.rerun_job(&target, job).await {
+            Ok(()) => tracing::info!(run = %name, namespace = %ns, "asked GitHub to re-run job {job}"),
+            Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+            Err(e) => {
+                tracing::warn!(run = %name, namespace = %ns, error = %e, "GitHub refused to re-run job {job}; attempts proceed");
+                obs.rerun_job = None;
+                decision = state::decide(&obs);
+            }
+        }
+    }
+    // The first attempt waits for the failure's claim: another run of the same failure that this
+    // reconcile's cache did not show yet may hold it, and then this run is its duplicate.
+    if let (Some(1), Ok((view, _))) = (decision.start_attempt, &triaged)
+        && let claim::Claim::Held(p) = claim::claim(run, &view.error_hash, ctx).await?
+    {
+        tracing::info!(run = %name, namespace = %ns, primary = %p.name, "another run of this failure holds its claim");
+        obs.primary = Some(p);
+        decision = state::decide(&obs);
+    }
     if let Some(r) = &read {
         let c = conditions::new(
             RunCondition::LogFetched,
@@ -87,16 +124,22 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     }
 
     // Apply.
+    let mut version = run.resource_version();
     if let Ok((view, result)) = &triaged {
-        ensure_hash_label(run, &view.error_hash, ctx).await?;
+        if let Some(v) = ensure_hash_label(run, &view.error_hash, ctx).await? {
+            version = Some(v);
+        }
         if let Some(n) = decision.start_attempt {
-            start_attempt(run, n, &view.agent, result, read.as_ref(), ctx).await?;
+            // A retry may have asked for another profile and given a hint.
+            let agent = decision.status.agent.as_deref().unwrap_or(&view.agent);
+            let hint = decision.status.retry.as_ref().and_then(|r| r.hint.as_deref());
+            start_attempt(run, n, agent, hint, result, read.as_ref(), ctx).await?;
         }
     }
 
     // Status, Events, metrics, logs.
     if run.status.as_ref() != Some(&decision.status) {
-        apply::apply_status(ctx, run, &decision.status).await?;
+        apply::apply_status(ctx, run, version.as_deref(), &decision.status).await?;
         ctx.metrics.run_status_changed(run, run.status.as_ref(), &decision.status);
         for t in state::transitions(run.status.as_ref(), &decision.status) {
             let phase = decision.status.phase.map(|p| p.as_str()).unwrap_or("");
@@ -112,9 +155,16 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     // Memory of past fixes: a Fixed run's fix is remembered, a denied one is never reused.
     match decision.status.phase {
         Some(RunPhase::Fixed) => memory::remember(run, &decision.status, ctx).await?,
-        // `Denied` is the phase a person's `deny` action ends a run in.
-        Some(p) if p.as_str() == "Denied" => memory::forget(run, ctx).await?,
+        Some(RunPhase::Denied) => memory::forget(run, ctx).await?,
         _ => {}
+    }
+
+    // A handled request is cleared from the spec (its record is in status.history), so the same
+    // command sent again by anyone is a new request, as annotation triggers are cleared once acted on.
+    if run.spec.action.is_some()
+        && decision.status.history.last().map(|h| &h.request_key) == actions::request_key(run).as_ref()
+    {
+        clear_handled_action(run, ctx).await?;
     }
 
     // A spec that cannot be acted on waits for a change (error_policy answers await_change).
@@ -267,29 +317,54 @@ pub fn triage_run_with(
     Ok((view, result))
 }
 
-async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<()> {
-    if run.labels().get(labels::ERROR_HASH).map(String::as_str) == Some(hash) {
-        return Ok(());
+/// Remove `spec.action` and `spec.actionRequest` once their request is recorded, with the
+/// resourceVersion of a fresh read as precondition: a newer request that arrived meanwhile is never
+/// dropped (the conflict requeues). Errors: the API request failed.
+async fn clear_handled_action(run: &HealingRun, ctx: &Context) -> Result<()> {
+    let api: Api<HealingRun> = Api::namespaced(ctx.client.clone(), &run.namespace().ok_or(Error::MissingNamespace)?);
+    let Some(fresh) = api.get_opt(&run.name_any()).await? else { return Ok(()) };
+    if actions::request_key(&fresh) != actions::request_key(run) {
+        return Ok(()); // a newer request: the next reconcile handles it
     }
-    apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await
+    let patch = json!({
+        "metadata": {"resourceVersion": fresh.resource_version()},
+        "spec": {"action": null, "actionRequest": null}
+    });
+    let params = kube::api::PatchParams { field_manager: Some(super::FIELD_MANAGER.into()), ..Default::default() };
+    api.patch(&run.name_any(), &params, &kube::api::Patch::Merge(patch)).await?;
+    Ok(())
+}
+
+/// Label the run with its error hash if it lacks it; returns the run's new resourceVersion when it
+/// wrote. Errors: the API request failed.
+async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Result<Option<String>> {
+    if run.labels().get(labels::ERROR_HASH).map(String::as_str) == Some(hash) {
+        return Ok(None);
+    }
+    Ok(apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await?.resource_version())
 }
 
 async fn start_attempt(
     run: &HealingRun,
     n: i32,
     profile: &str,
+    hint: Option<&str>,
     triage: &TriageResult,
     read: Option<&ReadFailure>,
     ctx: &Context,
 ) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
     // The context every attempt pod mounts: the bounded excerpt and triage's answer (and what was
-    // read from GitHub, which the same apply must keep), and the past fixes the attempts may reuse.
+    // read from GitHub, which the same apply must keep), a person's hint, and the past fixes the
+    // attempts may reuse.
     let mut cm = match read {
         Some(r) => failure::context_configmap(run, r)?,
         None => configmap::build_context(run, &triage.excerpt, &serde_json::to_string_pretty(triage)?),
     }
     .ok_or(Error::MissingNamespace)?;
+    if let Some(hint) = hint {
+        cm.data.get_or_insert_default().insert(paths::context::HINT.into(), hint.into());
+    }
     let memory = memory::recall(run, &triage.error_hash, &triage.failure_class, ctx).await?;
     if let Some(r) = &memory.replay {
         tracing::info!(run = %run.name_any(), namespace = %ns, entry = %r.entry, from = %r.source_run, "a validated fix of the same error is remembered");
@@ -337,6 +412,7 @@ mod tests {
                 failure: None,
                 policy: HealingPolicy { mode, agent: agent.into(), ..Default::default() },
                 action: None,
+                action_request: None,
             },
         )
     }

@@ -4,22 +4,33 @@
 //!   Queued ──triaged, unique──► Running ──attempt n passed──► Fixed
 //!     │  ▲                        │  │
 //!     │  └─duplicate of X (waits)─┘  └─attempt n failed: n < max → attempt n+1; n = max → Escalated
-//!     └─ spec.action=abort at any non-final point ──────────────────────────────► Aborted
+//!     ├─ spec.action=abort at any non-final point ──────────────────────────────► Aborted
+//!     ├─ a loop-prevention or opt-out rule holds (no attempt) ──────────────────► Skipped
+//!     └─ triage answers "re-run" and GitHub can re-run the job (no attempt) ────► Rerun
+//!
+//!   Fixed ──approve──► Fixed (Approved)     Fixed ──deny──► Denied ──retry──► Running
+//!   Escalated ──retry──► Running            any ──resolve──► Resolved
 //! ```
+//! People's actions are judged by [`super::actions`]; each is recorded once in `status.history`.
 //! A duplicate takes the final phase of the run it waits behind. Every change of phase or condition
 //! is also returned as a [`Transition`] for Events and logs.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::actions::{self, Effect};
 use super::error::SpecProblem;
+use crate::config::ActionPolicy;
 use crate::crd::conditions::{self, Reason, RunCondition, get, is_true};
+use crate::crd::run::{ActionResult, RetryRequest};
 use crate::crd::{AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase};
 use crate::triage::FailureClass;
 
-/// Whether `run`'s attempts must stop: a person asked to abort it (`spec.action: abort`) or it is
-/// Aborted. The one abort rule: the run's phase machine and the attempt's both decide by it.
+/// Whether `run`'s attempts must stop: a person asked to abort or resolve it (`spec.action: abort`
+/// or `resolve`) or it is Aborted or Resolved. The one stop rule: the run's phase machine and the
+/// attempt's both decide by it.
 pub fn abort_requested(run: &HealingRun) -> bool {
-    run.spec.action == Some(RunAction::Abort) || run.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Aborted)
+    matches!(run.spec.action, Some(RunAction::Abort | RunAction::Resolve))
+        || matches!(run.status.as_ref().and_then(|s| s.phase), Some(RunPhase::Aborted | RunPhase::Resolved))
 }
 
 /// One attempt of the run as the run controller sees it.
@@ -98,6 +109,16 @@ pub struct RunObservation<'a> {
     pub primary: Option<PrimaryView>,
     /// The time to stamp on changed conditions.
     pub now: Time,
+    /// A loop-prevention or opt-out rule that stops the run before any attempt
+    /// ([`super::skip::check`]).
+    pub skip: Option<super::skip::SkipView>,
+    /// The Actions job GitHub can re-run instead of an attempt, when triage answers "re-run"
+    /// ([`super::skip::rerun_job`]).
+    pub rerun_job: Option<i64>,
+    /// What people's actions may do (controller config `actions`).
+    pub actions: ActionPolicy,
+    /// The configured agent profiles (a retry may name one).
+    pub profiles: Vec<String>,
 }
 
 /// What the controller should do.
@@ -110,6 +131,8 @@ pub struct Decision {
     /// Attempts outlive an abort: keep watching until they stop (the attempt controller stops
     /// them, by the same [`abort_requested`] rule).
     pub stop_attempts: bool,
+    /// Ask GitHub to re-run this Actions job (before the status that says so is written).
+    pub rerun_job: Option<i64>,
 }
 
 /// An observable change, published as an Event and logged.
@@ -147,10 +170,60 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         st.current_attempt = Some(l.number);
     }
     let any_active = attempts.iter().any(|a| !a.phase.is_terminal());
-    let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false };
+    let mut d = Decision { status: st.clone(), start_attempt: None, stop_attempts: false, rerun_job: None };
 
-    // Final phases stay final; an abort still stops attempts that outlived it.
-    if old.phase.is_some_and(RunPhase::is_terminal) {
+    // A person's new request: judged once, recorded, then applied.
+    let mut retried = false;
+    let mut abort_by = None;
+    if let Some(p) = actions::pending(run) {
+        let has_profile = |name: &str| obs.profiles.iter().any(|p| p == name);
+        let judged = actions::evaluate(run, &old, &p, &obs.actions, has_profile);
+        let (result, reason, msg) = match &judged {
+            Ok(effect) => (ActionResult::Applied, actions::applied_reason(effect), applied_message(&p, effect, &old)),
+            Err(refusal) => (ActionResult::Refused, refusal.reason, refusal.message.clone()),
+        };
+        actions::record(&mut st.history, actions::entry(&p, result, msg.clone(), gen_, now.clone()));
+        set(&mut st, RunCondition::ActionApplied, judged.is_ok(), reason, msg.clone());
+        match judged {
+            Ok(Effect::Abort) => abort_by = Some(actions::who(&p)),
+            Ok(Effect::Approve) => set(&mut st, RunCondition::Approved, true, reason, msg),
+            Ok(Effect::Deny) => {
+                st.phase = Some(RunPhase::Denied);
+                st.completion_time = Some(now.clone());
+                set(&mut st, RunCondition::Denied, true, reason, msg);
+                d.status = st;
+                return d;
+            }
+            Ok(Effect::Resolve) => {
+                st.phase = Some(RunPhase::Resolved);
+                st.completion_time = Some(now.clone());
+                set(&mut st, RunCondition::Resolved, true, reason, msg.clone());
+                set(&mut st, RunCondition::Healing, false, reason, msg);
+                d.stop_attempts = any_active;
+                d.status = st;
+                return d;
+            }
+            Ok(Effect::Retry) => {
+                retried = true;
+                st.retries += 1;
+                st.retried_after_attempt = Some(latest.as_ref().map_or(0, |l| l.number));
+                st.retry = Some(RetryRequest { agent: p.request.agent.clone(), hint: p.request.hint.clone() });
+                st.escalation_reason = None;
+                st.completion_time = None;
+                st.patch = None;
+                for t in [RunCondition::Escalated, RunCondition::Denied, RunCondition::Fixed, RunCondition::Approved] {
+                    if get(&st.conditions, t).is_some() {
+                        set(&mut st, t, false, reason, msg.clone());
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    // Final phases stay final (unless a person retried); an abort still stops attempts that
+    // outlived it.
+    if !retried && old.phase.is_some_and(RunPhase::is_terminal) {
         d.stop_attempts = abort_requested(run) && any_active;
         d.status = st;
         return d;
@@ -160,11 +233,12 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     if abort_requested(run) {
         st.phase = Some(RunPhase::Aborted);
         st.completion_time = Some(now.clone());
+        let by = abort_by.map(|w| format!(" by {w}")).unwrap_or_else(|| " by request".into());
         let msg = match &latest {
             Some(l) if !l.phase.is_terminal() => {
-                format!("aborted by request; attempt {} stopped", l.number)
+                format!("aborted{by}; attempt {} stopped", l.number)
             }
-            _ => "aborted by request".to_string(),
+            _ => format!("aborted{by}"),
         };
         set(&mut st, RunCondition::Aborted, true, Reason::AbortRequested, msg.clone());
         set(&mut st, RunCondition::Healing, false, Reason::Aborted, msg);
@@ -185,7 +259,9 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     };
     set(&mut st, RunCondition::Accepted, true, Reason::SpecValid, "the spec is valid".into());
     st.failure_class = Some(triage.failure_class);
-    st.agent = Some(triage.agent.clone());
+    // A retry may ask for another profile.
+    let agent = st.retry.as_ref().and_then(|r| r.agent.clone()).unwrap_or_else(|| triage.agent.clone());
+    st.agent = Some(agent.clone());
     st.error_hash = Some(triage.error_hash.clone());
     set(
         &mut st,
@@ -200,20 +276,47 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             triage.error_hash
         ),
     );
-    // Triage's "re-run CI" answer is reported, not dropped: ci-healer cannot re-run jobs yet, so
-    // the agent attempts go ahead.
+    // Loop prevention and opt-outs: a rule that holds ends the run before any attempt.
+    if let Some(skip) = obs.skip.as_ref().filter(|_| attempts.is_empty()) {
+        st.phase = Some(RunPhase::Skipped);
+        st.completion_time = Some(now.clone());
+        set(&mut st, RunCondition::Skipped, true, skip.reason, skip.message.clone());
+        set(&mut st, RunCondition::Healing, false, skip.reason, skip.message.clone());
+        d.status = st;
+        return d;
+    }
+    // Triage's "re-run CI" answer: the job is re-run on GitHub once instead of an attempt; when
+    // ci-healer cannot re-run it (no identity, no job id, a re-run that failed again) the answer is
+    // reported and the agent attempts go ahead.
     if triage.rerun {
-        set(
-            &mut st,
-            RunCondition::Rerun,
-            false,
-            Reason::RerunNotImplemented,
-            format!(
-                "triage answers {} with a CI re-run (the failure looks flaky or infrastructural), but ci-healer \
-                 cannot re-run CI jobs yet; agent attempts proceed instead",
-                triage.failure_class.as_str()
+        match obs.rerun_job.filter(|_| attempts.is_empty()) {
+            Some(job) => {
+                let msg = format!(
+                    "triage answers {} with a CI re-run (the failure looks flaky or infrastructural): asked GitHub \
+                     to re-run job {job}; no attempt runs, and a failure of the re-run is healed normally",
+                    triage.failure_class.as_str()
+                );
+                st.phase = Some(RunPhase::Rerun);
+                st.completion_time = Some(now.clone());
+                set(&mut st, RunCondition::Rerun, true, Reason::RerunRequested, msg.clone());
+                set(&mut st, RunCondition::Healing, false, Reason::RerunRequested, msg);
+                d.rerun_job = Some(job);
+                d.status = st;
+                return d;
+            }
+            None => set(
+                &mut st,
+                RunCondition::Rerun,
+                false,
+                Reason::RerunNotImplemented,
+                format!(
+                    "triage answers {} with a CI re-run (the failure looks flaky or infrastructural), but ci-healer \
+                     cannot re-run this job (no GitHub identity, no job id, or it was re-run already); agent \
+                     attempts proceed instead",
+                    triage.failure_class.as_str()
+                ),
             ),
-        );
+        }
     }
 
     // Dedup: wait behind the primary, then take its final phase.
@@ -260,9 +363,11 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         );
     }
 
-    let max = run.spec.policy.max_attempts.max(1);
-    match latest {
-        None => start(&mut st, &mut d, 1, max, &triage.agent, &now, set),
+    // Each retry grants policy.maxAttempts attempts after the last one before it.
+    let base = st.retried_after_attempt.unwrap_or(0);
+    let max = base + run.spec.policy.max_attempts.max(1);
+    match latest.filter(|l| l.number > base) {
+        None => start(&mut st, &mut d, base + 1, max, &agent, &now, set),
         Some(l) if !l.phase.is_terminal() => {
             st.phase = Some(RunPhase::Running);
             st.start_time.get_or_insert(now.clone());
@@ -290,7 +395,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             set(&mut st, RunCondition::Fixed, true, Reason::ValidationPassed, msg.clone());
             set(&mut st, RunCondition::Healing, false, Reason::Fixed, msg);
         }
-        Some(l) if l.number < max => start(&mut st, &mut d, l.number + 1, max, &triage.agent, &now, set),
+        Some(l) if l.number < max => start(&mut st, &mut d, l.number + 1, max, &agent, &now, set),
         Some(l) => {
             st.phase = Some(RunPhase::Escalated);
             st.completion_time = Some(now.clone());
@@ -303,6 +408,26 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
     }
     d.status = st;
     d
+}
+
+/// The message of an applied action, e.g. "approved by alice (kubectl)".
+fn applied_message(p: &actions::Pending, effect: &Effect, old: &HealingRunStatus) -> String {
+    let who = actions::who(p);
+    match effect {
+        Effect::Abort => format!("aborted by {who}"),
+        Effect::Approve => format!("the kept patch was approved by {who}"),
+        Effect::Deny => format!(
+            "the fix was denied by {who}{}",
+            p.request.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        ),
+        Effect::Retry => format!(
+            "retry {} requested by {who}{}{}",
+            old.retries + 1,
+            p.request.agent.as_deref().map(|a| format!(" with agent profile {a}")).unwrap_or_default(),
+            p.request.hint.as_deref().map(|_| " and a hint for the agent").unwrap_or_default()
+        ),
+        Effect::Resolve => format!("resolved by {who}: a person fixed the failure"),
+    }
 }
 
 fn start(
@@ -338,6 +463,15 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
         let o = get(&old.conditions, t);
         (o.map(|o| (&o.status, &o.reason)) != Some((&n.status, &n.reason))).then(|| n.message.clone())
     };
+    // A person's action, applied or refused: one Event per handled request.
+    let new_request = new.history.last().map(|h| &h.request_key) != old.history.last().map(|h| &h.request_key);
+    if let (true, Some(h), Some(c)) =
+        (new_request, new.history.last(), get(&new.conditions, RunCondition::ActionApplied))
+    {
+        let reason =
+            Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason).unwrap_or(Reason::ActionNotApplicable);
+        out.push(Transition { warning: h.result == ActionResult::Refused, reason, message: h.message.clone() });
+    }
     if let Some(m) = became(RunCondition::Accepted, conditions::FALSE) {
         out.push(Transition { warning: true, reason: Reason::InvalidSpec, message: m });
     }
@@ -366,6 +500,14 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
             Some(RunPhase::Aborted) => {
                 out.push(Transition { warning: false, reason: Reason::Aborted, message: msg(RunCondition::Aborted) })
             }
+            Some(RunPhase::Skipped) => {
+                out.push(Transition { warning: false, reason: Reason::Skipped, message: msg(RunCondition::Skipped) })
+            }
+            Some(RunPhase::Rerun) => out.push(Transition {
+                warning: false,
+                reason: Reason::RerunRequested,
+                message: msg(RunCondition::Rerun),
+            }),
             _ => {}
         }
     }
@@ -399,6 +541,7 @@ mod tests {
                 failure: None,
                 policy: HealingPolicy::default(),
                 action: None,
+                action_request: None,
             },
         );
         r.metadata.generation = Some(1);
@@ -441,7 +584,17 @@ mod tests {
     }
 
     fn obs(r: &HealingRun, attempts: Vec<AttemptView>) -> RunObservation<'_> {
-        RunObservation { run: r, attempts, triage: triage(), primary: None, now: t(100) }
+        RunObservation {
+            run: r,
+            attempts,
+            triage: triage(),
+            primary: None,
+            now: t(100),
+            actions: ActionPolicy::default(),
+            profiles: vec!["rust".into(), "general".into()],
+            skip: None,
+            rerun_job: None,
+        }
     }
 
     /// Walks the whole table of run transitions.
@@ -609,6 +762,38 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_prevention_rule_skips_the_run_and_starts_no_attempt() {
+        let r = run(None);
+        let mut o = obs(&r, vec![]);
+        o.skip = Some(super::super::skip::SkipView { reason: Reason::OwnCommit, message: "ours".into() });
+        let d = decide(&o);
+        assert_eq!((d.start_attempt, d.status.phase), (None, Some(RunPhase::Skipped)));
+        let c = get(&d.status.conditions, RunCondition::Skipped).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "OwnCommit"));
+        let tr = transitions(None, &d.status);
+        assert!(tr.iter().any(|t| t.reason == Reason::Skipped && !t.warning && t.message == "ours"), "{tr:?}");
+        // Final: a later reconcile starts nothing either.
+        let again = run(Some(d.status.clone()));
+        assert_eq!(decide(&obs(&again, vec![])).start_attempt, None);
+    }
+
+    #[test]
+    fn a_flaky_failure_is_rerun_once_instead_of_an_attempt() {
+        let r = run(None);
+        let mut o = obs(&r, vec![]);
+        o.triage = Ok(TriageView { failure_class: FailureClass::InfraFlake, rerun: true, ..triage().unwrap() });
+        o.rerun_job = Some(42);
+        let d = decide(&o);
+        assert_eq!((d.start_attempt, d.rerun_job, d.status.phase), (None, Some(42), Some(RunPhase::Rerun)));
+        let c = get(&d.status.conditions, RunCondition::Rerun).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "RerunRequested"));
+        assert!(transitions(None, &d.status).iter().any(|t| t.reason == Reason::RerunRequested));
+        let again = run(Some(d.status.clone()));
+        let d2 = decide(&obs(&again, vec![]));
+        assert_eq!((d2.start_attempt, d2.rerun_job), (None, None), "re-run once, then final");
+    }
+
+    #[test]
     fn invalid_spec_waits_with_a_false_condition() {
         let r = run(None);
         let mut o = obs(&r, vec![]);
@@ -656,5 +841,134 @@ mod tests {
         let d3 = decide(&RunObservation { now: t(500), ..obs(&r3, vec![att(1, AttemptPhase::Running)]) });
         assert_eq!(d3.status, d2.status, "nothing changed, so nothing to write (even later)");
         assert!(transitions(Some(&d2.status), &d3.status).is_empty());
+    }
+
+    fn with_action(r: &HealingRun, action: RunAction, by: &str) -> HealingRun {
+        let mut r = r.clone();
+        r.spec.action = Some(action);
+        r.spec.action_request = Some(crate::crd::ActionRequest { requested_by: Some(by.into()), ..Default::default() });
+        r
+    }
+
+    fn phase_status(phase: RunPhase) -> HealingRunStatus {
+        HealingRunStatus { phase: Some(phase), ..Default::default() }
+    }
+
+    /// Each action in each phase: applied (with its phase) or refused (with its reason), recorded
+    /// once in the history, with one Event.
+    #[test]
+    fn people_actions_table() {
+        use RunAction::*;
+        use RunPhase::*;
+        let cases = [
+            (Approve, Fixed, Ok(Fixed)),
+            (Approve, Running, Err(Reason::ActionNotApplicable)),
+            (Deny, Fixed, Ok(Denied)),
+            (Deny, Escalated, Err(Reason::ActionNotApplicable)),
+            (Retry, Escalated, Ok(Running)),
+            (Retry, Denied, Ok(Running)),
+            (Retry, Fixed, Err(Reason::ActionNotApplicable)),
+            (Resolve, Running, Ok(Resolved)),
+            (Resolve, Escalated, Ok(Resolved)),
+            (Resolve, Resolved, Err(Reason::ActionNotApplicable)),
+            (Abort, Running, Ok(Aborted)),
+            (Abort, Fixed, Err(Reason::ActionNotApplicable)),
+        ];
+        for (action, phase, want) in cases {
+            let r = with_action(&run(Some(phase_status(phase))), action, "alice");
+            let active = if phase == Running { AttemptPhase::Running } else { AttemptPhase::Failed };
+            let d = decide(&obs(&r, vec![att(1, active)]));
+            let h = d.status.history.last().expect("a history entry");
+            assert_eq!((h.action, h.actor.as_str()), (action, "alice"));
+            let c = get(&d.status.conditions, RunCondition::ActionApplied).unwrap();
+            match want {
+                Ok(p) => {
+                    assert_eq!(d.status.phase, Some(p), "{action:?} on {phase:?}");
+                    assert_eq!(h.result, ActionResult::Applied, "{action:?} on {phase:?}: {}", h.message);
+                    assert_eq!(c.status, "True");
+                }
+                Err(reason) => {
+                    assert_eq!(d.status.phase, Some(phase), "{action:?} on {phase:?} changes nothing");
+                    assert_eq!((h.result, c.reason.as_str()), (ActionResult::Refused, reason.as_str()));
+                    assert!(h.message.contains(phase.as_str()), "{}", h.message);
+                }
+            }
+            let tr = transitions(r.status.as_ref(), &d.status);
+            assert_eq!(tr.iter().filter(|t| t.message == h.message).count(), 1, "one Event: {tr:?}");
+            // Handled once: the same request again changes nothing more.
+            let mut again = r.clone();
+            again.status = Some(d.status.clone());
+            let d2 = decide(&obs(&again, vec![att(1, active)]));
+            assert_eq!(d2.status.history.len(), 1, "{action:?} on {phase:?} handled twice");
+        }
+    }
+
+    #[test]
+    fn approval_by_the_failing_runs_sender_is_refused_unless_allowed() {
+        let mut r = with_action(&run(Some(phase_status(RunPhase::Fixed))), RunAction::Approve, "Octocat");
+        r.spec.source.sender = Some("octocat".into());
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        let c = get(&d.status.conditions, RunCondition::ActionApplied).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "SelfApprovalRefused"));
+        assert!(!is_true(&d.status.conditions, RunCondition::Approved));
+        let mut o = obs(&r, vec![att(1, AttemptPhase::Succeeded)]);
+        o.actions.allow_self_approval = true;
+        assert!(is_true(&decide(&o).status.conditions, RunCondition::Approved));
+    }
+
+    #[test]
+    fn retry_starts_a_fresh_budget_with_the_asked_profile_and_is_capped() {
+        let mut r = with_action(&run(Some(phase_status(RunPhase::Escalated))), RunAction::Retry, "bob");
+        r.spec.policy.max_attempts = 2;
+        r.spec.action_request.as_mut().unwrap().agent = Some("general".into());
+        let tried = vec![att(1, AttemptPhase::Failed), att(2, AttemptPhase::Failed)];
+        let d = decide(&obs(&r, tried.clone()));
+        assert_eq!((d.status.phase, d.start_attempt), (Some(RunPhase::Running), Some(3)));
+        assert_eq!(d.status.agent.as_deref(), Some("general"));
+        assert_eq!((d.status.retries, d.status.retried_after_attempt), (1, Some(2)));
+        // Attempts 3 and 4 fail: escalated again after the fresh budget of 2.
+        let mut r2 = r.clone();
+        r2.status = Some(d.status.clone());
+        let mut all = tried.clone();
+        all.extend([att(3, AttemptPhase::Failed)]);
+        assert_eq!(decide(&obs(&r2, all.clone())).start_attempt, Some(4));
+        all.push(att(4, AttemptPhase::Failed));
+        let d3 = decide(&obs(&r2, all.clone()));
+        assert_eq!(d3.status.phase, Some(RunPhase::Escalated));
+        // A second retry (a new request id) over the cap of 1 is refused.
+        let mut r3 = r2.clone();
+        r3.status = Some(d3.status.clone());
+        r3.spec.action_request.as_mut().unwrap().id = Some("2".into());
+        let mut o = obs(&r3, all);
+        o.actions.max_retries = 1;
+        let d4 = decide(&o);
+        assert_eq!((d4.status.phase, d4.start_attempt), (Some(RunPhase::Escalated), None));
+        let c = get(&d4.status.conditions, RunCondition::ActionApplied).unwrap();
+        assert_eq!(c.reason, "RetryLimitReached");
+        // An unknown profile is refused too.
+        let mut r5 = with_action(&run(Some(phase_status(RunPhase::Escalated))), RunAction::Retry, "bob");
+        r5.spec.action_request.as_mut().unwrap().agent = Some("cobol".into());
+        let d5 = decide(&obs(&r5, vec![att(1, AttemptPhase::Failed)]));
+        assert_eq!(get(&d5.status.conditions, RunCondition::ActionApplied).unwrap().reason, "UnknownRetryProfile");
+    }
+
+    #[test]
+    fn resolve_stops_a_running_attempt() {
+        let r = with_action(&run(Some(phase_status(RunPhase::Running))), RunAction::Resolve, "carol");
+        assert!(abort_requested(&r));
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Running)]));
+        assert!(d.stop_attempts);
+        assert_eq!(d.status.phase, Some(RunPhase::Resolved));
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut h = Vec::new();
+        let p = actions::Pending { action: RunAction::Abort, request: Default::default(), key: "k".into() };
+        for i in 0..30 {
+            actions::record(&mut h, actions::entry(&p, ActionResult::Refused, i.to_string(), None, t(i)));
+        }
+        assert_eq!(h.len(), actions::HISTORY_LIMIT);
+        assert_eq!(h.first().unwrap().message, "10");
     }
 }

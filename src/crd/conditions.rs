@@ -38,14 +38,26 @@ pub enum RunCondition {
     Escalated,
     /// A person aborted the run.
     Aborted,
-    /// Triage answered "re-run CI" (a flaky or infrastructural failure). False with
-    /// [`Reason::RerunNotImplemented`] until ci-healer can re-run jobs; attempts proceed meanwhile.
+    /// Triage answered "re-run CI" (a flaky or infrastructural failure). True with
+    /// [`Reason::RerunRequested`] once GitHub re-runs the failed job; False with
+    /// [`Reason::RerunNotImplemented`] when ci-healer cannot (no GitHub identity, no job id, or the
+    /// job was re-run already), and attempts proceed.
     Rerun,
+    /// The latest person's action (`spec.action`) took effect (False: refused, the message says why).
+    ActionApplied,
+    /// A person approved the kept patch.
+    Approved,
+    /// A person refused the kept patch; the run is Denied.
+    Denied,
+    /// A person fixed the failure themselves; the run is Resolved.
+    Resolved,
     /// The failing job's log was read from GitHub (False: expired, unreachable, or no log; triage
     /// goes on with names and annotations).
     LogFetched,
     /// The fix was delivered as a draft pull request (`mode: pull-request`; False: why not).
     Delivered,
+    /// A loop-prevention or opt-out rule stopped the run before any attempt (the reason says which).
+    Skipped,
 }
 
 impl ConditionType for RunCondition {
@@ -59,8 +71,13 @@ impl ConditionType for RunCondition {
             RunCondition::Escalated => "Escalated",
             RunCondition::Aborted => "Aborted",
             RunCondition::Rerun => "Rerun",
+            RunCondition::ActionApplied => "ActionApplied",
+            RunCondition::Approved => "Approved",
+            RunCondition::Denied => "Denied",
+            RunCondition::Resolved => "Resolved",
             RunCondition::LogFetched => "LogFetched",
             RunCondition::Delivered => "Delivered",
+            RunCondition::Skipped => "Skipped",
         }
     }
 }
@@ -150,12 +167,29 @@ reasons! {
     NoPatch,
     /// GitHub's files and the patch disagree (it does not apply, or changes nothing).
     PatchDoesNotApply,
+    // Skipped (loop prevention and opt-outs, src/github/guard.rs)
+    /// The failing branch is one of ci-healer's own (`ci-healer/*`).
+    OwnBranch,
+    /// The head commit was made by ci-healer's identity.
+    OwnCommit,
+    /// The head commit's message opts out (`[skip-healer]`, `[skip ci-healer]`).
+    SkipMarker,
+    /// The branch's last commits are all by bots (autofix.ci's rule).
+    BotCommits,
+    /// The repository has as many open ci-healer pull requests as allowed.
+    TooManyOpenPullRequests,
+    /// Event: a rule stopped the run before any attempt (the condition's reason says which).
+    Skipped,
+    // Rerun
+    /// GitHub was asked to re-run the failed job; no attempt runs (also the Event).
+    RerunRequested,
     // Triaged
     /// Triage classified the failure (also the Event's reason: [`Reason::Triaged`]).
     Classified,
     /// Event: the run was triaged.
     Triaged,
-    /// Triage asked for a CI re-run, which ci-healer cannot do yet; attempts proceed instead.
+    /// Triage asked for a CI re-run, which ci-healer cannot do for this run (no GitHub identity, no
+    /// job id, or the job was re-run once already); attempts proceed instead.
     RerunNotImplemented,
     // Duplicate
     /// Another active run heals the same failure.
@@ -191,6 +225,23 @@ reasons! {
     AbortRequested,
     /// The run (or the attempt's run) was aborted.
     Aborted,
+    // People's actions (ActionApplied, Approved, Denied, Resolved; also their Events)
+    /// A person approved the kept patch.
+    ApprovedByReviewer,
+    /// A person refused the kept patch.
+    DeniedByReviewer,
+    /// A person asked for more attempts.
+    RetryRequested,
+    /// A person fixed the failure themselves.
+    ResolvedByPerson,
+    /// The action does not fit the run's phase.
+    ActionNotApplicable,
+    /// The person who triggered the failing run may not approve its fix.
+    SelfApprovalRefused,
+    /// The run was retried as often as the controller config allows.
+    RetryLimitReached,
+    /// A retry named an agent profile the controller config does not have.
+    UnknownRetryProfile,
     // HealingAttempt
     /// The attempt's Job was created.
     JobCreated,

@@ -13,8 +13,8 @@ pub use attempt::{
     StepSpec,
 };
 pub use run::{
-    FailureExcerpt, FailureSource, HealingMode, HealingPolicy, HealingRun, HealingRunSpec, HealingRunStatus, PatchRef,
-    Provider, RunAction, RunPhase, SourceEvent,
+    ActionRecord, ActionRequest, ActionResult, ActionSource, FailureExcerpt, FailureSource, HealingMode, HealingPolicy,
+    HealingRun, HealingRunSpec, HealingRunStatus, PatchRef, Provider, RunAction, RunPhase, SourceEvent,
 };
 
 use kube::CustomResourceExt;
@@ -42,7 +42,15 @@ mod tests {
 
     #[test]
     fn names_for_people_and_metrics_are_the_api_names() {
-        for p in [RunPhase::Queued, RunPhase::Running, RunPhase::Fixed, RunPhase::Escalated, RunPhase::Aborted] {
+        for p in [
+            RunPhase::Queued,
+            RunPhase::Running,
+            RunPhase::Fixed,
+            RunPhase::Escalated,
+            RunPhase::Aborted,
+            RunPhase::Skipped,
+            RunPhase::Rerun,
+        ] {
             assert_eq!(json(p), p.as_str());
         }
         for p in [AttemptPhase::Pending, AttemptPhase::Running, AttemptPhase::Succeeded, AttemptPhase::Failed] {

@@ -46,10 +46,74 @@ pub struct HealingRunSpec {
     /// What the operator may do: how many attempts, whether it may open a pull request, which agent.
     #[serde(default)]
     pub policy: HealingPolicy,
-    /// What a person asked for. `abort` stops the running attempt and ends the run as Aborted:
-    /// `kubectl patch hrun NAME --type merge -p '{"spec":{"action":"abort"}}'`.
+    /// What a person asked for: `abort`, `approve`, `deny`, `retry` or `resolve` (see [`RunAction`]),
+    /// e.g. `kubectl patch hrun NAME --type merge -p '{"spec":{"action":"abort"}}'`. Each request
+    /// (the action with its `actionRequest`) is acted on once, recorded in `status.history`, and then
+    /// cleared from the spec by the controller, so the same command sent again is a new request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<RunAction>,
+    /// Who asks for `action`, from where, and its arguments. In a cluster with the chart's admission
+    /// policies, `requestedBy` is the API server's `request.userInfo.username` (set by the
+    /// MutatingAdmissionPolicy, checked by the ValidatingAdmissionPolicy), never a typed claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_request: Option<ActionRequest>,
+}
+
+/// Who asked for a run's `spec.action`, from where, and its arguments.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRequest {
+    /// The person: a Kubernetes username for `kubectl` (enforced by the chart's admission policy),
+    /// a GitHub login for `comment`, a Slack user for `slack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub requested_by: Option<String>,
+    /// Where the request came from. Only the controller's ServiceAccount may write `comment` or `slack`.
+    #[serde(default)]
+    pub source: ActionSource,
+    /// Any string that makes a repeated request new (e.g. a second `retry` with the same hint); an
+    /// unchanged request is acted on only once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub id: Option<String>,
+    /// `deny`: why the fix is refused, for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub reason: Option<String>,
+    /// `retry`: a hint for the agent, passed to the new attempts in their context (`hint.txt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub hint: Option<String>,
+    /// `retry`: another agent profile for the new attempts (a profile in the controller's config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')")
+        .message("actionRequest.agent must be a profile name (lowercase letters, digits and '-')"))]
+    #[schemars(length(max = 63))]
+    pub agent: Option<String>,
+}
+
+/// Where an action request came from.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionSource {
+    /// A Kubernetes user edited the run (`kubectl patch`).
+    #[default]
+    Kubectl,
+    /// A `/healer` comment on GitHub, relayed by the controller.
+    Comment,
+    /// A Slack interaction, relayed by the controller.
+    Slack,
+}
+
+impl ActionSource {
+    /// The serialised name: `kubectl`, `comment`, `slack`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActionSource::Kubectl => "kubectl",
+            ActionSource::Comment => "comment",
+            ActionSource::Slack => "slack",
+        }
+    }
 }
 
 /// The CI failure a HealingRun heals, in GitHub's terms (workflow run, job, head SHA, delivery).
@@ -248,12 +312,45 @@ impl HealingMode {
     }
 }
 
-/// An action a person asks of a run.
+/// An action a person asks of a run. An action that does not fit the run's phase is refused with
+/// the `ActionApplied=False` condition and a history entry saying why.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RunAction {
-    /// Stop the running attempt and end the run as Aborted.
+    /// Stop the running attempt and end the run as Aborted (a run that is not final yet).
     Abort,
+    /// Accept a Fixed run's patch (`Approved=True`); refused for the person who triggered the failing
+    /// run unless the controller config allows self-approval.
+    Approve,
+    /// Refuse a Fixed run's patch: the run ends Denied, with `actionRequest.reason` recorded.
+    Deny,
+    /// Start `policy.maxAttempts` more attempts on an Escalated or Denied run, optionally with a
+    /// hint and another agent profile; at most `actions.maxRetries` times (controller config).
+    Retry,
+    /// A person fixed it: the run ends Resolved and any running attempt stops.
+    Resolve,
+}
+
+impl RunAction {
+    /// The serialised name: `abort`, `approve`, `deny`, `retry`, `resolve`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunAction::Abort => "abort",
+            RunAction::Approve => "approve",
+            RunAction::Deny => "deny",
+            RunAction::Retry => "retry",
+            RunAction::Resolve => "resolve",
+        }
+    }
+
+    /// Every action, in declaration order.
+    pub const ALL: [RunAction; 5] =
+        [RunAction::Abort, RunAction::Approve, RunAction::Deny, RunAction::Retry, RunAction::Resolve];
+
+    /// Parse the serialised name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
 }
 
 /// Where a run is in its life, for `kubectl get`. Conditions carry the detail.
@@ -270,16 +367,44 @@ pub enum RunPhase {
     Escalated,
     /// A person aborted the run.
     Aborted,
+    /// A person refused the fix (`spec.action: deny`).
+    Denied,
+    /// A person fixed the failure themselves (`spec.action: resolve`).
+    Resolved,
+    /// ci-healer did not heal: a loop-prevention or opt-out rule holds (the `Skipped` condition's
+    /// reason says which, e.g. `OwnBranch`, `OwnCommit`). Not a failure; no attempt ran.
+    Skipped,
+    /// The failure looks flaky: GitHub was asked to re-run the failed job instead of an attempt (the
+    /// `Rerun` condition says when). A second failure of that job after the re-run heals normally.
+    Rerun,
 }
 
 impl RunPhase {
-    /// Fixed, Escalated and Aborted are final: the controller starts nothing more.
+    /// Fixed, Escalated, Aborted, Denied, Resolved, Skipped and Rerun are final: the controller
+    /// starts nothing more unless a person asks (`retry` an Escalated or Denied run).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Fixed | Self::Escalated | Self::Aborted)
+        matches!(
+            self,
+            Self::Fixed | Self::Escalated | Self::Aborted | Self::Denied | Self::Resolved | Self::Skipped | Self::Rerun
+        )
     }
 
-    /// The phase as the API writes it (`Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`), also
-    /// the `phase` label of `cihealer_run_transitions_total`.
+    /// Every phase, in declaration order.
+    pub const ALL: [RunPhase; 9] = [
+        Self::Queued,
+        Self::Running,
+        Self::Fixed,
+        Self::Escalated,
+        Self::Aborted,
+        Self::Denied,
+        Self::Resolved,
+        Self::Skipped,
+        Self::Rerun,
+    ];
+
+    /// The phase as the API writes it (`Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`,
+    /// `Denied`, `Resolved`, `Skipped`, `Rerun`), also the `phase` label of
+    /// `cihealer_run_transitions_total`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "Queued",
@@ -287,6 +412,10 @@ impl RunPhase {
             Self::Fixed => "Fixed",
             Self::Escalated => "Escalated",
             Self::Aborted => "Aborted",
+            Self::Denied => "Denied",
+            Self::Resolved => "Resolved",
+            Self::Skipped => "Skipped",
+            Self::Rerun => "Rerun",
         }
     }
 }
@@ -315,7 +444,7 @@ pub struct PatchRef {
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HealingRunStatus {
-    /// Queued, Running, Fixed, Escalated or Aborted.
+    /// Queued, Running, Fixed, Escalated, Aborted, Denied or Resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<RunPhase>,
     /// The generation of the spec this status was computed from.
@@ -359,12 +488,115 @@ pub struct HealingRunStatus {
     /// When the first attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
-    /// When the run reached Fixed, Escalated or Aborted.
+    /// When the run reached a final phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// How many `retry` actions were applied.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: i32,
+    /// The last attempt number before the latest `retry`; the attempts after it get a fresh budget
+    /// of `policy.maxAttempts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_after_attempt: Option<i32>,
+    /// The agent profile and hint the latest `retry` asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryRequest>,
+    /// The people's actions on this run, oldest first, at most 20 (older entries are dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub history: Vec<ActionRecord>,
+    /// The Slack message that follows this run (channel and `ts`), so a restarted controller updates
+    /// it instead of posting another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackMessageRef>,
     /// The draft pull request that delivers the fix (`mode: pull-request`), once opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestStatus>,
+    /// What the controller reported on GitHub for this run (the check run or commit status, the
+    /// one pull request comment), so later reports edit them instead of adding new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportStatus>,
+}
+
+/// The run's reports on GitHub: ids of what was created, and the state last reported.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportStatus {
+    /// The `ci-healer` check run on the head SHA (App identities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_run_id: Option<i64>,
+    /// The run's one comment on the failing branch's pull request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<i64>,
+    /// The pull request that comment is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request_number: Option<i64>,
+    /// The phase (and delivery) last reported, e.g. `Running/1`, `Fixed`, `Fixed/Delivered`: a
+    /// report is sent only when this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<String>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// What the latest `retry` asked for.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryRequest {
+    /// The agent profile for the new attempts, when the request named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The hint for the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// One person's action on a run, as the controller handled it.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRecord {
+    /// The action asked for.
+    pub action: RunAction,
+    /// Who asked (`spec.actionRequest.requestedBy`; `unknown` when the request named nobody).
+    pub actor: String,
+    /// Where the request came from.
+    pub source: ActionSource,
+    /// When the controller handled it.
+    pub time: Time,
+    /// `Applied` or `Refused`.
+    pub result: ActionResult,
+    /// What happened, for people.
+    pub message: String,
+    /// The metadata.generation of the spec that carried the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// A digest of the request (action and actionRequest, 16 hex digits): the same request is
+    /// never handled twice.
+    pub request_key: String,
+}
+
+/// The outcome of a person's action.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionResult {
+    /// The action took effect.
+    Applied,
+    /// The action did not fit the run (the message says why); nothing changed.
+    Refused,
+}
+
+/// A Slack message (Slack's `chat.postMessage` answer: `channel` and `ts`).
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackMessageRef {
+    /// The channel id Slack answered with.
+    pub channel: String,
+    /// The message's timestamp id (`ts`), which `chat.update` names.
+    pub ts: String,
+    /// A digest of the text last posted, so an unchanged state is not re-sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// A fix pull request the controller opened (GitHub's pull request number, link and head branch).

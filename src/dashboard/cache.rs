@@ -572,6 +572,7 @@ mod tests {
                 failure: Some(FailureExcerpt { excerpt: "raw log".into(), error_type: None }),
                 policy: HealingPolicy { max_attempts: 4, ..Default::default() },
                 action: Some(RunAction::Abort),
+                action_request: None,
             },
         );
         run.metadata.namespace = Some("ns".into());

@@ -21,17 +21,30 @@ use std::net::SocketAddr;
 
 use kube::Client;
 
+use crate::contract::env;
+
+/// What stops `healer dashboard`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No cluster credentials (kubeconfig or in-cluster ServiceAccount).
+    #[error("Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// The address cannot be bound, or the server stopped with an I/O error.
+    #[error("serving the dashboard: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Flags of `healer dashboard`; each has an environment fallback.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Address to serve the dashboard on (`127.0.0.1:0` picks a free port and logs it).
-    #[arg(long, env = "HEALER_DASHBOARD_ADDR", default_value = "0.0.0.0:8081")]
+    #[arg(long, env = env::DASHBOARD_ADDR, default_value = "0.0.0.0:8081")]
     pub addr: SocketAddr,
     /// Show only this namespace (default: all namespaces the ServiceAccount may list).
-    #[arg(long, env = "HEALER_NAMESPACE")]
+    #[arg(long, env = env::NAMESPACE)]
     pub namespace: Option<String>,
     /// The web address of GitHub (or GitHub Enterprise) for links to repositories, commits and jobs.
-    #[arg(long, env = "HEALER_GITHUB_WEB_URL", default_value = "https://github.com")]
+    #[arg(long, env = env::GITHUB_WEB_URL, default_value = "https://github.com")]
     pub github_web_url: String,
 }
 
@@ -39,7 +52,7 @@ pub struct Args {
 ///
 /// Errors: no cluster credentials, or the address cannot be bound. Watch errors (RBAC, the API
 /// server restarting) are logged and retried; the pages show what the cache holds meanwhile.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> Result<(), Error> {
     let client = Client::try_default().await?;
     let (cache, driver) = cache::Cache::watch(client, args.namespace.as_deref());
     tokio::spawn(driver);

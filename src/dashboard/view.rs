@@ -748,12 +748,28 @@ pub struct ActionDoc {
 }
 
 /// Every `spec.action` value the API accepts.
-pub const ACTIONS: &[ActionDoc] = &[ActionDoc {
-    action: "abort",
-    what: "Abort the run (stops the running attempt's Job)",
-    comment: None,
-    phases: &["Queued", "Running"],
-}];
+pub const ACTIONS: &[ActionDoc] = &[
+    ActionDoc {
+        action: "abort",
+        what: "Abort the run (stops the running attempt's Job)",
+        comment: None,
+        phases: &["Queued", "Running"],
+    },
+    ActionDoc { action: "approve", what: "Accept the kept fix", comment: None, phases: &["Fixed"] },
+    ActionDoc { action: "deny", what: "Refuse the kept fix (the run ends Denied)", comment: None, phases: &["Fixed"] },
+    ActionDoc {
+        action: "retry",
+        what: "Start more attempts (optionally with a hint in spec.actionRequest.hint)",
+        comment: None,
+        phases: &["Escalated", "Denied"],
+    },
+    ActionDoc {
+        action: "resolve",
+        what: "Say a person fixed it (the run ends Resolved; stops anything in flight)",
+        comment: None,
+        phases: &["Queued", "Running", "Fixed", "Escalated", "Aborted", "Denied"],
+    },
+];
 
 /// The commands for a run in its current phase.
 pub fn commands(ns: &str, name: &str, phase: &str, job: Option<&str>, patch_cm: Option<&str>) -> Vec<CommandRow> {

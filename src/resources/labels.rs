@@ -46,16 +46,19 @@ pub enum Component {
     Patch,
     /// A remembered fix (a ConfigMap that outlives its run).
     Memory,
+    /// A failure's dedup claim (a ConfigMap held by the one run that acts on the failure).
+    Claim,
 }
 
 impl Component {
-    /// The label value: `attempt`, `context`, `patch`, `memory`.
+    /// The label value: `attempt`, `context`, `patch`, `memory`, `claim`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Component::Attempt => "attempt",
             Component::Context => "context",
             Component::Patch => "patch",
             Component::Memory => "memory",
+            Component::Claim => "claim",
         }
     }
 
