@@ -163,7 +163,11 @@ async fn admission_policies_pin_requested_by_to_the_caller() {
     eventually("the MutatingAdmissionPolicy to set requestedBy", || {
         let _ = patch_as(&apis, "alice", "r", json!({"spec": {"action": null, "actionRequest": null}}));
         let (ok, _) = patch_as(&apis, "alice", "r", json!({"spec": {"action": "abort"}}));
-        ok
+        // Before the API server has loaded the policies the same patch is admitted unchanged: wait
+        // until the stored request names the caller, not only until the patch is accepted.
+        let (read, who) =
+            support::kubectl(&["get", "hrun", "r", "-n", &apis.ns, "-o", "jsonpath={.spec.actionRequest.requestedBy}"]);
+        ok && read && who.trim() == "alice"
     })
     .await;
     let r = apis.runs.get("r").await.unwrap();
