@@ -310,6 +310,7 @@ const SIGNALS: &[(&str, Ecosystem, f32)] = &[
 static SIGNAL_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasickBuilder::new()
         .match_kind(MatchKind::LeftmostFirst)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .build(SIGNALS.iter().map(|(p, _, _)| p))
         .expect("static ecosystem automaton")
 });

@@ -19,7 +19,13 @@ use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
 
-use super::{Diagnostic, Severity, Sink, State, Tool};
+use super::{Diagnostic, Needle, Severity, Sink, State, Tool};
+
+static FAILED_TO_SOLVE: Needle = super::needle!("failed to solve: ");
+static HELM_IN_PROGRESS: Needle = super::needle!("another operation (install/upgrade/rollback) is in progress");
+static SPACE_FAILED: Needle = super::needle!(" FAILED: ");
+static DOCKERFILE: Needle = super::needle!("Dockerfile");
+static CONTAINERFILE: Needle = super::needle!("Containerfile");
 use crate::triage::classify::FailureClass;
 use crate::triage::extract::Log;
 
@@ -134,19 +140,19 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
     }
     // BuildKit's summary, also inside another tool's message (`buildx failed with: ERROR: failed to
     // solve: …` from docker/build-push-action).
-    if let Some(p) = t.find("failed to solve: ") {
+    if let Some(p) = FAILED_TO_SOLVE.find(t) {
         sink.push(Diagnostic::new(Tool::Docker, Severity::Error, t[p..].trim(), number).code("failed-to-solve"));
         return true;
     }
     // helm's release lock: a previous install/upgrade/rollback is still pending.
-    if let Some(p) = t.find("another operation (install/upgrade/rollback) is in progress") {
+    if let Some(p) = HELM_IN_PROGRESS.find(t) {
         let start = t[..p].rfind("Error: ").map_or(0, |e| e + "Error: ".len());
         sink.push(
             Diagnostic::new(Tool::Helm, Severity::Error, t[start..].trim(), number).code("operation-in-progress"),
         );
         return true;
     }
-    if let Some(p) = t.find(" FAILED: ")
+    if let Some(p) = SPACE_FAILED.find(t)
         && let Some(kind) =
             ["INSTALLATION", "UPGRADE", "ROLLBACK", "UNINSTALLATION"].iter().find(|k| t[..p].ends_with(*k))
     {
@@ -212,7 +218,7 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         }
         _ => {}
     }
-    if (t.contains("Dockerfile") || t.contains("Containerfile"))
+    if (DOCKERFILE.is_in(t) || CONTAINERFILE.is_in(t))
         && let Some(c) = HADOLINT.captures(t)
     {
         let sev = match &c[4] {

@@ -29,6 +29,7 @@ use super::{Diagnostic, Severity, Sink, State, Tool};
 use crate::triage::classify::FailureClass;
 use crate::triage::extract::Log;
 
+static AVA_FAIL: super::Needle = super::needle!("✘ [fail]: ");
 static TAP_NOT_OK: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(\s*)not ok (\d+)(?: -)?(?: (.*?))?\s*$").expect("static regex"));
 static KARMA_FAILED: LazyLock<Regex> = LazyLock::new(|| {
@@ -227,7 +228,7 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         return true;
     }
     // ava ≥ 4.
-    if let Some(p) = t.find("✘ [fail]: ") {
+    if let Some(p) = AVA_FAIL.find(t) {
         let title = t[p + "✘ [fail]: ".len()..].trim();
         sink.push(Diagnostic::new(Tool::Ava, Severity::Error, format!("test failed: {title}"), number));
         return true;

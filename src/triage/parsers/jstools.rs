@@ -24,6 +24,7 @@ use super::{Diagnostic, Severity, Sink, State, Tool};
 use crate::triage::classify::FailureClass;
 use crate::triage::extract::Log;
 
+static LIMIT_EXCEEDED: super::Needle = super::needle!(" limit has exceeded by ");
 static MARKDOWNLINT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(\S+?\.(?:md|mdx|markdown|MD)):(\d+)(?::(\d+))?:? (?:(error|warning) )?(MD\d{3})((?:/[\w-]+)*) (.+)$")
         .expect("static regex")
@@ -181,7 +182,7 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, state: &mut State, sink: &mut 
         ));
         return true;
     }
-    if let Some(p) = t.find(" limit has exceeded by ") {
+    if let Some(p) = LIMIT_EXCEEDED.find(t) {
         // The entry's name (its path) is the nearest non-blank line above without a `:`.
         let name = log.lines[i.saturating_sub(4)..i]
             .iter()

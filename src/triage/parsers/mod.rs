@@ -712,6 +712,33 @@ pub(crate) struct State {
     pub editorconfig_file: String,
 }
 
+/// A [`Needle`] for a string literal, built on first use.
+macro_rules! needle {
+    ($s:literal) => {
+        $crate::triage::parsers::Needle::from_lazy(std::sync::LazyLock::new(|| memchr::memmem::Finder::new($s)))
+    };
+}
+pub(crate) use needle;
+
+/// A substring search built once: `str::find`/`contains` build a two-way searcher on every call,
+/// which costs more than the search itself on the short lines the parsers look at.
+pub(crate) struct Needle(LazyLock<memchr::memmem::Finder<'static>>);
+
+impl Needle {
+    /// Wrap a lazily built finder; use [`needle!`].
+    pub(crate) const fn from_lazy(finder: LazyLock<memchr::memmem::Finder<'static>>) -> Self {
+        Self(finder)
+    }
+    /// Byte offset of the first occurrence in `t` (a char boundary: the needle is valid UTF-8).
+    pub(crate) fn find(&self, t: &str) -> Option<usize> {
+        self.0.find(t.as_bytes())
+    }
+    /// Whether `t` contains the needle.
+    pub(crate) fn is_in(&self, t: &str) -> bool {
+        self.find(t).is_some()
+    }
+}
+
 /// Collapse runs of whitespace into one space.
 pub fn collapse_ws(s: &str) -> String {
     let t = s.trim();
