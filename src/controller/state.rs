@@ -711,6 +711,25 @@ mod tests {
         assert!(!d2.stop_attempts);
     }
 
+    /// The abort's message names the attempt it stopped, and only when one was still running.
+    #[test]
+    fn abort_message_names_a_stopped_attempt_only_when_one_ran() {
+        for (latest, message, stops) in [
+            (AttemptPhase::Running, "aborted by unknown (kubectl); attempt 1 stopped", true),
+            (AttemptPhase::Pending, "aborted by unknown (kubectl); attempt 1 stopped", true),
+            (AttemptPhase::Failed, "aborted by unknown (kubectl)", false),
+        ] {
+            let mut r = run(Some(HealingRunStatus { phase: Some(RunPhase::Running), ..Default::default() }));
+            r.spec.action = Some(RunAction::Abort);
+            let d = decide(&obs(&r, vec![att(1, latest)]));
+            for t in [RunCondition::Aborted, RunCondition::Healing] {
+                let c = get(&d.status.conditions, t).unwrap_or_else(|| panic!("no {t:?} condition ({latest:?})"));
+                assert_eq!(c.message, message, "{t:?} with attempt 1 {latest:?}");
+            }
+            assert_eq!(d.stop_attempts, stops, "{latest:?}");
+        }
+    }
+
     #[test]
     fn final_phases_never_start_attempts() {
         for p in [RunPhase::Fixed, RunPhase::Escalated, RunPhase::Aborted] {
