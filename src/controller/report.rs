@@ -97,7 +97,7 @@ pub async fn report(
             phase: a.phase.as_str().into(),
             reason: a.failure_reason.clone(),
             summary: a.summary.clone(),
-            tokens: a.tokens.as_ref().map(|t| (t.input + t.output) as i64),
+            tokens: a.tokens.as_ref().map(|t| t.input + t.output),
         })
         .collect();
     view.diagnosis = attempts.iter().find(|a| a.phase == AttemptPhase::Succeeded).and_then(|a| a.summary.clone());
