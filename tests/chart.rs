@@ -342,3 +342,48 @@ async fn the_rbac_test_catches_a_chart_without_pods_deletecollection() {
     let err = heal_and_abort_under_the_chart_rbac("rbac-pods", without("pods", "deletecollection")).await.unwrap_err();
     assert!(err.contains("cannot deletecollection resource") && err.contains("pods"), "{err}");
 }
+
+/// With a GitHub identity in `config.github`, the chart lets the controller's ServiceAccount `get`
+/// exactly the Secrets it names, in `github.secretNamespace`; no other Secret, no list or watch.
+/// Without one it renders nothing of the kind (the default render above has no Secret rule).
+#[test]
+fn the_controller_may_get_only_the_github_identitys_secrets() {
+    let ns = "chart-github-secrets";
+    let rendered = support::helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        "ci-healer",
+        "--show-only",
+        "templates/github-secret-rbac.yaml",
+        "--set",
+        "config.github.app.appId=4242",
+        "--set",
+        "config.github.app.privateKeySecret.name=ci-healer-github-app",
+        "--set",
+        "config.github.app.privateKeySecret.key=private-key.pem",
+        "--set",
+        &format!("config.github.secretNamespace={ns}"),
+    ]);
+    assert!(!read("charts/rendered/ci-healer.yaml").contains("secrets"), "no Secret rule without config.github");
+    let _ = support::kubectl(&["create", "namespace", ns]);
+    let path = std::env::temp_dir().join("ci-healer-chart-github-secrets.yaml");
+    std::fs::write(&path, &rendered).unwrap();
+    let (ok, out) = support::kubectl(&["apply", "--server-side", "--force-conflicts", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let sa = "--as=system:serviceaccount:ci-healer:ci-healer";
+    let can = |verb: &str, what: &str| support::kubectl(&["auth", "can-i", verb, what, "-n", ns, sa]).1;
+    assert_eq!(can("get", "secret/ci-healer-github-app").trim(), "yes");
+    for (verb, what) in [
+        ("get", "secret/another"),
+        ("list", "secrets"),
+        ("watch", "secrets"),
+        ("update", "secret/ci-healer-github-app"),
+    ] {
+        assert_eq!(can(verb, what).trim(), "no", "{verb} {what}");
+    }
+    let (_, elsewhere) =
+        support::kubectl(&["auth", "can-i", "get", "secret/ci-healer-github-app", "-n", "default", sa]);
+    assert_eq!(elsewhere.trim(), "no", "only in github.secretNamespace");
+}
