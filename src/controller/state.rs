@@ -848,6 +848,39 @@ mod tests {
         assert_eq!(d2.start_attempt, None);
     }
 
+    /// Each final phase of the primary: the duplicate's phase, the condition and reason that say
+    /// so (on the phase's condition and on Healing), and an escalation reason only when escalated.
+    #[test]
+    fn a_duplicate_takes_each_final_phase_with_its_own_condition() {
+        for (phase, cond, reason) in [
+            (RunPhase::Fixed, RunCondition::Fixed, Reason::DuplicateFixed),
+            (RunPhase::Aborted, RunCondition::Aborted, Reason::DuplicateAborted),
+            (RunPhase::Escalated, RunCondition::Escalated, Reason::DuplicateEscalated),
+        ] {
+            let r = run(None);
+            let mut o = obs(&r, vec![]);
+            o.primary = Some(PrimaryView { name: "first".into(), phase: Some(phase) });
+            let d = decide(&o);
+            assert_eq!(d.status.phase, Some(phase));
+            let msg = format!("the run this one duplicates, first, ended {phase}");
+            let c = get(&d.status.conditions, cond).unwrap_or_else(|| panic!("no {cond:?} condition for {phase:?}"));
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+                ("True", reason.as_str(), msg.as_str())
+            );
+            let h = get(&d.status.conditions, RunCondition::Healing).unwrap();
+            assert_eq!((h.status.as_str(), h.reason.as_str()), ("False", reason.as_str()), "{phase:?}");
+            let escalated = (phase == RunPhase::Escalated).then_some(msg);
+            assert_eq!(d.status.escalation_reason, escalated, "{phase:?}");
+            assert_eq!(d.status.completion_time, Some(t(100)), "{phase:?}");
+            for other in
+                [RunCondition::Fixed, RunCondition::Aborted, RunCondition::Escalated].into_iter().filter(|c| *c != cond)
+            {
+                assert!(!is_true(&d.status.conditions, other), "{other:?} set for {phase:?}");
+            }
+        }
+    }
+
     #[test]
     fn steady_state_is_a_fixed_point() {
         let r = run(None);
