@@ -183,7 +183,7 @@ say "kubectl describe healingrun $RUN"
 kubectl describe healingrun "$RUN" -n "$NS"
 PATCH_CM=$(kubectl get healingrun "$RUN" -n "$NS" -o jsonpath='{.status.patch.configMap}')
 if [ -n "$PATCH_CM" ]; then
-  say "the kept patch (ConfigMap $PATCH_CM; nothing was pushed: mode propose)"
+  say "the kept patch (ConfigMap $PATCH_CM; the controller delivered it as the draft pull request below)"
   kubectl get configmap "$PATCH_CM" -n "$NS" -o jsonpath='{.data.patch\.diff}'
 fi
 # The draft pull request and the report follow the Fixed status (the next reconcile).
