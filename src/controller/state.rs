@@ -1004,6 +1004,34 @@ mod tests {
         assert_eq!(get(&d5.status.conditions, RunCondition::ActionApplied).unwrap().reason, "UnknownRetryProfile");
     }
 
+    /// A retry after a denied fix (its last attempt Succeeded) starts a fresh attempt: the attempts
+    /// before the retry no longer count, not even the last one.
+    #[test]
+    fn a_retry_after_a_denied_fix_starts_a_new_attempt() {
+        let r = with_action(&run(Some(phase_status(RunPhase::Denied))), RunAction::Retry, "bob");
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        assert_eq!((d.status.phase, d.start_attempt), (Some(RunPhase::Running), Some(2)));
+        assert_eq!(d.status.retried_after_attempt, Some(1));
+    }
+
+    /// What a person reads about an applied action: the ActionApplied condition and the history.
+    #[test]
+    fn applied_actions_say_what_was_done_and_by_whom() {
+        for (phase, action, want) in [
+            (RunPhase::Running, RunAction::Abort, "aborted by bob"),
+            (RunPhase::Fixed, RunAction::Approve, "the kept patch was approved by bob"),
+            (RunPhase::Fixed, RunAction::Deny, "the fix was denied by bob"),
+            (RunPhase::Escalated, RunAction::Retry, "retry 1 requested by bob"),
+        ] {
+            let r = with_action(&run(Some(phase_status(phase))), action, "bob");
+            let last = if phase == RunPhase::Running { AttemptPhase::Running } else { AttemptPhase::Succeeded };
+            let d = decide(&obs(&r, vec![att(1, last)]));
+            let c = get(&d.status.conditions, RunCondition::ActionApplied).unwrap();
+            assert!(c.message.starts_with(want), "{action:?}: {:?}", c.message);
+            assert_eq!(d.status.history.last().unwrap().message, c.message, "{action:?}");
+        }
+    }
+
     #[test]
     fn resolve_stops_a_running_attempt() {
         let r = with_action(&run(Some(phase_status(RunPhase::Running))), RunAction::Resolve, "carol");
