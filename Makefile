@@ -59,7 +59,7 @@ install-crds: control-plane ## Apply the CRDs to the local control plane.
 ##@ Run and test
 
 .PHONY: run-local
-run-local: install-crds ## The main job: control plane, CRDs, controller, host runner, the sample run healed to Fixed.
+run-local: install-crds ## The main job: control plane, CRDs, controller, host runner, loopback GitHub; the sample run healed, delivered as a draft PR, reported (check run, one comment).
 	hack/run-local.sh
 
 .PHONY: test

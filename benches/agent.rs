@@ -14,15 +14,15 @@
 
 #[path = "../tests/fixtures/attempt/agent_cases.rs"]
 mod cases;
-#[path = "../tests/fixtures/attempt/common.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 
 use cases::*;
 use ci_healer::contract::Outcome;
-use common::*;
 use serde_json::Value;
+use support::attempt::*;
 
 struct Row {
     outcome: String,

@@ -5,13 +5,13 @@
 //!
 //! `cargo bench --bench attempt` (env `ATTEMPT_BENCH_ITERS`, default 5).
 
-#[path = "../tests/fixtures/attempt/common.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 
 use ci_healer::runner::local::IoCounters;
-use common::*;
+use support::attempt::*;
 
 struct Sample {
     total: Duration,

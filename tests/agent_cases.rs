@@ -5,12 +5,11 @@
 
 #[path = "fixtures/attempt/agent_cases.rs"]
 mod cases;
-#[path = "fixtures/attempt/common.rs"]
-mod common;
+mod support;
 
 use cases::*;
 use ci_healer::contract::Outcome;
-use common::*;
+use support::attempt::*;
 
 async fn fixes(case: Case) {
     let repo = repo(&as_refs(&case.files));

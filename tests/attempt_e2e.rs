@@ -4,62 +4,17 @@
 //!
 //! Needs `hack/control-plane.sh start`.
 
-#[path = "fixtures/attempt/common.rs"]
-mod common;
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ci_healer::crd::{FailureExcerpt, FailureSource, HealingAttempt, HealingPolicy, HealingRun, HealingRunSpec};
-use common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
-
-/// `healer host-runner` for one namespace, with its own Node; killed on drop.
-struct HostRunner {
-    child: Child,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl HostRunner {
-    fn start(ns: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("host-runner.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_healer"))
-            .args(["host-runner", "--namespace", ns, "--node-name", &support::node_for(ns), "--work-dir"])
-            .arg(dir.path().join("pods"))
-            .env("KUBECONFIG", support::kubeconfig())
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start host runner");
-        Self { child, log, _dir: dir }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for HostRunner {
-    /// SIGTERM first, so the runner deletes its Node, then SIGKILL if it lingers.
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::attempt::*;
 
 fn write_config(dir: &Path, rust_settings: serde_json::Value, llm_secret: bool) -> std::path::PathBuf {
     let mut rust = serde_json::json!({"image": "docker.io/library/rust:1.95", "settings": rust_settings});
@@ -108,7 +63,7 @@ async fn wait_terminal(
     apis: &support::Apis,
     name: &str,
     ctl: &support::ControllerProcess,
-    runner: &HostRunner,
+    runner: &support::HostRunner,
 ) -> HealingRun {
     let runs = apis_runs(apis);
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
@@ -135,7 +90,7 @@ async fn with_scripted_llm(
     ns: &str,
     repo: &Repo,
     replies: Vec<Reply>,
-) -> (ScriptedLlm, HostRunner, support::ControllerProcess, tempfile::TempDir) {
+) -> (ScriptedLlm, support::HostRunner, support::ControllerProcess, tempfile::TempDir) {
     let llm = ScriptedLlm::start(replies).await;
     let secret: Secret = serde_json::from_value(
         serde_json::json!({"metadata": {"name": "llm"}, "stringData": {"api-key": "e2e-key-0123456789"}}),
@@ -151,7 +106,7 @@ async fn with_scripted_llm(
         }),
         true,
     );
-    let runner = HostRunner::start(ns);
+    let runner = support::HostRunner::start(ns);
     let ctl = support::ControllerProcess::start(ns, Some(&cfg));
     (llm, runner, ctl, tmp)
 }
@@ -173,7 +128,7 @@ async fn a_real_clippy_failure_reaches_fixed_with_a_patch_configmap() {
         serde_json::json!({"gitBaseUrl": repo.base_url, "fixers": ["cargo-clippy"], "validationCommands": ["cargo clippy --all-targets -- -D warnings"]}),
         false,
     );
-    let runner = HostRunner::start(&ns);
+    let runner = support::HostRunner::start(&ns);
     let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
     let excerpt = "error: unneeded `return` statement\n --> src/lib.rs:2:5\n  = note: `-D clippy::needless-return` implied by `-D warnings`\n";
     apis_runs(&apis).create(&PostParams::default(), &healing_run("clippy", &repo, excerpt, 2)).await.unwrap();
@@ -217,7 +172,7 @@ async fn a_real_rustfmt_failure_reaches_fixed_with_a_patch_configmap() {
     // No fixers or validation commands configured: triage's class (rust_fmt) chooses `cargo fmt`
     // and its check.
     let cfg = write_config(tmp.path(), serde_json::json!({"gitBaseUrl": repo.base_url}), false);
-    let runner = HostRunner::start(&ns);
+    let runner = support::HostRunner::start(&ns);
     let ctl = support::ControllerProcess::start(&ns, Some(&cfg));
     let excerpt = "Diff in /home/runner/work/demo/demo/src/lib.rs at line 1:\n-pub fn next(x:i32)->i32{\n+pub fn next(x: i32) -> i32 {\n##[error]Process completed with exit code 1.\n";
     apis_runs(&apis).create(&PostParams::default(), &healing_run("fmt", &repo, excerpt, 1)).await.unwrap();

@@ -1,13 +1,12 @@
 //! The built-in LLM agent through the real steps, against loopback servers speaking the Anthropic
 //! Messages API and OpenAI chat completions: scripted answers, retries, failures, masking.
 
-#[path = "fixtures/attempt/common.rs"]
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use ci_healer::contract::Outcome;
-use common::*;
+use support::attempt::*;
 
 fn llm_setup(provider: &str, url: &str, key: Option<&str>) -> AttemptSetup {
     let mut s = AttemptSetup::new("rust", "rust_test", OFF_BY_ONE_EXCERPT);

@@ -2,11 +2,10 @@
 //! (checkout → agent → validate, the real `healer` binary), against real git repositories with real
 //! rustfmt, clippy, prettier (npm) and a shell-script external agent. No cluster needed.
 
-#[path = "fixtures/attempt/common.rs"]
-mod common;
+mod support;
 
 use ci_healer::contract::Outcome;
-use common::*;
+use support::attempt::*;
 
 const FMT_EXCERPT: &str = "Run cargo fmt --all -- --check\nDiff in /home/runner/work/demo/demo/src/lib.rs at line 1:\n-pub fn add(a: i32,b: i32)->i32{a+b}\n+pub fn add(a: i32, b: i32) -> i32 {\n##[error]Process completed with exit code 1.\n";
 
@@ -219,6 +218,7 @@ async fn protected_paths_from_the_run_policy_and_size_caps_refuse_the_change() {
 
     // The run's spec.policy.protectedPaths reach the attempt's settings.
     let cfg = ci_healer::config::ControllerConfig::default();
-    let a = ci_healer::resources::attempt::build_attempt(&common::run(&repo, &["src/**"]), 1, "rust", &cfg).unwrap();
+    let a = ci_healer::resources::attempt::build_attempt(&support::attempt::run(&repo, &["src/**"]), 1, "rust", &cfg)
+        .unwrap();
     assert_eq!(a.spec.settings.unwrap().protected_paths, ["src/**"]);
 }

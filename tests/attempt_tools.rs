@@ -3,12 +3,11 @@
 //! tools read, search and edit the real checkout, run the real validation command (`cargo test`),
 //! and the validate step judges the result independently.
 
-#[path = "fixtures/attempt/common.rs"]
-mod common;
+mod support;
 
 use ci_healer::contract::Outcome;
-use common::*;
 use serde_json::{Value, json};
+use support::attempt::*;
 
 fn setup(provider: &str, url: &str, key: &str) -> AttemptSetup {
     let mut s = AttemptSetup::new("rust", "rust_test", OFF_BY_ONE_EXCERPT);

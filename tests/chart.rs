@@ -3,11 +3,14 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ci_healer::contract::Outcome;
-use kube::ResourceExt;
-use kube::api::PostParams;
+use ci_healer::crd::{FailureExcerpt, FailureSource, HealingPolicy, HealingRun, HealingRunSpec};
+use ci_healer::runner::sim;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, ResourceExt};
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(support::root().join(path)).unwrap_or_default()
@@ -69,49 +72,318 @@ fn api_server_accepts_the_rendered_chart() {
     }
 }
 
-#[tokio::test]
-async fn controller_heals_under_the_charts_rbac_only() {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "rbac").await;
-    // The chart's ClusterRole, bound to a ServiceAccount in this namespace.
-    let _ = support::kubectl(&["create", "namespace", "ci-healer"]);
-    let (ok, out) = support::kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        support::root().join("config/rbac/controller.yaml").to_str().unwrap(),
+/// The chart's ServiceAccount, ClusterRole and ClusterRoleBinding exactly as `helm template` renders
+/// them, re-aimed at the test: the ServiceAccount in `ns`, the ClusterRole and its binding named
+/// `ci-healer-<ns>` (so tests that edit the rules do not share one), and `edit` applied to the
+/// ClusterRole's rules first. Returns a kubeconfig that impersonates the ServiceAccount, so every
+/// request made with it is authorised as the chart's controller is.
+async fn install_chart_rbac(
+    client: &kube::Client,
+    ns: &str,
+    edit: impl FnOnce(&mut Vec<PolicyRule>),
+) -> std::path::PathBuf {
+    let rendered = support::helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        ns,
+        "--show-only",
+        "templates/serviceaccount.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
     ]);
-    assert!(ok, "{out}");
-    let (ok, out) = support::kubectl(&["create", "serviceaccount", "ci-healer", "-n", &ns]);
-    assert!(ok, "{out}");
-    let (ok, out) = support::kubectl(&[
-        "create",
-        "clusterrolebinding",
-        &format!("ci-healer-{ns}"),
-        "--clusterrole=ci-healer",
-        &format!("--serviceaccount={ns}:ci-healer"),
-    ]);
-    assert!(ok, "{out}");
-    // A kubeconfig that impersonates the ServiceAccount: every request is authorised as it.
+    let docs: Vec<serde_json::Value> =
+        serde_yaml_ng::Deserializer::from_str(&rendered).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let doc = |kind: &str| {
+        docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {rendered}")).clone()
+    };
+    let name = format!("ci-healer-{ns}");
+    let sa: ServiceAccount = serde_json::from_value(doc("ServiceAccount")).unwrap();
+    assert_eq!(sa.metadata.namespace.as_deref(), Some(ns));
+    let sa_name = sa.name_any();
+    Api::<ServiceAccount>::namespaced(client.clone(), ns).create(&PostParams::default(), &sa).await.unwrap();
+    let mut role: ClusterRole = serde_json::from_value(doc("ClusterRole")).unwrap();
+    role.metadata.name = Some(name.clone());
+    edit(role.rules.get_or_insert_default());
+    Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await.unwrap();
+    let mut binding: ClusterRoleBinding = serde_json::from_value(doc("ClusterRoleBinding")).unwrap();
+    binding.metadata.name = Some(name.clone());
+    binding.role_ref.name = name;
+    let subjects = binding.subjects.as_ref().unwrap();
+    assert_eq!((subjects[0].name.as_str(), subjects[0].namespace.as_deref()), (sa_name.as_str(), Some(ns)));
+    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.unwrap();
+
     let mut kc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(support::kubeconfig()).unwrap()).unwrap();
-    kc["users"][0]["user"]["as"] = format!("system:serviceaccount:{ns}:ci-healer").into();
+    kc["users"][0]["user"]["as"] = format!("system:serviceaccount:{ns}:{sa_name}").into();
     let path = std::env::temp_dir().join(format!("kubeconfig-{ns}"));
     std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
-    let ctrl = support::ControllerProcess::start_with_kubeconfig(&ns, None, &path);
+    path
+}
 
+/// Remove `verb` on `resource` from every rule (and a rule left with no verb), as a chart that
+/// forgot it would.
+fn without(resource: &'static str, verb: &'static str) -> impl FnOnce(&mut Vec<PolicyRule>) {
+    move |rules| {
+        let before: usize = rules.iter().map(|r| r.verbs.len()).sum();
+        for r in rules.iter_mut().filter(|r| r.resources.as_ref().is_some_and(|rs| rs.iter().any(|x| x == resource))) {
+            assert!(r.resources.as_ref().unwrap().len() == 1, "rule {r:?} covers more than {resource}");
+            r.verbs.retain(|v| v != verb);
+        }
+        rules.retain(|r| !r.verbs.is_empty());
+        assert_eq!(
+            rules.iter().map(|r| r.verbs.len()).sum::<usize>(),
+            before - 1,
+            "the chart grants no {verb} on {resource}"
+        );
+    }
+}
+
+/// The first request the API server refused the controller, from its log.
+fn forbidden(ctrl: &support::ControllerProcess) -> Option<String> {
+    ctrl.logs().lines().find(|l| l.contains("forbidden")).map(str::to_string)
+}
+
+/// Poll `f` every 200 ms until it returns `Some`; `Err` with the line as soon as the controller logs
+/// a refused request; panic after `timeout`.
+async fn until<T, Fut>(
+    what: &str,
+    ctrl: &support::ControllerProcess,
+    runner: &support::HostRunner,
+    mut f: impl FnMut() -> Fut,
+) -> Result<T, String>
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(line) = forbidden(ctrl) {
+            return Err(line);
+        }
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "timed out waiting for {what}\n--- controller\n{}\n--- host runner\n{}",
+            ctrl.logs(),
+            runner.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn run(name: &str, sha: &str, agent: &str, excerpt: &str) -> HealingRun {
+    HealingRun::new(
+        name,
+        HealingRunSpec {
+            source: FailureSource {
+                repository: support::attempt::REPO.into(),
+                branch: "main".into(),
+                head_sha: sha.into(),
+                ..Default::default()
+            },
+            failure: Some(FailureExcerpt { excerpt: excerpt.into(), error_type: None }),
+            policy: HealingPolicy { max_attempts: 1, agent: agent.into(), ..Default::default() },
+            action: None,
+            action_request: None,
+        },
+    )
+}
+
+/// The controller under the chart's RBAC (edited by `edit`), impersonating the chart's
+/// ServiceAccount, with the host runner running the attempt pods as local processes:
+///
+/// - run `fmt`: a real rustfmt failure in a real git repository; `cargo fmt` fixes it, `cargo fmt
+///   --check` validates it, and the controller reads the patch from the validate step's log
+///   (`pods/log get`) and keeps it in a ConfigMap (`configmaps create`) and says so in an Event;
+/// - run `abort`, at the same time: its agent step runs (a long `sleep`) when a person aborts the
+///   run; the controller deletes the Job (`jobs delete`) and its pods (`pods deletecollection`) and
+///   records the attempt as aborted.
+///
+/// `Err` with the log line as soon as the API server refuses the controller anything.
+async fn heal_and_abort_under_the_chart_rbac(
+    prefix: &str,
+    edit: impl FnOnce(&mut Vec<PolicyRule>),
+) -> Result<(), String> {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, prefix).await;
     let apis = support::Apis::new(&client, &ns);
-    let text = read("config/samples/healingrun-from-workflow-job.yaml");
-    let mut run: ci_healer::crd::HealingRun = serde_yaml_ng::from_str(&text).unwrap();
-    run.metadata.namespace = Some(ns.clone());
-    let name = apis.runs.create(&PostParams::default(), &run).await.unwrap().name_any();
-    let job = apis.job(&format!("{name}-1")).await;
-    support::finish_attempt(&apis, &job, &support::verdict(Outcome::Passed, "ValidationPassed", "ok")).await;
-    apis.run_phase(&name, "Fixed").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let logs = ctrl.logs();
-    assert!(!logs.contains("forbidden"), "the chart's RBAC is missing a permission:\n{logs}");
-    assert!(apis.event_count("HealingRun", &name, "Fixed").await >= 1, "Events are allowed too");
+    let kubeconfig = install_chart_rbac(&client, &ns, edit).await;
+    let repo = support::attempt::repo(&support::attempt::as_refs(&support::attempt::crate_files(
+        "pub fn next(x:i32)->i32{\n    x+1\n}\n",
+    )));
+    let later = support::attempt::git(&repo.dir.path().join("work"), &["rev-parse", "HEAD"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.yaml");
+    let settings = serde_json::json!({"gitBaseUrl": repo.base_url});
+    std::fs::write(
+        &cfg,
+        serde_yaml_ng::to_string(&serde_json::json!({
+            "healerImage": "healer:test",
+            "profiles": {
+                "rust": {"image": "docker.io/library/rust:1.95", "settings": settings},
+                "general": {
+                    "image": "docker.io/library/buildpack-deps:bookworm",
+                    "agent": {"command": ["sleep", "300"]},
+                    "settings": settings,
+                },
+            }
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let runner = support::HostRunner::start(&ns);
+    let ctrl = support::ControllerProcess::start_with_kubeconfig(&ns, Some(&cfg), &kubeconfig);
+    let fmt_excerpt = "Diff in /home/runner/work/demo/demo/src/lib.rs at line 1:\n-pub fn next(x:i32)->i32{\n+pub fn next(x: i32) -> i32 {\n##[error]Process completed with exit code 1.\n";
+    apis.runs.create(&PostParams::default(), &run("fmt", &repo.sha, "rust", fmt_excerpt)).await.unwrap();
+    let abort_excerpt = "error: could not compile `demo` (lib) due to 1 previous error\n";
+    apis.runs.create(&PostParams::default(), &run("abort", &later, "general", abort_excerpt)).await.unwrap();
+
+    // The abort, while the attempt's agent step runs on the host runner.
+    let job =
+        until("Job abort-1", &ctrl, &runner, || async { apis.jobs.get_opt("abort-1").await.ok().flatten() }).await?;
+    let lp = ListParams::default().labels(&format!("{}={}", sim::JOB_NAME_LABEL, job.name_any()));
+    let pod = until("the agent step of abort-1 running", &ctrl, &runner, || async {
+        let pods = apis.pods.list(&lp).await.ok()?.items;
+        pods.into_iter().find(|p| {
+            let st = p.status.as_ref().and_then(|s| s.init_container_statuses.as_ref());
+            st.is_some_and(|st| {
+                st.iter().any(|c| c.name == "agent" && c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            })
+        })
+    })
+    .await?;
+    let (ok, out) = support::kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "hrun",
+        "abort",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"action":"abort"}}"#,
+    ]);
+    assert!(ok, "{out}");
+    let attempt = until("attempt abort-1 recorded as aborted", &ctrl, &runner, || async {
+        let a = apis.attempts.get("abort-1").await.ok()?;
+        (a.status.as_ref()?.failure_reason.as_deref() == Some("Aborted")).then_some(a)
+    })
+    .await?;
+    assert_eq!(format!("{:?}", attempt.status.unwrap().phase.unwrap()), "Failed");
+    until("Job abort-1 deleted", &ctrl, &runner, || async {
+        apis.jobs.get_opt("abort-1").await.unwrap().is_none().then_some(())
+    })
+    .await?;
+    until("the pod of abort-1 deleted", &ctrl, &runner, || async {
+        apis.pods.get_opt(&pod.name_any()).await.unwrap().is_none().then_some(())
+    })
+    .await?;
+    until("run abort Aborted", &ctrl, &runner, || async {
+        let r = apis.runs.get("abort").await.ok()?;
+        (format!("{:?}", r.status?.phase?) == "Aborted").then_some(())
+    })
+    .await?;
+
+    // The heal, with a real patch read from the validate step's log.
+    let st = until("run fmt finished", &ctrl, &runner, || async {
+        let s = apis.runs.get("fmt").await.ok()?.status?;
+        s.phase.is_some_and(|p| p.is_terminal()).then_some(s)
+    })
+    .await?;
+    assert_eq!(format!("{:?}", st.phase.unwrap()), "Fixed", "{st:?}\n{}\n{}", ctrl.logs(), runner.logs());
+    let cm_name = st.patch.expect("patch ref").config_map.expect("patch ConfigMap");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get(&cm_name).await.unwrap();
+    let patch = &cm.data.unwrap()["patch.diff"];
+    assert!(patch.contains("-pub fn next(x:i32)->i32{") && patch.contains("+pub fn next(x: i32) -> i32 {"), "{patch}");
+    until("the Fixed Event", &ctrl, &runner, || async {
+        (apis.event_count("HealingRun", "fmt", "Fixed").await >= 1).then_some(())
+    })
+    .await?;
+    // Nothing refused up to here, including what the controller did after the last wait.
+    if let Some(line) = forbidden(&ctrl) {
+        return Err(line);
+    }
+
+    let name = format!("ci-healer-{ns}");
+    let _ = Api::<ClusterRoleBinding>::all(client.clone()).delete(&name, &DeleteParams::default()).await;
+    let _ = Api::<ClusterRole>::all(client.clone()).delete(&name, &DeleteParams::default()).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn controller_heals_and_aborts_under_the_charts_rbac_only() {
+    heal_and_abort_under_the_chart_rbac("rbac", |_| {}).await.expect("the chart's RBAC is missing a permission");
+}
+
+// The deliberate bugs: a chart that forgot one verb the controller needs. Each must fail the test
+// above, with the refused request named.
+
+#[tokio::test]
+async fn the_rbac_test_catches_a_chart_without_pods_log_get() {
+    let err = heal_and_abort_under_the_chart_rbac("rbac-log", without("pods/log", "get")).await.unwrap_err();
+    assert!(
+        err.contains(r#"cannot get resource \"pods/log\""#) || err.contains(r#"cannot get resource "pods/log""#),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_rbac_test_catches_a_chart_without_jobs_delete() {
+    let err = heal_and_abort_under_the_chart_rbac("rbac-job", without("jobs", "delete")).await.unwrap_err();
+    assert!(err.contains("cannot delete resource") && err.contains("jobs"), "{err}");
+}
+
+#[tokio::test]
+async fn the_rbac_test_catches_a_chart_without_pods_deletecollection() {
+    let err = heal_and_abort_under_the_chart_rbac("rbac-pods", without("pods", "deletecollection")).await.unwrap_err();
+    assert!(err.contains("cannot deletecollection resource") && err.contains("pods"), "{err}");
+}
+
+/// With a GitHub identity in `config.github`, the chart lets the controller's ServiceAccount `get`
+/// exactly the Secrets it names, in `github.secretNamespace`; no other Secret, no list or watch.
+/// Without one it renders nothing of the kind (the default render above has no Secret rule).
+#[test]
+fn the_controller_may_get_only_the_github_identitys_secrets() {
+    let ns = "chart-github-secrets";
+    let rendered = support::helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        "ci-healer",
+        "--show-only",
+        "templates/github-secret-rbac.yaml",
+        "--set",
+        "config.github.app.appId=4242",
+        "--set",
+        "config.github.app.privateKeySecret.name=ci-healer-github-app",
+        "--set",
+        "config.github.app.privateKeySecret.key=private-key.pem",
+        "--set",
+        &format!("config.github.secretNamespace={ns}"),
+    ]);
+    assert!(!read("charts/rendered/ci-healer.yaml").contains("secrets"), "no Secret rule without config.github");
+    let _ = support::kubectl(&["create", "namespace", ns]);
+    let path = std::env::temp_dir().join("ci-healer-chart-github-secrets.yaml");
+    std::fs::write(&path, &rendered).unwrap();
+    let (ok, out) = support::kubectl(&["apply", "--server-side", "--force-conflicts", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let sa = "--as=system:serviceaccount:ci-healer:ci-healer";
+    let can = |verb: &str, what: &str| support::kubectl(&["auth", "can-i", verb, what, "-n", ns, sa]).1;
+    assert_eq!(can("get", "secret/ci-healer-github-app").trim(), "yes");
+    for (verb, what) in [
+        ("get", "secret/another"),
+        ("list", "secrets"),
+        ("watch", "secrets"),
+        ("update", "secret/ci-healer-github-app"),
+    ] {
+        assert_eq!(can(verb, what).trim(), "no", "{verb} {what}");
+    }
+    let (_, elsewhere) =
+        support::kubectl(&["auth", "can-i", "get", "secret/ci-healer-github-app", "-n", "default", sa]);
+    assert_eq!(elsewhere.trim(), "no", "only in github.secretNamespace");
 }

@@ -40,6 +40,20 @@ async fn setup(prefix: &str) -> (Apis, ControllerProcess) {
     (Apis::new(&client, &ns), ctrl)
 }
 
+/// Wait until the run controller has reconciled `run` again after this call: annotate it (a watch
+/// event) and wait until its reconcile count on `/metrics` passes the count before. Whatever the
+/// controller would still do at rest (a 4th Job, a Job for a duplicate, a status write), it has
+/// then had the chance to do; the fixed sleeps this replaces only hoped so.
+async fn reconciled_again(apis: &Apis, ctrl: &ControllerProcess, run: &str) {
+    let before = ctrl.metric(RUN_RECONCILES).await;
+    let poke = Patch::Merge(json!({"metadata": {"annotations": {"test.cihealer.dev/poke": before.to_string()}}}));
+    apis.runs.patch(run, &PatchParams::default(), &poke).await.unwrap();
+    support::wait_for(&format!("the run controller to reconcile {run} again"), Duration::from_secs(20), || async {
+        (ctrl.metric(RUN_RECONCILES).await > before).then_some(())
+    })
+    .await;
+}
+
 fn cond<'a>(run: &'a HealingRun, t: &str) -> (&'a str, &'a str) {
     let c = run
         .status
@@ -107,16 +121,6 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     assert!(ok && out.contains("Fixed"), "short name works: {out}");
     let (ok, out) = support::kubectl(&["describe", "healingrun", &name, "-n", &apis.ns]);
     assert!(ok && out.contains("ValidationPassed") && out.contains("AttemptSucceeded"), "{out}");
-    // Nothing changes any more, so the controller writes nothing: the resourceVersions stay put.
-    let rv_run = apis.runs.get(&name).await.unwrap().resource_version();
-    let rv_att = apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(apis.runs.get(&name).await.unwrap().resource_version(), rv_run, "no-op writes to the run");
-    assert_eq!(
-        apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version(),
-        rv_att,
-        "no-op writes to the attempt"
-    );
     // An identical server-side apply leaves resourceVersion unchanged, so count the writes instead:
     // reconcile both objects again (an annotation is a watch event) and the status-write count of
     // each controller stays where it was.
@@ -128,6 +132,8 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     let poke = Patch::Merge(json!({"metadata": {"annotations": {"test.cihealer.dev/poke": "1"}}}));
     apis.runs.patch(&name, &PatchParams::default(), &poke).await.unwrap();
     apis.attempts.patch(&format!("{name}-1"), &PatchParams::default(), &poke).await.unwrap();
+    let rv_run = apis.runs.get(&name).await.unwrap().resource_version();
+    let rv_att = apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version();
     let c = &ctrl;
     support::wait_for("both controllers to reconcile the poked objects", Duration::from_secs(20), move || async move {
         (c.metric(RUN_RECONCILES).await > run_rec && c.metric(ATTEMPT_RECONCILES).await > att_rec).then_some(())
@@ -135,6 +141,14 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     .await;
     assert_eq!(ctrl.metric(run_writes).await, runs_before, "status written again by a reconcile at rest");
     assert_eq!(ctrl.metric(att_writes).await, atts_before, "attempt status written again by a reconcile at rest");
+    // Nothing changes any more, so the controller writes nothing: after those reconciles the
+    // resourceVersions are where the poke left them.
+    assert_eq!(apis.runs.get(&name).await.unwrap().resource_version(), rv_run, "no-op writes to the run");
+    assert_eq!(
+        apis.attempts.get(&format!("{name}-1")).await.unwrap().resource_version(),
+        rv_att,
+        "no-op writes to the attempt"
+    );
 
     // Metrics and health, from the controller's own server.
     let metrics = ctrl.http_get("/metrics").await;
@@ -166,7 +180,7 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
 
 #[tokio::test]
 async fn failing_attempts_escalate_after_exactly_three() {
-    let (apis, _ctrl) = setup("escalate").await;
+    let (apis, ctrl) = setup("escalate").await;
     let run = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap();
     let name = run.name_any();
     for n in 1..=3 {
@@ -183,8 +197,8 @@ async fn failing_attempts_escalate_after_exactly_three() {
     assert_eq!(st.attempts, 3);
     assert_eq!(st.escalation_reason.as_deref(), Some("all 3 attempts failed; the last failed with ValidationFailed"));
     assert_eq!(cond(&esc, "Escalated"), ("True", "AttemptsExhausted"));
-    // Give a wrong controller time to make a 4th, then count.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let a wrong controller reconcile the escalated run once more (it would make a 4th), then count.
+    reconciled_again(&apis, &ctrl, &name).await;
     assert_eq!(apis.job_names().await, [format!("{name}-1"), format!("{name}-2"), format!("{name}-3")]);
     assert_eq!(apis.attempts.list(&ListParams::default()).await.unwrap().items.len(), 3);
     let reasons = apis.event_reasons("HealingRun", &name).await;
@@ -240,7 +254,7 @@ async fn a_pod_without_a_verdict_is_a_failed_attempt_and_the_next_one_starts() {
 
 #[tokio::test]
 async fn abort_during_an_attempt_stops_the_job() {
-    let (apis, _ctrl) = setup("abort").await;
+    let (apis, ctrl) = setup("abort").await;
     let run = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap();
     let name = run.name_any();
     let job = apis.job(&format!("{name}-1")).await;
@@ -271,14 +285,14 @@ async fn abort_during_an_attempt_stops_the_job() {
         (a.failure_reason.as_deref() == Some("Aborted")).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    reconciled_again(&apis, &ctrl, &name).await;
     assert!(apis.job_names().await.is_empty(), "no further attempt after an abort");
     assert_eq!(apis.runs.get(&name).await.unwrap().status.unwrap().phase, Some(RunPhase::Aborted));
 }
 
 #[tokio::test]
 async fn a_second_run_for_the_same_failure_is_a_duplicate_and_starts_no_job() {
-    let (apis, _ctrl) = setup("dedup").await;
+    let (apis, ctrl) = setup("dedup").await;
     let first = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap().name_any();
     apis.job(&format!("{first}-1")).await;
     // The same job re-run on GitHub: a new delivery, run attempt 2, same commit and failure.
@@ -302,7 +316,7 @@ async fn a_second_run_for_the_same_failure_is_a_duplicate_and_starts_no_job() {
     assert_eq!(st.phase, Some(RunPhase::Queued));
     assert_eq!(cond(&dup, "Duplicate"), ("True", "DuplicateOfActiveRun"));
     assert_eq!(st.attempts, 0);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    reconciled_again(&apis, &ctrl, &second).await;
     assert_eq!(apis.job_names().await, [format!("{first}-1")], "the duplicate starts no Job");
 
     // When the first is fixed, the duplicate ends Fixed too, still without a Job of its own.
@@ -357,7 +371,7 @@ async fn restarting_the_controller_mid_attempt_keeps_one_job_per_attempt() {
     finish_attempt(&apis, &job2, &verdict(Outcome::Passed, "ValidationPassed", "fixed")).await;
     let fixed = apis.run_phase(&name, "Fixed").await;
     assert_eq!(fixed.status.unwrap().attempts, 2);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    reconciled_again(&apis, &ctrl, &name).await;
     assert_eq!(apis.job_names().await, [format!("{name}-1"), format!("{name}-2")]);
     for j in [&job1, &job2] {
         let pods = apis

@@ -255,6 +255,8 @@ async fn a_repository_outside_the_namespaces_allowance_gets_no_github_call() {
 async fn an_expired_log_is_a_false_condition_not_a_failed_run() {
     let gh = LoopbackGitHub::start(Options::default()).await;
     seed(&gh, Log::Expired);
+    // GitHub refuses the commit status for good (422): a False condition, not a failed run either.
+    gh.fault(Fault::status("repos/create-commit-status", 422, 100));
     let (_client, apis, _ctrl, _cfg) = setup(&gh, "gh-expired", "Codertocat").await;
     apis.runs.create(&PostParams::default(), &sample_run(&apis.ns, "expired", REPO)).await.unwrap();
     let run = wait_cond(&apis, "expired", "LogFetched", Duration::from_secs(60)).await;
@@ -263,6 +265,14 @@ async fn an_expired_log_is_a_false_condition_not_a_failed_run() {
     // Triage went on with the names, and the run heals.
     let run = apis.run_phase("expired", "Running").await;
     assert_eq!(cond(&run, "Triaged").unwrap().0, "True");
+    let (status, reason, message) = cond(&run, "Reported").expect("Reported");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "GitHubRejected"), "{message}");
+    assert!(message.contains("Running/1"), "{message}");
+    wait_event(&apis, "expired", "GitHubRejected").await;
+    // Refused once for that state: no retry loop.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tries = gh.operations().iter().filter(|o| *o == "repos/create-commit-status").count();
+    assert_eq!(tries, 1, "{:?}", gh.operations());
     assert_clean(&gh);
 }
 
@@ -370,7 +380,10 @@ async fn a_fixed_run_opens_one_draft_pull_request_into_the_failing_branch_even_a
     for r in &reqs {
         eprintln!("  {:>3} {:<6} {:<48} {}", r.seq, r.method, r.operation, r.status);
     }
-    assert!(reqs.len() <= 25, "{} calls", reqs.len());
+    // 25 to read, check and deliver, and the commit status of each reported state (Running/1, Fixed/#n).
+    assert!(reqs.len() <= 27, "{} calls", reqs.len());
+    let statuses: Vec<_> = gh.state().repo(REPO).unwrap().statuses.iter().map(|s| s.state.clone()).collect();
+    assert_eq!(statuses, ["pending", "success"], "a plain token reports with commit statuses");
     assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1);
     assert_clean(&gh);
     // Time to pull request: observed once, with the run's labels, within the run's age.
@@ -428,8 +441,17 @@ async fn no_pull_request(branch: &str, want: &str) {
     assert_eq!(run.status.unwrap().phase.map(|p| p.as_str()), Some("Fixed"), "the patch stays proposed");
     wait_event(&apis, name, want).await;
     assert!(gh.state().repo(REPO).unwrap().pulls.is_empty());
-    let writes: Vec<_> = gh.requests().into_iter().filter(|r| r.method != "GET").collect();
+    // No write but the commit statuses that report the run (the token cannot create check runs).
+    let writes: Vec<_> = gh
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.operation != "repos/create-commit-status")
+        .collect();
     assert!(writes.is_empty(), "writes to GitHub: {writes:?}");
+    let st = gh.state();
+    let last = st.repo(REPO).unwrap().statuses.last().cloned().expect("a commit status");
+    assert_eq!((last.context.as_str(), last.state.as_str(), last.sha.as_str()), ("ci-healer", "success", HEAD));
+    drop(st);
     assert_clean(&gh);
 }
 
@@ -500,6 +522,38 @@ async fn failures_on_ci_healers_own_branch_or_commit_are_skipped_without_an_atte
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(apis.job_names().await.is_empty(), "no attempt for a skipped run");
     assert!(apis.attempts.list(&Default::default()).await.unwrap().items.is_empty());
+
+    // The cooldown: a failure of a new commit on `feature` right after a run for that branch started
+    // is skipped, with no attempt; the earlier run heals.
+    let later = {
+        let mut st = gh.state();
+        let r = st.repo_mut(REPO).unwrap();
+        let sha = r.commit(CommitSpec {
+            parent: Some(HEAD.into()),
+            files: vec![("web/tsc.ts".into(), Some("export const f = (x, y, z) => x + y + z;\n".into()))],
+            message: "tsc: three arguments".into(),
+            author_login: Some("Codertocat".into()),
+            ..Default::default()
+        });
+        r.refs.insert("heads/feature".into(), sha.clone());
+        sha
+    };
+    let mut run = sample_run(&apis.ns, "first", REPO);
+    run.spec.source.branch = "feature".into();
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    apis.run_phase("first", "Running").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // creation times have whole seconds
+    let mut run = sample_run(&apis.ns, "second", REPO);
+    run.spec.source.branch = "feature".into();
+    run.spec.source.head_sha = later.clone();
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    let r = wait_cond(&apis, "second", "Skipped", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&r, "Skipped").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Cooldown"), "{message}");
+    assert!(message.contains("run first"), "{message}");
+    assert_eq!(r.status.as_ref().unwrap().phase.map(|p| p.as_str()), Some("Skipped"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!apis.job_names().await.iter().any(|j| j.starts_with("second")), "no attempt for a cooled-down run");
     assert_clean(&gh);
 }
 
@@ -539,5 +593,141 @@ async fn a_flaky_failure_is_rerun_on_github_instead_of_an_attempt() {
     let (status, reason, _) = cond(&r, "Rerun").unwrap();
     assert_eq!((status.as_str(), reason.as_str()), ("False", "RerunNotImplemented"));
     assert_eq!(gh.state().repo(REPO).unwrap().jobs[&JOB].reruns, 1, "re-run once, not twice");
+    assert_clean(&gh);
+}
+
+/// The body a recorded request sent, as `(status, conclusion)` of a check run.
+fn check_state(r: &Recorded) -> (String, Option<String>) {
+    let b = r.body.clone().unwrap_or_default();
+    (b["status"].as_str().unwrap_or_default().to_string(), b["conclusion"].as_str().map(str::to_string))
+}
+
+/// The controller reports through a GitHub App: one `ci-healer` check run on the head SHA
+/// (`in_progress` while healing, then `completed`/`success` with the pull request) and one comment
+/// on the failing branch's pull request, each created once and then edited in place (by the ids in
+/// `status.report`). A transient GitHub error requeues the report; a restarted controller whose
+/// status lost those ids finds both again (the check run's `external_id`, the comment's hidden
+/// marker) and creates nothing.
+#[tokio::test]
+async fn one_check_run_and_one_pull_request_comment_are_edited_in_place_even_after_a_restart() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    let (private, public) = app_keypair();
+    {
+        let mut st = gh.state();
+        st.auth.app = Some(App { id: 4242, slug: "ci-healer".into(), public_key_pem: public, token_ttl_seconds: 3600 });
+        let r = st.repo_mut(REPO).unwrap();
+        r.installation_id = Some(77);
+        r.refs.insert("heads/feature".into(), HEAD.into());
+        r.pulls.push(Pull {
+            number: 12,
+            title: "Two arguments".into(),
+            body: String::new(),
+            head_ref: "feature".into(),
+            head_sha: HEAD.into(),
+            head_repo: None,
+            base_ref: "main".into(),
+            state: "open".into(),
+            draft: false,
+            labels: vec![],
+            user: "Codertocat".into(),
+            maintainer_can_modify: false,
+        });
+    }
+    // GitHub fails the first check run creation: the run requeues and reports again.
+    gh.fault(Fault::status("checks/create", 502, 1));
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "gh-report").await;
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some("github-app".into()), ..Default::default() },
+        data: Some([("key.pem".to_string(), ByteString(private.clone().into_bytes()))].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
+    let config = format!(
+        "github:\n  apiUrl: {}\n  app: {{appId: 4242, privateKeySecret: {{name: github-app, key: key.pem}}}}\n  \
+         secretNamespace: {ns}\n  requestTimeoutSeconds: 10\nallowedRepositories:\n  {ns}: [\"Codertocat\"]\n",
+        gh.api_url()
+    );
+    let cfg = std::env::temp_dir().join(format!("ci-healer-github-{ns}.yaml"));
+    std::fs::write(&cfg, config).unwrap();
+    let mut ctrl = ControllerProcess::start(&ns, Some(&cfg));
+    let apis = Apis::new(&client, &ns);
+    let name = "reported";
+    heal(&apis, &client, name, "feature").await;
+    let run = wait_cond(&apis, name, "Delivered", Duration::from_secs(90)).await;
+    let pr = run.status.as_ref().unwrap().pull_request.clone().expect("status.pullRequest");
+    let fixed = format!("Fixed/#{}", pr.number);
+    let report = support::wait_for("the Fixed report", Duration::from_secs(30), || async {
+        let r = apis.runs.get(name).await.ok()?.status?.report?;
+        (r.reported.as_deref() == Some(fixed.as_str())).then_some(r)
+    })
+    .await;
+    let run = apis.runs.get(name).await.unwrap();
+    let (status, reason, message) = cond(&run, "Reported").expect("Reported");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "ReportSent"), "{message}");
+    let count = |op: &str, code: u16| gh.requests().iter().filter(|r| r.operation == op && r.status == code).count();
+    assert_eq!(count("checks/create", 502), 1, "the fault was hit: {:?}", gh.operations());
+    assert_eq!((count("checks/create", 201), count("issues/create-comment", 201)), (1, 1), "{:?}", gh.operations());
+    assert!(count("checks/update", 200) >= 1 && count("issues/update-comment", 200) >= 1, "{:?}", gh.operations());
+    // The check run moved in_progress → completed/success; the last word is success.
+    let states: Vec<_> = gh
+        .requests()
+        .iter()
+        .filter(|r| (r.operation == "checks/create" || r.operation == "checks/update") && r.status < 300)
+        .map(check_state)
+        .collect();
+    assert_eq!(states.first().map(|s| s.0.as_str()), Some("in_progress"), "{states:?}");
+    assert_eq!(states.last(), Some(&("completed".to_string(), Some("success".to_string()))), "{states:?}");
+    let key = format!("{ns}/{name}");
+    {
+        let st = gh.state();
+        let r = st.repo(REPO).unwrap();
+        let runs: Vec<_> = r.check_runs.iter().filter(|c| c.name == "ci-healer").collect();
+        assert_eq!(runs.len(), 1, "one check run");
+        let c = runs[0];
+        assert_eq!(
+            (c.head_sha.as_str(), c.status.as_str(), c.conclusion.as_deref()),
+            (HEAD, "completed", Some("success"))
+        );
+        assert_eq!(c.external_id.as_deref(), Some(key.as_str()));
+        assert_eq!(c.app_slug, "ci-healer");
+        assert_eq!(report.check_run_id, Some(c.id));
+        assert_eq!(c.details_url.as_deref(), Some(pr.url.as_str()), "the check run links the fix");
+        assert_eq!(r.comments.len(), 1, "one comment");
+        let m = &r.comments[0];
+        assert_eq!((m.issue_number, Some(m.id)), (12, report.comment_id), "on the failing branch's pull request");
+        assert!(m.edits >= 1, "edited in place, not re-posted");
+        assert!(m.body.contains(&format!("<!-- ci-healer:run={key} -->")), "{}", m.body);
+        assert!(m.body.contains(&format!("draft pull request #{}", pr.number)), "{}", m.body);
+        for text in [Some(&m.body), c.summary.as_ref(), c.text.as_ref(), c.title.as_ref()].into_iter().flatten() {
+            assert!(!text.contains(TOKEN), "the token in a report: {text}");
+            assert!(!text.contains("PRIVATE KEY"), "the App key in a report: {text}");
+        }
+    }
+    assert_clean(&gh);
+
+    // A restarted controller whose status lost the ids edits the same check run and comment.
+    ctrl.kill();
+    let lost = serde_json::json!({"status": {"report": null}});
+    apis.runs.patch_status(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(lost)).await.unwrap();
+    gh.clear_requests();
+    let _ctrl = ControllerProcess::start(&ns, Some(&cfg));
+    let again = support::wait_for("the report after the restart", Duration::from_secs(60), || async {
+        apis.runs.get(name).await.ok()?.status?.report.filter(|r| r.reported.is_some())
+    })
+    .await;
+    assert_eq!((again.check_run_id, again.comment_id), (report.check_run_id, report.comment_id));
+    let ops = gh.operations();
+    assert!(!ops.iter().any(|o| o == "checks/create" || o == "issues/create-comment"), "re-created: {ops:?}");
+    for op in ["checks/list-for-ref", "checks/update", "issues/list-comments", "issues/update-comment"] {
+        assert!(ops.iter().any(|o| o == op), "{op} missing after the restart: {ops:?}");
+    }
+    {
+        let st = gh.state();
+        let r = st.repo(REPO).unwrap();
+        assert_eq!((r.check_runs.iter().filter(|c| c.name == "ci-healer").count(), r.comments.len()), (1, 1));
+    }
     assert_clean(&gh);
 }

@@ -2,16 +2,15 @@
 //! the loopback providers' checks reject what the real APIs reject, and the requests ci-healer
 //! builds pass them.
 
-#[path = "fixtures/attempt/llm.rs"]
-mod llm;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use ci_healer::agent::llm::{Block, ChatRequest, Client, Message, Role, ToolSpec};
 use ci_healer::contract::LlmSettings;
-use llm::{Api, check_reply, check_request};
 use serde_json::json;
+use support::llm::{self, Api, check_reply, check_request};
 
 /// Regenerates the schemas from the pinned SDKs (PyPI, cached in ~/.cache/ci-healer) into a temporary
 /// directory and compares them with the committed ones.

@@ -100,7 +100,7 @@ pub async fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<CmdOutp
         }
         Err(_) => {
             if let Some(pid) = pid {
-                kill_group(pid).await;
+                kill_process_group(pid).await;
             }
             Ok(CmdOutput {
                 code: None,
@@ -112,8 +112,17 @@ pub async fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<CmdOutp
     }
 }
 
-async fn kill_group(pid: u32) {
-    let _ = Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status().await;
+/// Send SIGKILL to the process group `pgid` (a child started with `process_group(0)`, so the
+/// group holds it and everything it started). See [`signal_process_group`].
+pub async fn kill_process_group(pgid: u32) {
+    signal_process_group(pgid, "KILL").await;
+}
+
+/// Send `signal` (a name `kill -s` takes: `KILL`, `TERM`, `CONT` …) to the process group `pgid`
+/// with `kill -s SIGNAL -- -PGID`. The `--` matters: procps-ng 4.0.2's `kill -KILL -PGID` (Debian
+/// bookworm) sends the signal to pid -1, every process the caller may signal, instead of the group.
+pub async fn signal_process_group(pgid: u32, signal: &str) {
+    let _ = Command::new("kill").args(["-s", signal, "--", &format!("-{pgid}")]).status().await;
 }
 
 fn tail(bytes: &[u8]) -> String {
@@ -176,4 +185,50 @@ pub fn write_record(step: &str, value: &serde_json::Value) {
 pub fn read_record(step: &str) -> Option<serde_json::Value> {
     let s = std::fs::read_to_string(state_dir().join(format!("{step}.json"))).ok()?;
     serde_json::from_str(&s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The process state letter of `pid` from `/proc/<pid>/stat` (`T` stopped, `S` sleeping).
+    fn state(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit(')').next().unwrap().trim_start().chars().next().unwrap()
+    }
+
+    /// A signal to one process group reaches that group only. Probed with SIGCONT, which is harmless
+    /// if it escapes: a stopped bystander in another group must stay stopped (`kill -CONT -PGID`
+    /// without `--` would continue every process, the bug SIGKILL would turn into killing them).
+    #[tokio::test]
+    async fn a_group_signal_reaches_only_that_group() {
+        let spawn = || {
+            let mut c = Command::new("sleep");
+            c.arg("30").process_group(0).kill_on_drop(true);
+            c.spawn().unwrap()
+        };
+        let (mut target, mut bystander) = (spawn(), spawn());
+        let (t, b) = (target.id().unwrap(), bystander.id().unwrap());
+        for pid in [t, b] {
+            Command::new("kill").args(["-s", "STOP", &pid.to_string()]).status().await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while state(t) != 'T' || state(b) != 'T' {
+            assert!(Instant::now() < deadline, "sleep was not stopped");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        signal_process_group(t, "CONT").await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while state(t) == 'T' {
+            assert!(Instant::now() < deadline, "the target group was not continued");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(state(b), 'T', "the signal escaped the group: a process in another group was continued");
+        kill_process_group(t).await;
+        let st = tokio::time::timeout(Duration::from_secs(5), target.wait()).await.unwrap().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(9), "{st:?}");
+        kill_process_group(b).await;
+        bystander.wait().await.unwrap();
+    }
 }

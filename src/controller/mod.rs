@@ -16,6 +16,7 @@ pub mod error;
 pub mod failure;
 pub mod memory;
 pub mod patch;
+pub mod report;
 pub mod run;
 pub mod skip;
 pub mod state;

@@ -15,7 +15,7 @@ use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
 use super::{Context, Error, Result, actions, claim, dedup, instrumented, memory};
-use super::{deliver, skip};
+use super::{deliver, report, skip};
 use crate::config::ControllerConfig;
 use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
@@ -121,6 +121,17 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
             deliver::deliver(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?;
         tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
         apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
+    }
+
+    // Report on GitHub: the check run (or commit status) and the one pull request comment, created
+    // once and edited in place whenever the reported state changes.
+    if let Some(gh) = &ctx.github
+        && accepted
+        && let Some(warning) =
+            report::report(run, gh.as_ref(), read.as_ref(), &obs.attempts, &mut decision.status, now.clone(), ctx)
+                .await?
+    {
+        apply::publish(ctx, run, Notice::normal(Reason::GitHubRejected, warning).warning_if(true)).await;
     }
 
     // Apply.

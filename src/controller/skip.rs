@@ -7,16 +7,29 @@
 //! ([`GitHub::branch_facts`](crate::github::GitHub::branch_facts): the head commit made by
 //! ci-healer's identity, a `[skip-healer]` marker, bot-only commits, too many open ci-healer pull
 //! requests). A rule that holds ends the run `Skipped` with its reason; no failure is read from
-//! GitHub and no attempt starts. The cooldown rule is not applied yet.
+//! GitHub and no attempt starts.
+//!
+//! The cooldown ([`cooldown`], `github.loopPrevention.cooldownSeconds`, default 600, 0 turns it
+//! off; only with a GitHub identity, the only way ci-healer writes anything a new failure could
+//! come from) needs no GitHub call either: a run is skipped (`Cooldown`) when another run in its
+//! namespace for the same repository and branch, but another head commit, was created less than
+//! the window before it. Runs of the same commit (several failing jobs of one push) are not a loop
+//! and are left to dedup; runs that were themselves skipped or re-run do not count, so a flake's
+//! second failure heals. Creation times are compared, not the clock, so the answer survives
+//! restarts.
 //!
 //! A flaky failure (triage's re-run answer) is re-run on GitHub once
 //! (`POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun`) when the run is the job's first run
 //! attempt (`spec.source.runAttempt` absent or 1): the run ends `Rerun`. A failure of a later run
 //! attempt (the re-run failed again) is healed normally.
 
+use std::sync::Arc;
+
+use kube::ResourceExt;
+
 use super::{Context, Error, Result};
 use crate::crd::conditions::Reason;
-use crate::crd::{HealingMode, HealingRun};
+use crate::crd::{HealingMode, HealingRun, RunPhase};
 use crate::github::config::LoopPrevention;
 use crate::github::{Target, guard};
 
@@ -36,6 +49,7 @@ fn reason_of(rule: &str) -> Reason {
         "SkipMarker" => Reason::SkipMarker,
         "BotCommits" => Reason::BotCommits,
         "TooManyOpenPullRequests" => Reason::TooManyOpenPullRequests,
+        "Cooldown" => Reason::Cooldown,
         _ => Reason::Skipped,
     }
 }
@@ -62,6 +76,9 @@ pub async fn check(run: &HealingRun, ctx: &Context) -> Result<Option<SkipView>> 
         return Ok(Some(view(s)));
     }
     let (Some(gh), Some(cfg)) = (ctx.github.as_ref(), cfg) else { return Ok(None) };
+    if let Some(s) = cooldown(run, &ctx.runs.state(), rules) {
+        return Ok(Some(s));
+    }
     let target = Target::new(src.repository.clone());
     let recent = rules.bot_commits.max(0) as usize;
     match gh.branch_facts(&target, &src.branch, &src.head_sha, recent, &rules.branch_prefix).await {
@@ -75,10 +92,35 @@ pub async fn check(run: &HealingRun, ctx: &Context) -> Result<Option<SkipView>> 
         }
         Err(e) if e.is_transient() => Err(Error::GitHub(e)),
         Err(e) => {
-            tracing::warn!(run = %kube::ResourceExt::name_any(run), error = %e, "loop prevention could not read the branch; going on");
+            tracing::warn!(run = %run.name_any(), error = %e, "loop prevention could not read the branch; going on");
             Ok(None)
         }
     }
+}
+
+/// The cooldown rule over the cluster's runs (see the module docs): the newest earlier run in
+/// `run`'s namespace for the same repository and branch but another head commit, when it was
+/// created within `rules.cooldownSeconds` before `run`. Pure.
+pub fn cooldown(run: &HealingRun, runs: &[Arc<HealingRun>], rules: &LoopPrevention) -> Option<SkipView> {
+    let key = |r: &HealingRun| (r.metadata.creation_timestamp.clone().map(|t| t.0), r.name_any());
+    let mine = key(run);
+    let created = mine.0?;
+    let src = &run.spec.source;
+    let newest = runs
+        .iter()
+        .filter(|o| o.namespace() == run.namespace() && o.name_any() != run.name_any())
+        .filter(|o| {
+            let s = &o.spec.source;
+            s.repository.eq_ignore_ascii_case(&src.repository) && s.branch == src.branch && s.head_sha != src.head_sha
+        })
+        .filter(|o| {
+            !o.status.as_ref().and_then(|s| s.phase).is_some_and(|p| matches!(p, RunPhase::Skipped | RunPhase::Rerun))
+        })
+        .filter(|o| key(o) < mine)
+        .max_by_key(|o| key(o))?;
+    let since = created.duration_since(newest.metadata.creation_timestamp.clone()?.0);
+    let since = std::time::Duration::try_from(since).unwrap_or_default();
+    guard::check_cooldown(Some(since), Some(&newest.name_any()), rules).map(view)
 }
 
 /// The job to re-run instead of an attempt, when ci-healer can: a GitHub identity, a job id, and
@@ -87,4 +129,55 @@ pub fn rerun_job(run: &HealingRun, ctx: &Context) -> Option<i64> {
     let src = &run.spec.source;
     ctx.github.as_ref()?;
     (src.run_attempt.unwrap_or(1) <= 1).then_some(src.job_id).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{FailureSource, HealingPolicy, HealingRunSpec, HealingRunStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn run(name: &str, branch: &str, sha: &str, created_s: i64, phase: Option<RunPhase>) -> Arc<HealingRun> {
+        let mut r = HealingRun::new(
+            name,
+            HealingRunSpec {
+                source: FailureSource {
+                    repository: "o/r".into(),
+                    branch: branch.into(),
+                    head_sha: sha.into(),
+                    ..Default::default()
+                },
+                failure: None,
+                policy: HealingPolicy::default(),
+                action: None,
+                action_request: None,
+            },
+        );
+        r.metadata.namespace = Some("team".into());
+        r.metadata.creation_timestamp = Some(Time(jiff::Timestamp::from_second(1_800_000_000 + created_s).unwrap()));
+        r.status = phase.map(|p| HealingRunStatus { phase: Some(p), ..Default::default() });
+        Arc::new(r)
+    }
+
+    #[test]
+    fn a_new_commits_failure_within_the_cooldown_is_skipped() {
+        let rules = LoopPrevention::default();
+        let first = run("first", "feature", "aaa", 0, Some(RunPhase::Running));
+        let runs = vec![first.clone()];
+        let s = cooldown(&run("second", "feature", "bbb", 30, None), &runs, &rules).expect("skipped");
+        assert_eq!(s.reason, Reason::Cooldown);
+        assert!(s.message.contains("first") && s.message.contains("30s ago"), "{}", s.message);
+        // Outside the window, the same commit (another job of the same push), another branch, a
+        // later run, or an earlier run that was itself skipped or re-run: no cooldown.
+        assert!(cooldown(&run("late", "feature", "bbb", 601, None), &runs, &rules).is_none());
+        assert!(cooldown(&run("sibling", "feature", "aaa", 5, None), &runs, &rules).is_none());
+        assert!(cooldown(&run("other", "main", "bbb", 5, None), &runs, &rules).is_none());
+        assert!(cooldown(&first, &[run("second", "feature", "bbb", 30, None)], &rules).is_none());
+        for p in [RunPhase::Skipped, RunPhase::Rerun] {
+            let earlier = vec![run("first", "feature", "aaa", 0, Some(p))];
+            assert!(cooldown(&run("second", "feature", "bbb", 30, None), &earlier, &rules).is_none(), "{p}");
+        }
+        let off = LoopPrevention { cooldown_seconds: 0, ..rules };
+        assert!(cooldown(&run("second", "feature", "bbb", 30, None), &runs, &off).is_none());
+    }
 }

@@ -58,6 +58,10 @@ pub enum RunCondition {
     Delivered,
     /// A loop-prevention or opt-out rule stopped the run before any attempt (the reason says which).
     Skipped,
+    /// The run's state is on GitHub: the `ci-healer` check run (or commit status) and the one pull
+    /// request comment (True, [`Reason::ReportSent`]; False, [`Reason::GitHubRejected`]: GitHub
+    /// refused the report for good, e.g. a missing `checks: write`).
+    Reported,
 }
 
 impl ConditionType for RunCondition {
@@ -78,6 +82,7 @@ impl ConditionType for RunCondition {
             RunCondition::LogFetched => "LogFetched",
             RunCondition::Delivered => "Delivered",
             RunCondition::Skipped => "Skipped",
+            RunCondition::Reported => "Reported",
         }
     }
 }
@@ -178,8 +183,13 @@ reasons! {
     BotCommits,
     /// The repository has as many open ci-healer pull requests as allowed.
     TooManyOpenPullRequests,
+    /// Another run for the same repository and branch (another commit) started within the cooldown.
+    Cooldown,
     /// Event: a rule stopped the run before any attempt (the condition's reason says which).
     Skipped,
+    // Reported (src/controller/report.rs)
+    /// The check run (or commit status) and the pull request comment show the run's state.
+    ReportSent,
     // Rerun
     /// GitHub was asked to re-run the failed job; no attempt runs (also the Event).
     RerunRequested,

@@ -291,6 +291,8 @@ pub enum Delivery {
 /// The state a check run (or commit status) reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckState {
+    /// `queued`: the run waits (behind a duplicate, for its claim) (status: `pending`).
+    Queued,
     /// `in_progress` (status: `pending`).
     InProgress,
     /// Completed `success`.

@@ -41,7 +41,7 @@ pub struct RunView {
     pub step: Option<String>,
     /// A link to the failing job.
     pub job_url: Option<String>,
-    /// `Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`, `Skipped`, `Rerun`.
+    /// `Queued`, `Running`, `Fixed`, `Escalated`, `Aborted`, `Denied`, `Resolved`, `Skipped`, `Rerun`.
     pub phase: String,
     /// The reason of the run's last transition.
     pub reason: Option<String>,
@@ -154,6 +154,8 @@ pub fn headline(v: &RunView) -> String {
         },
         "Escalated" => "ci-healer could not fix this failure; a person should look".into(),
         "Aborted" => "ci-healer stopped: the run was aborted".into(),
+        "Denied" => "ci-healer's fix was refused by a reviewer; nothing is delivered".into(),
+        "Resolved" => "a person resolved this failure; ci-healer stopped".into(),
         "Skipped" => format!("ci-healer skipped this failure ({})", v.reason.as_deref().unwrap_or("skipped")),
         "Rerun" => "ci-healer re-ran the failed job: the failure looks flaky".into(),
         other => format!("ci-healer: {other}"),
@@ -208,8 +210,9 @@ pub fn check_output(v: &RunView, has_pull_request_comment: bool) -> CheckOutput 
     let state = match v.phase.as_str() {
         "Fixed" => CheckState::Success,
         "Escalated" => CheckState::ActionRequired,
-        "Aborted" | "Rerun" => CheckState::Neutral,
+        "Aborted" | "Rerun" | "Denied" | "Resolved" => CheckState::Neutral,
         "Skipped" => CheckState::Skipped,
+        "Queued" => CheckState::Queued,
         _ => CheckState::InProgress,
     };
     let summary = cut(&format!("{}.\n\n{}", headline(v), attempts_table(v)), MAX_MARKDOWN);
@@ -314,6 +317,7 @@ mod tests {
         assert_eq!(check_output(&view("Escalated"), true).state, CheckState::ActionRequired);
         assert_eq!(check_output(&view("Running"), true).state, CheckState::InProgress);
         assert_eq!(check_output(&view("Skipped"), true).state, CheckState::Skipped);
+        assert_eq!(check_output(&view("Queued"), true).state, CheckState::Queued);
     }
 
     #[test]

@@ -891,6 +891,7 @@ impl GitHub for RestGitHub {
         match self.identity.kind() {
             IdentityKind::App => {
                 let (status, conclusion) = match req.check.state {
+                    CheckState::Queued => ("queued", None),
                     CheckState::InProgress => ("in_progress", None),
                     CheckState::Success => ("completed", Some("success")),
                     CheckState::Failure => ("completed", Some("failure")),
@@ -950,7 +951,7 @@ impl GitHub for RestGitHub {
             }
             IdentityKind::Token => {
                 let state = match req.check.state {
-                    CheckState::InProgress => "pending",
+                    CheckState::Queued | CheckState::InProgress => "pending",
                     CheckState::Success | CheckState::Neutral | CheckState::Skipped => "success",
                     CheckState::Failure | CheckState::ActionRequired => "failure",
                 };

@@ -312,7 +312,7 @@ pub async fn run_container(
 
 async fn kill(pid: Option<u32>) {
     if let Some(pid) = pid {
-        let _ = tokio::process::Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status().await;
+        crate::agent::process::kill_process_group(pid).await;
     }
 }
 

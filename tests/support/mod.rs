@@ -1,10 +1,14 @@
 //! Shared test support: the local control plane (kube-apiserver, etcd, the real controller manager
 //! and scheduler), one namespace per test, the controller as a real subprocess, a kubelet stand-in
 //! that finishes the pods the real Job controller creates with chosen termination messages, and the
-//! Argo Events Sensor evaluator built from Argo's own code (`argo_eval`).
+//! Argo Events Sensor evaluator built from Argo's own code (`argo_eval`); the attempt tests' real
+//! git repositories, Jobs from the real builders and pods run as local processes (`attempt`); the
+//! loopback LLM providers (`llm`). The one harness of every integration test.
 #![allow(dead_code)]
 
 pub mod argo_eval;
+pub mod attempt;
+pub mod llm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -266,6 +270,52 @@ impl ControllerProcess {
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// `healer host-runner` for one namespace, with its own Node: runs the attempt pods the real
+/// scheduler binds there as local processes and serves their logs as a kubelet would; stopped on drop.
+pub struct HostRunner {
+    child: Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HostRunner {
+    /// Start it for `ns`, registering the Node [`node_for`] (admin kubeconfig: it plays the kubelet).
+    pub fn start(ns: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("host-runner.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_healer"))
+            .args(["host-runner", "--namespace", ns, "--node-name", &node_for(ns), "--work-dir"])
+            .arg(dir.path().join("pods"))
+            .env("KUBECONFIG", kubeconfig())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start host runner");
+        Self { child, log, _dir: dir }
+    }
+
+    /// Its log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HostRunner {
+    /// SIGTERM first, so the runner deletes its Node, then SIGKILL if it lingers.
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
