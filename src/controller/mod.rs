@@ -34,11 +34,11 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::core::PartialObjectMeta;
 use kube::{Api, Client, Resource};
 use prometheus_client::registry::Registry;
 use tokio::sync::RwLock;
@@ -221,7 +221,8 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     let (attempt_store, attempt_writer) = reflector::store();
     let attempt_controller = Controller::for_stream(
         watches::watch(scoped::<HealingAttempt>(&client, args.namespace.as_deref()), watcher::Config::default())
-            .reflect(attempt_writer).applied_objects(),
+            .reflect(attempt_writer)
+            .applied_objects(),
         attempt_store,
     )
     .owns_stream(watches::watch(jobs_api, owned).touched_objects())
