@@ -174,7 +174,8 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         // The owned objects are watched by metadata only (`Controller::owns` does the same).
         scoped::<PartialObjectMeta<HealingAttempt>>(&client, args.namespace.as_deref()),
         scoped::<PartialObjectMeta<Job>>(&client, args.namespace.as_deref()),
-        scoped::<Pod>(&client, args.namespace.as_deref()),
+        // The mapper reads only the attempt label.
+        scoped::<PartialObjectMeta<Pod>>(&client, args.namespace.as_deref()),
     );
     // Each watch backs off alone and relists at once on 410 Gone (see `watches`): kube-runtime's
     // `Controller::new/owns/watches` would put all of a controller's watches behind one backoff.
@@ -189,8 +190,12 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         .owns_stream(watches::watch(attempts_api, watcher::Config::default()).touched_objects())
         // A duplicate waits behind its primary: wake it when the primary changes.
         .watches_stream(
-            watches::watch(runs_api.clone(), watcher::Config::default()).touched_objects(),
-            move |primary: HealingRun| {
+            watches::watch(
+                scoped::<PartialObjectMeta<HealingRun>>(&client, args.namespace.as_deref()),
+                watcher::Config::default(),
+            )
+            .touched_objects(),
+            move |primary: PartialObjectMeta<HealingRun>| {
                 let (ns, name) = (primary.metadata.namespace.clone(), primary.metadata.name.clone());
                 duplicates_of
                     .state()
@@ -228,7 +233,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     .owns_stream(watches::watch(jobs_api, owned).touched_objects())
     .watches_stream(
         watches::watch(pods_api, watcher::Config::default().labels(labels::ATTEMPT)).touched_objects(),
-        |pod: Pod| {
+        |pod: PartialObjectMeta<Pod>| {
             let ns = pod.metadata.namespace.clone()?;
             let name = pod.metadata.labels.as_ref()?.get(labels::ATTEMPT)?.clone();
             Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
