@@ -101,16 +101,19 @@ chaos-short: control-plane ## Chaos scenarios at the short scale (.ci/run); each
 MUTANTS_FILES ?= src/controller/state.rs src/controller/attempt_state.rs src/controller/dedup.rs src/agent/diff.rs src/agent/context.rs
 MUTANTS_BASE  ?= main
 MUTANTS_ARGS  ?=
+# `--cargo-arg=--lib` reaches the build as well as the test run: `-- --lib` reached only the test
+# run, so every mutant also rebuilt all integration tests and the binary (~6 min instead of ~1).
+MUTANTS_CARGO := --cargo-arg=--lib
 
 .PHONY: mutants
 mutants: ## cargo-mutants on the pure modules (MUTANTS_FILES) with the unit tests; report in mutants.out/.
-	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle $(addprefix --file ,$(MUTANTS_FILES)) $(MUTANTS_ARGS) -- --lib
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle $(addprefix --file ,$(MUTANTS_FILES)) $(MUTANTS_CARGO) $(MUTANTS_ARGS)
 
 .PHONY: mutants-diff
 mutants-diff: ## cargo-mutants on the lines changed since MUTANTS_BASE (default main), the habit for every change.
 	mkdir -p target
 	git diff $(MUTANTS_BASE) -- 'src/*.rs' > target/mutants.diff
-	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle --in-diff target/mutants.diff $(MUTANTS_ARGS) -- --lib
+	PATH="$$(hack/install-mutants.sh):$$PATH" cargo mutants --no-shuffle --in-diff target/mutants.diff $(MUTANTS_CARGO) $(MUTANTS_ARGS)
 
 ##@ Release
 

@@ -373,6 +373,7 @@ async fn a_fixed_run_opens_one_draft_pull_request_into_the_failing_branch_even_a
         assert_eq!(r.file(&c.sha, "web/tsc.ts").unwrap().1, FIXED.as_bytes());
         assert_eq!(r.refs["heads/feature"], HEAD, "nothing was pushed to the failing branch");
         assert!(!p.body.contains(TOKEN));
+        assert!(p.body.contains("**Spent:** 1 attempt") && p.body.contains("| 1 of 3 | Succeeded |"), "{}", p.body);
     }
     // The API calls one delivered fix cost, from the loopback's request log.
     let reqs = gh.requests();

@@ -188,6 +188,34 @@ impl FailureContext {
 mod tests {
     use super::*;
 
+    /// [`Masker::from_env`] reads this process's environment, which a unit test must not change
+    /// (other tests run in parallel threads): the test runs itself again as a child process with the git
+    /// token's file variable naming a secret file, and the child checks the masking.
+    #[test]
+    fn from_env_masks_the_secret_files_the_environment_names() {
+        let name = "agent::context::tests::from_env_masks_the_secret_files_the_environment_names";
+        if std::env::var_os("CIHEALER_MASKER_CHILD").is_some() {
+            let out = Masker::from_env().mask("token from-a-mounted-file and line-two-of-it");
+            assert_eq!(out, format!("token {MASK} and {MASK}"));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "from-a-mounted-file\nline-two-of-it\n").unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env("CIHEALER_MASKER_CHILD", "1")
+            .env(env::GIT_TOKEN_FILE, &secret)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     #[test]
     fn masks_known_formats_and_literals() {
         let m = Masker::new(["s3cr3t-value-42".to_string(), "abc".to_string()]);

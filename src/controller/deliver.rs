@@ -17,12 +17,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 
 use super::failure::ReadFailure;
+use super::state::AttemptView;
 use super::{Context, Error, Result};
 use crate::contract::paths;
+use crate::crd::AttemptPhase;
 use crate::crd::conditions::{self, Reason, RunCondition};
 use crate::crd::run::PullRequestStatus;
 use crate::crd::{HealingRun, HealingRunStatus};
-use crate::github::render::{self, RunView};
+use crate::github::render::{self, AttemptRow, RunView};
 use crate::github::{Delivery, GitHub, GitHubConfig, PullRequestRequest, Target};
 
 /// The fix branch of `run`: `<branchPrefix><run>` (default `ci-healer/<run>`), so a restarted
@@ -65,12 +67,13 @@ pub async fn deliver(
     run: &HealingRun,
     gh: &dyn GitHub,
     read: Option<&ReadFailure>,
+    attempts: &[AttemptView],
     status: &mut HealingRunStatus,
     now: Time,
     ctx: &Context,
 ) -> Result<(Reason, String, bool)> {
     let Some(cfg) = ctx.config.github.as_ref() else { return Ok((Reason::Fixed, String::new(), false)) };
-    let outcome = attempt(run, gh, cfg, read, status, ctx).await?;
+    let outcome = attempt(run, gh, cfg, read, attempts, status, ctx).await?;
     let (ok, reason, message) = match outcome {
         Outcome::Delivered(pr, existed) => {
             let m = format!(
@@ -101,6 +104,7 @@ async fn attempt(
     gh: &dyn GitHub,
     cfg: &GitHubConfig,
     read: Option<&ReadFailure>,
+    attempts: &[AttemptView],
     status: &HealingRunStatus,
     ctx: &Context,
 ) -> Result<Outcome> {
@@ -125,7 +129,9 @@ async fn attempt(
             Err(e) => return Ok(Outcome::Refused(Reason::GitHubRejected, e.to_string())),
         }
     }
-    let view = view(run, status, read);
+    let mut view = view(run, status, read);
+    view.attempts = attempt_rows(attempts);
+    view.diagnosis = diagnosis(attempts);
     let req = PullRequestRequest {
         target,
         base_branch: src.branch.clone(),
@@ -179,6 +185,26 @@ pub(super) async fn kept_patch(run: &HealingRun, status: &HealingRunStatus, ctx:
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
     let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?;
     Ok(cm.and_then(|c| c.data?.remove(paths::PATCH_KEY)).filter(|p| !p.trim().is_empty()))
+}
+
+/// The attempts as the reports list them, in order.
+pub(super) fn attempt_rows(attempts: &[AttemptView]) -> Vec<AttemptRow> {
+    let mut rows: Vec<&AttemptView> = attempts.iter().collect();
+    rows.sort_by_key(|a| a.number);
+    rows.into_iter()
+        .map(|a| AttemptRow {
+            number: a.number,
+            phase: a.phase.as_str().into(),
+            reason: a.failure_reason.clone(),
+            summary: a.summary.clone(),
+            tokens: a.tokens.as_ref().map(|t| t.input + t.output),
+        })
+        .collect()
+}
+
+/// The passing attempt's summary.
+pub(super) fn diagnosis(attempts: &[AttemptView]) -> Option<String> {
+    attempts.iter().find(|a| a.phase == AttemptPhase::Succeeded).and_then(|a| a.summary.clone())
 }
 
 /// What the pull request's title, body and commit message show.

@@ -26,8 +26,8 @@ use super::{Context, Error, Result, deliver};
 use crate::agent::context::Masker;
 use crate::crd::conditions::{self, Reason, RunCondition};
 use crate::crd::run::ReportStatus;
-use crate::crd::{AttemptPhase, HealingRun, HealingRunStatus, RunPhase};
-use crate::github::render::{self, AttemptRow};
+use crate::crd::{HealingRun, HealingRunStatus, RunPhase};
+use crate::github::render;
 use crate::github::{GitHub, ReportIds, ReportRequest, Target};
 
 /// The state a report shows, or `None` when the run has no phase yet. Pure.
@@ -88,19 +88,8 @@ pub async fn report(
     let c = cond.and_then(|t| conditions::get(&status.conditions, t));
     view.reason = c.map(|c| c.reason.clone());
     view.message = c.map(|c| c.message.clone());
-    let mut rows: Vec<&AttemptView> = attempts.iter().collect();
-    rows.sort_by_key(|a| a.number);
-    view.attempts = rows
-        .into_iter()
-        .map(|a| AttemptRow {
-            number: a.number,
-            phase: a.phase.as_str().into(),
-            reason: a.failure_reason.clone(),
-            summary: a.summary.clone(),
-            tokens: a.tokens.as_ref().map(|t| t.input + t.output),
-        })
-        .collect();
-    view.diagnosis = attempts.iter().find(|a| a.phase == AttemptPhase::Succeeded).and_then(|a| a.summary.clone());
+    view.attempts = deliver::attempt_rows(attempts);
+    view.diagnosis = deliver::diagnosis(attempts);
     view.pull_request = status.pull_request.as_ref().map(|p| (p.number, p.url.clone()));
     // Not delivered as a pull request (propose mode, or a refused delivery): the patch is offered.
     if phase == RunPhase::Fixed && view.pull_request.is_none() {

@@ -118,7 +118,8 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         && deliver::pending(run, &decision.status)
     {
         let (reason, message, warning) =
-            deliver::deliver(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?;
+            deliver::deliver(run, gh.as_ref(), read.as_ref(), &obs.attempts, &mut decision.status, now.clone(), ctx)
+                .await?;
         tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
         apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
     }

@@ -711,6 +711,25 @@ mod tests {
         assert!(!d2.stop_attempts);
     }
 
+    /// The abort's message names the attempt it stopped, and only when one was still running.
+    #[test]
+    fn abort_message_names_a_stopped_attempt_only_when_one_ran() {
+        for (latest, message, stops) in [
+            (AttemptPhase::Running, "aborted by unknown (kubectl); attempt 1 stopped", true),
+            (AttemptPhase::Pending, "aborted by unknown (kubectl); attempt 1 stopped", true),
+            (AttemptPhase::Failed, "aborted by unknown (kubectl)", false),
+        ] {
+            let mut r = run(Some(HealingRunStatus { phase: Some(RunPhase::Running), ..Default::default() }));
+            r.spec.action = Some(RunAction::Abort);
+            let d = decide(&obs(&r, vec![att(1, latest)]));
+            for t in [RunCondition::Aborted, RunCondition::Healing] {
+                let c = get(&d.status.conditions, t).unwrap_or_else(|| panic!("no {t:?} condition ({latest:?})"));
+                assert_eq!(c.message, message, "{t:?} with attempt 1 {latest:?}");
+            }
+            assert_eq!(d.stop_attempts, stops, "{latest:?}");
+        }
+    }
+
     #[test]
     fn final_phases_never_start_attempts() {
         for p in [RunPhase::Fixed, RunPhase::Escalated, RunPhase::Aborted] {
@@ -827,6 +846,39 @@ mod tests {
         let d2 = decide(&o2);
         assert_eq!(d2.status.phase, Some(RunPhase::Fixed));
         assert_eq!(d2.start_attempt, None);
+    }
+
+    /// Each final phase of the primary: the duplicate's phase, the condition and reason that say
+    /// so (on the phase's condition and on Healing), and an escalation reason only when escalated.
+    #[test]
+    fn a_duplicate_takes_each_final_phase_with_its_own_condition() {
+        for (phase, cond, reason) in [
+            (RunPhase::Fixed, RunCondition::Fixed, Reason::DuplicateFixed),
+            (RunPhase::Aborted, RunCondition::Aborted, Reason::DuplicateAborted),
+            (RunPhase::Escalated, RunCondition::Escalated, Reason::DuplicateEscalated),
+        ] {
+            let r = run(None);
+            let mut o = obs(&r, vec![]);
+            o.primary = Some(PrimaryView { name: "first".into(), phase: Some(phase) });
+            let d = decide(&o);
+            assert_eq!(d.status.phase, Some(phase));
+            let msg = format!("the run this one duplicates, first, ended {phase}");
+            let c = get(&d.status.conditions, cond).unwrap_or_else(|| panic!("no {cond:?} condition for {phase:?}"));
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+                ("True", reason.as_str(), msg.as_str())
+            );
+            let h = get(&d.status.conditions, RunCondition::Healing).unwrap();
+            assert_eq!((h.status.as_str(), h.reason.as_str()), ("False", reason.as_str()), "{phase:?}");
+            let escalated = (phase == RunPhase::Escalated).then_some(msg);
+            assert_eq!(d.status.escalation_reason, escalated, "{phase:?}");
+            assert_eq!(d.status.completion_time, Some(t(100)), "{phase:?}");
+            for other in
+                [RunCondition::Fixed, RunCondition::Aborted, RunCondition::Escalated].into_iter().filter(|c| *c != cond)
+            {
+                assert!(!is_true(&d.status.conditions, other), "{other:?} set for {phase:?}");
+            }
+        }
     }
 
     #[test]
@@ -950,6 +1002,34 @@ mod tests {
         r5.spec.action_request.as_mut().unwrap().agent = Some("cobol".into());
         let d5 = decide(&obs(&r5, vec![att(1, AttemptPhase::Failed)]));
         assert_eq!(get(&d5.status.conditions, RunCondition::ActionApplied).unwrap().reason, "UnknownRetryProfile");
+    }
+
+    /// A retry after a denied fix (its last attempt Succeeded) starts a fresh attempt: the attempts
+    /// before the retry no longer count, not even the last one.
+    #[test]
+    fn a_retry_after_a_denied_fix_starts_a_new_attempt() {
+        let r = with_action(&run(Some(phase_status(RunPhase::Denied))), RunAction::Retry, "bob");
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        assert_eq!((d.status.phase, d.start_attempt), (Some(RunPhase::Running), Some(2)));
+        assert_eq!(d.status.retried_after_attempt, Some(1));
+    }
+
+    /// What a person reads about an applied action: the ActionApplied condition and the history.
+    #[test]
+    fn applied_actions_say_what_was_done_and_by_whom() {
+        for (phase, action, want) in [
+            (RunPhase::Running, RunAction::Abort, "aborted by bob"),
+            (RunPhase::Fixed, RunAction::Approve, "the kept patch was approved by bob"),
+            (RunPhase::Fixed, RunAction::Deny, "the fix was denied by bob"),
+            (RunPhase::Escalated, RunAction::Retry, "retry 1 requested by bob"),
+        ] {
+            let r = with_action(&run(Some(phase_status(phase))), action, "bob");
+            let last = if phase == RunPhase::Running { AttemptPhase::Running } else { AttemptPhase::Succeeded };
+            let d = decide(&obs(&r, vec![att(1, last)]));
+            let c = get(&d.status.conditions, RunCondition::ActionApplied).unwrap();
+            assert!(c.message.starts_with(want), "{action:?}: {:?}", c.message);
+            assert_eq!(d.status.history.last().unwrap().message, c.message, "{action:?}");
+        }
     }
 
     #[test]
