@@ -530,8 +530,12 @@ async fn r2_etcd_and_apiserver_restarts_lose_nothing_and_the_controller_does_not
     tokio::time::sleep(Duration::from_secs(outage)).await;
     let during = connections.load(Ordering::Relaxed) - before;
     control_plane(&["start-component", "kube-apiserver"]);
+    let back = Instant::now();
 
     let t = tally(&apis, &seen, Duration::from_secs(120 + runs as u64)).await;
+    // tally() waits 2 s after the last run is terminal.
+    let recovered = back.elapsed().saturating_sub(Duration::from_secs(2));
+    println!("R2: every run terminal {:.1} s after the API server was back", recovered.as_secs_f64());
     let per_s = during as f64 / outage as f64;
     println!(
         "R2: etcd down {outage} s, then kube-apiserver down {outage} s: {during} connection attempts by the controller while the API server was down ({per_s:.1}/s)"

@@ -20,6 +20,7 @@ pub mod report;
 pub mod run;
 pub mod skip;
 pub mod state;
+pub mod watches;
 
 pub use error::{Error, Result, SpecProblem};
 
@@ -33,10 +34,11 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use prometheus_client::registry::Registry;
 use tokio::sync::RwLock;
@@ -167,35 +169,46 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         false => None,
     };
 
-    let (runs_api, attempts_api, jobs_api, pods_api) = match &args.namespace {
-        Some(ns) => (
-            Api::<HealingRun>::namespaced(client.clone(), ns),
-            Api::<HealingAttempt>::namespaced(client.clone(), ns),
-            Api::<Job>::namespaced(client.clone(), ns),
-            Api::<Pod>::namespaced(client.clone(), ns),
-        ),
-        None => {
-            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
-        }
-    };
+    let (runs_api, attempts_api, jobs_api, pods_api) = (
+        scoped::<HealingRun>(&client, args.namespace.as_deref()),
+        // The owned objects are watched by metadata only (`Controller::owns` does the same).
+        scoped::<PartialObjectMeta<HealingAttempt>>(&client, args.namespace.as_deref()),
+        scoped::<PartialObjectMeta<Job>>(&client, args.namespace.as_deref()),
+        // The mapper reads only the attempt label.
+        scoped::<PartialObjectMeta<Pod>>(&client, args.namespace.as_deref()),
+    );
+    // Each watch backs off alone and relists at once on 410 Gone (see `watches`): kube-runtime's
+    // `Controller::new/owns/watches` would put all of a controller's watches behind one backoff.
     let owned = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
-    let run_controller = Controller::new(runs_api.clone(), watcher::Config::default());
-    let run_store = run_controller.store();
+    let (run_store, run_writer) = reflector::store();
+    let run_controller = Controller::for_stream(
+        watches::watch(runs_api.clone(), watcher::Config::default()).reflect(run_writer).applied_objects(),
+        run_store.clone(),
+    );
+    let duplicates_of = run_store.clone();
     let run_controller = run_controller
-        .owns(attempts_api.clone(), watcher::Config::default())
+        .owns_stream(watches::watch(attempts_api, watcher::Config::default()).touched_objects())
         // A duplicate waits behind its primary: wake it when the primary changes.
-        .watches(runs_api.clone(), watcher::Config::default(), move |primary: HealingRun| {
-            let (ns, name) = (primary.metadata.namespace.clone(), primary.metadata.name.clone());
-            run_store
-                .state()
-                .into_iter()
-                .filter(|r| {
-                    r.metadata.namespace == ns
-                        && r.status.as_ref().and_then(|s| s.duplicate_of.as_ref()) == name.as_ref()
-                })
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(
+            watches::watch(
+                scoped::<PartialObjectMeta<HealingRun>>(&client, args.namespace.as_deref()),
+                watcher::Config::default(),
+            )
+            .touched_objects(),
+            move |primary: PartialObjectMeta<HealingRun>| {
+                let (ns, name) = (primary.metadata.namespace.clone(), primary.metadata.name.clone());
+                duplicates_of
+                    .state()
+                    .into_iter()
+                    .filter(|r| {
+                        r.metadata.namespace == ns
+                            && r.status.as_ref().and_then(|s| s.duplicate_of.as_ref()) == name.as_ref()
+                    })
+                    .map(|r| ObjectRef::from_obj(r.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .trigger_backoff(watches::NoExtraWait)
         .shutdown_on_signal();
     let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var(env::POD_NAME).ok() };
     metrics.watch_runs(run_controller.store());
@@ -210,21 +223,31 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         failures: Mutex::new(HashMap::new()),
     });
 
-    let attempt_controller = Controller::new(attempts_api, watcher::Config::default())
-        .owns(jobs_api, owned)
-        .watches(pods_api, watcher::Config::default().labels(labels::ATTEMPT), |pod: Pod| {
+    let (attempt_store, attempt_writer) = reflector::store();
+    let attempt_controller = Controller::for_stream(
+        watches::watch(scoped::<HealingAttempt>(&client, args.namespace.as_deref()), watcher::Config::default())
+            .reflect(attempt_writer)
+            .applied_objects(),
+        attempt_store,
+    )
+    .owns_stream(watches::watch(jobs_api, owned).touched_objects())
+    .watches_stream(
+        watches::watch(pods_api, watcher::Config::default().labels(labels::ATTEMPT)).touched_objects(),
+        |pod: PartialObjectMeta<Pod>| {
             let ns = pod.metadata.namespace.clone()?;
             let name = pod.metadata.labels.as_ref()?.get(labels::ATTEMPT)?.clone();
             Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
-        })
-        .watches(runs_api, watcher::Config::default(), |run: HealingRun| {
-            // A run's abort must reach its attempts.
-            let ns = run.metadata.namespace.clone().unwrap_or_default();
-            let name = run.metadata.name.clone().unwrap_or_default();
-            let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
-            (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&attempt_name(&name, i)).within(&ns))
-        })
-        .shutdown_on_signal();
+        },
+    )
+    .watches_stream(watches::watch(runs_api, watcher::Config::default()).touched_objects(), |run: HealingRun| {
+        // A run's abort must reach its attempts.
+        let ns = run.metadata.namespace.clone().unwrap_or_default();
+        let name = run.metadata.name.clone().unwrap_or_default();
+        let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
+        (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&attempt_name(&name, i)).within(&ns))
+    })
+    .trigger_backoff(watches::NoExtraWait)
+    .shutdown_on_signal();
 
     *ready.write().await = true;
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), "controllers started");
@@ -260,6 +283,18 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
             // Another replica may already act: stop at once, as client-go's leader election does.
             Err(StartError::LostLeadership)
         }
+    }
+}
+
+/// The API of `K` in `namespace`, or in all namespaces when `None` (the controller's `--namespace`).
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     }
 }
 

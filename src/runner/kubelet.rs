@@ -190,7 +190,7 @@ pub fn finish_deletions(client: &Client, node: &str) -> tokio::task::JoinHandle<
     let pods = Api::<Pod>::all(client.clone());
     let cfg = kube::runtime::watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     tokio::spawn(async move {
-        let mut stream = kube::runtime::watcher(pods.clone(), cfg).boxed();
+        let mut stream = crate::controller::watches::watch(pods.clone(), cfg).boxed();
         while let Some(ev) = stream.next().await {
             let pod = match ev {
                 Ok(kube::runtime::watcher::Event::Apply(p) | kube::runtime::watcher::Event::InitApply(p)) => p,

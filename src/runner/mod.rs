@@ -115,7 +115,9 @@ pub async fn run(args: Args) -> std::result::Result<(), Error> {
         None => Api::all(client.clone()),
     };
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", args.node_name));
-    let mut stream = watcher::watcher(pods, cfg).boxed();
+    // Backed off like the controller's watches (a dead API server is not spun on) and relisted at
+    // once on 410 Gone.
+    let mut stream = crate::controller::watches::watch(pods, cfg).boxed();
     let live: Arc<Mutex<HashMap<String, Arc<tokio::sync::watch::Sender<bool>>>>> = Default::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
     let runner =
