@@ -514,11 +514,6 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
     out
 }
 
-/// True when a run is not final and does not wait behind another.
-pub fn is_active(status: Option<&HealingRunStatus>) -> bool {
-    status.is_none_or(|s| !s.phase.is_some_and(|p| p.is_terminal()) && !is_true(&s.conditions, RunCondition::Duplicate))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1050,5 +1045,105 @@ mod tests {
         }
         assert_eq!(h.len(), actions::HISTORY_LIMIT);
         assert_eq!(h.first().unwrap().message, "10");
+    }
+
+    /// Which Events a status change publishes: each final phase once (with its condition's
+    /// message), an attempt start only while Running, a person's request once with its condition's
+    /// reason (Warning when refused), and nothing when nothing changed.
+    #[test]
+    fn transitions_table() {
+        use crate::crd::run::ActionRecord;
+        use RunPhase::*;
+        let st = |phase: RunPhase, attempt: i32, conds: &[(RunCondition, bool, Reason, &str)]| {
+            let mut s = HealingRunStatus { phase: Some(phase), current_attempt: Some(attempt), ..Default::default() };
+            for (kind, ok, r, m) in conds {
+                conditions::set(&mut s.conditions, conditions::new(*kind, *ok, *r, m.to_string(), Some(1), t(0)));
+            }
+            s
+        };
+        let with_request = |mut s: HealingRunStatus, key: &str, result: ActionResult, reason: Reason| {
+            s.history.push(ActionRecord {
+                action: RunAction::Retry,
+                actor: "bob".into(),
+                source: Default::default(),
+                time: t(0),
+                result,
+                message: format!("request {key}"),
+                generation: Some(2),
+                request_key: key.into(),
+            });
+            conditions::set(
+                &mut s.conditions,
+                conditions::new(
+                    RunCondition::ActionApplied,
+                    result == ActionResult::Applied,
+                    reason,
+                    "x",
+                    Some(2),
+                    t(0),
+                ),
+            );
+            s
+        };
+        let healing = |m| (RunCondition::Healing, true, Reason::AttemptRunning, m);
+        let running1 = st(Running, 1, &[healing("attempt 1")]);
+        let cases: Vec<(&str, HealingRunStatus, HealingRunStatus, Vec<(bool, Reason, &str)>)> = vec![
+            (
+                "fixed",
+                running1.clone(),
+                st(Fixed, 1, &[(RunCondition::Fixed, true, Reason::Fixed, "m-fixed")]),
+                vec![(false, Reason::Fixed, "m-fixed")],
+            ),
+            (
+                "escalated",
+                running1.clone(),
+                st(Escalated, 1, &[(RunCondition::Escalated, true, Reason::Escalated, "m-esc")]),
+                vec![(true, Reason::Escalated, "m-esc")],
+            ),
+            (
+                "aborted",
+                running1.clone(),
+                st(Aborted, 1, &[(RunCondition::Aborted, true, Reason::Aborted, "m-ab")]),
+                vec![(false, Reason::Aborted, "m-ab")],
+            ),
+            ("phase unchanged", st(Fixed, 1, &[]), st(Fixed, 1, &[]), vec![]),
+            (
+                "next attempt",
+                running1.clone(),
+                st(Running, 2, &[healing("attempt 2")]),
+                vec![(false, Reason::AttemptStarted, "attempt 2")],
+            ),
+            ("same attempt", running1.clone(), st(Running, 1, &[healing("attempt 1 again")]), vec![]),
+            (
+                "attempt count moved but escalated",
+                running1.clone(),
+                st(Escalated, 2, &[(RunCondition::Escalated, true, Reason::Escalated, "m-esc")]),
+                vec![(true, Reason::Escalated, "m-esc")],
+            ),
+            (
+                "applied request",
+                running1.clone(),
+                with_request(running1.clone(), "k1", ActionResult::Applied, Reason::RetryRequested),
+                vec![(false, Reason::RetryRequested, "request k1")],
+            ),
+            (
+                "refused request",
+                running1.clone(),
+                with_request(running1.clone(), "k1", ActionResult::Refused, Reason::RetryLimitReached),
+                vec![(true, Reason::RetryLimitReached, "request k1")],
+            ),
+            (
+                "request already handled",
+                with_request(running1.clone(), "k1", ActionResult::Applied, Reason::RetryRequested),
+                with_request(running1.clone(), "k1", ActionResult::Applied, Reason::RetryRequested),
+                vec![],
+            ),
+        ];
+        for (name, old, new, want) in cases {
+            let got: Vec<(bool, Reason, String)> =
+                transitions(Some(&old), &new).into_iter().map(|t| (t.warning, t.reason, t.message)).collect();
+            let want: Vec<(bool, Reason, String)> = want.into_iter().map(|(w, r, m)| (w, r, m.to_string())).collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 }
