@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::actions::{self, Effect};
 use super::error::SpecProblem;
 use crate::config::ActionPolicy;
-use crate::crd::conditions::{self, Reason, RunCondition, get, is_true};
+use crate::crd::conditions::{self, Reason, RunCondition, get};
 use crate::crd::run::{ActionResult, RetryRequest};
 use crate::crd::{AttemptPhase, Diffstat, HealingRun, HealingRunStatus, PatchRef, RunAction, RunPhase};
 use crate::triage::FailureClass;
@@ -517,6 +517,7 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::conditions::is_true;
     use crate::crd::{FailureSource, HealingPolicy, HealingRunSpec};
 
     fn t(s: i64) -> Time {
@@ -1087,7 +1088,9 @@ mod tests {
         };
         let healing = |m| (RunCondition::Healing, true, Reason::AttemptRunning, m);
         let running1 = st(Running, 1, &[healing("attempt 1")]);
-        let cases: Vec<(&str, HealingRunStatus, HealingRunStatus, Vec<(bool, Reason, &str)>)> = vec![
+        // (name, old status, new status, the Events wanted: warning, reason, message)
+        type Case<'a> = (&'a str, HealingRunStatus, HealingRunStatus, Vec<(bool, Reason, &'a str)>);
+        let cases: Vec<Case> = vec![
             (
                 "fixed",
                 running1.clone(),
