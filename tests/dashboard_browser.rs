@@ -230,6 +230,21 @@ async fn until(b: &Browser, what: &str, timeout: Duration, css: &str, f: impl Fn
     }
 }
 
+/// Wait until the page that a click navigated to has loaded: its URL contains `part` and its
+/// `document.readyState` is `complete`. Panics after 10 s.
+async fn navigated(b: &Browser, part: &str) {
+    let start = Instant::now();
+    loop {
+        let url = b.current_url().await.unwrap();
+        let state = b.execute("return document.readyState", vec![]).await.unwrap();
+        if url.as_str().contains(part) && state == json!("complete") {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no page with {part} in its URL loaded (at {url})");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Wait until the page's EventSource is open.
 async fn live(b: &Browser) {
     let start = Instant::now();
@@ -376,13 +391,15 @@ async fn dashboard_in_a_real_browser() {
     b.find(Locator::Css("select[name=phase]")).await.unwrap().select_by_value("Escalated").await.unwrap();
     b.find(Locator::Css("select[name=per_page]")).await.unwrap().select_by_value("20").await.unwrap();
     b.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+    // A click that submits a form does not wait for the next page (WebDriver's Element Click).
+    navigated(&b, "phase=Escalated").await;
     let rows = all_attr(&b, "tr[data-run]", "data-run").await;
     assert_eq!(rows.len(), 6, "only Escalated runs: {rows:?}");
-    assert!(b.current_url().await.unwrap().as_str().contains("phase=Escalated"));
     // Pagination: five per page, three pages, the next link leads on.
     b.goto(&format!("{url}/?per_page=5")).await.unwrap();
     let first = all_attr(&b, "tr[data-run]", "data-run").await;
     b.find(Locator::Css("a[rel=next]")).await.unwrap().click().await.unwrap();
+    until(&b, "the second page", Duration::from_secs(10), "p.count", |t| t.contains("page 2 of 3")).await;
     let second = all_attr(&b, "tr[data-run]", "data-run").await;
     assert_eq!((first.len(), second.len()), (5, 5));
     assert!(first.iter().all(|r| !second.contains(r)), "pages do not overlap");
