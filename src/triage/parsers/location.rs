@@ -33,6 +33,19 @@ static CODE_PREFIX: LazyLock<Regex> =
 static TRAILING_RULE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\s[\[(]([a-z@][a-z0-9_/@-]*[a-z0-9])[\])]$").expect("static regex"));
 
+/// Whether `rest` may start a [`SEVERITY_PREFIX`] match: `[`, or a letter that starts one of its
+/// words in any case; non-ASCII too, since Unicode case folding matches `ſ` (U+017F) for `s`.
+/// A cheap test that skips the capture search on most lines; never false when the regex matches.
+fn may_start_severity(rest: &str) -> bool {
+    rest.as_bytes().first().is_some_and(|&c| {
+        !c.is_ascii()
+            || matches!(
+                c.to_ascii_lowercase(),
+                b'[' | b'e' | b'w' | b'n' | b'i' | b'f' | b's' | b'c' | b'l' | b'm' | b'h'
+            )
+    })
+}
+
 /// actionlint's rule names (`[rule]` at the end of a message).
 const ACTIONLINT_RULES: &[&str] = &[
     "syntax-check",
@@ -216,6 +229,7 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, sink: &mut Sink<'_>) -> bool {
     let mut bracket_severity = false;
     for _ in 0..2 {
         if severity.is_none()
+            && may_start_severity(rest)
             && let Some(m) = SEVERITY_PREFIX.captures(rest)
         {
             bracket_severity = m[0].starts_with('[');
@@ -231,6 +245,7 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, sink: &mut Sink<'_>) -> bool {
             continue;
         }
         if code.is_none()
+            && rest.starts_with(|c: char| c == '[' || c.is_ascii_uppercase())
             && let Some(m) = CODE_PREFIX.captures(rest)
         {
             code = Some(m[1].to_string());
@@ -239,7 +254,12 @@ pub(crate) fn parse_line(log: &Log<'_>, i: usize, sink: &mut Sink<'_>) -> bool {
         }
         break;
     }
-    let rule = TRAILING_RULE.captures(rest).map(|m| (m[1].to_string(), m.get(0).map_or(rest.len(), |x| x.start())));
+    // The rule regex ends in `[\])]$`: only a line ending in `]` or `)` can match.
+    let rule = rest
+        .ends_with([']', ')'])
+        .then(|| TRAILING_RULE.captures(rest))
+        .flatten()
+        .map(|m| (m[1].to_string(), m.get(0).map_or(rest.len(), |x| x.start())));
     let ext = basename(file).rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     let lower_path = file.to_ascii_lowercase();
     let base = basename(file);

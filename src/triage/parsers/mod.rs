@@ -533,6 +533,33 @@ static KEYWORD_RE: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("static keyword regex")
 });
 
+/// The longest keyword, in bytes (a match of [`KEYWORD_RE`] is at most this long).
+const MAX_KEYWORD_BYTES: usize = 32;
+
+/// Score and flags of each keyword by its ASCII-lowercased bytes (the first keyword of that
+/// spelling, as a search of [`KEYWORDS`] would find).
+static KEYWORD_BY_TEXT: LazyLock<std::collections::HashMap<Vec<u8>, (u8, u8)>> = LazyLock::new(|| {
+    let mut map = std::collections::HashMap::with_capacity(KEYWORDS.len());
+    for &(k, s, f) in KEYWORDS {
+        debug_assert!(k.len() <= MAX_KEYWORD_BYTES, "{k}");
+        map.entry(k.to_ascii_lowercase().into_bytes()).or_insert((s, f));
+    }
+    map
+});
+
+/// The score and flags of the keyword `m` spells (ASCII case ignored), if it is one.
+fn keyword_of(m: &str) -> Option<&'static (u8, u8)> {
+    let b = m.as_bytes();
+    if b.len() > MAX_KEYWORD_BYTES {
+        return None;
+    }
+    let mut buf = [0u8; MAX_KEYWORD_BYTES];
+    for (o, c) in buf.iter_mut().zip(b) {
+        *o = c.to_ascii_lowercase();
+    }
+    KEYWORD_BY_TEXT.get(&buf[..b.len()])
+}
+
 /// Highest keyword score in `text` (0 when none) and the union of the matched keywords' flags.
 pub fn scan_keywords(text: &str) -> (u8, u8) {
     let mut score = 0;
@@ -606,7 +633,7 @@ pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -
             while li + 1 < n && log.lines[li + 1].start <= at {
                 li += 1;
             }
-            let Some(&(_, s, f)) = KEYWORDS.iter().find(|(k, _, _)| k.eq_ignore_ascii_case(m.as_str())) else {
+            let Some(&(s, f)) = keyword_of(m.as_str()) else {
                 continue;
             };
             kw_scores[li] = kw_scores[li].max(s);
