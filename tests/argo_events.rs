@@ -1,14 +1,17 @@
 //! The Argo Events manifests in config/argo-events/, run by Argo Events' own code (the evaluator in
 //! hack/argo-eval, see tests/support/argo_eval.rs): Argo decodes and validates them; the real failed
 //! `workflow_job` delivery becomes a HealingRun that the API server accepts from the Sensor's
-//! ServiceAccount and that config/samples/ holds; a redelivery collides; other deliveries are dropped
-//! by the filter meant to drop them.
+//! ServiceAccount and that config/samples/ holds; failed `check_run`, `check_suite` and `status`
+//! deliveries become theirs; a redelivery collides; other deliveries are dropped by the filter meant
+//! to drop them; and every payload gives the same answer through the Sensor and through the receiver's
+//! mapping (`ci_healer::intake::map`).
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
-use ci_healer::crd::HealingRun;
+use ci_healer::crd::{HealingRun, SourceEvent};
+use ci_healer::intake::map::{self, Dropped, Intake, Kind};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Patch, PatchParams};
@@ -17,6 +20,8 @@ use serde_json::{Value, json};
 use support::argo_eval::{self, Delivery, Report};
 
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+/// The Sensor's name (config/argo-events/sensor.yaml).
+const SENSOR: &str = "ci-healer-ci-failures";
 /// The action-timestamp label the k8s trigger adds on create: the time of creation.
 const ACTION_TIMESTAMP: &str = "events.argoproj.io/action-timestamp";
 
@@ -95,15 +100,29 @@ fn manifests_decode_into_argo_types_and_pass_argo_validation() {
         "deliveries are verified against a Secret"
     );
     let events: Vec<&str> = gh["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert!(events.contains(&"workflow_job"), "{events:?}");
+    for kind in Kind::ALL {
+        assert!(events.contains(&kind.as_str()), "the EventSource subscribes to {}: {events:?}", kind.as_str());
+    }
     assert_eq!(gh["contentType"], "json");
 
     assert_eq!(m.sensors.len(), 1);
     let sensor = &m.sensors[0];
-    let dep = &sensor["spec"]["dependencies"][0];
-    assert_eq!((&dep["eventSourceName"], &dep["eventName"]), (&es["metadata"]["name"], &json!("ci-failures")));
-    let k8s = &sensor["spec"]["triggers"][0]["template"]["k8s"];
-    assert_eq!(k8s["operation"], "create", "a redelivery must collide, not overwrite");
+    assert_eq!(sensor["metadata"]["name"], SENSOR);
+    let deps = sensor["spec"]["dependencies"].as_array().unwrap();
+    let names: Vec<&str> = deps.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, Kind::ALL.map(|k| k.dependency()), "one dependency per event kind");
+    for dep in deps {
+        assert_eq!((&dep["eventSourceName"], &dep["eventName"]), (&es["metadata"]["name"], &json!("ci-failures")));
+    }
+    // One trigger per dependency, each firing on its own: without `conditions` a trigger waits for
+    // ALL the Sensor's dependencies, and no delivery is of two kinds.
+    let triggers = sensor["spec"]["triggers"].as_array().unwrap();
+    let conditions: Vec<&str> = triggers.iter().map(|t| t["template"]["conditions"].as_str().unwrap_or("")).collect();
+    assert_eq!(conditions, names, "each trigger names exactly its own dependency");
+    for t in triggers {
+        let k8s = &t["template"]["k8s"];
+        assert_eq!(k8s["operation"], "create", "a redelivery must collide, not overwrite");
+    }
     // The Sensor runs as the ServiceAccount that rbac.yaml lets create HealingRuns.
     let rbac = yaml_docs(&argo_eval::shipped().join("rbac.yaml"));
     let sa = rbac.iter().find(|d| d["kind"] == "ServiceAccount").unwrap();
@@ -162,7 +181,8 @@ fn real_failure_becomes_a_healingrun_with_typed_fields() {
     assert_eq!(src["url"], "https://github.com/octo-org/octo-repo/runs/1291536064");
     assert_eq!(src["sender"], "Codertocat");
     assert_eq!(src["failedSteps"], json!(["Run yarn run format-check"]));
-    assert_eq!(run["metadata"]["labels"]["events.argoproj.io/sensor"], "ci-healer-workflow-job");
+    assert_eq!(run["metadata"]["labels"]["events.argoproj.io/sensor"], SENSOR);
+    assert_eq!(run["metadata"]["labels"]["events.argoproj.io/trigger"], "workflow-job");
     let typed: HealingRun = serde_json::from_value(run).unwrap();
     assert_eq!(typed.spec.policy.max_attempts, 3);
 }
@@ -300,65 +320,315 @@ fn dropped_deliveries_name_the_filter_that_dropped_them() {
         f(&mut p);
         serde_json::to_vec(&p).unwrap()
     };
-    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
-        ("a successful job", "workflow_job", fixture("workflow_job-success.json"), "body.workflow_job.conclusion"),
-        ("an in-progress job", "workflow_job", fixture("workflow_job-in_progress.json"), "body.action"),
+    let edit_of = |file: &str, f: &dyn Fn(&mut Value)| {
+        let mut p: Value = serde_json::from_slice(&fixture(file)).unwrap();
+        f(&mut p);
+        serde_json::to_vec(&p).unwrap()
+    };
+    let wj = "workflow-job-failed";
+    let cases: Vec<(&str, &str, Vec<u8>, &str, &str)> = vec![
+        ("a successful job", "workflow_job", fixture("workflow_job-success.json"), wj, "body.workflow_job.conclusion"),
+        ("an in-progress job", "workflow_job", fixture("workflow_job-in_progress.json"), wj, "body.action"),
         (
-            "another event kind: a failed check run",
+            "the GitHub Actions app's failed check run: the copy of its workflow_job",
             "check_run",
             fixture("check_run-failure.json"),
-            "headers.X-Github-Event.0",
+            "check-run-failed",
+            "[body.check_run.app.slug,!null]|0",
+        ),
+        (
+            "the GitHub Actions app's failed check suite (derived)",
+            "check_suite",
+            fixture("derived/check_suite-failure-actions.json"),
+            "check-suite-failed",
+            "[body.check_suite.app.slug,!null]|0",
+        ),
+        (
+            "ci-healer's own failed check run (derived)",
+            "check_run",
+            edit_of("derived/check_run-failure-other-app.json", &|p| p["check_run"]["name"] = "ci-healer".into()),
+            "check-run-failed",
+            "body.check_run.name",
+        ),
+        (
+            "ci-healer's own failed commit status (derived)",
+            "status",
+            edit_of("derived/status-failure.json", &|p| p["context"] = "ci-healer".into()),
+            "status-failed",
+            "body.context",
+        ),
+        (
+            "a pending commit status (derived)",
+            "status",
+            edit_of("derived/status-failure.json", &|p| p["state"] = "pending".into()),
+            "status-failed",
+            "body.state",
+        ),
+        (
+            "a commit status on no branch (derived)",
+            "status",
+            edit_of("derived/status-failure.json", &|p| p["branches"] = json!([])),
+            "status-failed",
+            "body.branches.0.name",
+        ),
+        (
+            "a failed check suite on ci-healer's branch (derived)",
+            "check_suite",
+            edit_of("derived/check_suite-failure.json", &|p| p["check_suite"]["head_branch"] = "ci-healer/x".into()),
+            "check-suite-failed",
+            "body.check_suite.head_branch",
+        ),
+        (
+            "a failed check run from a bot (derived)",
+            "check_run",
+            edit_of("derived/check_run-failure-other-app.json", &|p| p["sender"]["type"] = "Bot".into()),
+            "check-run-failed",
+            "body.sender.type",
         ),
         (
             "the failure's body under another event",
             "check_run",
             fixture("workflow_job-failure.json"),
-            "headers.X-Github-Event.0",
+            "check-run-failed",
+            "body.check_run.conclusion",
         ),
         (
             "a conclusion that only starts with failure (derived)",
             "workflow_job",
             edit(&|p| p["workflow_job"]["conclusion"] = "failure_extra".into()),
+            wj,
             "body.workflow_job.conclusion",
         ),
         (
             "the operator's own branch (derived)",
             "workflow_job",
             edit(&|p| p["workflow_job"]["head_branch"] = "ci-healer/fix-2202229078".into()),
+            wj,
             "body.workflow_job.head_branch",
         ),
         (
             "a job without a branch, head_branch null (derived)",
             "workflow_job",
             edit(&|p| p["workflow_job"]["head_branch"] = Value::Null),
+            wj,
             "body.workflow_job.head_branch",
         ),
         (
             "a bot sender by type (derived)",
             "workflow_job",
             edit(&|p| p["sender"]["type"] = "Bot".into()),
+            wj,
             "body.sender.type",
         ),
         (
             "a bot sender by login (derived)",
             "workflow_job",
             edit(&|p| p["sender"]["login"] = "ci-healer[bot]".into()),
+            wj,
             "body.sender.login",
         ),
     ];
-    for (what, event, body, path) in cases {
+    for (what, event, body, dep_name, path) in cases {
         let report = evaluate(event, &body);
         assert!(report.created().is_empty(), "{what}: nothing is created: {report:#?}");
-        let dep = report.dependency("workflow-job-failed");
-        assert_eq!(dep.outcome, "dropped", "{what}: {dep:?}");
-        let by_path = |r: &String| r.starts_with(&format!("data filter {path} "));
+        let dep = report.dependency(dep_name);
+        // `error`: a filter's field is absent, and Argo discards the event with a warning.
+        assert!(["dropped", "error"].contains(&dep.outcome.as_str()), "{what}: {dep:?}");
+        let by_path = |r: &String| r.contains(&format!(" {path} ")) || r.contains(&format!("'{path}'"));
         assert!(dep.reasons.iter().any(by_path), "{what}: dropped by {path}: {:?}", dep.reasons);
         // The real failure passes every other filter, so its edited copies fail this one only.
-        if what.ends_with("(derived)") || what.ends_with("another event") {
+        if what.ends_with("(derived)") {
             assert!(dep.reasons.iter().all(by_path), "{what}: dropped by {path} only: {:?}", dep.reasons);
         }
-        assert_eq!(report.sensors[0].triggers[0].outcome, "not-fired", "{what}");
+        // Every other dependency waits for another event kind.
+        for other in report.sensors[0].dependencies.iter().filter(|d| d.name != dep_name) {
+            assert_eq!(other.outcome, "dropped", "{what}: {other:?}");
+            assert!(
+                other.reasons.iter().any(|r| r.starts_with("data filter headers.X-Github-Event.0 ")),
+                "{what}: {other:?}"
+            );
+        }
+        assert!(report.sensors[0].triggers.iter().all(|t| t.outcome == "not-fired"), "{what}: {report:#?}");
     }
+}
+
+/// A failed check run of another CI app, a failed check suite and a failed or erroring commit status
+/// (derived from real deliveries): each becomes a HealingRun of its kind, named from the delivery's
+/// ids, with the fields the controller reads for that kind; the API server accepts it from the
+/// Sensor's ServiceAccount, and a redelivery collides.
+#[tokio::test]
+async fn each_failure_kind_becomes_its_run_and_a_redelivery_collides() {
+    let admin = support::client().await;
+    support::install_crds(&admin).await;
+    let (ns, sensor) = sensor_namespace(&admin).await;
+    let sha = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+    let cases: Vec<(&str, &str, &str, SourceEvent, Value)> = vec![
+        (
+            "check_run",
+            "derived/check_run-failure-other-app.json",
+            "gh-check-run-128620228",
+            SourceEvent::CheckRun,
+            json!({"provider": "github", "event": "check_run", "repository": "Codertocat/Hello-World",
+                   "branch": "changes", "headSha": sha, "deliveryId": DELIVERY, "jobName": "Octocoders-linter",
+                   "jobId": 128620228, "checkSuiteId": 118578147,
+                   "url": "https://github.com/Codertocat/Hello-World/runs/128620228", "sender": "Codertocat"}),
+        ),
+        (
+            "check_suite",
+            "derived/check_suite-failure.json",
+            "gh-check-suite-118578147",
+            SourceEvent::CheckSuite,
+            json!({"provider": "github", "event": "check_suite", "repository": "Codertocat/Hello-World",
+                   "branch": "changes", "headSha": sha, "deliveryId": DELIVERY, "checkSuiteId": 118578147,
+                   "sender": "Codertocat"}),
+        ),
+        (
+            "status",
+            "derived/status-failure.json",
+            "gh-status-6805126730",
+            SourceEvent::Status,
+            json!({"provider": "github", "event": "status", "repository": "Codertocat/Hello-World",
+                   "branch": "master", "headSha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "deliveryId": DELIVERY,
+                   "jobName": "ci/circleci: build", "description": "Build failed: 3 tests failed", "sender": "Codertocat"}),
+        ),
+        (
+            "status",
+            "derived/status-error.json",
+            "gh-status-2",
+            SourceEvent::Status,
+            json!({"provider": "github", "event": "status", "repository": "Codertocat/Hello-World",
+                   "branch": "master", "headSha": "4544205a385319fd846d5df4ed2e3b8173529d78", "deliveryId": DELIVERY,
+                   "jobName": "default", "sender": "Codertocat"}),
+        ),
+    ];
+    let runs = Api::<HealingRun>::namespaced(admin.clone(), &ns);
+    for (event, file, name, kind, source) in cases {
+        let report = evaluate(event, &fixture(file));
+        assert!(report.delivery.as_ref().unwrap().subscribed, "the EventSource subscribes to {event}");
+        let run = created_run(&report);
+        assert_eq!(run["metadata"]["name"], name, "{file}");
+        assert_eq!(run["metadata"]["labels"]["events.argoproj.io/trigger"], event.replace('_', "-"), "{file}");
+        let stored = send_create(&sensor, &ns, &report, &run).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+        // Stored as the API server keeps it: nulls (a null html_url, target_url, description) dropped.
+        assert_eq!(stored["spec"]["source"], source, "{file}");
+        let typed: HealingRun = serde_json::from_value(stored).unwrap();
+        assert_eq!(typed.spec.source.event, kind);
+        let (code, msg) = api_status(send_create(&sensor, &ns, &report, &run).await);
+        assert_eq!(code, 409, "{file}: a redelivery collides: {msg}");
+    }
+    assert_eq!(runs.list(&Default::default()).await.unwrap().items.len(), 4, "one run per failure");
+}
+
+/// The receiver's mapping (`ci_healer::intake::map`) and the Sensor give the same answer for every
+/// delivery: every real payload in tests/fixtures/payloads/github (all kinds, handled or not), the
+/// derived ones, and the edits of the dropped-deliveries table. Created: the same name, labels (less
+/// the `events.argoproj.io/*` labels Argo's trigger adds) and spec, compared as the typed HealingRun
+/// (so a null Argo passes and a field the mapping leaves out agree, as the API server stores both).
+/// Dropped: the mapping names a filter that Argo's report names too.
+#[test]
+fn the_sensor_and_the_receivers_mapping_agree_on_every_payload() {
+    let dir = support::root().join("tests/fixtures/payloads");
+    let mut deliveries: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for kind_dir in std::fs::read_dir(dir.join("github")).unwrap() {
+        let kind_dir = kind_dir.unwrap().path();
+        if !kind_dir.is_dir() {
+            continue;
+        }
+        let event = kind_dir.file_name().unwrap().to_str().unwrap().to_string();
+        for f in std::fs::read_dir(&kind_dir).unwrap() {
+            let f = f.unwrap().path();
+            deliveries.push((
+                format!("github/{event}/{}", f.file_name().unwrap().to_str().unwrap()),
+                event.clone(),
+                std::fs::read(&f).unwrap(),
+            ));
+        }
+    }
+    assert!(deliveries.len() >= 60, "the real payloads are there: {}", deliveries.len());
+    for f in std::fs::read_dir(dir.join("derived")).unwrap() {
+        let f = f.unwrap().path();
+        let file = f.file_name().unwrap().to_str().unwrap().to_string();
+        let event =
+            Kind::ALL.iter().map(|k| k.as_str()).filter(|k| file.starts_with(k)).max_by_key(|k| k.len()).unwrap();
+        deliveries.push((format!("derived/{file}"), event.to_string(), std::fs::read(&f).unwrap()));
+    }
+    // Edits of the real failure: each filter's refusal, nulls and a missing field.
+    let edits: Vec<(&str, fn(&mut Value))> = vec![
+        ("bot type", |p| p["sender"]["type"] = "Bot".into()),
+        ("bot login", |p| p["sender"]["login"] = "ci-healer[bot]".into()),
+        ("own branch", |p| p["workflow_job"]["head_branch"] = "ci-healer/x".into()),
+        ("null branch", |p| p["workflow_job"]["head_branch"] = Value::Null),
+        ("null workflow name and url", |p| {
+            p["workflow_job"]["workflow_name"] = Value::Null;
+            p["workflow_job"]["html_url"] = Value::Null;
+        }),
+        ("no workflow name", |p| {
+            p["workflow_job"].as_object_mut().unwrap().remove("workflow_name");
+        }),
+        ("no head sha", |p| {
+            p["workflow_job"].as_object_mut().unwrap().remove("head_sha");
+        }),
+        ("no sender", |p| {
+            p.as_object_mut().unwrap().remove("sender");
+        }),
+    ];
+    for (what, f) in edits {
+        let mut p = failure();
+        f(&mut p);
+        deliveries.push((format!("edit: {what}"), "workflow_job".into(), serde_json::to_vec(&p).unwrap()));
+    }
+
+    let (mut created, mut dropped) = (0, 0);
+    for (what, event, body) in &deliveries {
+        let report = evaluate(event, body);
+        let value: Value = serde_json::from_slice(body).unwrap();
+        let mapped =
+            map::map(&map::Delivery { event, id: Some(DELIVERY), body: &value }, "ci-healer", Intake::ArgoEvents);
+        let argo = report.created();
+        match mapped {
+            Ok(run) => {
+                assert_eq!(argo.len(), 1, "{what}: the mapping makes {:?}, the Sensor {report:#?}", run.metadata.name);
+                let mut theirs: HealingRun = serde_json::from_value(argo[0].clone()).unwrap();
+                theirs.metadata.labels.as_mut().unwrap().retain(|k, _| !k.starts_with("events.argoproj.io/"));
+                assert_eq!(run.metadata.name, theirs.metadata.name, "{what}");
+                assert_eq!(run.metadata.namespace, theirs.metadata.namespace, "{what}");
+                assert_eq!(run.metadata.labels, theirs.metadata.labels, "{what}");
+                assert_eq!(run.spec, theirs.spec, "{what}");
+                created += 1;
+            }
+            Err(d) => {
+                assert!(argo.is_empty(), "{what}: the Sensor creates {argo:?}; the mapping drops it: {d}");
+                match &d {
+                    Dropped::Unhandled { .. } => {
+                        for dep in &report.sensors[0].dependencies {
+                            assert_eq!(dep.outcome, "dropped", "{what}: {dep:?}");
+                        }
+                    }
+                    Dropped::Filtered { path, .. } => {
+                        let kind = Kind::parse(event).unwrap();
+                        let dep = report.dependency(kind.dependency());
+                        assert!(
+                            dep.reasons
+                                .iter()
+                                .any(|r| r.contains(&format!(" {path} ")) || r.contains(&format!("'{path}'"))),
+                            "{what}: the mapping drops it by {path}; the Sensor: {dep:?}"
+                        );
+                    }
+                    Dropped::Missing { path } => {
+                        let kind = Kind::parse(event).unwrap();
+                        let dep = report.dependency(kind.dependency());
+                        assert_eq!(dep.outcome, "passed", "{what}: only a trigger parameter is missing ({path})");
+                        let trigger =
+                            report.sensors[0].triggers.iter().find(|t| t.conditions == kind.dependency()).unwrap();
+                        assert_eq!(trigger.outcome, "error", "{what}: {path}: {trigger:?}");
+                    }
+                }
+                dropped += 1;
+            }
+        }
+    }
+    eprintln!("{} deliveries: {created} created by both, {dropped} dropped by both", deliveries.len());
+    assert!(created >= 6, "the failures of every kind are created: {created}");
 }
 
 /// Fields GitHub may send as null or (older GitHub Enterprise Server) not at all: the run is still

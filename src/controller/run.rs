@@ -57,6 +57,11 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         Some(gh) if failure::wanted(run) && accepted && !skipped => Some(read_failure(run, gh.as_ref(), ctx).await?),
         _ => None,
     };
+    // A check run that GitHub shows as the Actions app's copy of a workflow job is a duplicate.
+    let skip = match skip {
+        None if accepted && skip::wanted(run, attempts.len()) => skip::actions_check_run(run, read.as_ref(), &[]),
+        s => s,
+    };
     let triaged = triage_run_with(run, &ctx.config, read.as_ref());
     let triage_view = triaged.as_ref().map(|(v, _)| v.clone()).map_err(Clone::clone);
     let primary = match &triaged {

@@ -185,6 +185,9 @@ reasons! {
     TooManyOpenPullRequests,
     /// Another run for the same repository and branch (another commit) started within the cooldown.
     Cooldown,
+    /// The check run is the GitHub Actions app's copy of a workflow job, healed through its
+    /// `workflow_job` run: a duplicate, not a failure of its own.
+    ActionsCheckRun,
     /// Event: a rule stopped the run before any attempt (the condition's reason says which).
     Skipped,
     // Reported (src/controller/report.rs)

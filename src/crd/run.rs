@@ -160,7 +160,7 @@ pub struct FailureSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub workflow_name: Option<String>,
-    /// The job's name (`workflow_job.name` or `check_run.name`).
+    /// The job's name (`workflow_job.name` or `check_run.name`; a status's `context`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub job_name: Option<String>,
@@ -172,11 +172,23 @@ pub struct FailureSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub run_attempt: Option<i64>,
-    /// The job id (`workflow_job.id`), which is also its check run id.
+    /// The job id (`workflow_job.id`), which is also its check run id; for a `check_run` event,
+    /// the check run's id (`check_run.id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub job_id: Option<i64>,
-    /// A link for people to the failing job (`workflow_job.html_url`).
+    /// The check suite's id (`check_suite.id`, or `check_run.check_suite.id`): a `check_suite`
+    /// failure is read from that suite's failing check runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub check_suite_id: Option<i64>,
+    /// A commit status's description (`status` events), for triage: external CI systems put their
+    /// one-line verdict there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// A link for people to the failing job (`workflow_job.html_url`, `check_run.html_url`, a
+    /// status's `target_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub url: Option<String>,
