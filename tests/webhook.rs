@@ -375,7 +375,8 @@ async fn the_readmes_actions_snippet_posts_a_signed_failure() {
     )
     .unwrap();
     std::fs::set_permissions(&gh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new("bash")
+    // The receiver runs on this test's runtime: the script must not block it.
+    let out = tokio::process::Command::new("bash")
         .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
         .env("PATH", format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap()))
         .env("GH_TOKEN", "unused")
@@ -386,6 +387,7 @@ async fn the_readmes_actions_snippet_posts_a_signed_failure() {
         .env("GITHUB_RUN_ATTEMPT", "1")
         .env("GITHUB_ACTOR", "Codertocat")
         .output()
+        .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{script}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

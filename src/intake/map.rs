@@ -215,54 +215,57 @@ pub fn map(delivery: &Delivery, namespace: &str, intake: Intake) -> Result<Heali
     Ok(run)
 }
 
+/// One kind's filters, each a path (as the Sensor writes it) and the keys that reach it.
+struct Filters {
+    action: Option<Filter>,
+    conclusion: Filter,
+    app: Option<Filter>,
+    own_name: Option<Filter>,
+    branch: Filter,
+}
+
 /// The Sensor's filters for `kind`, in its order.
 fn filters(kind: Kind, b: &Body) -> Result<(), Dropped> {
-    let (action, conclusion, app, own_name, branch): (
-        Option<Filter>,
-        Filter,
-        Option<Filter>,
-        Option<Filter>,
-        (&'static str, &[&str]),
-    ) = match kind {
-        Kind::WorkflowJob => (
-            Some(("body.action", &["action"])),
-            ("body.workflow_job.conclusion", &["workflow_job", "conclusion"]),
-            None,
-            None,
-            ("body.workflow_job.head_branch", &["workflow_job", "head_branch"]),
-        ),
-        Kind::CheckRun => (
-            Some(("body.action", &["action"])),
-            ("body.check_run.conclusion", &["check_run", "conclusion"]),
-            Some(("[body.check_run.app.slug,!null]|0", &["check_run", "app", "slug"])),
-            Some(("body.check_run.name", &["check_run", "name"])),
-            ("body.check_run.check_suite.head_branch", &["check_run", "check_suite", "head_branch"]),
-        ),
-        Kind::CheckSuite => (
-            Some(("body.action", &["action"])),
-            ("body.check_suite.conclusion", &["check_suite", "conclusion"]),
-            Some(("[body.check_suite.app.slug,!null]|0", &["check_suite", "app", "slug"])),
-            None,
-            ("body.check_suite.head_branch", &["check_suite", "head_branch"]),
-        ),
-        Kind::Status => (
-            None,
-            ("body.state", &["state"]),
-            None,
-            Some(("body.context", &["context"])),
-            ("body.branches.0.name", &["branches", "0", "name"]),
-        ),
+    const ACTION: Option<Filter> = Some(("body.action", &["action"]));
+    let f = match kind {
+        Kind::WorkflowJob => Filters {
+            action: ACTION,
+            conclusion: ("body.workflow_job.conclusion", &["workflow_job", "conclusion"]),
+            app: None,
+            own_name: None,
+            branch: ("body.workflow_job.head_branch", &["workflow_job", "head_branch"]),
+        },
+        Kind::CheckRun => Filters {
+            action: ACTION,
+            conclusion: ("body.check_run.conclusion", &["check_run", "conclusion"]),
+            app: Some(("[body.check_run.app.slug,!null]|0", &["check_run", "app", "slug"])),
+            own_name: Some(("body.check_run.name", &["check_run", "name"])),
+            branch: ("body.check_run.check_suite.head_branch", &["check_run", "check_suite", "head_branch"]),
+        },
+        Kind::CheckSuite => Filters {
+            action: ACTION,
+            conclusion: ("body.check_suite.conclusion", &["check_suite", "conclusion"]),
+            app: Some(("[body.check_suite.app.slug,!null]|0", &["check_suite", "app", "slug"])),
+            own_name: None,
+            branch: ("body.check_suite.head_branch", &["check_suite", "head_branch"]),
+        },
+        Kind::Status => Filters {
+            action: None,
+            conclusion: ("body.state", &["state"]),
+            app: None,
+            own_name: Some(("body.context", &["context"])),
+            branch: ("body.branches.0.name", &["branches", "0", "name"]),
+        },
     };
-    if let Some((path, at)) = action {
+    if let Some((path, at)) = f.action {
         b.require(path, at, "must be completed", |s| s == "completed")?;
     }
+    let (path, at) = f.conclusion;
     match kind {
-        Kind::Status => {
-            b.require(conclusion.0, conclusion.1, "must be failure or error", |s| s == "failure" || s == "error")?
-        }
-        _ => b.require(conclusion.0, conclusion.1, "must be failure", |s| s == "failure")?,
+        Kind::Status => b.require(path, at, "must be failure or error", |s| s == "failure" || s == "error")?,
+        _ => b.require(path, at, "must be failure", |s| s == "failure")?,
     }
-    if let Some((path, at)) = app {
+    if let Some((path, at)) = f.app {
         // `[path,!null]|0`: an app without a slug reads as null, printed "", which is not Actions.
         if b.at(at).is_some() {
             b.require(path, at, "must not be the GitHub Actions app (its workflow_job heals it)", |s| {
@@ -270,11 +273,12 @@ fn filters(kind: Kind, b: &Body) -> Result<(), Dropped> {
             })?;
         }
     }
-    if let Some((path, at)) = own_name {
+    if let Some((path, at)) = f.own_name {
         b.require(path, at, "must not be ci-healer's own check", |s| s != OWN_CHECK)?;
     }
-    b.require(branch.0, branch.1, "must name a branch", |s| !s.is_empty())?;
-    b.require(branch.0, branch.1, "must not be one of ci-healer's branches", |s| !s.starts_with("ci-healer/"))?;
+    let (path, at) = f.branch;
+    b.require(path, at, "must name a branch", |s| !s.is_empty())?;
+    b.require(path, at, "must not be one of ci-healer's branches", |s| !s.starts_with("ci-healer/"))?;
     b.require("body.sender.type", &["sender", "type"], "must not be a bot", |s| s != "Bot")?;
     b.require("body.sender.login", &["sender", "login"], "must not be a bot", |s| !s.ends_with("[bot]"))?;
     Ok(())
