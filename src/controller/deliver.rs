@@ -33,9 +33,12 @@ pub fn head_ref(gh: &GitHubConfig, run: &HealingRun) -> String {
     format!("{}{}", gh.loop_prevention.branch_prefix, run.name_any())
 }
 
-/// Whether `status` still needs a delivery: Fixed, in pull-request mode, not delivered or refused yet.
+/// Whether `status` still needs a delivery: Fixed, in pull-request mode or approved by a person
+/// (`approve` in `propose` mode turns the kept patch into the draft pull request that
+/// `pull-request` mode would have opened), not delivered or refused yet.
 pub fn pending(run: &HealingRun, status: &HealingRunStatus) -> bool {
-    run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+    (run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+        || conditions::is_true(&status.conditions, RunCondition::Approved))
         && status.phase == Some(crate::crd::RunPhase::Fixed)
         && conditions::get(&status.conditions, RunCondition::Delivered).is_none()
 }
@@ -228,4 +231,58 @@ pub(super) fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&Re
         mode: run.spec.policy.mode.as_str().into(),
         ..Default::default()
     }
+}
+
+/// Whether `status`'s fix pull request must be closed: the run ended `Denied` (a person refused the
+/// fix) or `Aborted`, and its pull request is still open. Pure.
+pub fn withdraw_pending(status: &HealingRunStatus) -> bool {
+    matches!(status.phase, Some(crate::crd::RunPhase::Denied | crate::crd::RunPhase::Aborted))
+        && status.pull_request.as_ref().is_some_and(|p| p.state == "open")
+}
+
+/// Close the fix pull request of a Denied or Aborted run ([`withdraw_pending`]) with a comment that
+/// says who and why; a denied fix's branch (`ci-healer/<run>`, only ever one of ci-healer's own) is
+/// deleted too. Records `state: closed` in `status.pullRequest`. Returns the Event's message, or
+/// `Err` with a Warning's message when GitHub refused for good (the pull request is then recorded
+/// as closed anyway, so no retry loop; people see the Warning). Errors: a transient GitHub error
+/// (the run requeues).
+pub async fn withdraw(
+    run: &HealingRun,
+    gh: &dyn GitHub,
+    status: &mut HealingRunStatus,
+    ctx: &Context,
+) -> Result<std::result::Result<String, String>> {
+    let Some(cfg) = ctx.config.github.as_ref() else { return Ok(Ok(String::new())) };
+    let Some(pr) = status.pull_request.clone() else { return Ok(Ok(String::new())) };
+    let denied = status.phase == Some(crate::crd::RunPhase::Denied);
+    let (cond, verb) = if denied { (RunCondition::Denied, "denied") } else { (RunCondition::Aborted, "aborted") };
+    let why = conditions::get(&status.conditions, cond).map(|c| c.message.clone()).unwrap_or_else(|| verb.into());
+    let ours = pr.head_ref.starts_with(&cfg.loop_prevention.branch_prefix);
+    let delete_branch = (denied && ours).then(|| pr.head_ref.clone());
+    let comment = format!(
+        "ci-healer closed this pull request: {why}.{}\n\n<sub>HealingRun `{}/{}`</sub>",
+        if delete_branch.is_some() { format!(" The branch `{}` is deleted.", pr.head_ref) } else { String::new() },
+        run.namespace().unwrap_or_default(),
+        run.name_any()
+    );
+    let req = crate::github::CloseRequest {
+        target: Target::new(run.spec.source.repository.clone()),
+        number: pr.number,
+        key: format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any()),
+        comment,
+        delete_branch: delete_branch.clone(),
+    };
+    let outcome = match gh.close_pull_request(&req).await {
+        Ok(()) => Ok(format!(
+            "closed pull request #{} ({verb}){}",
+            pr.number,
+            delete_branch.map(|b| format!(" and deleted branch {b}")).unwrap_or_default()
+        )),
+        Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+        Err(e) => Err(format!("GitHub refused to close pull request #{}: {e}", pr.number)),
+    };
+    if let Some(p) = status.pull_request.as_mut() {
+        p.state = "closed".into();
+    }
+    Ok(outcome)
 }

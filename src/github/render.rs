@@ -65,6 +65,8 @@ pub struct RunView {
     pub patch: Option<String>,
     /// `propose` or `pull-request`.
     pub mode: String,
+    /// The patch is also on the pull request's diff as GitHub suggestion blocks (a review).
+    pub suggested: bool,
 }
 
 fn short(sha: &str) -> &str {
@@ -192,6 +194,12 @@ fn details(v: &RunView, with_patch: bool) -> String {
         ));
     }
     if with_patch && let Some(p) = &v.patch {
+        if v.suggested {
+            s.push_str(
+                "\nThe patch is also on this pull request's diff as suggested changes (ci-healer's review): \
+                 **Commit suggestion** applies them.\n",
+            );
+        }
         s.push_str("\nThe patch (apply with `git apply`):\n\n");
         s.push_str(&fenced("diff", &cut(p, MAX_MARKDOWN / 2)));
     }
@@ -310,6 +318,9 @@ mod tests {
         assert!(c.contains("````diff\n"), "a fence the patch cannot close: {c}");
         assert!(c.contains("workflow **CI**, job [**linters**](https://github.com/o/r/actions/runs/1/job/2), step **Run yarn run format-check** on `feature` at `3484a3f`"));
         assert!(c.contains("| 1 of 3 | Succeeded |  | 1200 |"));
+        assert!(!c.contains("suggested changes"));
+        let suggested = RunView { suggested: true, ..view("Fixed") };
+        assert!(comment(&suggested).contains("as suggested changes (ci-healer's review)"));
         let out = check_output(&v, false);
         assert_eq!(out.state, CheckState::Success);
         assert!(out.text.as_deref().unwrap().contains("````diff"), "without a PR comment the check carries the patch");
