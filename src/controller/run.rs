@@ -140,7 +140,8 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     // The failing pull request carries the healing labels while the run heals.
     if let Some(gh) = &ctx.github
         && accepted
-        && let Some(warning) = healing_labels::sync(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?
+        && let Some(warning) =
+            healing_labels::sync(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?
     {
         apply::publish(ctx, run, Notice::normal(Reason::GitHubRejected, warning).warning_if(true)).await;
     }

@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
+use super::failure::ReadFailure;
 use super::{Context, Error, Result};
 use crate::crd::conditions::Reason;
-use super::failure::ReadFailure;
 use crate::crd::{HealingMode, HealingRun, RunPhase, SourceEvent};
 use crate::github::config::LoopPrevention;
 use crate::github::{Target, guard};

@@ -151,7 +151,8 @@ pub fn suggestions(patch: &[u8], shown: &BTreeMap<String, BTreeSet<i64>>) -> Opt
 mod tests {
     use super::*;
 
-    const PR_DIFF: &str = "@@ -1,3 +1,4 @@\n const a = 1;\n-const b = 2;\n+const b = 3;\n+const c = 4;\n const d = 5;\n";
+    const PR_DIFF: &str =
+        "@@ -1,3 +1,4 @@\n const a = 1;\n-const b = 2;\n+const b = 3;\n+const c = 4;\n const d = 5;\n";
 
     fn shown() -> BTreeMap<String, BTreeSet<i64>> {
         [("web/x.ts".to_string(), right_side_lines(PR_DIFF))].into()
