@@ -182,7 +182,7 @@ fn pull_obj(ctx: &Ctx, st: &State, r: &Repo, p: &Pull) -> Value {
 
 fn label_obj(name: &str) -> Value {
     json!({"id": 1, "node_id": "LA_1", "url": format!("https://api.github.com/labels/{name}"), "name": name,
-           "description": null, "color": "ededed", "default": false})
+           "description": "", "color": "ededed", "default": false})
 }
 
 fn check_obj(ctx: &Ctx, r: &Repo, c: &CheckRun) -> Value {
