@@ -339,6 +339,17 @@ async fn heal(apis: &Apis, client: &Client, name: &str, branch: &str) {
 
 /// Attempt 1 of run `name` passes with `patch` kept.
 async fn pass_attempt(apis: &Apis, client: &Client, name: &str, patch: &str) {
+    pass_attempt_with(apis, client, name, patch, None).await;
+}
+
+/// [`pass_attempt`], with the LLM tokens its verdict reports.
+async fn pass_attempt_with(
+    apis: &Apis,
+    client: &Client,
+    name: &str,
+    patch: &str,
+    tokens: Option<ci_healer::contract::TokenUsage>,
+) {
     let job = apis.job(&format!("{name}-1")).await;
     let cm = ConfigMap {
         metadata: ObjectMeta { name: Some(format!("{name}-1-patch")), ..Default::default() },
@@ -351,12 +362,11 @@ async fn pass_attempt(apis: &Apis, client: &Client, name: &str, patch: &str) {
         .patch_status(&format!("{name}-1"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status))
         .await
         .unwrap();
-    support::finish_attempt(
-        apis,
-        &job,
-        &support::verdict(ci_healer::contract::Outcome::Passed, "ValidationPassed", "tsc passes"),
-    )
-    .await;
+    let mut verdict: ci_healer::contract::Verdict =
+        serde_json::from_str(&support::verdict(ci_healer::contract::Outcome::Passed, "ValidationPassed", "tsc passes"))
+            .unwrap();
+    verdict.tokens = tokens;
+    support::finish_attempt(apis, &job, &verdict.to_termination_message()).await;
 }
 
 #[tokio::test]
@@ -1224,6 +1234,68 @@ async fn approving_a_proposed_fix_opens_its_draft_pull_request() {
         assert_eq!(c.parents, [HEAD.to_string()]);
         assert_eq!(r.file(&c.sha, "web/tsc.ts").unwrap().1, FIXED.as_bytes());
     }
+    assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1);
+    assert_clean(&gh);
+}
+
+/// `actions.autoApprove` (issue 10): a fix that deterministic fixers alone made (no LLM tokens,
+/// the built-in agent step) goes straight to a pull request ready for review, approved by the
+/// controller; a fix that used LLM tokens stays a proposal for a person to approve.
+#[tokio::test]
+async fn a_zero_token_fix_is_auto_approved_into_a_ready_pull_request() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    let other = {
+        let mut st = gh.state();
+        let r = st.repo_mut(REPO).unwrap();
+        r.refs.insert("heads/feature".into(), HEAD.into());
+        let sha = r.commit(CommitSpec {
+            parent: Some(HEAD.into()),
+            files: vec![("web/tsc.ts".into(), Some("export const g = (x, y) => x - y;\n".into()))],
+            message: "tsc: g".into(),
+            author_login: Some("Codertocat".into()),
+            ..Default::default()
+        });
+        r.refs.insert("heads/llm".into(), sha.clone());
+        sha
+    };
+    let (client, apis, _ctrl, _cfg) = setup_with(&gh, "gh-auto", "Codertocat", "actions: {autoApprove: true}\n").await;
+    // Deterministic: propose mode, no tokens.
+    let name = "formatted";
+    let mut run = sample_run(&apis.ns, name, REPO);
+    run.spec.source.branch = "feature".into();
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    pass_attempt(&apis, &client, name, PATCH).await;
+    let run = wait_cond(&apis, name, "Delivered", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&run, "Delivered").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "PullRequestOpened"), "{message}");
+    assert!(message.contains("ready-for-review pull request"), "{message}");
+    let (status, reason, _) = cond(&run, "Approved").expect("Approved");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "AutoApproved"));
+    wait_event(&apis, name, "AutoApproved").await;
+    let pr = run.status.as_ref().unwrap().pull_request.clone().unwrap();
+    {
+        let st = gh.state();
+        let p = st.repo(REPO).unwrap().pulls.iter().find(|p| p.number == pr.number).cloned().unwrap();
+        assert!(!p.draft, "ready for review, not a draft");
+        assert_eq!(p.base_ref, "feature");
+    }
+    let create = gh.requests().into_iter().find(|r| r.operation == "pulls/create").unwrap();
+    assert_eq!(create.body.as_ref().unwrap()["draft"], false);
+
+    // The LLM made this one: no approval without a person, no pull request.
+    let name = "by-llm";
+    let mut run = sample_run(&apis.ns, name, REPO);
+    run.spec.source.branch = "llm".into();
+    run.spec.source.head_sha = other;
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    let patch = "diff --git a/web/tsc.ts b/web/tsc.ts\n--- a/web/tsc.ts\n+++ b/web/tsc.ts\n@@ -1 +1 @@\n-export const g = (x, y) => x - y;\n+export const g = (x: number, y: number) => x - y;\n";
+    let tokens = ci_healer::contract::TokenUsage { input: 1200, output: 300, ..Default::default() };
+    pass_attempt_with(&apis, &client, name, patch, Some(tokens)).await;
+    let run = apis.run_phase(name, "Fixed").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let run = apis.runs.get(&run.name_any()).await.unwrap();
+    assert!(cond(&run, "Approved").is_none() && cond(&run, "Delivered").is_none(), "{:?}", run.status);
     assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1);
     assert_clean(&gh);
 }

@@ -76,12 +76,14 @@ pub async fn deliver(
     ctx: &Context,
 ) -> Result<(Reason, String, bool)> {
     let Some(cfg) = ctx.config.github.as_ref() else { return Ok((Reason::Fixed, String::new(), false)) };
+    let draft = !auto_approved(status);
     let outcome = attempt(run, gh, cfg, read, attempts, status, ctx).await?;
     let (ok, reason, message) = match outcome {
         Outcome::Delivered(pr, existed) => {
             let m = format!(
-                "{} draft pull request #{} ({}) from {} into {}",
+                "{} {} pull request #{} ({}) from {} into {}",
                 if existed { "found the" } else { "opened" },
+                if draft { "draft" } else { "ready-for-review" },
                 pr.number,
                 pr.url,
                 pr.head_ref,
@@ -145,6 +147,7 @@ async fn attempt(
         title: render::pr_title(&cfg.pull_request.title_prefix, &view),
         body: render::pr_body(&view),
         labels: cfg.pull_request.labels.clone(),
+        draft: !auto_approved(status),
     };
     let pr = |p: crate::github::PullRequestRef| PullRequestStatus {
         number: p.number,
@@ -285,4 +288,33 @@ pub async fn withdraw(
         p.state = "closed".into();
     }
     Ok(outcome)
+}
+
+/// Whether the run's fix was approved by the controller ([`Reason::AutoApproved`]). Pure.
+pub fn auto_approved(status: &HealingRunStatus) -> bool {
+    conditions::get(&status.conditions, RunCondition::Approved)
+        .is_some_and(|c| c.status == conditions::TRUE && c.reason == Reason::AutoApproved.as_str())
+}
+
+/// Whether a Fixed run's fix may be approved without a person: `actions.autoApprove` is on, the
+/// passing attempt used no LLM tokens, and the run's profile runs the built-in agent step (an
+/// external agent image reports no tokens, so it never counts as deterministic). Pure.
+pub fn auto_approvable(
+    status: &HealingRunStatus,
+    attempts: &[AttemptView],
+    config: &crate::config::ControllerConfig,
+) -> bool {
+    if !config.actions.auto_approve || status.phase != Some(crate::crd::RunPhase::Fixed) {
+        return false;
+    }
+    if conditions::get(&status.conditions, RunCondition::Approved).is_some()
+        || conditions::get(&status.conditions, RunCondition::Delivered).is_some()
+    {
+        return false;
+    }
+    let Some(passing) = attempts.iter().find(|a| a.phase == AttemptPhase::Succeeded) else { return false };
+    let zero_tokens = passing.tokens.as_ref().is_none_or(|t| t.input + t.output == 0);
+    let built_in =
+        status.agent.as_deref().and_then(|a| config.profiles.get(a)).is_some_and(|p| p.agent.image.is_none());
+    zero_tokens && built_in
 }

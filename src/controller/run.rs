@@ -113,6 +113,22 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         );
         conditions::set(&mut decision.status.conditions, c);
     }
+    // actions.autoApprove: a fix only deterministic fixers made is approved without a person.
+    if ctx.github.is_some() && deliver::auto_approvable(&decision.status, &obs.attempts, &ctx.config) {
+        let m = "approved by the controller: deterministic fixers alone made this fix (no LLM tokens), and \
+                 actions.autoApprove is on; it is delivered as a pull request ready for review"
+            .to_string();
+        let c = conditions::new(
+            RunCondition::Approved,
+            true,
+            Reason::AutoApproved,
+            m.clone(),
+            run.metadata.generation,
+            now.clone(),
+        );
+        conditions::set(&mut decision.status.conditions, c);
+        apply::publish(ctx, run, Notice::normal(Reason::AutoApproved, m)).await;
+    }
     // mode: pull-request: a Fixed run's patch becomes a draft pull request, once.
     if let Some(gh) = &ctx.github
         && deliver::pending(run, &decision.status)

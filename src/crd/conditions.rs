@@ -252,6 +252,9 @@ reasons! {
     // People's actions (ActionApplied, Approved, Denied, Resolved; also their Events)
     /// A person approved the kept patch.
     ApprovedByReviewer,
+    /// The controller approved the kept patch: deterministic fixers alone made it (no LLM tokens)
+    /// and the config's `actions.autoApprove` is on.
+    AutoApproved,
     /// A person refused the kept patch.
     DeniedByReviewer,
     /// A person asked for more attempts.

@@ -254,6 +254,8 @@ pub struct PullRequestRequest {
     pub body: String,
     /// Labels of the pull request.
     pub labels: Vec<String>,
+    /// Open it as a draft (true unless the fix was approved beforehand: `autoApprove`).
+    pub draft: bool,
 }
 
 /// A pull request ci-healer opened (the run's `status.pullRequest`).

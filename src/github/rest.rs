@@ -866,7 +866,7 @@ impl GitHub for RestGitHub {
         // 6. The draft pull request into the failing branch.
         let body = json!({
             "title": req.title, "head": req.head_ref, "base": req.base_branch, "body": req.body,
-            "draft": true, "maintainer_can_modify": true,
+            "draft": req.draft, "maintainer_can_modify": true,
         });
         let pull: Pull = match t.json(&Call::post("pulls/create", format!("/repos/{o}/{r}/pulls"), body)).await {
             Ok(p) => p,
