@@ -135,6 +135,7 @@ async fn attempt(
         }
     }
     let mut view = view(run, status, read);
+    view.ready = auto_approved(status);
     view.attempts = attempt_rows(attempts);
     view.diagnosis = diagnosis(attempts);
     let req = PullRequestRequest {

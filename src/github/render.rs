@@ -67,6 +67,8 @@ pub struct RunView {
     pub mode: String,
     /// The patch is also on the pull request's diff as GitHub suggestion blocks (a review).
     pub suggested: bool,
+    /// The fix pull request is opened ready for review (auto-approved), not as a draft.
+    pub ready: bool,
 }
 
 fn short(sha: &str) -> &str {
@@ -246,8 +248,13 @@ pub fn pr_title(prefix: &str, v: &RunView) -> String {
 pub fn pr_body(v: &RunView) -> String {
     let tokens: i64 = v.attempts.iter().filter_map(|a| a.tokens).sum();
     let mut s = format!(
-        "ci-healer made this change to fix a failing CI run. **Review it before you merge it**: it is a draft, and \
+        "ci-healer made this change to fix a failing CI run. **Review it before you merge it**: {}\
          ci-healer never merges or pushes to `{}`.\n\n",
+        if v.ready {
+            "deterministic fixers alone made it, so it was approved without a person (actions.autoApprove); "
+        } else {
+            "it is a draft, and "
+        },
         md(&v.branch)
     );
     s.push_str(&details(v, false));
@@ -351,6 +358,7 @@ mod tests {
             assert!(b.contains(needle), "{needle} missing from:\n{b}");
         }
         assert!(!b.contains("```diff"), "the PR shows its own diff");
+        assert!(!pr_body(&RunView { ready: true, ..v.clone() }).contains("it is a draft"));
         assert!(comment(&v).contains("draft pull request #12"));
         assert!(commit_message(&v).starts_with("ci-healer: fix linters (frontend_format)\n\n"));
         let long = RunView { patch: Some("x".repeat(200_000)), ..view("Fixed") };
