@@ -154,6 +154,13 @@ async fn wait_event(apis: &Apis, name: &str, reason: &str) {
     .await
 }
 
+/// Make run `name` reconcile again (an annotation change, as a resync or a restart's first list).
+async fn poke(apis: &Apis, name: &str) {
+    let mut again = apis.runs.get(name).await.unwrap();
+    again.metadata.annotations.get_or_insert_default().insert("poke".into(), jiff::Timestamp::now().to_string());
+    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+}
+
 fn assert_clean(gh: &LoopbackGitHub) {
     let v = gh.violations();
     assert!(v.is_empty(), "requests GitHub's OpenAPI description does not allow:\n{}", v.join("\n"));
@@ -220,10 +227,7 @@ async fn a_run_without_an_excerpt_is_triaged_from_the_job_log_read_from_github()
 
     // Later reconciles read the ConfigMap, not GitHub.
     let n = gh.requests().len();
-    let r = apis.runs.get(name).await.unwrap();
-    let mut again = r.clone();
-    again.metadata.annotations.get_or_insert_default().insert("poke".into(), "1".into());
-    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+    poke(&apis, name).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(gh.requests().len(), n, "a later reconcile called GitHub again");
 
@@ -435,9 +439,7 @@ async fn a_fixed_run_opens_one_draft_pull_request_into_the_failing_branch_even_a
     // A restarted controller finds what it did and opens nothing more.
     ctrl.kill();
     let _ctrl = ControllerProcess::start(&apis.ns, Some(&cfg));
-    let mut again = apis.runs.get(name).await.unwrap();
-    again.metadata.annotations.get_or_insert_default().insert("poke".into(), "1".into());
-    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+    poke(&apis, name).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1, "a second pull request");
     assert_eq!(gh.state().repo(REPO).unwrap().pulls.len(), 1);
@@ -954,9 +956,7 @@ async fn the_failing_pull_request_is_labelled_while_the_run_heals() {
     ctrl.kill();
     gh.clear_requests();
     let _ctrl = ControllerProcess::start(&apis.ns, Some(&cfg));
-    let mut again = apis.runs.get(name).await.unwrap();
-    again.metadata.annotations.get_or_insert_default().insert("poke".into(), "1".into());
-    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+    poke(&apis, name).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!gh.operations().iter().any(|o| o.contains("label")), "{:?}", gh.operations());
     assert_eq!(labels_of_12(), ["bug"]);
@@ -1180,9 +1180,7 @@ async fn denying_a_delivered_fix_closes_its_pull_request_and_deletes_its_branch(
     ctrl.kill();
     gh.clear_requests();
     let _ctrl = ControllerProcess::start(&apis.ns, Some(&cfg));
-    let mut again = apis.runs.get(name).await.unwrap();
-    again.metadata.annotations.get_or_insert_default().insert("poke".into(), "1".into());
-    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+    poke(&apis, name).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let writes: Vec<_> = gh.requests().into_iter().filter(|r| r.method != "GET").map(|r| r.operation).collect();
     assert!(writes.is_empty(), "{writes:?}");
