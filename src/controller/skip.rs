@@ -132,17 +132,23 @@ pub fn cooldown(run: &HealingRun, runs: &[Arc<HealingRun>], rules: &LoopPreventi
 }
 
 /// The job to re-run instead of an attempt, when ci-healer can: a GitHub identity, an Actions job
-/// (a `workflow_job` run: another event's `jobId` is a check run's id, which the Actions re-run
-/// endpoint does not know) and the job's first run attempt. Pure.
-pub fn rerun_job(run: &HealingRun, ctx: &Context) -> Option<i64> {
+/// (a `workflow_job` failure, or a `check_run` of the GitHub Actions app, whose id is its job's),
+/// and the job's first run attempt. Another App's check run or a commit status names no Actions
+/// job: ci-healer cannot re-run it, so it is healed. Pure.
+pub fn rerun_job(run: &HealingRun, read: Option<&ReadFailure>, ctx: &Context) -> Option<i64> {
     ctx.github.as_ref()?;
-    rerunnable_job(run)
+    rerunnable_job(run, read)
 }
 
 /// [`rerun_job`] without the identity. Pure.
-pub fn rerunnable_job(run: &HealingRun) -> Option<i64> {
+pub fn rerunnable_job(run: &HealingRun, read: Option<&ReadFailure>) -> Option<i64> {
     let src = &run.spec.source;
-    (src.event == SourceEvent::WorkflowJob && src.run_attempt.unwrap_or(1) <= 1).then_some(src.job_id).flatten()
+    let actions_job = match src.event {
+        SourceEvent::WorkflowJob => true,
+        SourceEvent::CheckRun => read.is_some_and(|r| r.actions_check_run),
+        _ => false,
+    };
+    (actions_job && src.run_attempt.unwrap_or(1) <= 1).then_some(src.job_id).flatten()
 }
 
 /// A `check_run` run that is the GitHub Actions app's copy of a workflow job, whose own
@@ -246,13 +252,13 @@ mod tests {
     fn only_an_actions_job_is_re_run() {
         let mut r = (*run("r", "feature", "aaa", 0, None)).clone();
         r.spec.source.job_id = Some(7);
-        assert_eq!(rerunnable_job(&r), Some(7));
+        assert_eq!(rerunnable_job(&r, None), Some(7));
         r.spec.source.run_attempt = Some(2);
-        assert_eq!(rerunnable_job(&r), None, "a re-run that failed again is healed");
+        assert_eq!(rerunnable_job(&r, None), None, "a re-run that failed again is healed");
         r.spec.source.run_attempt = Some(1);
         for e in [SourceEvent::CheckRun, SourceEvent::CheckSuite, SourceEvent::Status] {
             r.spec.source.event = e;
-            assert_eq!(rerunnable_job(&r), None, "{e:?}: jobId is no Actions job");
+            assert_eq!(rerunnable_job(&r, None), None, "{e:?}: jobId is no Actions job");
         }
     }
 
