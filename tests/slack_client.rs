@@ -15,7 +15,8 @@ const TOKEN: &str = "xoxb-1111111111-2222222222-canaryTOKENslack00";
 
 fn config(api_url: &str, webhook: bool) -> SlackConfig {
     let cred = if webhook { "webhookUrlSecret" } else { "tokenSecret" };
-    serde_yaml_ng::from_str(&format!("apiUrl: {api_url}\n{cred}: {{name: s, key: k}}\nrequestTimeoutSeconds: 2\n")).unwrap()
+    serde_yaml_ng::from_str(&format!("apiUrl: {api_url}\n{cred}: {{name: s, key: k}}\nrequestTimeoutSeconds: 2\n"))
+        .unwrap()
 }
 
 fn client(slack: &LoopbackSlack, token: &str) -> SlackClient {
@@ -41,7 +42,10 @@ async fn post_update_reply_and_find_speak_slacks_documented_web_api() {
     assert_eq!(slack.violations(), Vec::<String>::new());
     let reqs = slack.requests();
     let ops: Vec<&str> = reqs.iter().map(|r| r.method.as_str()).collect();
-    assert_eq!(ops, ["chat.postMessage", "chat.update", "chat.postMessage", "conversations.history", "conversations.history"]);
+    assert_eq!(
+        ops,
+        ["chat.postMessage", "chat.update", "chat.postMessage", "conversations.history", "conversations.history"]
+    );
     assert_eq!(reqs[1].body["ts"], json!(p.ts));
     assert_eq!(reqs[2].body["thread_ts"], json!(p.ts));
     let msgs = slack.messages();
@@ -98,7 +102,10 @@ async fn an_incoming_webhook_posts_text_and_blocks_and_cannot_update() {
     let m = slack.messages();
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].text, "Queued: o/r");
-    assert!(matches!(c.update(&Posted { channel: String::new(), ts: String::new() }, &msg("x")).await, Err(Error::Api { .. })));
+    assert!(matches!(
+        c.update(&Posted { channel: String::new(), ts: String::new() }, &msg("x")).await,
+        Err(Error::Api { .. })
+    ));
     assert_eq!(c.find("x", "y", 0).await.unwrap(), None);
     let bad = SlackClient::new(&config(&slack.api_url(), true), CredentialSource::Static(format!("{url}x"))).unwrap();
     let e = bad.post("", &msg("x"), None).await.unwrap_err();

@@ -89,8 +89,9 @@ async fn until_shown(slack: &LoopbackSlack, apis: &Apis, name: &str, headline: &
     support::wait_for(&format!("Slack to show {headline} for {name}"), Duration::from_secs(60), || async {
         let root = slack.messages().into_iter().find(|m| m.thread_ts.is_none())?;
         let run = apis.runs.get(name).await.ok()?;
-        (root.text.starts_with(&format!("{headline}:")) && cond(&run, "Notified").map(|c| c.0).as_deref() == Some("True"))
-            .then_some(run)
+        (root.text.starts_with(&format!("{headline}:"))
+            && cond(&run, "Notified").map(|c| c.0).as_deref() == Some("True"))
+        .then_some(run)
     })
     .await
 }
@@ -141,18 +142,35 @@ async fn one_message_per_run_is_updated_through_every_state_with_a_reply_per_att
     assert!(root.text.contains("Codertocat/Hello-World on main"), "{}", root.text);
     assert!(root.text.contains("attempt 3 of 3"), "{}", root.text);
     assert!(root.text.contains(": all 3 attempts failed; the last failed with ValidationFailed"), "{}", root.text);
-    assert!(root.text.ends_with(&format!("ci-healer run {}/{name} ({})", apis.ns, run.uid().unwrap())), "{}", root.text);
+    assert!(
+        root.text.ends_with(&format!("ci-healer run {}/{name} ({})", apis.ns, run.uid().unwrap())),
+        "{}",
+        root.text
+    );
     // One reply per attempt start and end, in the thread, in order; the token is masked.
     let replies = thread_replies(&slack);
     assert_eq!(replies[0], "Attempt 1 of 3 started");
-    assert!(replies[1].starts_with("Attempt 1 of 3 failed (ValidationFailed): prettier --check still fails (1); token "), "{}", replies[1]);
+    assert!(
+        replies[1].starts_with("Attempt 1 of 3 failed (ValidationFailed): prettier --check still fails (1); token "),
+        "{}",
+        replies[1]
+    );
     assert_eq!(replies[2], "Attempt 2 of 3 started");
     assert_eq!(replies[4], "Attempt 3 of 3 started");
     assert_eq!(replies[5], "Attempt 3 of 3 failed (ValidationFailed): still failing (3)");
-    assert!(slack.messages().iter().filter(|m| m.thread_ts.is_some()).all(|m| m.thread_ts.as_deref() == Some(root_ts.as_str())));
+    assert!(
+        slack
+            .messages()
+            .iter()
+            .filter(|m| m.thread_ts.is_some())
+            .all(|m| m.thread_ts.as_deref() == Some(root_ts.as_str()))
+    );
     let st = run.status.unwrap();
     let kept = st.slack.unwrap();
-    assert_eq!((kept.channel.as_str(), kept.ts.as_str(), kept.phase.as_deref()), (CHANNEL, root_ts.as_str(), Some("Escalated")));
+    assert_eq!(
+        (kept.channel.as_str(), kept.ts.as_str(), kept.phase.as_deref()),
+        (CHANNEL, root_ts.as_str(), Some("Escalated"))
+    );
     assert_no_secret(&slack);
 }
 
@@ -171,7 +189,17 @@ async fn an_aborted_run_shows_aborted_and_a_restart_never_posts_a_second_message
     let forget = Patch::Merge(json!({"status": {"slack": null}}));
     apis.runs.patch_status(name, &PatchParams::default(), &forget).await.unwrap();
     let _ctrl2 = ControllerProcess::start(&apis.ns, Some(&cfg));
-    let (ok, out) = support::kubectl(&["patch", "hrun", name, "-n", &apis.ns, "--type", "merge", "-p", r#"{"spec":{"action":"abort"}}"#]);
+    let (ok, out) = support::kubectl(&[
+        "patch",
+        "hrun",
+        name,
+        "-n",
+        &apis.ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"action":"abort"}}"#,
+    ]);
     assert!(ok, "{out}");
     apis.run_phase(name, "Aborted").await;
     let run = until_shown(&slack, &apis, name, "Aborted").await;
@@ -215,7 +243,10 @@ async fn a_run_goes_on_while_slack_answers_500_and_429_and_the_message_catches_u
     let job = apis.job(&format!("{name}-2")).await;
     finish_attempt(&apis, &job, &support::verdict(Outcome::Passed, "ValidationPassed", "reformatted")).await;
     apis.run_phase(name, "Fixed").await;
-    support::wait_for("a 429 answer", Duration::from_secs(30), || async { (slack.faulted() > faulted_before).then_some(()) }).await;
+    support::wait_for("a 429 answer", Duration::from_secs(30), || async {
+        (slack.faulted() > faulted_before).then_some(())
+    })
+    .await;
     let rate_limited = apis.runs.get(name).await.unwrap();
     assert_eq!(cond(&rate_limited, "Notified").map(|c| c.1).as_deref(), Some("SlackUnavailable"));
     // Slack is back: the message catches up with the run's current state, posted once.

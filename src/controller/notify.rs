@@ -174,8 +174,10 @@ pub async fn notify(
     let digest = digest(&message);
     let result = match slack.mode() {
         Mode::WebApi => {
-            let notes: Vec<Message> =
-                attempt_notes(run, status, attempts).iter().map(|n| masked(render::attempt_message(n), &masker)).collect();
+            let notes: Vec<Message> = attempt_notes(run, status, attempts)
+                .iter()
+                .map(|n| masked(render::attempt_message(n), &masker))
+                .collect();
             web_api(slack, run, &channel, (&message, &digest, phase), &notes, &mut sent).await
         }
         Mode::Webhook => webhook(slack, &message, phase, &digest, &mut sent).await,
@@ -219,7 +221,10 @@ pub async fn notify(
         _ => "rejected",
     };
     metrics.slack_notifications.get_or_create(&crate::telemetry::SlackLabels { outcome: label.into() }).inc();
-    conditions::set(&mut status.conditions, conditions::new(RunCondition::Notified, ok, reason, text, run.metadata.generation, now));
+    conditions::set(
+        &mut status.conditions,
+        conditions::new(RunCondition::Notified, ok, reason, text, run.metadata.generation, now),
+    );
     status.slack = sent;
     outcome
 }
@@ -255,7 +260,10 @@ async fn web_api(
                 did.push("found the message posted before a restart".to_string());
             }
             None => {
-                let p = slack.post(channel, message, None).await?.unwrap_or(Posted { channel: channel.into(), ts: String::new() });
+                let p = slack
+                    .post(channel, message, None)
+                    .await?
+                    .unwrap_or(Posted { channel: channel.into(), ts: String::new() });
                 *sent = Some(SlackMessageRef {
                     channel: p.channel,
                     ts: p.ts,
@@ -296,7 +304,8 @@ async fn webhook(
     digest: &str,
     sent: &mut Option<SlackMessageRef>,
 ) -> crate::notify::Result<Option<String>> {
-    let shown_final = sent.as_ref().and_then(|s| s.phase.as_deref()).and_then(phase_of).is_some_and(RunPhase::is_terminal);
+    let shown_final =
+        sent.as_ref().and_then(|s| s.phase.as_deref()).and_then(phase_of).is_some_and(RunPhase::is_terminal);
     let wanted = match sent {
         None => true,
         Some(_) => phase.is_terminal() && !shown_final,
@@ -305,7 +314,8 @@ async fn webhook(
         return Ok(None);
     }
     slack.post("", message, None).await?;
-    *sent = Some(SlackMessageRef { digest: Some(digest.into()), phase: Some(phase.as_str().into()), ..Default::default() });
+    *sent =
+        Some(SlackMessageRef { digest: Some(digest.into()), phase: Some(phase.as_str().into()), ..Default::default() });
     Ok(Some("posted through the incoming webhook".into()))
 }
 
@@ -326,8 +336,21 @@ mod tests {
                      "policy": {"maxAttempts": 2}}
         }))
         .unwrap();
-        let a = |n, phase| AttemptView { number: n, name: format!("r-{n}"), phase, failure_reason: None, summary: None, patch_config_map: None, diffstat: None, tokens: None };
-        let notes = attempt_notes(&run, &HealingRunStatus::default(), &[a(2, AttemptPhase::Running), a(1, AttemptPhase::Failed)]);
+        let a = |n, phase| AttemptView {
+            number: n,
+            name: format!("r-{n}"),
+            phase,
+            failure_reason: None,
+            summary: None,
+            patch_config_map: None,
+            diffstat: None,
+            tokens: None,
+        };
+        let notes = attempt_notes(
+            &run,
+            &HealingRunStatus::default(),
+            &[a(2, AttemptPhase::Running), a(1, AttemptPhase::Failed)],
+        );
         let texts: Vec<String> = notes.iter().map(|n| render::attempt_message(n).text).collect();
         assert_eq!(texts, ["Attempt 1 of 2 started", "Attempt 1 of 2 failed", "Attempt 2 of 2 started"]);
     }

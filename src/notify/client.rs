@@ -118,10 +118,15 @@ impl SlackClient {
         let v = match &self.source {
             CredentialSource::Static(v) => v.clone(),
             CredentialSource::Kube { client, namespace, secret } => {
-                let s = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(&secret.name).await.map_err(
-                    |e| Error::Transport { method: "read Secret".into(), message: format!("{namespace}/{}: {e}", secret.name) },
-                )?;
-                let s = s.ok_or_else(|| Error::Credential(format!("Secret {namespace}/{} does not exist", secret.name)))?;
+                let s =
+                    Api::<Secret>::namespaced(client.clone(), namespace).get_opt(&secret.name).await.map_err(|e| {
+                        Error::Transport {
+                            method: "read Secret".into(),
+                            message: format!("{namespace}/{}: {e}", secret.name),
+                        }
+                    })?;
+                let s =
+                    s.ok_or_else(|| Error::Credential(format!("Secret {namespace}/{} does not exist", secret.name)))?;
                 s.data
                     .as_ref()
                     .and_then(|d| d.get(&secret.key))
@@ -277,7 +282,8 @@ impl Slack for SlackClient {
         if self.mode == Mode::Webhook {
             return self.webhook(message).await.map(|()| None);
         }
-        let mut body = json!({"channel": channel, "text": message.text, "blocks": message.blocks, "unfurl_links": false});
+        let mut body =
+            json!({"channel": channel, "text": message.text, "blocks": message.blocks, "unfurl_links": false});
         if let Some(t) = thread_ts {
             body["thread_ts"] = json!(t);
         }
@@ -300,7 +306,8 @@ impl Slack for SlackClient {
         let query = [("channel", channel.to_string()), ("oldest", oldest.to_string()), ("limit", "200".into())];
         let v = self.web_api("conversations.history", None, &query).await?;
         let found = v["messages"].as_array().into_iter().flatten().find(|m| {
-            m["text"].as_str().is_some_and(|t| t.contains(marker)) && m["thread_ts"].as_str().is_none_or(|t| Some(t) == m["ts"].as_str())
+            m["text"].as_str().is_some_and(|t| t.contains(marker))
+                && m["thread_ts"].as_str().is_none_or(|t| Some(t) == m["ts"].as_str())
         });
         Ok(found.and_then(|m| m["ts"].as_str()).map(|ts| Posted { channel: channel.into(), ts: ts.into() }))
     }

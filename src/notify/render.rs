@@ -130,9 +130,7 @@ pub fn run_message(r: &RunSummary) -> Message {
     ];
     let detail = match (&r.escalation_reason, &r.message) {
         (Some(e), _) if r.phase == "Escalated" => Some(format!("*Why:* {}", escape(e, 2800))),
-        (_, Some(m)) if !m.is_empty() && !matches!(r.phase.as_str(), "Queued" | "Running") => {
-            Some(escape(m, 2900))
-        }
+        (_, Some(m)) if !m.is_empty() && !matches!(r.phase.as_str(), "Queued" | "Running") => Some(escape(m, 2900)),
         _ => None,
     };
     if let Some(d) = &detail {
@@ -227,7 +225,12 @@ mod tests {
                 "*Attempt*\n2 of 3"
             ]
         );
-        assert!(m.blocks[0]["text"]["text"].as_str().unwrap().contains("<https://github.com/octo-org/web/actions/runs/1/job/2|CI / lint>"));
+        assert!(
+            m.blocks[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("<https://github.com/octo-org/web/actions/runs/1/job/2|CI / lint>")
+        );
         assert_eq!(m.blocks.last().unwrap()["type"], "context");
     }
 
@@ -242,7 +245,9 @@ mod tests {
         r.phase = "Fixed".into();
         r.pull_request = Some((7, "https://github.com/octo-org/web/pull/7".into()));
         let m = run_message(&r);
-        assert!(m.text.starts_with("Fixed: ") && m.text.contains("pull request #7 https://github.com/octo-org/web/pull/7"));
+        assert!(
+            m.text.starts_with("Fixed: ") && m.text.contains("pull request #7 https://github.com/octo-org/web/pull/7")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State as AxState;
-use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Response, Uri};
 use serde_json::{Value, json};
 
 /// Where the vendored description is.
@@ -180,15 +180,20 @@ fn reply(status: u16, body: Value) -> Response<Body> {
         .unwrap()
 }
 
-async fn handler(AxState(inner): AxState<Arc<Inner>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
+async fn handler(
+    AxState(inner): AxState<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
     let mut st = inner.state.lock().unwrap();
     let seq = st.records.len() as u64 + 1;
     let path = uri.path().to_string();
     let is_webhook = path.starts_with("/services/");
     let name = if is_webhook { "webhook".to_string() } else { path.trim_start_matches('/').to_string() };
     let parsed: Value = if method == Method::GET {
-        let q: Vec<(String, String)> =
-            uri.query().map(|q| url_pairs(q)).unwrap_or_default();
+        let q: Vec<(String, String)> = uri.query().map(|q| url_pairs(q)).unwrap_or_default();
         Value::Object(q.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
     } else {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
@@ -223,7 +228,7 @@ async fn handler(AxState(inner): AxState<Arc<Inner>>, method: Method, uri: Uri, 
         Ok(v) => (200, v),
         Err((status, error)) => (status, json!({"ok": false, "error": error})),
     };
-    // The loopback's own answer must be what the description documents.
+    // The loopback's own answer must be what the description documents (HTTP 200, ok or not).
     if status == 200 {
         check_answer(&inner.spec, &mut st, &name, &method, &body);
     }
@@ -245,7 +250,8 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let dec =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
             (dec(k), dec(v))
         })
         .collect()
@@ -325,7 +331,7 @@ fn web_api(
         return Err((404, "unknown_method".into()));
     };
     let errors = documented_errors(op);
-    let mut fail = |st: &mut State, code: &str| -> (u16, String) {
+    let fail = |st: &mut State, code: &str| -> (u16, String) {
         if !errors.iter().any(|e| e == code) {
             st.violations.push(format!("loopback bug: {name} answered '{code}', not a documented error of it"));
         }
@@ -413,24 +419,27 @@ fn web_api(
     }
 }
 
-/// Check the loopback's success answer against the operation's documented schema.
+/// Check the loopback's answer against the operation's documented success or error schema.
 fn check_answer(spec: &Value, st: &mut State, name: &str, method: &Method, body: &Value) {
     let Some(op) = operation(spec, name, method) else { return };
     // `messages: []` is what Slack answers for an empty range; the description says minItems 1.
     if name == "conversations.history" && body["messages"].as_array().is_some_and(Vec::is_empty) {
         return;
     }
-    let mut schema = op["responses"]["200"]["schema"].clone();
+    let which = if body["ok"] == true { "200" } else { "default" };
+    let mut schema = op["responses"][which]["schema"].clone();
     if let Value::Object(m) = &mut schema {
         m.insert("definitions".into(), spec["definitions"].clone());
     }
-    let v = match jsonschema::options().with_draft(jsonschema::Draft::Draft4).should_validate_formats(false).build(&schema) {
-        Ok(v) => v,
-        Err(e) => {
-            st.violations.push(format!("cannot compile the success schema of {name}: {e}"));
-            return;
-        }
-    };
+    let v =
+        match jsonschema::options().with_draft(jsonschema::Draft::Draft4).should_validate_formats(false).build(&schema)
+        {
+            Ok(v) => v,
+            Err(e) => {
+                st.violations.push(format!("cannot compile the success schema of {name}: {e}"));
+                return;
+            }
+        };
     let errs: Vec<String> = v.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path())).collect();
     if !errs.is_empty() {
         st.violations.push(format!("loopback bug: {name}'s answer does not match its schema: {}", errs.join("; ")));
