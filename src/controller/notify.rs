@@ -15,6 +15,8 @@
 //!   channel id in the config; without them (Slack answers `missing_scope`, `channel_not_found`)
 //!   the post goes ahead, so such a crash can then cost one duplicate message. A thread reply sent
 //!   in that window may be sent twice (at most the replies of one reconcile).
+//! - A status write that fails after Slack answered (409 Conflict) does not resend: what this
+//!   process sent is also kept in memory until the run's status shows it.
 //! - An incoming webhook cannot update or thread: the run gets one message when it is first seen
 //!   and one when it reaches a final phase.
 //! - **Slack never delays or fails a run**: this step never returns an error. A transient failure
@@ -42,6 +44,11 @@ use crate::crd::run::SlackMessageRef;
 use crate::crd::{AttemptPhase, HealingRun, HealingRunStatus, RunPhase};
 use crate::notify::render::{self, AttemptNote, RunSummary};
 use crate::notify::{Message, Mode, Posted, Slack, SlackConfig};
+
+/// What this process sent per run uid while the run's status does not show it yet (its write
+/// failed or is under way); removed once the status shows it.
+static SENT: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, SlackMessageRef>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// The wait before trying again after a transient failure without a `Retry-After`.
 const RETRY: Duration = Duration::from_secs(5);
@@ -160,7 +167,20 @@ pub async fn notify(
         },
         Mode::Webhook => String::new(),
     };
-    let mut sent = status.slack.clone();
+    // What this process sent last wins over the status: a status write that failed after Slack
+    // answered (a 409 Conflict) must not make the next reconcile send it again.
+    let uid = run.metadata.uid.clone().unwrap_or_default();
+    let mut sent = {
+        let mut mem = SENT.lock().expect("sent");
+        match mem.get(&uid) {
+            Some(m) if status.slack.as_ref() == Some(m) => {
+                mem.remove(&uid);
+                status.slack.clone()
+            }
+            Some(m) => Some(m.clone()),
+            None => status.slack.clone(),
+        }
+    };
     // A run skipped or re-run before anything was shown makes no noise.
     if sent.is_none() && matches!(phase, RunPhase::Skipped | RunPhase::Rerun) {
         return Outcome::default();
@@ -185,7 +205,7 @@ pub async fn notify(
     let key = phase.as_str();
     let (ok, reason, text, outcome) = match result {
         Ok(None) => {
-            status.slack = sent;
+            remember(uid, &sent, status);
             return Outcome::default();
         }
         Ok(Some(what)) => (true, Reason::SlackNotified, format!("Slack shows {key}: {what}"), Outcome::default()),
@@ -225,8 +245,18 @@ pub async fn notify(
         &mut status.conditions,
         conditions::new(RunCondition::Notified, ok, reason, text, run.metadata.generation, now),
     );
-    status.slack = sent;
+    remember(uid, &sent, status);
     outcome
+}
+
+/// Keep `sent` in memory while it is ahead of the status, and put it in the status.
+fn remember(uid: String, sent: &Option<SlackMessageRef>, status: &mut HealingRunStatus) {
+    if let Some(s) = sent
+        && status.slack.as_ref() != Some(s)
+    {
+        SENT.lock().expect("sent").insert(uid, s.clone());
+    }
+    status.slack = sent.clone();
 }
 
 /// The Web API: find or post the message, update it when it changed, send the thread replies not
