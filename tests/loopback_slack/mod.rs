@@ -193,7 +193,7 @@ async fn handler(
     let is_webhook = path.starts_with("/services/");
     let name = if is_webhook { "webhook".to_string() } else { path.trim_start_matches('/').to_string() };
     let parsed: Value = if method == Method::GET {
-        let q: Vec<(String, String)> = uri.query().map(|q| url_pairs(q)).unwrap_or_default();
+        let q: Vec<(String, String)> = uri.query().map(url_pairs).unwrap_or_default();
         Value::Object(q.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
     } else {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
