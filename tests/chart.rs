@@ -432,7 +432,8 @@ fn attempt_pods_get_a_network_policy_that_cuts_the_cluster_off() {
     for (k, v) in selector {
         assert_eq!(pod_labels.get(k).map(String::as_str), v.as_str(), "attempt pods carry {k}={v}");
     }
-    let context_labels = ci_healer::resources::labels::for_child(ci_healer::resources::labels::Component::Context, "r", None);
+    let context_labels =
+        ci_healer::resources::labels::for_child(ci_healer::resources::labels::Component::Context, "r", None);
     assert!(
         selector.iter().any(|(k, v)| context_labels.get(k).map(String::as_str) != v.as_str()),
         "the selector is narrower than 'managed by ci-healer'"
