@@ -117,11 +117,17 @@ pub struct ActionPolicy {
     /// alone. Default false, as GitHub's Copilot agent pull requests require.
     #[serde(default)]
     pub allow_self_approval: bool,
+    /// Approve, without a person, a fix that only deterministic fixers made (the passing attempt
+    /// used no LLM tokens, and its profile's agent step is the built-in `healer agent`, not an
+    /// external image): with a GitHub identity it goes straight to a pull request that is ready for
+    /// review, not a draft. Default false.
+    #[serde(default)]
+    pub auto_approve: bool,
 }
 
 impl Default for ActionPolicy {
     fn default() -> Self {
-        Self { max_retries: default_max_retries(), allow_self_approval: false }
+        Self { max_retries: default_max_retries(), allow_self_approval: false, auto_approve: false }
     }
 }
 

@@ -33,9 +33,12 @@ pub fn head_ref(gh: &GitHubConfig, run: &HealingRun) -> String {
     format!("{}{}", gh.loop_prevention.branch_prefix, run.name_any())
 }
 
-/// Whether `status` still needs a delivery: Fixed, in pull-request mode, not delivered or refused yet.
+/// Whether `status` still needs a delivery: Fixed, in pull-request mode or approved by a person
+/// (`approve` in `propose` mode turns the kept patch into the draft pull request that
+/// `pull-request` mode would have opened), not delivered or refused yet.
 pub fn pending(run: &HealingRun, status: &HealingRunStatus) -> bool {
-    run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+    (run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+        || conditions::is_true(&status.conditions, RunCondition::Approved))
         && status.phase == Some(crate::crd::RunPhase::Fixed)
         && conditions::get(&status.conditions, RunCondition::Delivered).is_none()
 }
@@ -73,12 +76,14 @@ pub async fn deliver(
     ctx: &Context,
 ) -> Result<(Reason, String, bool)> {
     let Some(cfg) = ctx.config.github.as_ref() else { return Ok((Reason::Fixed, String::new(), false)) };
+    let draft = !auto_approved(status);
     let outcome = attempt(run, gh, cfg, read, attempts, status, ctx).await?;
     let (ok, reason, message) = match outcome {
         Outcome::Delivered(pr, existed) => {
             let m = format!(
-                "{} draft pull request #{} ({}) from {} into {}",
+                "{} {} pull request #{} ({}) from {} into {}",
                 if existed { "found the" } else { "opened" },
+                if draft { "draft" } else { "ready-for-review" },
                 pr.number,
                 pr.url,
                 pr.head_ref,
@@ -130,6 +135,7 @@ async fn attempt(
         }
     }
     let mut view = view(run, status, read);
+    view.ready = auto_approved(status);
     view.attempts = attempt_rows(attempts);
     view.diagnosis = diagnosis(attempts);
     let req = PullRequestRequest {
@@ -142,6 +148,7 @@ async fn attempt(
         title: render::pr_title(&cfg.pull_request.title_prefix, &view),
         body: render::pr_body(&view),
         labels: cfg.pull_request.labels.clone(),
+        draft: !auto_approved(status),
     };
     let pr = |p: crate::github::PullRequestRef| PullRequestStatus {
         number: p.number,
@@ -228,4 +235,87 @@ pub(super) fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&Re
         mode: run.spec.policy.mode.as_str().into(),
         ..Default::default()
     }
+}
+
+/// Whether `status`'s fix pull request must be closed: the run ended `Denied` (a person refused the
+/// fix) or `Aborted`, and its pull request is still open. Pure.
+pub fn withdraw_pending(status: &HealingRunStatus) -> bool {
+    matches!(status.phase, Some(crate::crd::RunPhase::Denied | crate::crd::RunPhase::Aborted))
+        && status.pull_request.as_ref().is_some_and(|p| p.state == "open")
+}
+
+/// Close the fix pull request of a Denied or Aborted run ([`withdraw_pending`]) with a comment that
+/// says who and why; a denied fix's branch (`ci-healer/<run>`, only ever one of ci-healer's own) is
+/// deleted too. Records `state: closed` in `status.pullRequest`. Returns the Event's message, or
+/// `Err` with a Warning's message when GitHub refused for good (the pull request is then recorded
+/// as closed anyway, so no retry loop; people see the Warning). Errors: a transient GitHub error
+/// (the run requeues).
+pub async fn withdraw(
+    run: &HealingRun,
+    gh: &dyn GitHub,
+    status: &mut HealingRunStatus,
+    ctx: &Context,
+) -> Result<std::result::Result<String, String>> {
+    let Some(cfg) = ctx.config.github.as_ref() else { return Ok(Ok(String::new())) };
+    let Some(pr) = status.pull_request.clone() else { return Ok(Ok(String::new())) };
+    let denied = status.phase == Some(crate::crd::RunPhase::Denied);
+    let (cond, verb) = if denied { (RunCondition::Denied, "denied") } else { (RunCondition::Aborted, "aborted") };
+    let why = conditions::get(&status.conditions, cond).map(|c| c.message.clone()).unwrap_or_else(|| verb.into());
+    let ours = pr.head_ref.starts_with(&cfg.loop_prevention.branch_prefix);
+    let delete_branch = (denied && ours).then(|| pr.head_ref.clone());
+    let comment = format!(
+        "ci-healer closed this pull request: {why}.{}\n\n<sub>HealingRun `{}/{}`</sub>",
+        if delete_branch.is_some() { format!(" The branch `{}` is deleted.", pr.head_ref) } else { String::new() },
+        run.namespace().unwrap_or_default(),
+        run.name_any()
+    );
+    let req = crate::github::CloseRequest {
+        target: Target::new(run.spec.source.repository.clone()),
+        number: pr.number,
+        key: format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any()),
+        comment,
+        delete_branch: delete_branch.clone(),
+    };
+    let outcome = match gh.close_pull_request(&req).await {
+        Ok(()) => Ok(format!(
+            "closed pull request #{} ({verb}){}",
+            pr.number,
+            delete_branch.map(|b| format!(" and deleted branch {b}")).unwrap_or_default()
+        )),
+        Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+        Err(e) => Err(format!("GitHub refused to close pull request #{}: {e}", pr.number)),
+    };
+    if let Some(p) = status.pull_request.as_mut() {
+        p.state = "closed".into();
+    }
+    Ok(outcome)
+}
+
+/// Whether the run's fix was approved by the controller ([`Reason::AutoApproved`]). Pure.
+pub fn auto_approved(status: &HealingRunStatus) -> bool {
+    conditions::get(&status.conditions, RunCondition::Approved)
+        .is_some_and(|c| c.status == conditions::TRUE && c.reason == Reason::AutoApproved.as_str())
+}
+
+/// Whether a Fixed run's fix may be approved without a person: `actions.autoApprove` is on, the
+/// passing attempt used no LLM tokens, and the run's profile runs the built-in agent step (an
+/// external agent image reports no tokens, so it never counts as deterministic). Pure.
+pub fn auto_approvable(
+    status: &HealingRunStatus,
+    attempts: &[AttemptView],
+    config: &crate::config::ControllerConfig,
+) -> bool {
+    if !config.actions.auto_approve || status.phase != Some(crate::crd::RunPhase::Fixed) {
+        return false;
+    }
+    if conditions::get(&status.conditions, RunCondition::Approved).is_some()
+        || conditions::get(&status.conditions, RunCondition::Delivered).is_some()
+    {
+        return false;
+    }
+    let Some(passing) = attempts.iter().find(|a| a.phase == AttemptPhase::Succeeded) else { return false };
+    let zero_tokens = passing.tokens.as_ref().is_none_or(|t| t.input + t.output == 0);
+    let built_in =
+        status.agent.as_deref().and_then(|a| config.profiles.get(a)).is_some_and(|p| p.agent.image.is_none());
+    zero_tokens && built_in
 }

@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod deliver;
 pub mod error;
 pub mod failure;
+pub mod healing_labels;
 pub mod memory;
 pub mod patch;
 pub mod report;

@@ -15,7 +15,7 @@ use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
 use super::{Context, Error, Result, actions, claim, dedup, instrumented, memory};
-use super::{deliver, report, skip};
+use super::{deliver, healing_labels, report, skip};
 use crate::agent::context::Masker;
 use crate::config::ControllerConfig;
 use crate::contract::paths;
@@ -67,7 +67,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let rerun_job = skip::rerun_job(run, ctx);
+    let rerun_job = skip::rerun_job(run, read.as_ref(), ctx);
     let mut obs = RunObservation {
         run,
         attempts,
@@ -114,6 +114,22 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         );
         conditions::set(&mut decision.status.conditions, c);
     }
+    // actions.autoApprove: a fix only deterministic fixers made is approved without a person.
+    if ctx.github.is_some() && deliver::auto_approvable(&decision.status, &obs.attempts, &ctx.config) {
+        let m = "approved by the controller: deterministic fixers alone made this fix (no LLM tokens), and \
+                 actions.autoApprove is on; it is delivered as a pull request ready for review"
+            .to_string();
+        let c = conditions::new(
+            RunCondition::Approved,
+            true,
+            Reason::AutoApproved,
+            m.clone(),
+            run.metadata.generation,
+            now.clone(),
+        );
+        conditions::set(&mut decision.status.conditions, c);
+        apply::publish(ctx, run, Notice::normal(Reason::AutoApproved, m)).await;
+    }
     // mode: pull-request: a Fixed run's patch becomes a draft pull request, once.
     if let Some(gh) = &ctx.github
         && deliver::pending(run, &decision.status)
@@ -123,6 +139,28 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
                 .await?;
         tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
         apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
+    }
+
+    // A denied (or aborted) run's fix pull request is closed, a denied fix's branch deleted.
+    if let Some(gh) = &ctx.github
+        && deliver::withdraw_pending(&decision.status)
+    {
+        let (message, warning) = match deliver::withdraw(run, gh.as_ref(), &mut decision.status, ctx).await? {
+            Ok(m) => (m, false),
+            Err(m) => (m, true),
+        };
+        tracing::info!(run = %name, namespace = %ns, "{message}");
+        let reason = if warning { Reason::GitHubRejected } else { Reason::PullRequestClosed };
+        apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
+    }
+
+    // The failing pull request carries the healing labels while the run heals.
+    if let Some(gh) = &ctx.github
+        && accepted
+        && let Some(warning) =
+            healing_labels::sync(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?
+    {
+        apply::publish(ctx, run, Notice::normal(Reason::GitHubRejected, warning).warning_if(true)).await;
     }
 
     // Report on GitHub: the check run (or commit status) and the one pull request comment, created

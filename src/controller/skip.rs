@@ -27,9 +27,10 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
+use super::failure::ReadFailure;
 use super::{Context, Error, Result};
 use crate::crd::conditions::Reason;
-use crate::crd::{HealingMode, HealingRun, RunPhase};
+use crate::crd::{HealingMode, HealingRun, RunPhase, SourceEvent};
 use crate::github::config::LoopPrevention;
 use crate::github::{Target, guard};
 
@@ -123,12 +124,19 @@ pub fn cooldown(run: &HealingRun, runs: &[Arc<HealingRun>], rules: &LoopPreventi
     guard::check_cooldown(Some(since), Some(&newest.name_any()), rules).map(view)
 }
 
-/// The job to re-run instead of an attempt, when ci-healer can: a GitHub identity, a job id, and
-/// the job's first run attempt. Pure.
-pub fn rerun_job(run: &HealingRun, ctx: &Context) -> Option<i64> {
+/// The job to re-run instead of an attempt, when ci-healer can: a GitHub identity, an Actions job
+/// (a `workflow_job` failure, or a `check_run` of the GitHub Actions app, whose id is its job's),
+/// and the job's first run attempt. Another App's check run or a commit status names no Actions
+/// job: ci-healer cannot re-run it, so it is healed. Pure.
+pub fn rerun_job(run: &HealingRun, read: Option<&ReadFailure>, ctx: &Context) -> Option<i64> {
     let src = &run.spec.source;
     ctx.github.as_ref()?;
-    (src.run_attempt.unwrap_or(1) <= 1).then_some(src.job_id).flatten()
+    let actions_job = match src.event {
+        SourceEvent::WorkflowJob => true,
+        SourceEvent::CheckRun => read.is_some_and(|r| r.actions_check_run),
+        _ => false,
+    };
+    (actions_job && src.run_attempt.unwrap_or(1) <= 1).then_some(src.job_id).flatten()
 }
 
 #[cfg(test)]

@@ -415,7 +415,16 @@ fn applied_message(p: &actions::Pending, effect: &Effect, old: &HealingRunStatus
     let who = actions::who(p);
     match effect {
         Effect::Abort => format!("aborted by {who}"),
-        Effect::Approve => format!("the kept patch was approved by {who}"),
+        Effect::Approve => match &old.pull_request {
+            // Not yet: GitHub's REST API cannot take a pull request out of draft (only GraphQL's
+            // markPullRequestReadyForReview can), and ci-healer does not call GraphQL.
+            Some(pr) if pr.state == "open" => format!(
+                "the kept patch was approved by {who}; draft pull request #{} stays a draft: ci-healer cannot mark \
+                 it ready for review yet, mark it ready on GitHub",
+                pr.number
+            ),
+            _ => format!("the kept patch was approved by {who}"),
+        },
         Effect::Deny => format!(
             "the fix was denied by {who}{}",
             p.request.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
@@ -1026,6 +1035,19 @@ mod tests {
             assert!(c.message.starts_with(want), "{action:?}: {:?}", c.message);
             assert_eq!(d.status.history.last().unwrap().message, c.message, "{action:?}");
         }
+    }
+
+    /// Approving a fix whose draft pull request is open says, not yet, that the draft stays a draft.
+    #[test]
+    fn approving_a_delivered_draft_says_it_stays_a_draft() {
+        let mut st = phase_status(RunPhase::Fixed);
+        st.pull_request =
+            Some(crate::crd::run::PullRequestStatus { number: 8, state: "open".into(), ..Default::default() });
+        let r = with_action(&run(Some(st)), RunAction::Approve, "bob");
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        let c = get(&d.status.conditions, RunCondition::ActionApplied).unwrap();
+        assert!(c.message.contains("draft pull request #8 stays a draft"), "{}", c.message);
+        assert!(is_true(&d.status.conditions, RunCondition::Approved));
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub enum RunCondition {
     /// request comment (True, [`Reason::ReportSent`]; False, [`Reason::GitHubRejected`]: GitHub
     /// refused the report for good, e.g. a missing `checks: write`).
     Reported,
+    /// The failing pull request carries the healing labels (`github.healingLabels`, default
+    /// `ci-healer`) while the run heals, so update bots leave its branch alone (True,
+    /// [`Reason::LabelsAdded`]); False once the run ended and they were removed
+    /// ([`Reason::LabelsRemoved`]), or when GitHub refused them ([`Reason::GitHubRejected`]).
+    Labeled,
 }
 
 impl ConditionType for RunCondition {
@@ -83,6 +88,7 @@ impl ConditionType for RunCondition {
             RunCondition::Delivered => "Delivered",
             RunCondition::Skipped => "Skipped",
             RunCondition::Reported => "Reported",
+            RunCondition::Labeled => "Labeled",
         }
     }
 }
@@ -172,6 +178,9 @@ reasons! {
     NoPatch,
     /// GitHub's files and the patch disagree (it does not apply, or changes nothing).
     PatchDoesNotApply,
+    /// Event: the fix pull request was closed because a person denied the fix (its branch deleted)
+    /// or aborted the run.
+    PullRequestClosed,
     // Skipped (loop prevention and opt-outs, src/github/guard.rs)
     /// The failing branch is one of ci-healer's own (`ci-healer/*`).
     OwnBranch,
@@ -190,6 +199,11 @@ reasons! {
     // Reported (src/controller/report.rs)
     /// The check run (or commit status) and the pull request comment show the run's state.
     ReportSent,
+    // Labeled (src/controller/healing_labels.rs)
+    /// The healing labels were added to the failing pull request.
+    LabelsAdded,
+    /// The run ended: the healing labels were removed from the failing pull request.
+    LabelsRemoved,
     // Rerun
     /// GitHub was asked to re-run the failed job; no attempt runs (also the Event).
     RerunRequested,
@@ -238,6 +252,9 @@ reasons! {
     // People's actions (ActionApplied, Approved, Denied, Resolved; also their Events)
     /// A person approved the kept patch.
     ApprovedByReviewer,
+    /// The controller approved the kept patch: deterministic fixers alone made it (no LLM tokens)
+    /// and the config's `actions.autoApprove` is on.
+    AutoApproved,
     /// A person refused the kept patch.
     DeniedByReviewer,
     /// A person asked for more attempts.

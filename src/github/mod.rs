@@ -17,6 +17,7 @@
 //! | [`workflow`] | the failing step's `run:` from the workflow file |
 //! | [`patch`] | the kept patch applied to the files at `headSha` (diffy) |
 //! | [`allow`] | which namespace may heal which repository |
+//! | [`suggest`] | a kept patch as GitHub suggestion blocks on a pull request's diff |
 //! | [`rest`] | the REST calls behind each [`GitHub`] method |
 
 pub mod allow;
@@ -29,6 +30,7 @@ pub mod log;
 pub mod patch;
 pub mod render;
 pub mod rest;
+pub mod suggest;
 pub mod workflow;
 
 pub use config::GitHubConfig;
@@ -252,6 +254,8 @@ pub struct PullRequestRequest {
     pub body: String,
     /// Labels of the pull request.
     pub labels: Vec<String>,
+    /// Open it as a draft (true unless the fix was approved beforehand: `autoApprove`).
+    pub draft: bool,
 }
 
 /// A pull request ci-healer opened (the run's `status.pullRequest`).
@@ -349,6 +353,59 @@ pub struct ReportRequest {
     pub known: ReportIds,
 }
 
+/// A kept patch offered as suggested changes in a review of pull request `number`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestRequest {
+    /// The repository and installation.
+    pub target: Target,
+    /// The failing pull request.
+    pub number: i64,
+    /// The failing commit: the patch's base, and the commit the review comments are on.
+    pub head_sha: String,
+    /// The run's key (`<namespace>/<name>`): the review body's hidden marker, so a restarted
+    /// controller finds its review instead of posting a second one.
+    pub key: String,
+    /// The review's text (the marker is added).
+    pub body: String,
+    /// The kept patch (`git diff` against `head_sha`).
+    pub patch: Vec<u8>,
+}
+
+/// What offering suggestions did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suggested {
+    /// A review with `count` suggestion comments was posted.
+    Posted {
+        /// The review's id.
+        review_id: i64,
+        /// Its suggestion comments.
+        count: usize,
+    },
+    /// The run's review was there already (a restart).
+    Existing {
+        /// The review's id.
+        review_id: i64,
+    },
+    /// The patch does not fit on the lines of the pull request's diff (see [`suggest`]): no review.
+    DoesNotFit,
+}
+
+/// Closing a fix pull request a person refused (`deny`) or stopped (`abort`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseRequest {
+    /// The repository and installation.
+    pub target: Target,
+    /// The fix pull request.
+    pub number: i64,
+    /// The run's key (`<namespace>/<name>`): the closing comment's hidden marker, so a restarted
+    /// controller does not comment twice.
+    pub key: String,
+    /// The closing comment (markdown; the marker is added).
+    pub comment: String,
+    /// The fix branch to delete (`ci-healer/<run>`), when the fix is refused.
+    pub delete_branch: Option<String>,
+}
+
 /// Everything the controller asks of GitHub. One method per step of the run; each is idempotent.
 #[async_trait::async_trait]
 pub trait GitHub: Send + Sync {
@@ -387,6 +444,19 @@ pub trait GitHub: Send + Sync {
 
     /// Add and remove labels of issue or pull request `number` (a missing label is not an error).
     async fn set_labels(&self, target: &Target, number: i64, add: &[String], remove: &[String]) -> Result<()>;
+
+    /// Offer a kept patch as GitHub suggestion blocks: one review (`event: COMMENT`) on pull
+    /// request `number` with a suggestion comment per hunk, when every hunk fits on the lines its
+    /// diff shows ([`suggest::suggestions`]). Finds the run's earlier review (by the marker in its
+    /// body) before posting (`GET`/`POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews`).
+    async fn suggest(&self, req: &SuggestRequest) -> Result<Suggested>;
+
+    /// Close a fix pull request: one comment saying why (found by its marker before posting:
+    /// `POST /repos/{owner}/{repo}/issues/{number}/comments`), the pull request closed
+    /// (`PATCH /repos/{owner}/{repo}/pulls/{pull_number}`, `state: closed`; never merged), and its
+    /// branch deleted when asked (`DELETE /repos/{owner}/{repo}/git/refs/heads/{branch}`; a branch
+    /// already gone is not an error). Each step is idempotent.
+    async fn close_pull_request(&self, req: &CloseRequest) -> Result<()>;
 
     /// Re-run one Actions job (`POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun`).
     async fn rerun_job(&self, target: &Target, job_id: i64) -> Result<()>;

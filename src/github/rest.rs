@@ -154,6 +154,16 @@ impl Pull {
 #[derive(Deserialize)]
 struct ChangedFile {
     filename: String,
+    /// The file's diff hunks (absent for binary or very large diffs).
+    #[serde(default)]
+    patch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Review {
+    id: i64,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -709,7 +719,13 @@ impl GitHub for RestGitHub {
                         .conditional(),
                 )
                 .await?;
-            open += pulls.iter().filter(|p| p.head.ref_.starts_with(prefix)).count() as i32;
+            // ci-healer's own: a head branch with its prefix in this repository (a fork's branch of
+            // the same name is someone else's).
+            open += pulls
+                .iter()
+                .filter(|p| p.head.ref_.starts_with(prefix))
+                .filter(|p| p.head.repo.as_ref().is_some_and(|h| h.full_name.eq_ignore_ascii_case(&target.repository)))
+                .count() as i32;
             if pulls.len() < 100 {
                 break;
             }
@@ -850,7 +866,7 @@ impl GitHub for RestGitHub {
         // 6. The draft pull request into the failing branch.
         let body = json!({
             "title": req.title, "head": req.head_ref, "base": req.base_branch, "body": req.body,
-            "draft": true, "maintainer_can_modify": true,
+            "draft": req.draft, "maintainer_can_modify": true,
         });
         let pull: Pull = match t.json(&Call::post("pulls/create", format!("/repos/{o}/{r}/pulls"), body)).await {
             Ok(p) => p,
@@ -1036,6 +1052,108 @@ impl GitHub for RestGitHub {
             );
             match t.send(&call).await {
                 Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn suggest(&self, req: &SuggestRequest) -> Result<Suggested> {
+        let t = self.transport(&req.target).await?;
+        let (o, r) = req.target.split();
+        let n = req.number;
+        let marker = format!("<!-- ci-healer:suggestions={} -->", req.key);
+        for page in 1..=MAX_COMMENT_PAGES {
+            let reviews: Vec<Review> = t
+                .json(
+                    &Call::get("pulls/list-reviews", format!("/repos/{o}/{r}/pulls/{n}/reviews"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            if let Some(rv) = reviews.iter().find(|rv| rv.body.as_deref().is_some_and(|b| b.contains(&marker))) {
+                return Ok(Suggested::Existing { review_id: rv.id });
+            }
+            if reviews.len() < 100 {
+                break;
+            }
+        }
+        let mut shown = BTreeMap::new();
+        for page in 1..=(MAX_CHANGED_FILES / 100) as u32 {
+            let batch: Vec<ChangedFile> = t
+                .json(
+                    &Call::get("pulls/list-files", format!("/repos/{o}/{r}/pulls/{n}/files"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            let len = batch.len();
+            for f in batch {
+                shown.insert(f.filename, f.patch.as_deref().map(suggest::right_side_lines).unwrap_or_default());
+            }
+            if len < 100 {
+                break;
+            }
+        }
+        let Some(list) = suggest::suggestions(&req.patch, &shown).filter(|l| !l.is_empty()) else {
+            return Ok(Suggested::DoesNotFit);
+        };
+        let comments: Vec<serde_json::Value> = list
+            .iter()
+            .map(|s| {
+                let mut c = json!({"path": s.path, "line": s.line, "side": "RIGHT", "body": s.body()});
+                if s.start_line < s.line {
+                    c["start_line"] = json!(s.start_line);
+                    c["start_side"] = json!("RIGHT");
+                }
+                c
+            })
+            .collect();
+        let body = json!({
+            "commit_id": req.head_sha, "event": "COMMENT",
+            "body": format!("{marker}\n{}", req.body), "comments": comments,
+        });
+        let review: Review =
+            t.json(&Call::post("pulls/create-review", format!("/repos/{o}/{r}/pulls/{n}/reviews"), body)).await?;
+        Ok(Suggested::Posted { review_id: review.id, count: list.len() })
+    }
+
+    async fn close_pull_request(&self, req: &CloseRequest) -> Result<()> {
+        let t = self.transport(&req.target).await?;
+        let (o, r) = req.target.split();
+        let n = req.number;
+        let marker = format!("<!-- ci-healer:closed={} -->", req.key);
+        let mut found = false;
+        for page in 1..=MAX_COMMENT_PAGES {
+            let comments: Vec<Comment> = t
+                .json(
+                    &Call::get("issues/list-comments", format!("/repos/{o}/{r}/issues/{n}/comments"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            if comments.iter().any(|c| c.body.as_deref().is_some_and(|b| b.contains(&marker))) {
+                found = true;
+                break;
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        if !found {
+            t.send(&Call::post(
+                "issues/create-comment",
+                format!("/repos/{o}/{r}/issues/{n}/comments"),
+                json!({"body": format!("{marker}\n{}", req.comment)}),
+            ))
+            .await?;
+        }
+        t.send(&Call::patch("pulls/update", format!("/repos/{o}/{r}/pulls/{n}"), json!({"state": "closed"}))).await?;
+        if let Some(branch) = &req.delete_branch {
+            let path = format!("/repos/{o}/{r}/git/refs/heads/{}", branch);
+            match t.send(&Call::delete("git/delete-ref", path)).await {
+                // Gone already (a repeat, or a person deleted it): GitHub answers 422 or 404.
+                Ok(_) | Err(Error::NotFound { .. }) | Err(Error::Rejected { status: 422, .. }) => {}
                 Err(e) => return Err(e),
             }
         }
