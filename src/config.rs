@@ -53,6 +53,10 @@ pub struct ControllerConfig {
     /// What people's actions (`spec.action`) may do.
     #[serde(default)]
     pub actions: ActionPolicy,
+    /// Slack: the bot token or incoming-webhook URL (from a Secret) and the channels
+    /// ([`crate::notify::SlackConfig`]). Absent: no Slack messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<crate::notify::SlackConfig>,
 }
 
 /// Memory of past fixes: validated patches kept as labelled ConfigMaps in the run's namespace,
@@ -269,6 +273,9 @@ impl ControllerConfig {
             gh.validate().map_err(ConfigError::Invalid)?;
         }
         self.allowed_repositories.validate().map_err(ConfigError::Invalid)?;
+        if let Some(slack) = &self.slack {
+            slack.validate().map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 }
@@ -286,6 +293,7 @@ impl Default for ControllerConfig {
             allowed_repositories: Default::default(),
             memory: MemoryConfig::default(),
             actions: ActionPolicy::default(),
+            slack: None,
         }
     }
 }

@@ -471,4 +471,49 @@ fn attempt_pods_get_a_network_policy_that_cuts_the_cluster_off() {
         "attemptNetworkPolicy.enabled=false",
     ]);
     assert!(!off.contains("kind: NetworkPolicy"));
+
+/// With `config.slack`, the chart lets the controller's ServiceAccount `get` exactly the Secret it
+/// names, in `slack.secretNamespace`; no other Secret, no list or watch. The config the chart
+/// renders is one the controller loads.
+#[test]
+fn the_controller_may_get_only_the_slack_secret() {
+    let ns = "chart-slack-secret";
+    let set = [
+        "--set",
+        "config.slack.tokenSecret.name=ci-healer-slack",
+        "--set",
+        "config.slack.tokenSecret.key=token",
+        "--set",
+        "config.slack.channel=C0123456789",
+        "--set",
+        &format!("config.slack.secretNamespace={ns}"),
+    ];
+    let mut args = vec!["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"];
+    args.extend(["--show-only", "templates/slack-secret-rbac.yaml"]);
+    args.extend(set);
+    let rendered = support::helm(&args);
+    let mut args = vec!["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"];
+    args.extend(["--show-only", "templates/configmap.yaml"]);
+    args.extend(set);
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(&support::helm(&args)).unwrap();
+    let cfg = ci_healer::config::ControllerConfig::from_yaml(&cm.data.unwrap()["config.yaml"]).unwrap();
+    let slack = cfg.slack.unwrap();
+    assert_eq!(slack.channel_for("any", "o/r"), Some("C0123456789"));
+    assert_eq!(slack.token_secret.unwrap().name, "ci-healer-slack");
+
+    let _ = support::kubectl(&["create", "namespace", ns]);
+    let path = std::env::temp_dir().join("ci-healer-chart-slack-secret.yaml");
+    std::fs::write(&path, &rendered).unwrap();
+    let (ok, out) = support::kubectl(&["apply", "--server-side", "--force-conflicts", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let sa = "--as=system:serviceaccount:ci-healer:ci-healer";
+    let can = |verb: &str, what: &str| support::kubectl(&["auth", "can-i", verb, what, "-n", ns, sa]).1;
+    assert_eq!(can("get", "secret/ci-healer-slack").trim(), "yes");
+    for (verb, what) in
+        [("get", "secret/another"), ("list", "secrets"), ("watch", "secrets"), ("update", "secret/ci-healer-slack")]
+    {
+        assert_eq!(can(verb, what).trim(), "no", "{verb} {what}");
+    }
+    let (_, elsewhere) = support::kubectl(&["auth", "can-i", "get", "secret/ci-healer-slack", "-n", "default", sa]);
+    assert_eq!(elsewhere.trim(), "no", "only in slack.secretNamespace");
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod failure;
 pub mod healing_labels;
 pub mod memory;
+pub mod notify;
 pub mod patch;
 pub mod report;
 pub mod run;
@@ -98,6 +99,8 @@ pub struct Context {
     pub runs: kube::runtime::reflector::Store<HealingRun>,
     /// The GitHub client, when the config has a `github:` section.
     pub github: Option<Arc<dyn crate::github::GitHub>>,
+    /// The Slack client, when the config has a `slack:` section.
+    pub slack: Option<Arc<dyn crate::notify::Slack>>,
     /// Consecutive failures per object, for per-object exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -139,6 +142,9 @@ pub enum StartError {
     /// The `github:` config cannot make a client (see [`crate::github::Error`]).
     #[error("GitHub client: {0}")]
     GitHub(#[from] crate::github::Error),
+    /// The `slack:` config cannot make a client (see [`crate::notify::Error`]).
+    #[error("Slack client: {0}")]
+    Slack(#[from] crate::notify::Error),
     /// The leader-election task ended without an error of its own.
     #[error("leader election stopped: {0}")]
     LeaderElectionStopped(String),
@@ -161,6 +167,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     let mut registry = Registry::default();
     let metrics = Metrics::register_with(&mut registry, args.metrics_repository_limit);
     let github = github_client(&config, &client, args.namespace.as_deref(), &metrics)?;
+    let slack = slack_client(&config, &client, args.namespace.as_deref())?;
     let ready = Arc::new(RwLock::new(false));
     let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
 
@@ -221,6 +228,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         metrics,
         runs: run_controller.store(),
         github,
+        slack,
         failures: Mutex::new(HashMap::new()),
     });
 
@@ -320,6 +328,28 @@ fn github_client(
     let identity = crate::github::Identity::new(gh.clone(), secrets, Some(metrics.github_observer()))?;
     tracing::info!(api_url = %gh.api_url, kind = ?identity.kind(), "GitHub client configured");
     Ok(Some(Arc::new(crate::github::RestGitHub::new(Arc::new(identity)))))
+}
+
+/// The Slack client of `config.slack`, reading its Secret from `slack.secretNamespace`, else
+/// `$POD_NAMESPACE`, else the watched namespace, else `default`. `None` without a `slack:` section.
+/// Errors: an invalid `slack:` config.
+fn slack_client(
+    config: &ControllerConfig,
+    client: &Client,
+    watched: Option<&str>,
+) -> std::result::Result<Option<Arc<dyn crate::notify::Slack>>, crate::notify::Error> {
+    let Some(cfg) = &config.slack else { return Ok(None) };
+    let namespace = cfg
+        .secret_namespace
+        .clone()
+        .or_else(|| std::env::var(env::POD_NAMESPACE).ok())
+        .or_else(|| watched.map(str::to_string))
+        .unwrap_or_else(|| "default".into());
+    let secret = cfg.token_secret.clone().or_else(|| cfg.webhook_url_secret.clone()).unwrap_or_default();
+    let source = crate::notify::client::CredentialSource::Kube { client: client.clone(), namespace, secret };
+    let c = crate::notify::SlackClient::new(cfg, source)?;
+    tracing::info!(api_url = %cfg.api_url, mode = ?crate::notify::Slack::mode(&c), "Slack client configured");
+    Ok(Some(Arc::new(c)))
 }
 
 /// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.

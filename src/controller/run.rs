@@ -174,6 +174,20 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         apply::publish(ctx, run, Notice::normal(Reason::GitHubRejected, warning).warning_if(true)).await;
     }
 
+    // Slack: the run's one message, updated in place, and a thread reply per attempt. Never fails
+    // or holds back the run; a message behind the run asks for an earlier requeue.
+    let slack_retry = match (&ctx.slack, &ctx.config.slack) {
+        (Some(s), Some(cfg)) if accepted => {
+            let (attempts, st) = (&obs.attempts, &mut decision.status);
+            let o = super::notify::notify(run, s.as_ref(), cfg, attempts, st, now.clone(), &ctx.metrics).await;
+            if let Some(w) = o.warning {
+                apply::publish(ctx, run, Notice::normal(Reason::SlackRejected, w).warning_if(true)).await;
+            }
+            o.retry_after
+        }
+        _ => None,
+    };
+
     // Apply.
     let mut version = run.resource_version();
     if let Ok((view, result)) = &triaged {
@@ -222,8 +236,9 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     if let Err(problem) = triaged {
         return Err(problem.into());
     }
-    Ok(match decision.status.phase {
-        Some(p) if p.is_terminal() && !decision.stop_attempts => Action::await_change(),
+    Ok(match (decision.status.phase, slack_retry) {
+        (_, Some(wait)) => Action::requeue(wait.min(Duration::from_secs(300))),
+        (Some(p), None) if p.is_terminal() && !decision.stop_attempts => Action::await_change(),
         // A periodic resync covers anything a watch might miss; children wake us sooner.
         _ => Action::requeue(Duration::from_secs(300)),
     })

@@ -62,6 +62,10 @@ pub enum RunCondition {
     /// request comment (True, [`Reason::ReportSent`]; False, [`Reason::GitHubRejected`]: GitHub
     /// refused the report for good, e.g. a missing `checks: write`).
     Reported,
+    /// The run's Slack message shows its state (True, [`Reason::SlackNotified`]; False,
+    /// [`Reason::SlackUnavailable`]: Slack is down or rate-limited and the message catches up later;
+    /// False, [`Reason::SlackRejected`]: Slack refused for good, e.g. `channel_not_found`).
+    Notified,
     /// The failing pull request carries the healing labels (`github.healingLabels`, default
     /// `ci-healer`) while the run heals, so update bots leave its branch alone (True,
     /// [`Reason::LabelsAdded`]); False once the run ended and they were removed
@@ -88,6 +92,7 @@ impl ConditionType for RunCondition {
             RunCondition::Delivered => "Delivered",
             RunCondition::Skipped => "Skipped",
             RunCondition::Reported => "Reported",
+            RunCondition::Notified => "Notified",
             RunCondition::Labeled => "Labeled",
         }
     }
@@ -199,6 +204,14 @@ reasons! {
     // Reported (src/controller/report.rs)
     /// The check run (or commit status) and the pull request comment show the run's state.
     ReportSent,
+    // Notified (src/controller/notify.rs)
+    /// The run's Slack message (and its thread) shows the run's state.
+    SlackNotified,
+    /// Slack answered 5xx or 429, or did not answer; the message catches up when it does.
+    SlackUnavailable,
+    /// Slack refused the message for good (`channel_not_found`, `invalid_auth`, `not_in_channel`, …;
+    /// also the Warning Event).
+    SlackRejected,
     // Labeled (src/controller/healing_labels.rs)
     /// The healing labels were added to the failing pull request.
     LabelsAdded,

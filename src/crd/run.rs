@@ -590,13 +590,22 @@ pub enum ActionResult {
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SlackMessageRef {
-    /// The channel id Slack answered with.
+    /// The channel id Slack answered with (empty for an incoming webhook, or when Slack refused the post).
+    #[serde(default)]
     pub channel: String,
-    /// The message's timestamp id (`ts`), which `chat.update` names.
+    /// The message's timestamp id (`ts`), which `chat.update` names (empty for an incoming webhook,
+    /// or when Slack refused the post).
+    #[serde(default)]
     pub ts: String,
-    /// A digest of the text last posted, so an unchanged state is not re-sent.
+    /// A digest of the message last sent, so an unchanged state is not re-sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The run phase the message last showed (`Queued`, `Running`, `Fixed`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// How many thread replies were sent (each attempt's start, then its end, in order).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replies: i32,
 }
 
 /// A fix pull request the controller opened (GitHub's pull request number, link and head branch).
