@@ -471,6 +471,7 @@ fn attempt_pods_get_a_network_policy_that_cuts_the_cluster_off() {
         "attemptNetworkPolicy.enabled=false",
     ]);
     assert!(!off.contains("kind: NetworkPolicy"));
+}
 
 /// With `config.slack`, the chart lets the controller's ServiceAccount `get` exactly the Secret it
 /// names, in `slack.secretNamespace`; no other Secret, no list or watch. The config the chart
