@@ -16,6 +16,7 @@ use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
 use super::{Context, Error, Result, actions, claim, dedup, instrumented, memory};
 use super::{deliver, healing_labels, report, skip};
+use crate::agent::context::Masker;
 use crate::config::ControllerConfig;
 use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
@@ -356,9 +357,11 @@ pub fn triage_run_with(
     accept(run, config)?;
     let src = &run.spec.source;
     let policy = &run.spec.policy;
-    let excerpt = run.spec.failure.as_ref().map(|f| f.excerpt.as_bytes()).unwrap_or_default();
+    // An inline excerpt is the sender's text: mask it before triage copies any of it into the
+    // context ConfigMap (excerpt and triage JSON) or the status, as a log read from GitHub is.
+    let excerpt = run.spec.failure.as_ref().map(|f| Masker::default().mask(&f.excerpt)).unwrap_or_default();
     let input = TriageInput {
-        log: excerpt,
+        log: excerpt.as_bytes(),
         workflow_name: src.workflow_name.as_deref(),
         job_name: src.job_name.as_deref(),
         failed_steps: &src.failed_steps,
@@ -485,6 +488,32 @@ mod tests {
                 action_request: None,
             },
         )
+    }
+
+    /// An inline excerpt's secrets never reach what the controller stores: the triage answer (its
+    /// excerpt, diagnostics and JSON form the context ConfigMap's two keys) holds none of them.
+    #[test]
+    fn an_inline_excerpts_secrets_are_masked_before_triage() {
+        let token = "ghp_R5canaryR5canaryR5canaryR5canary1234";
+        let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYR5CANARYKEY";
+        let password = "hunter2-R5-canary";
+        let mut r = run(Provider::Github, HealingMode::Propose, "auto");
+        r.spec.failure = Some(crate::crd::FailureExcerpt {
+            excerpt: format!(
+                "error[E0425]: cannot find value `x` in this scope\n --> src/lib.rs:1:1\n\
+                 git clone https://x-access-token:{token}@github.com/o/r\n\
+                 aws_secret_access_key = {aws}\n\
+                 DATABASE_PASSWORD={password}\n\
+                 error: could not compile `demo` due to 1 previous error\n"
+            ),
+            ..Default::default()
+        });
+        let (_, triage) = triage_run(&r, &ControllerConfig::default()).unwrap();
+        let stored = format!("{}\n{}", triage.excerpt, serde_json::to_string(&triage).unwrap());
+        assert!(stored.contains("cannot find value"), "triage still sees the failure: {stored}");
+        for secret in [token, aws, password] {
+            assert!(!stored.contains(secret), "{secret} stored: {stored}");
+        }
     }
 
     /// Nothing is accepted that nothing does: each spec the controller cannot act on gets a reason
