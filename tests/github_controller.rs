@@ -156,9 +156,10 @@ async fn wait_event(apis: &Apis, name: &str, reason: &str) {
 
 /// Make run `name` reconcile again (an annotation change, as a resync or a restart's first list).
 async fn poke(apis: &Apis, name: &str) {
-    let mut again = apis.runs.get(name).await.unwrap();
-    again.metadata.annotations.get_or_insert_default().insert("poke".into(), jiff::Timestamp::now().to_string());
-    apis.runs.replace(name, &PostParams::default(), &again).await.unwrap();
+    // A merge patch carries no resourceVersion, so the controller's own status writes in between
+    // cannot make it conflict (a get-then-replace did: CI saw a 409 here).
+    let patch = serde_json::json!({"metadata": {"annotations": {"poke": jiff::Timestamp::now().to_string()}}});
+    apis.runs.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch)).await.unwrap();
 }
 
 fn assert_clean(gh: &LoopbackGitHub) {
