@@ -288,6 +288,7 @@ fn full_attempt(run: &HealingRun, n: i32, config: &ControllerConfig) -> HealingA
                 validate_seconds: Some(2.1),
             }),
             patch_sha256: Some(format!("{:064x}", created)),
+            protected_paths: vec![],
         }),
         diagnosis: Some("cargo fmt reformatted src/lib.rs".into()),
         failure_reason: (!passed).then(|| "ValidationFailed".into()),
