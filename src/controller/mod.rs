@@ -10,6 +10,7 @@ pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
 pub mod claim;
+pub mod command;
 pub mod dedup;
 pub mod deliver;
 pub mod error;
@@ -47,7 +48,7 @@ use tokio::sync::RwLock;
 
 use crate::config::ControllerConfig;
 use crate::contract::env;
-use crate::crd::{HealingAttempt, HealingRun};
+use crate::crd::{HealingAttempt, HealingCommand, HealingRun};
 use crate::resources::attempt::attempt_name;
 use crate::resources::labels;
 use crate::telemetry::{ControllerLabels, ErrorLabels, Metrics};
@@ -258,6 +259,39 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     .trigger_backoff(watches::NoExtraWait)
     .shutdown_on_signal();
 
+    // `/healer` comments: a relayed command wakes when its run changes (its history says the outcome).
+    let (command_store, command_writer) = reflector::store();
+    let relayed_to = command_store.clone();
+    let command_controller = Controller::for_stream(
+        watches::watch(scoped::<HealingCommand>(&client, args.namespace.as_deref()), watcher::Config::default())
+            .reflect(command_writer)
+            .applied_objects(),
+        command_store,
+    )
+    .watches_stream(
+        watches::watch(
+            scoped::<PartialObjectMeta<HealingRun>>(&client, args.namespace.as_deref()),
+            watcher::Config::default(),
+        )
+        .touched_objects(),
+        move |run: PartialObjectMeta<HealingRun>| {
+            let (ns, name) = (run.metadata.namespace.clone(), run.metadata.name.clone());
+            relayed_to
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.metadata.namespace == ns
+                        && c.status.as_ref().is_some_and(|s| {
+                            s.phase == Some(crate::crd::CommandPhase::Relayed) && s.run_name == name
+                        })
+                })
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    )
+    .trigger_backoff(watches::NoExtraWait)
+    .shutdown_on_signal();
+
     *ready.write().await = true;
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), "controllers started");
     let c1 = ctx.clone();
@@ -266,12 +300,18 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
             tracing::debug!(error = %e, "run reconcile event");
         }
     });
+    let c2 = ctx.clone();
     let attempts =
         attempt_controller.run(attempt::reconcile, error_policy::<HealingAttempt>, ctx).for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "attempt reconcile event");
             }
         });
+    let commands = command_controller.run(command::reconcile, error_policy::<HealingCommand>, c2).for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "command reconcile event");
+        }
+    });
     let lost = async {
         match leadership {
             Some(mut ch) => loop {
@@ -283,7 +323,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         }
     };
     tokio::select! {
-        _ = async { tokio::join!(runs, attempts) } => {
+        _ = async { tokio::join!(runs, attempts, commands) } => {
             server.abort();
             tracing::info!("controllers stopped");
             Ok(())
