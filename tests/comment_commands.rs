@@ -160,7 +160,10 @@ async fn finish_attempt(apis: &Apis, client: &Client, name: &str, n: i32) {
     };
     Api::<ConfigMap>::namespaced(client.clone(), &apis.ns).create(&PostParams::default(), &cm).await.unwrap();
     let status = serde_json::json!({"status": {"patchConfigMap": format!("{attempt}-patch")}});
-    apis.attempts.patch_status(&attempt, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status)).await.unwrap();
+    apis.attempts
+        .patch_status(&attempt, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status))
+        .await
+        .unwrap();
     let verdict = support::verdict(ci_healer::contract::Outcome::Passed, "ValidationPassed", "tsc passes");
     support::finish_attempt(apis, &job, &verdict).await;
 }
@@ -210,7 +213,13 @@ async fn command_phase(apis: &Apis, id: i64, phase: &str) -> HealingCommand {
 /// The reactions on comment `id`, as `(content, user)`.
 fn reactions(gh: &LoopbackGitHub, id: i64) -> Vec<(String, String)> {
     let st = gh.state();
-    st.repo(REPO).unwrap().reactions.iter().filter(|r| r.comment_id == id).map(|r| (r.content.clone(), r.user.clone())).collect()
+    st.repo(REPO)
+        .unwrap()
+        .reactions
+        .iter()
+        .filter(|r| r.comment_id == id)
+        .map(|r| (r.content.clone(), r.user.clone()))
+        .collect()
 }
 
 /// The comments on #12 that quote command `ghc-<id>`'s marker.
@@ -241,11 +250,19 @@ fn command_requests(gh: &LoopbackGitHub) -> Vec<(String, String, String)> {
 }
 
 fn permission(login: &str) -> (String, String, String) {
-    ("GET".into(), "repos/get-collaborator-permission-level".into(), format!("/repos/{REPO}/collaborators/{login}/permission"))
+    (
+        "GET".into(),
+        "repos/get-collaborator-permission-level".into(),
+        format!("/repos/{REPO}/collaborators/{login}/permission"),
+    )
 }
 
 fn reaction(id: i64) -> (String, String, String) {
-    ("POST".into(), "reactions/create-for-issue-comment".into(), format!("/repos/{REPO}/issues/comments/{id}/reactions"))
+    (
+        "POST".into(),
+        "reactions/create-for-issue-comment".into(),
+        format!("/repos/{REPO}/issues/comments/{id}/reactions"),
+    )
 }
 
 fn reply() -> (String, String, String) {
@@ -352,7 +369,10 @@ async fn approve_by_comment_refuses_self_approval_and_strangers_and_ignores_bots
     let cmd = command_phase(&apis, 2001, "Refused").await;
     assert_eq!(cmd.status.as_ref().unwrap().reactions, ["eyes", "-1"]);
     let h = history_entry(&apis, name, 1).await;
-    assert_eq!((h.source.as_str(), h.actor.as_str(), format!("{:?}", h.result)), ("comment", "Codertocat", "Refused".into()));
+    assert_eq!(
+        (h.source.as_str(), h.actor.as_str(), format!("{:?}", h.result)),
+        ("comment", "Codertocat", "Refused".into())
+    );
     let r = replies(&gh, &apis.ns, 2001);
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].contains("@Codertocat") && r[0].contains("cannot approve its fix alone"), "{}", r[0]);

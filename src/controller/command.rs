@@ -53,6 +53,9 @@ const RELAYED_RECHECK: Duration = Duration::from_secs(30);
 /// How long a command waits while its run still holds another person's unhandled request.
 const BUSY_RECHECK: Duration = Duration::from_secs(3);
 
+/// The annotation naming the HealingCommand that started a run (`/healer fix`).
+pub const COMMAND_ANNOTATION: &str = "cihealer.dev/command";
+
 /// The label value of runs `/healer fix` starts (`app.kubernetes.io/created-by`).
 pub const CREATED_BY_COMMENT: &str = "ci-healer-comment";
 
@@ -265,6 +268,15 @@ pub fn decide(obs: &Observation<'_>) -> Next {
         }
         c => c,
     };
+    let id = request_id(spec.comment_id);
+    // A run that still holds another person's unhandled request: wait before asking GitHub anything.
+    if let (Command::Act { .. }, Some(run)) = (&act, obs.run)
+        && run.spec.action.is_some()
+        && run.spec.action_request.as_ref().and_then(|r| r.id.as_deref()) != Some(id.as_str())
+        && outcome(run, &id).is_none()
+    {
+        return Next::Busy { run: run.name_any() };
+    }
     // Every other command needs write access (checked once: a relayed command was checked).
     let checked = status.phase == Some(CommandPhase::Relayed);
     let permission = match obs.permission {
@@ -300,7 +312,6 @@ pub fn decide(obs: &Observation<'_>) -> Next {
         Command::Act { action, argument } => (action, argument),
         Command::Help | Command::Unknown(_) => unreachable!("answered above"),
     };
-    let id = request_id(spec.comment_id);
     let Some(run) = obs.run else {
         return Next::Answer(Answer::refuse(
             Reason::RunNotFound,
@@ -345,9 +356,6 @@ pub fn decide(obs: &Observation<'_>) -> Next {
     }
     if run.spec.action_request.as_ref().and_then(|r| r.id.as_deref()) == Some(id.as_str()) {
         return Next::Relayed { run: run_name, key: actions::request_key(run) };
-    }
-    if run.spec.action.is_some() {
-        return Next::Busy { run: run_name };
     }
     let (reason, hint) = match action {
         RunAction::Deny => (argument, None),
@@ -473,8 +481,15 @@ pub async fn reconcile(cmd: Arc<HealingCommand>, ctx: Arc<Context>) -> Result<Ac
     instrumented(cmd.as_ref(), &ctx, reconcile_inner(&cmd, &ctx)).await
 }
 
-async fn reconcile_inner(cmd: &HealingCommand, ctx: &Context) -> Result<Action> {
-    let ns = cmd.namespace().ok_or(Error::MissingNamespace)?;
+async fn reconcile_inner(cached: &HealingCommand, ctx: &Context) -> Result<Action> {
+    let ns = cached.namespace().ok_or(Error::MissingNamespace)?;
+    // Read afresh: each step writes to GitHub, so it must never be decided from a cached copy that
+    // misses the status an earlier reconcile wrote.
+    let commands: Api<HealingCommand> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(fresh) = commands.get_opt(&cached.name_any()).await? else { return Ok(Action::await_change()) };
+    let cmd = &fresh;
+    // The version the final status write is conditional on (an ownerReference patch moves it).
+    let mut version = cmd.resource_version();
     if cmd.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -497,8 +512,9 @@ async fn reconcile_inner(cmd: &HealingCommand, ctx: &Context) -> Result<Action> 
         }
         _ => None,
     };
+    let key = format!("{ns}/{}", cmd.name_any());
     let mut own_login = None;
-    let mut permission = None;
+    let mut permission = ctx.permission(&key);
     let next = loop {
         let obs = Observation {
             command: cmd,
@@ -510,18 +526,17 @@ async fn reconcile_inner(cmd: &HealingCommand, ctx: &Context) -> Result<Action> 
         match decide(&obs) {
             Next::NeedLogin => own_login = Some(github(ctx)?.login().await.map_err(Error::GitHub)?),
             Next::NeedPermission => {
-                permission = Some(github(ctx)?.permission(&target, &spec.author).await.map_err(Error::GitHub)?)
+                let p = github(ctx)?.permission(&target, &spec.author).await.map_err(Error::GitHub)?;
+                ctx.remember_permission(&key, Some(p.clone()));
+                permission = Some(p);
             }
             next => break next,
         }
     };
 
     let name = parse(&spec.body).map(|c| c.name().to_string());
-    let mut status = HealingCommandStatus {
-        observed_generation: cmd.metadata.generation,
-        command: name.clone(),
-        ..old.clone()
-    };
+    let mut status =
+        HealingCommandStatus { observed_generation: cmd.metadata.generation, command: name.clone(), ..old.clone() };
     let now = Time(jiff::Timestamp::now());
     let requeue = match next {
         Next::NeedLogin | Next::NeedPermission => unreachable!("resolved above"),
@@ -538,7 +553,7 @@ async fn reconcile_inner(cmd: &HealingCommand, ctx: &Context) -> Result<Action> 
             let patched = relay(ctx, run, action, &request).await?;
             status.run_name = Some(run_name.clone());
             status.request_key = actions::request_key(&patched);
-            own(ctx, cmd, &patched).await?;
+            version = own(ctx, cmd, &patched).await?.or(version);
             relayed(ctx, cmd, &target, &mut status, &run_name, &now).await?;
             let note = format!("relayed /healer {} by {} to HealingRun {run_name}", action.as_str(), spec.author);
             tracing::info!(command = %cmd.name_any(), namespace = %ns, run = %run_name, "{note}");
@@ -550,50 +565,24 @@ async fn reconcile_inner(cmd: &HealingCommand, ctx: &Context) -> Result<Action> 
                 status.request_key = key;
             }
             if let Some(run) = &run {
-                own(ctx, cmd, run).await?;
+                version = own(ctx, cmd, run).await?.or(version);
             }
             relayed(ctx, cmd, &target, &mut status, &run_name, &now).await?;
             Some(RELAYED_RECHECK)
         }
         Next::StartRun => {
-            let gh = github(ctx)?;
-            let failure = gh.latest_failure(&target, spec.issue_number).await.map_err(Error::GitHub)?;
-            let answer = match fix_run(cmd, &failure) {
-                Err((reason, message, reply)) => Answer::refuse(reason, message, reply),
-                Ok(new_run) => {
-                    let run_name = new_run.name_any();
-                    status.run_name = Some(run_name.clone());
-                    match runs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &new_run).await {
-                        Ok(created) => {
-                            own(ctx, cmd, &created).await?;
-                            Answer {
-                                phase: CommandPhase::Applied,
-                                reason: Reason::RunStartedByComment,
-                                message: format!("started HealingRun {run_name} for check '{}' of {}", new_run.spec.source.job_name.as_deref().unwrap_or(""), short(&failure.head_sha)),
-                                reply: None,
-                                reaction: Some("+1"),
-                            }
-                        }
-                        Err(kube::Error::Api(s)) if s.code == 409 => Answer::refuse(
-                            Reason::RunExists,
-                            format!("HealingRun {run_name} exists already"),
-                            format!(
-                                "@{}, ci-healer already has a run for the newest failure of #{} (`{run_name}`, check `{}` on `{}`).",
-                                spec.author,
-                                spec.issue_number,
-                                new_run.spec.source.job_name.as_deref().unwrap_or(""),
-                                short(&failure.head_sha)
-                            ),
-                        ),
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            };
+            let (answer, started) = start_run(ctx, cmd, &target, &runs).await?;
+            if let Some(run) = started {
+                status.run_name = Some(run.name_any());
+                version = own(ctx, cmd, &run).await?.or(version);
+            }
             answer_with(ctx, cmd, &target, &mut status, answer, &now).await?;
             None
         }
         Next::Answer(answer) => {
-            if let Some(r) = &run {
+            if let Some(r) =
+                run.as_ref().filter(|_| matches!(answer.reason, Reason::CommandApplied | Reason::CommandRefused))
+            {
                 status.run_name = Some(r.name_any());
             }
             answer_with(ctx, cmd, &target, &mut status, answer, &now).await?;
@@ -601,8 +590,9 @@ async fn reconcile_inner(cmd: &HealingCommand, ctx: &Context) -> Result<Action> 
         }
     };
     if status != old {
-        apply::apply_status(ctx, cmd, cmd.resource_version().as_deref(), &status).await?;
+        apply::apply_status(ctx, cmd, version.as_deref(), &status).await?;
         if let Some(phase) = status.phase.filter(|p| p.is_terminal() && old.phase != Some(*p)) {
+            ctx.remember_permission(&key, None);
             ctx.metrics.command_finished(name.as_deref().unwrap_or("none"), phase);
             let (message, reason) = handled(&status);
             tracing::info!(command = %cmd.name_any(), namespace = %ns, author = %spec.author, phase = %phase, reason, "{message}");
@@ -617,6 +607,59 @@ async fn reconcile_inner(cmd: &HealingCommand, ctx: &Context) -> Result<Action> 
         Some(wait) => Action::requeue(wait),
         None => Action::requeue(ttl_left(cmd, ctx).unwrap_or(Duration::from_secs(3600))),
     })
+}
+
+/// `/healer fix`: read the pull request's newest failure and create its run. A run of that name
+/// that this command made before (its [`COMMAND_ANNOTATION`] names the command: a restart after the
+/// create) counts as started; another is "exists already". Errors: GitHub or the API server.
+async fn start_run(
+    ctx: &Context,
+    cmd: &HealingCommand,
+    target: &Target,
+    runs: &Api<HealingRun>,
+) -> Result<(Answer, Option<HealingRun>)> {
+    let spec = &cmd.spec;
+    let failure = github(ctx)?.latest_failure(target, spec.issue_number).await.map_err(Error::GitHub)?;
+    let mut new_run = match fix_run(cmd, &failure) {
+        Ok(r) => r,
+        Err((reason, message, reply)) => return Ok((Answer::refuse(reason, message, reply), None)),
+    };
+    new_run.annotations_mut().insert(COMMAND_ANNOTATION.into(), cmd.name_any());
+    let run_name = new_run.name_any();
+    let check = new_run.spec.source.job_name.clone().unwrap_or_default();
+    let started = |run: HealingRun| {
+        let answer = Answer {
+            phase: CommandPhase::Applied,
+            reason: Reason::RunStartedByComment,
+            message: format!("started HealingRun {run_name} for check '{check}' of {}", short(&failure.head_sha)),
+            reply: None,
+            reaction: Some("+1"),
+        };
+        Ok((answer, Some(run)))
+    };
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    match runs.create(&params, &new_run).await {
+        Ok(created) => started(created),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let existing = runs.get(&run_name).await?;
+            if existing.annotations().get(COMMAND_ANNOTATION) == Some(&cmd.name_any()) {
+                return started(existing);
+            }
+            let answer = Answer::refuse(
+                Reason::RunExists,
+                format!("HealingRun {run_name} exists already"),
+                format!(
+                    "@{}, ci-healer already has a run for the newest failure of #{} (`{run_name}`, check `{check}` \
+                     on `{}`).",
+                    spec.author,
+                    spec.issue_number,
+                    short(&failure.head_sha)
+                ),
+            );
+            Ok((answer, None))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn github(ctx: &Context) -> Result<&Arc<dyn crate::github::GitHub>> {
@@ -670,10 +713,8 @@ async fn answer_with(
         && status.reply_comment_id.is_none()
     {
         let key = format!("{}/{}", cmd.namespace().unwrap_or_default(), cmd.name_any());
-        let id = gh
-            .comment_once(target, cmd.spec.issue_number, &reply_marker(&key), reply)
-            .await
-            .map_err(Error::GitHub)?;
+        let id =
+            gh.comment_once(target, cmd.spec.issue_number, &reply_marker(&key), reply).await.map_err(Error::GitHub)?;
         status.reply_comment_id = Some(id);
     }
     if let Some(reaction) = answer.reaction {
@@ -741,10 +782,11 @@ async fn relay(ctx: &Context, run: &HealingRun, action: RunAction, request: &Act
 }
 
 /// Make `run` an owner of the command (not its controller), so the command goes with the run.
-async fn own(ctx: &Context, cmd: &HealingCommand, run: &HealingRun) -> Result<()> {
-    let Some(uid) = run.uid() else { return Ok(()) };
+/// Returns the command's new resourceVersion when it wrote.
+async fn own(ctx: &Context, cmd: &HealingCommand, run: &HealingRun) -> Result<Option<String>> {
+    let Some(uid) = run.uid() else { return Ok(None) };
     if cmd.owner_references().iter().any(|o| o.uid == uid) {
-        return Ok(());
+        return Ok(None);
     }
     let owner = OwnerReference {
         api_version: HealingRun::api_version(&()).into(),
@@ -756,8 +798,7 @@ async fn own(ctx: &Context, cmd: &HealingCommand, run: &HealingRun) -> Result<()
     let api: Api<HealingCommand> = apply::api_for(ctx, cmd)?;
     let patch = json!({"metadata": {"ownerReferences": [owner]}});
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    api.patch(&cmd.name_any(), &params, &Patch::Merge(patch)).await?;
-    Ok(())
+    Ok(api.patch(&cmd.name_any(), &params, &Patch::Merge(patch)).await?.resource_version())
 }
 
 /// How long a finished command about no run is still kept (`None`: it has a run and goes with it).
@@ -987,7 +1028,12 @@ mod tests {
                 true,
                 Some("write"),
                 Some(&refused),
-                Answer(CommandPhase::Refused, Reason::CommandRefused, Some("> alice triggered the failing run"), Some("-1")),
+                Answer(
+                    CommandPhase::Refused,
+                    Reason::CommandRefused,
+                    Some("> alice triggered the failing run"),
+                    Some("-1"),
+                ),
             ),
             (command("alice", None, "/healer fix"), Some("me"), true, Some("write"), None, Start),
         ];
@@ -1049,20 +1095,20 @@ mod tests {
     fn fix_names_the_run_as_intake_names_the_failure() {
         use crate::github::{FailedCheck, FailedJob};
         let cmd = command("alice", None, "/healer fix");
-        let check = |job| FailedCheck {
-            id: 289782451,
-            name: "linters".into(),
-            check_suite_id: Some(5),
-            url: None,
-            job,
-        };
+        let check =
+            |job| FailedCheck { id: 289782451, name: "linters".into(), check_suite_id: Some(5), url: None, job };
         let failure = |check| LatestFailure {
             head_sha: "3484a3fb816e0859fd6e1cea078d76385ff50625".into(),
             branch: "feature".into(),
             closed: false,
             check,
         };
-        let job = FailedJob { run_id: 2202229078, run_attempt: 1, workflow_name: Some("CodeQL".into()), failed_steps: vec![] };
+        let job = FailedJob {
+            run_id: 2202229078,
+            run_attempt: 1,
+            workflow_name: Some("CodeQL".into()),
+            failed_steps: vec![],
+        };
         let r = fix_run(&cmd, &failure(Some(check(Some(job))))).unwrap();
         assert_eq!(r.name_any(), "gh-2202229078-1-289782451");
         assert_eq!(r.spec.source.event, SourceEvent::WorkflowJob);

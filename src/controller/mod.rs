@@ -104,6 +104,9 @@ pub struct Context {
     pub slack: Option<Arc<dyn crate::notify::Slack>>,
     /// Consecutive failures per object, for per-object exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The comment author's permission as read for each unfinished HealingCommand
+    /// (`<namespace>/<name>`), so a retried reconcile does not ask GitHub again.
+    permissions: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -112,6 +115,20 @@ impl Context {
         let n = f.entry(key).or_insert(0);
         *n = n.saturating_add(1);
         error::backoff_delay(*n)
+    }
+
+    /// The permission read for command `key` before, if any.
+    fn permission(&self, key: &str) -> Option<String> {
+        self.permissions.lock().expect("permission map").get(key).cloned()
+    }
+
+    /// Remember (`Some`) or forget (`None`) the permission read for command `key`.
+    fn remember_permission(&self, key: &str, permission: Option<String>) {
+        let mut m = self.permissions.lock().expect("permission map");
+        match permission {
+            Some(p) => m.insert(key.to_string(), p),
+            None => m.remove(key),
+        };
     }
 
     fn succeeded(&self, key: &str) {
@@ -231,6 +248,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         github,
         slack,
         failures: Mutex::new(HashMap::new()),
+        permissions: Mutex::new(HashMap::new()),
     });
 
     let (attempt_store, attempt_writer) = reflector::store();
@@ -281,9 +299,9 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
                 .into_iter()
                 .filter(|c| {
                     c.metadata.namespace == ns
-                        && c.status.as_ref().is_some_and(|s| {
-                            s.phase == Some(crate::crd::CommandPhase::Relayed) && s.run_name == name
-                        })
+                        && c.status
+                            .as_ref()
+                            .is_some_and(|s| s.phase == Some(crate::crd::CommandPhase::Relayed) && s.run_name == name)
                 })
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
@@ -307,11 +325,12 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
                 tracing::debug!(error = %e, "attempt reconcile event");
             }
         });
-    let commands = command_controller.run(command::reconcile, error_policy::<HealingCommand>, c2).for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "command reconcile event");
-        }
-    });
+    let commands =
+        command_controller.run(command::reconcile, error_policy::<HealingCommand>, c2).for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "command reconcile event");
+            }
+        });
     let lost = async {
         match leadership {
             Some(mut ch) => loop {
