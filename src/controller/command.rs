@@ -940,7 +940,9 @@ mod tests {
             Start,
         }
         use Want::*;
-        let cases: Vec<(HealingCommand, Option<&str>, bool, Option<&str>, Option<&HealingRun>, Want)> = vec![
+        /// The command, the controller's login, allowed, the permission, the run, and what to expect.
+        type Case<'a> = (HealingCommand, Option<&'a str>, bool, Option<&'a str>, Option<&'a HealingRun>, Want);
+        let cases: Vec<Case> = vec![
             (command("dependabot[bot]", Some("Bot"), "/healer approve"), Some("me"), true, None, None, Ignore("bot")),
             (command("renovate", Some("Bot"), "/healer approve"), Some("me"), true, None, None, Ignore("bot")),
             (command("alice", None, "LGTM"), Some("me"), true, None, None, Ignore("no line")),
