@@ -409,13 +409,19 @@ async fn approve_by_comment_refuses_self_approval_and_strangers_and_ignores_bots
     assert_eq!(command_requests(&gh), []);
     assert!(gh.requests().iter().all(|r| r.method == "GET" || r.operation == "repos/create-commit-status"));
 
-    // help answers anyone who asks.
+    // help answers anyone who asks; GitHub failing the first post (502) costs a retry, not a
+    // second reply.
     gh.clear_requests();
+    gh.fault(Fault::status("issues/create-comment", 502, 1));
     comment(&gh, &apis, 2005, "visitor", "User", "/healer help").await;
     command_phase(&apis, 2005, "Applied").await;
     let r = replies(&gh, &apis.ns, 2005);
+    assert_eq!(r.len(), 1);
     assert!(r[0].contains("`/healer retry [hint…]`") && r[0].contains("`/healer approve`"), "{}", r[0]);
-    assert_eq!(command_requests(&gh), [reply()]);
+    assert_eq!(command_requests(&gh), [reply(), reply()]);
+    let posts: Vec<u16> =
+        gh.requests().iter().filter(|r| r.operation == "issues/create-comment").map(|r| r.status).collect();
+    assert_eq!(posts, [502, 201]);
     // An unknown command gets the list too.
     comment(&gh, &apis, 2006, "reviewer", "User", "/healer merge it").await;
     command_phase(&apis, 2006, "Refused").await;
@@ -482,6 +488,9 @@ async fn healer_fix_starts_one_run_for_the_newest_failure() {
     }
     let (_client, apis, _ctrl, _cfg) = setup(&gh, "cmd-fix").await;
     let want = format!("gh-{RUN}-1-{JOB}");
+    // The reaction fails once (502) after the run was created: the retry finds the run this
+    // command made (not "exists already") and reacts once.
+    gh.fault(Fault::status("reactions/create-for-issue-comment", 502, 1));
 
     comment(&gh, &apis, 3001, "reviewer", "User", "/healer fix").await;
     let cmd = command_phase(&apis, 3001, "Applied").await;
@@ -497,16 +506,36 @@ async fn healer_fix_starts_one_run_for_the_newest_failure() {
     assert_eq!(src.failed_steps, ["Run yarn run format-check"]);
     assert_eq!(cmd.owner_references()[0].name, want);
     assert_eq!(reactions(&gh, 3001), [("+1".into(), BOT.into())]);
-    let reqs: Vec<_> = command_requests(&gh).into_iter().filter(|r| r.1 != "issues/create-comment").collect();
+    let pull = ("GET".to_string(), "pulls/get".to_string(), format!("/repos/{REPO}/pulls/{PR}"));
+    let checks =
+        ("GET".to_string(), "checks/list-for-ref".to_string(), format!("/repos/{REPO}/commits/{HEAD}/check-runs"));
+    let reqs: Vec<_> = gh
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.operation.as_str(),
+                "repos/get-collaborator-permission-level"
+                    | "pulls/get"
+                    | "checks/list-for-ref"
+                    | "reactions/create-for-issue-comment"
+            )
+        })
+        .map(|r| ((r.method, r.operation, r.path), r.status))
+        .collect();
     assert_eq!(
-        reqs[..4],
+        reqs,
         [
-            permission("reviewer"),
-            ("GET".into(), "pulls/get".into(), format!("/repos/{REPO}/pulls/{PR}")),
-            ("GET".into(), "checks/list-for-ref".into(), format!("/repos/{REPO}/commits/{HEAD}/check-runs")),
-            reaction(3001),
+            (permission("reviewer"), 200),
+            (pull.clone(), 200),
+            (checks.clone(), 200),
+            (reaction(3001), 502),
+            (pull, 200),
+            (checks, 200),
+            (reaction(3001), 201),
         ]
     );
+    assert_eq!(apis.runs.list(&Default::default()).await.unwrap().items.len(), 1);
     wait_event(&apis, "HealingCommand", "ghc-3001", "RunStartedByComment").await;
 
     comment(&gh, &apis, 3002, "reviewer", "User", "/healer fix").await;
