@@ -1219,6 +1219,7 @@ mod tests {
                 message: format!("request {key}"),
                 generation: Some(2),
                 request_key: key.into(),
+                request_id: None,
             });
             conditions::set(
                 &mut s.conditions,
