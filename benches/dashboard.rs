@@ -210,6 +210,7 @@ fn full_run(i: usize) -> HealingRun {
             attempt: format!("{name}-3"),
             config_map: Some(format!("{name}-3-patch")),
             diffstat: Some(Diffstat { files: 1, insertions: 3, deletions: 1 }),
+            protected_paths: vec![],
         }),
         escalation_reason: (phase == RunPhase::Escalated).then(|| "3 attempts failed validation".into()),
         duplicate_of: None,
