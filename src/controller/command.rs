@@ -579,10 +579,10 @@ async fn reconcile_inner(cached: &HealingCommand, ctx: &Context) -> Result<Actio
                 if status.request_key.is_none() {
                     status.request_key = key;
                 }
-                if let Some(run) = &run {
-                    if let Some(v) = own(ctx, cmd, run).await? {
+                if let Some(run) = &run
+                    && let Some(v) = own(ctx, cmd, run).await?
+                {
                     version = Some(v);
-                }
                 }
                 relayed(ctx, cmd, &target, &mut status, &run_name, &now).await?;
                 Some(RELAYED_RECHECK)
@@ -592,8 +592,8 @@ async fn reconcile_inner(cached: &HealingCommand, ctx: &Context) -> Result<Actio
                 if let Some(run) = started {
                     status.run_name = Some(run.name_any());
                     if let Some(v) = own(ctx, cmd, &run).await? {
-                    version = Some(v);
-                }
+                        version = Some(v);
+                    }
                 }
                 answer_with(ctx, cmd, &target, &mut status, answer, &now).await?;
                 None
