@@ -576,3 +576,36 @@ async fn a_finished_command_about_no_run_is_deleted_after_its_ttl() {
     assert_eq!(kept.owner_references()[0].name, name);
     assert_clean(&gh);
 }
+
+/// The controller fails right after relaying (GitHub answers the `eyes` reaction 502), as a crash
+/// between the relay and the status write would leave it: the retry finds the request in the run
+/// (pending or in its history) and never relays it a second time; the comment gets one `+1`.
+#[tokio::test]
+async fn a_failure_after_the_relay_never_relays_twice() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh);
+    let (client, apis, _ctrl, _cfg) = setup(&gh, "cmd-once").await;
+    let name = "once";
+    fixed_run(&apis, &client, name).await;
+    gh.fault(Fault::status("reactions/create-for-issue-comment", 502, 1));
+    comment(&gh, &apis, 6001, "reviewer", "User", "/healer deny not this way").await;
+    let cmd = command_phase(&apis, 6001, "Applied").await;
+    apis.run_phase(name, "Denied").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let run = apis.runs.get(name).await.unwrap();
+    let history = run.status.unwrap().history;
+    assert_eq!(history.len(), 1, "relayed once: {history:?}");
+    assert_eq!(history[0].request_id.as_deref(), Some("comment-6001"));
+    let got = reactions(&gh, 6001);
+    assert_eq!(got.iter().filter(|(c, _)| c == "+1").count(), 1, "{got:?}");
+    assert!(got.iter().filter(|(c, _)| c == "eyes").count() <= 1, "{got:?}");
+    assert_eq!(cmd.status.unwrap().reactions.last().map(String::as_str), Some("+1"));
+    let posts: Vec<u16> = gh
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "reactions/create-for-issue-comment")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(posts[0], 502);
+    assert_clean(&gh);
+}
