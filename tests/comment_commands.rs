@@ -558,7 +558,8 @@ async fn healer_fix_starts_one_run_for_the_newest_failure() {
 }
 
 /// A finished command about no run is deleted `actions.commandTtlSeconds` after it was made; one
-/// about a run is owned by the run and stays with it.
+/// about a run is owned by the run and stays with it. A command about a repository outside the
+/// namespace's allowance is ignored without a GitHub call.
 #[tokio::test]
 async fn a_finished_command_about_no_run_is_deleted_after_its_ttl() {
     let gh = LoopbackGitHub::start(Options::default()).await;
@@ -570,6 +571,24 @@ async fn a_finished_command_about_no_run_is_deleted_after_its_ttl() {
     comment(&gh, &apis, 4002, "reviewer", "User", "/healer deny not this way").await;
     command_phase(&apis, 4001, "Ignored").await;
     command_phase(&apis, 4002, "Applied").await;
+    // A repository the namespace may not heal: ignored without a GitHub call.
+    let elsewhere = HealingCommand::new(
+        "ghc-4003",
+        HealingCommandSpec {
+            repository: "octo-org/other".into(),
+            issue_number: 3,
+            pull_request: true,
+            comment_id: 4003,
+            author: "reviewer".into(),
+            author_type: Some("User".into()),
+            body: "/healer fix".into(),
+            ..Default::default()
+        },
+    );
+    commands(&apis).create(&PostParams::default(), &elsewhere).await.unwrap();
+    let cmd = command_phase(&apis, 4003, "Ignored").await;
+    assert!(cmd.status.unwrap().message.unwrap().contains("does not allow"));
+    assert!(gh.requests().iter().all(|r| !r.path.contains("octo-org")), "{:?}", gh.operations());
     support::wait_gone(&commands(&apis), "ghc-4001").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let kept = commands(&apis).get("ghc-4002").await.unwrap();
