@@ -1407,3 +1407,47 @@ async fn a_retried_denied_fix_is_delivered_again_and_abort_closes_its_pull_reque
     drop(st);
     assert_clean(&gh);
 }
+
+/// `approve` in `pull-request` mode (issue 10): the run's draft pull request is taken out of draft
+/// through GitHub's GraphQL mutation `markPullRequestReadyForReview` (the loopback checks the
+/// request against GitHub's GraphQL schema with graphql-js), once, even after a restart.
+#[tokio::test]
+async fn approving_a_delivered_draft_marks_it_ready_for_review_through_graphql() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    gh.state().repo_mut(REPO).unwrap().refs.insert("heads/feature".into(), HEAD.into());
+    let (client, apis, mut ctrl, cfg) = setup(&gh, "gh-ready", "Codertocat").await;
+    let name = "ready";
+    heal(&apis, &client, name, "feature").await;
+    let run = wait_cond(&apis, name, "Delivered", Duration::from_secs(90)).await;
+    let pr = run.status.as_ref().unwrap().pull_request.clone().expect("status.pullRequest");
+    assert_eq!(pr.ready_for_review, None);
+    assert!(gh.state().repo(REPO).unwrap().pulls.iter().find(|p| p.number == pr.number).unwrap().draft);
+    gh.clear_requests();
+
+    act(&apis, name, "approve", "reviewer", None).await;
+    let run = support::wait_for("status.pullRequest.readyForReview", Duration::from_secs(60), || async {
+        let r = apis.runs.get(name).await.ok()?;
+        (r.status.as_ref()?.pull_request.as_ref()?.ready_for_review == Some(true)).then_some(r)
+    })
+    .await;
+    assert_eq!(cond(&run, "Approved").unwrap().1, "ApprovedByReviewer");
+    wait_event(&apis, name, "PullRequestReady").await;
+    assert!(!gh.state().repo(REPO).unwrap().pulls.iter().find(|p| p.number == pr.number).unwrap().draft);
+    let graphql: Vec<_> = gh.requests().into_iter().filter(|r| r.operation.starts_with("graphql")).collect();
+    assert_eq!(graphql.len(), 1, "{graphql:?}");
+    assert_eq!(graphql[0].operation, "graphql/markPullRequestReadyForReview");
+    assert_eq!(graphql[0].path, "/graphql");
+    let body = graphql[0].body.clone().unwrap();
+    assert_eq!(body["variables"]["id"], serde_json::json!(format!("PR_{REPO}#{}", pr.number)));
+    assert_clean(&gh);
+
+    // A restart marks nothing again.
+    ctrl.kill();
+    gh.clear_requests();
+    let _ctrl = ControllerProcess::start(&apis.ns, Some(&cfg));
+    poke(&apis, name).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes: Vec<_> = gh.requests().into_iter().filter(|r| r.method != "GET").map(|r| r.operation).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+}

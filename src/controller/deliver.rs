@@ -170,11 +170,13 @@ async fn attempt(
         labels: cfg.pull_request.labels.clone(),
         draft: !auto_approved(status),
     };
+    let ready = (!req.draft).then_some(true);
     let pr = |p: crate::github::PullRequestRef| PullRequestStatus {
         number: p.number,
         url: p.url,
         head_ref: p.head_ref,
         state: p.state,
+        ready_for_review: ready,
     };
     Ok(match gh.deliver_pull_request(&req).await {
         Ok(Delivery::Opened(p)) => Outcome::Delivered(pr(p), false),
@@ -254,6 +256,47 @@ pub(super) fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&Re
         diffstat: status.patch.as_ref().and_then(|p| p.diffstat.as_ref()).map(|d| (d.files, d.insertions, d.deletions)),
         mode: run.spec.policy.mode.as_str().into(),
         ..Default::default()
+    }
+}
+
+/// Whether a person's `approve` must take the run's draft pull request out of draft: a
+/// `pull-request` mode run approved by a person ([`Reason::ApprovedByReviewer`]) whose fix pull
+/// request is open and not marked ready yet. Pure.
+pub fn ready_pending(run: &HealingRun, status: &HealingRunStatus) -> bool {
+    run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+        && conditions::get(&status.conditions, RunCondition::Approved)
+            .is_some_and(|c| c.status == conditions::TRUE && c.reason == Reason::ApprovedByReviewer.as_str())
+        && status.pull_request.as_ref().is_some_and(|p| p.state == "open" && p.ready_for_review.is_none())
+}
+
+/// Mark the run's draft pull request ready for review ([`ready_pending`]) and record it in
+/// `status.pullRequest.readyForReview`. Returns the Event's reason, message and whether it is a
+/// Warning (GitHub refused for good: recorded as `false`, not retried). Errors: a transient GitHub
+/// error (the run requeues).
+pub async fn mark_ready(
+    run: &HealingRun,
+    gh: &dyn GitHub,
+    status: &mut HealingRunStatus,
+) -> Result<(Reason, String, bool)> {
+    let Some(pr) = status.pull_request.as_mut() else { return Ok((Reason::PullRequestReady, String::new(), false)) };
+    match gh.mark_ready_for_review(&Target::new(run.spec.source.repository.clone()), pr.number).await {
+        Ok(was_draft) => {
+            pr.ready_for_review = Some(true);
+            let how = if was_draft { "" } else { " (it was not a draft any more)" };
+            Ok((Reason::PullRequestReady, format!("pull request #{} is ready for review{how}", pr.number), false))
+        }
+        Err(e) if e.is_transient() => Err(Error::GitHub(e)),
+        Err(e) => {
+            pr.ready_for_review = Some(false);
+            Ok((
+                Reason::GitHubRejected,
+                format!(
+                    "GitHub refused to mark pull request #{} ready for review: {e}; mark it ready on GitHub",
+                    pr.number
+                ),
+                true,
+            ))
+        }
     }
 }
 

@@ -146,6 +146,15 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
     }
 
+    // A person's approve takes a pull-request mode run's draft out of draft.
+    if let Some(gh) = &ctx.github
+        && deliver::ready_pending(run, &decision.status)
+    {
+        let (reason, message, warning) = deliver::mark_ready(run, gh.as_ref(), &mut decision.status).await?;
+        tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
+        apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
+    }
+
     // A denied (or aborted) run's fix pull request is closed, a denied fix's branch deleted.
     if let Some(gh) = &ctx.github
         && deliver::withdraw_pending(&decision.status)

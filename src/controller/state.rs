@@ -449,11 +449,8 @@ fn applied_message(p: &actions::Pending, effect: &Effect, old: &HealingRunStatus
             _ => format!("aborted by {who}"),
         },
         Effect::Approve => match &old.pull_request {
-            // Not yet: GitHub's REST API cannot take a pull request out of draft (only GraphQL's
-            // markPullRequestReadyForReview can), and ci-healer does not call GraphQL.
             Some(pr) if pr.state == "open" => format!(
-                "the kept patch was approved by {who}; draft pull request #{} stays a draft: ci-healer cannot mark \
-                 it ready for review yet, mark it ready on GitHub",
+                "the kept patch was approved by {who}; draft pull request #{} is marked ready for review",
                 pr.number
             ),
             _ => format!("the kept patch was approved by {who}"),
@@ -1005,6 +1002,7 @@ mod tests {
             url: "https://github.com/o/r/pull/7".into(),
             head_ref: "ci-healer/r".into(),
             state: "open".into(),
+            ready_for_review: None,
         }
     }
 
@@ -1162,17 +1160,27 @@ mod tests {
         }
     }
 
-    /// Approving a fix whose draft pull request is open says, not yet, that the draft stays a draft.
+    /// Approving a pull-request mode fix whose draft pull request is open marks it ready next.
     #[test]
-    fn approving_a_delivered_draft_says_it_stays_a_draft() {
+    fn approving_a_delivered_draft_marks_it_ready_for_review() {
+        use crate::controller::deliver;
         let mut st = phase_status(RunPhase::Fixed);
         st.pull_request =
             Some(crate::crd::run::PullRequestStatus { number: 8, state: "open".into(), ..Default::default() });
-        let r = with_action(&run(Some(st)), RunAction::Approve, "bob");
+        let mut r = with_action(&run(Some(st)), RunAction::Approve, "bob");
+        r.spec.policy.mode = crate::crd::HealingMode::PullRequest;
+        assert!(!deliver::ready_pending(&r, r.status.as_ref().unwrap()), "not before the approval");
         let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
         let c = get(&d.status.conditions, RunCondition::ActionApplied).unwrap();
-        assert!(c.message.contains("draft pull request #8 stays a draft"), "{}", c.message);
+        assert!(c.message.contains("draft pull request #8 is marked ready for review"), "{}", c.message);
         assert!(is_true(&d.status.conditions, RunCondition::Approved));
+        assert!(deliver::ready_pending(&r, &d.status));
+        let mut done = d.status.clone();
+        done.pull_request.as_mut().unwrap().ready_for_review = Some(true);
+        assert!(!deliver::ready_pending(&r, &done), "once");
+        // In propose mode, the approval opens the draft; it is not undrafted.
+        r.spec.policy.mode = crate::crd::HealingMode::Propose;
+        assert!(!deliver::ready_pending(&r, &d.status));
     }
 
     #[test]

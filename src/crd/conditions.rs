@@ -202,6 +202,8 @@ reasons! {
     /// Event: the fix pull request was closed because a person denied the fix (its branch deleted)
     /// or aborted the run.
     PullRequestClosed,
+    /// Event: a person's `approve` took the run's draft pull request out of draft.
+    PullRequestReady,
     // Skipped (loop prevention and opt-outs, src/github/guard.rs)
     /// The failing branch is one of ci-healer's own (`ci-healer/*`).
     OwnBranch,

@@ -642,4 +642,9 @@ pub struct PullRequestStatus {
     pub head_ref: String,
     /// `open`, `closed` or `merged`, as last seen.
     pub state: String,
+    /// Whether it is ready for review: `true` once opened ready (`autoApprove`) or marked ready
+    /// after a person's `approve` (GraphQL `markPullRequestReadyForReview`); `false` when GitHub
+    /// refused to mark it (a Warning Event says why; not retried); absent while a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_for_review: Option<bool>,
 }

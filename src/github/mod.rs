@@ -529,4 +529,13 @@ pub trait GitHub: Send + Sync {
     /// (ci-healer's own check excluded), and for a GitHub Actions check run its job
     /// (`GET /repos/{owner}/{repo}/actions/jobs/{job_id}`).
     async fn latest_failure(&self, target: &Target, number: i64) -> Result<LatestFailure>;
+
+    /// Take pull request `number` out of draft, for a person's `approve`: read it
+    /// (`GET /repos/{owner}/{repo}/pulls/{pull_number}`: its `node_id` and `draft`), and when it is
+    /// still a draft, GitHub's GraphQL mutation `markPullRequestReadyForReview` (`POST /graphql`;
+    /// GitHub's REST API cannot undraft). Returns whether it was a draft. Errors: transient
+    /// failures, and GraphQL `errors` as [`Error::Rejected`] (status 200). Not yet for GitHub
+    /// Enterprise Server: the request goes to `<apiUrl>/graphql`, while GHES serves GraphQL at
+    /// `/api/graphql` beside the REST base `/api/v3`.
+    async fn mark_ready_for_review(&self, target: &Target, number: i64) -> Result<bool>;
 }

@@ -147,6 +147,10 @@ struct PullEnd {
 #[derive(Deserialize)]
 struct Pull {
     number: i64,
+    #[serde(default)]
+    node_id: String,
+    #[serde(default)]
+    draft: bool,
     html_url: String,
     state: String,
     #[serde(default)]
@@ -1243,6 +1247,30 @@ impl GitHub for RestGitHub {
             ))
             .await?;
         Ok(c.id)
+    }
+
+    async fn mark_ready_for_review(&self, target: &Target, number: i64) -> Result<bool> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        let pull: Pull = t.json(&Call::get("pulls/get", format!("/repos/{o}/{r}/pulls/{number}"))).await?;
+        if !pull.draft {
+            return Ok(false);
+        }
+        let query = "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) \
+                     { pullRequest { isDraft number } } }";
+        let body = json!({"query": query, "variables": {"id": pull.node_id}});
+        let answer: serde_json::Value =
+            t.json(&Call::post("graphql/markPullRequestReadyForReview", "/graphql", body)).await?;
+        if let Some(errors) = answer.get("errors").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
+            let message: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
+            return Err(Error::Rejected {
+                method: "POST".into(),
+                path: "/graphql".into(),
+                status: 200,
+                message: message.join("; "),
+            });
+        }
+        Ok(true)
     }
 
     async fn latest_failure(&self, target: &Target, number: i64) -> Result<LatestFailure> {

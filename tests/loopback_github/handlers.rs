@@ -166,7 +166,8 @@ fn pull_obj(ctx: &Ctx, st: &State, r: &Repo, p: &Pull) -> Value {
     };
     let base_sha = r.resolve(&p.base_ref).unwrap_or_default();
     json!({
-        "id": p.number * 10, "number": p.number, "state": p.state, "title": p.title, "body": p.body, "draft": p.draft,
+        "id": p.number * 10, "node_id": super::graphql::pull_node_id(&r.full_name(), p.number),
+        "number": p.number, "state": p.state, "title": p.title, "body": p.body, "draft": p.draft,
         "url": format!("{}/pulls/{}", ctx.repo_url(r), p.number),
         "html_url": format!("https://github.com/{}/pull/{}", r.full_name(), p.number),
         "user": user(&p.user),
