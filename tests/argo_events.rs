@@ -2,16 +2,17 @@
 //! hack/argo-eval, see tests/support/argo_eval.rs): Argo decodes and validates them; the real failed
 //! `workflow_job` delivery becomes a HealingRun that the API server accepts from the Sensor's
 //! ServiceAccount and that config/samples/ holds; failed `check_run`, `check_suite` and `status`
-//! deliveries become theirs; a redelivery collides; other deliveries are dropped by the filter meant
-//! to drop them; and every payload gives the same answer through the Sensor and through the receiver's
-//! mapping (`ci_healer::intake::map`).
+//! deliveries become theirs; a `/healer` comment (`issue_comment`) becomes a HealingCommand; a
+//! redelivery collides; other deliveries are dropped by the filter meant to drop them; and every
+//! payload gives the same answer through the Sensor and through the receiver's mapping
+//! (`ci_healer::intake::map`).
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
-use ci_healer::crd::{HealingRun, SourceEvent};
-use ci_healer::intake::map::{self, Dropped, Intake, Kind};
+use ci_healer::crd::{HealingCommand, HealingRun, SourceEvent};
+use ci_healer::intake::map::{self, COMMAND_DEPENDENCY, COMMAND_EVENT, Dropped, Intake, Kind, Mapped};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Patch, PatchParams};
@@ -100,8 +101,8 @@ fn manifests_decode_into_argo_types_and_pass_argo_validation() {
         "deliveries are verified against a Secret"
     );
     let events: Vec<&str> = gh["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    for kind in Kind::ALL {
-        assert!(events.contains(&kind.as_str()), "the EventSource subscribes to {}: {events:?}", kind.as_str());
+    for event in Kind::ALL.map(|k| k.as_str()).into_iter().chain([COMMAND_EVENT]) {
+        assert!(events.contains(&event), "the EventSource subscribes to {event}: {events:?}");
     }
     assert_eq!(gh["contentType"], "json");
 
@@ -110,7 +111,8 @@ fn manifests_decode_into_argo_types_and_pass_argo_validation() {
     assert_eq!(sensor["metadata"]["name"], SENSOR);
     let deps = sensor["spec"]["dependencies"].as_array().unwrap();
     let names: Vec<&str> = deps.iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(names, Kind::ALL.map(|k| k.dependency()), "one dependency per event kind");
+    let want: Vec<&str> = Kind::ALL.map(|k| k.dependency()).into_iter().chain([COMMAND_DEPENDENCY]).collect();
+    assert_eq!(names, want, "one dependency per event kind, and one for /healer comments");
     for dep in deps {
         assert_eq!((&dep["eventSourceName"], &dep["eventName"]), (&es["metadata"]["name"], &json!("ci-failures")));
     }
@@ -123,10 +125,13 @@ fn manifests_decode_into_argo_types_and_pass_argo_validation() {
         let k8s = &t["template"]["k8s"];
         assert_eq!(k8s["operation"], "create", "a redelivery must collide, not overwrite");
     }
-    // The Sensor runs as the ServiceAccount that rbac.yaml lets create HealingRuns.
+    // The Sensor runs as the ServiceAccount that rbac.yaml lets create HealingRuns and HealingCommands.
     let rbac = yaml_docs(&argo_eval::shipped().join("rbac.yaml"));
     let sa = rbac.iter().find(|d| d["kind"] == "ServiceAccount").unwrap();
     assert_eq!(sensor["spec"]["template"]["serviceAccountName"], sa["metadata"]["name"]);
+    let created_kinds: Vec<&Value> =
+        triggers.iter().map(|t| &t["template"]["k8s"]["source"]["resource"]["kind"]).collect();
+    assert_eq!(created_kinds.iter().filter(|k| **k == "HealingCommand").count(), 1, "{created_kinds:?}");
 }
 
 /// Argo would silently ignore a misspelt field and its validation rejects a bad operator: the
@@ -427,6 +432,59 @@ fn dropped_deliveries_name_the_filter_that_dropped_them() {
             wj,
             "body.sender.login",
         ),
+        (
+            "a real new comment without a command",
+            COMMAND_EVENT,
+            fixture("github/issue_comment/1.json"),
+            COMMAND_DEPENDENCY,
+            "body.comment.body",
+        ),
+        (
+            "a real deleted comment",
+            COMMAND_EVENT,
+            fixture("github/issue_comment/6.json"),
+            COMMAND_DEPENDENCY,
+            "body.action",
+        ),
+        (
+            "an edited comment with a command (derived)",
+            COMMAND_EVENT,
+            fixture("derived/issue_comment-healer-edited.json"),
+            COMMAND_DEPENDENCY,
+            "body.action",
+        ),
+        (
+            "a command mentioned inside a sentence (derived)",
+            COMMAND_EVENT,
+            fixture("derived/issue_comment-healer-mention.json"),
+            COMMAND_DEPENDENCY,
+            "body.comment.body",
+        ),
+        (
+            "a bot's command, by type and login (derived, both filters)",
+            COMMAND_EVENT,
+            fixture("derived/issue_comment-healer-bot.json"),
+            COMMAND_DEPENDENCY,
+            "body.comment.user.type",
+        ),
+        (
+            "a bot's command by login only (derived)",
+            COMMAND_EVENT,
+            edit_of("derived/issue_comment-healer-approve.json", &|p| {
+                p["comment"]["user"]["login"] = "ci-healer[bot]".into()
+            }),
+            COMMAND_DEPENDENCY,
+            "body.comment.user.login",
+        ),
+        (
+            "a command over 65,536 characters (derived)",
+            COMMAND_EVENT,
+            edit_of("derived/issue_comment-healer-approve.json", &|p| {
+                p["comment"]["body"] = format!("/healer deny {}", "ü".repeat(65_536 - 12)).into()
+            }),
+            COMMAND_DEPENDENCY,
+            "body.comment.body",
+        ),
     ];
     for (what, event, body, dep_name, path) in cases {
         let report = evaluate(event, &body);
@@ -449,6 +507,14 @@ fn dropped_deliveries_name_the_filter_that_dropped_them() {
             );
         }
         assert!(report.sensors[0].triggers.iter().all(|t| t.outcome == "not-fired"), "{what}: {report:#?}");
+        if what.starts_with("a command over") {
+            // The length filter said no, not the command's: the body has its /healer line.
+            assert!(
+                dep.reasons.iter().all(|r| r.starts_with("data filter body.comment.body (number <= [\"65536\"])")),
+                "{what}: {:?}",
+                dep.reasons.iter().map(|r| r.chars().take(80).collect::<String>()).collect::<Vec<_>>()
+            );
+        }
     }
 }
 
@@ -525,6 +591,86 @@ async fn each_failure_kind_becomes_its_run_and_a_redelivery_collides() {
     assert_eq!(runs.list(&Default::default()).await.unwrap().items.len(), 4, "one run per failure");
 }
 
+/// `/healer` comments (derived from real `issue_comment` deliveries): each becomes a HealingCommand
+/// named `ghc-<comment id>` with the comment as GitHub sent it; the API server accepts it from the
+/// Sensor's ServiceAccount (strict field validation), a redelivery collides, and the Sensor may not
+/// read or delete what it made. A bot's command, an edited comment and a mention make none.
+#[tokio::test]
+async fn each_healer_comment_becomes_its_command_and_a_redelivery_collides() {
+    let admin = support::client().await;
+    support::install_crds(&admin).await;
+    let (ns, sensor) = sensor_namespace(&admin).await;
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "derived/issue_comment-healer-approve.json",
+            "ghc-492700400",
+            json!({"provider": "github", "repository": "Codertocat/Hello-World", "issueNumber": 1,
+                   "pullRequest": true, "commentId": 492700400, "author": "Codertocat", "authorType": "User",
+                   "body": "/healer approve",
+                   "url": "https://github.com/Codertocat/Hello-World/issues/1#issuecomment-492700400",
+                   "deliveryId": DELIVERY}),
+        ),
+        (
+            "derived/issue_comment-healer-retry.json",
+            "ghc-2",
+            json!({"provider": "github", "repository": "Codertocat/Hello-World", "issueNumber": 1,
+                   "pullRequest": false, "commentId": 2, "author": "Codertocat", "authorType": "User",
+                   "body": "Flaky again, the cache key changed.\r\n\r\n/healer retry pin the lockfile first",
+                   "url": "https://octocoders.github.io/Codertocat/Hello-World/issues/1#issuecomment-2",
+                   "deliveryId": DELIVERY}),
+        ),
+    ];
+    let commands = Api::<HealingCommand>::namespaced(admin.clone(), &ns);
+    for (file, name, spec) in &cases {
+        let report = evaluate(COMMAND_EVENT, &fixture(file));
+        assert!(report.delivery.as_ref().unwrap().subscribed, "the EventSource subscribes to issue_comment");
+        assert_eq!(report.dependency(COMMAND_DEPENDENCY).outcome, "passed", "{file}");
+        let cmd = created_run(&report);
+        assert_eq!((&cmd["kind"], &cmd["metadata"]["name"]), (&json!("HealingCommand"), &json!(name)), "{file}");
+        assert_eq!(cmd["metadata"]["labels"]["events.argoproj.io/trigger"], COMMAND_DEPENDENCY, "{file}");
+        let stored = send_create(&sensor, &ns, &report, &cmd).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(&stored["spec"], spec, "{file}: nothing pruned, defaulted or typed wrong");
+        let typed: HealingCommand = serde_json::from_value(stored).unwrap();
+        assert_eq!(typed.metadata.labels.unwrap()[map::CREATED_BY], "argo-events");
+        // The same delivery again: the same name, so the create collides.
+        let (code, msg) = api_status(send_create(&sensor, &ns, &report, &cmd).await);
+        assert_eq!(code, 409, "{file}: a redelivery collides: {msg}");
+    }
+    // The third derived command: leading spaces before `/healer` (same comment id as the approve, so
+    // it collides too: one comment, one command).
+    let report = evaluate(COMMAND_EVENT, &fixture("derived/issue_comment-healer-abort.json"));
+    let cmd = created_run(&report);
+    assert_eq!(
+        (cmd["metadata"]["name"].as_str(), cmd["spec"]["body"].as_str()),
+        (Some("ghc-492700400"), Some("  /healer abort"))
+    );
+    assert_eq!(api_status(send_create(&sensor, &ns, &report, &cmd).await).0, 409);
+    for file in [
+        "derived/issue_comment-healer-bot.json",
+        "derived/issue_comment-healer-edited.json",
+        "derived/issue_comment-healer-mention.json",
+        "github/issue_comment/1.json",
+    ] {
+        let report = evaluate(COMMAND_EVENT, &fixture(file));
+        assert!(report.created().is_empty(), "{file}: no command: {report:#?}");
+        assert_ne!(report.dependency(COMMAND_DEPENDENCY).outcome, "passed", "{file}");
+    }
+    let stored = commands.list(&Default::default()).await.unwrap().items;
+    let mut names: Vec<String> = stored.iter().map(|c| c.metadata.name.clone().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["ghc-2", "ghc-492700400"], "one command per comment");
+    // The Sensor may create commands and nothing else.
+    for r in [
+        Api::<HealingCommand>::namespaced(sensor.clone(), &ns).get("ghc-2").await.map(drop),
+        Api::<HealingCommand>::namespaced(sensor.clone(), &ns).delete("ghc-2", &Default::default()).await.map(drop),
+    ] {
+        match r {
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{s:?}"),
+            other => panic!("the Sensor's ServiceAccount may only create commands: {other:?}"),
+        }
+    }
+}
+
 /// The receiver's mapping (`ci_healer::intake::map`) and the Sensor give the same answer for every
 /// delivery: every real payload in tests/fixtures/payloads/github (all kinds, handled or not), the
 /// derived ones, and the edits of the dropped-deliveries table. Created: the same name, labels (less
@@ -554,8 +700,13 @@ fn the_sensor_and_the_receivers_mapping_agree_on_every_payload() {
     for f in std::fs::read_dir(dir.join("derived")).unwrap() {
         let f = f.unwrap().path();
         let file = f.file_name().unwrap().to_str().unwrap().to_string();
-        let event =
-            Kind::ALL.iter().map(|k| k.as_str()).filter(|k| file.starts_with(k)).max_by_key(|k| k.len()).unwrap();
+        let event = Kind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .chain([COMMAND_EVENT])
+            .filter(|k| file.starts_with(k))
+            .max_by_key(|k| k.len())
+            .unwrap();
         deliveries.push((format!("derived/{file}"), event.to_string(), std::fs::read(&f).unwrap()));
     }
     // Edits of the real failure: each filter's refusal, nulls and a missing field.
@@ -584,16 +735,49 @@ fn the_sensor_and_the_receivers_mapping_agree_on_every_payload() {
         f(&mut p);
         deliveries.push((format!("edit: {what}"), "workflow_job".into(), serde_json::to_vec(&p).unwrap()));
     }
+    // Edits of a `/healer` comment: the body's cap (in characters, not bytes), whitespace, nulls,
+    // a missing or mistyped field.
+    let comment_edits: Vec<(&str, Edit)> = vec![
+        ("at the cap", |p| p["comment"]["body"] = format!("/healer deny {}", "ü".repeat(65_536 - 13)).into()),
+        ("over the cap", |p| p["comment"]["body"] = format!("/healer deny {}", "ü".repeat(65_536 - 12)).into()),
+        ("command on a later line after blank ones", |p| {
+            p["comment"]["body"] = "LGTM\n\n \t\n\t/healer approve".into()
+        }),
+        ("prefix of a longer word", |p| p["comment"]["body"] = "/healers approve".into()),
+        ("command alone, then CRLF", |p| p["comment"]["body"] = "/healer\r\n".into()),
+        ("non-breaking space before", |p| p["comment"]["body"] = "\u{a0}/healer approve".into()),
+        ("null body", |p| p["comment"]["body"] = Value::Null),
+        ("null pull_request", |p| p["issue"]["pull_request"] = Value::Null),
+        ("null html_url", |p| p["comment"]["html_url"] = Value::Null),
+        ("null user", |p| p["comment"]["user"] = Value::Null),
+        ("null user type", |p| p["comment"]["user"]["type"] = Value::Null),
+        ("no comment id", |p| {
+            p["comment"].as_object_mut().unwrap().remove("id");
+        }),
+        ("no issue number", |p| {
+            p["issue"].as_object_mut().unwrap().remove("number");
+        }),
+        ("a numeric body", |p| p["comment"]["body"] = json!(7)),
+    ];
+    for (what, f) in comment_edits {
+        let mut p: Value = serde_json::from_slice(&fixture("derived/issue_comment-healer-approve.json")).unwrap();
+        f(&mut p);
+        deliveries.push((format!("edit: comment {what}"), COMMAND_EVENT.into(), serde_json::to_vec(&p).unwrap()));
+    }
 
-    let (mut created, mut dropped) = (0, 0);
+    let (mut created, mut commands, mut dropped) = (0, 0, 0);
     for (what, event, body) in &deliveries {
         let report = evaluate(event, body);
         let value: Value = serde_json::from_slice(body).unwrap();
         let mapped =
-            map::map(&map::Delivery { event, id: Some(DELIVERY), body: &value }, "ci-healer", Intake::ArgoEvents);
+            map::deliver(&map::Delivery { event, id: Some(DELIVERY), body: &value }, "ci-healer", Intake::ArgoEvents);
         let argo = report.created();
+        // The dependency that handles this event kind.
+        let dependency = || {
+            if event == COMMAND_EVENT { COMMAND_DEPENDENCY } else { Kind::parse(event).unwrap().dependency() }
+        };
         match mapped {
-            Ok(run) => {
+            Ok(Mapped::Run(run)) => {
                 assert_eq!(argo.len(), 1, "{what}: the mapping makes {:?}, the Sensor {report:#?}", run.metadata.name);
                 let mut theirs: HealingRun = serde_json::from_value(argo[0].clone()).unwrap();
                 theirs.metadata.labels.as_mut().unwrap().retain(|k, _| !k.starts_with("events.argoproj.io/"));
@@ -602,6 +786,20 @@ fn the_sensor_and_the_receivers_mapping_agree_on_every_payload() {
                 assert_eq!(run.metadata.labels, theirs.metadata.labels, "{what}");
                 assert_eq!(run.spec, theirs.spec, "{what}");
                 created += 1;
+            }
+            Ok(Mapped::Command(cmd)) => {
+                assert_eq!(argo.len(), 1, "{what}: the mapping makes {:?}, the Sensor {report:#?}", cmd.metadata.name);
+                assert_eq!(argo[0]["kind"], "HealingCommand", "{what}");
+                for e in report.executions() {
+                    assert!(e.argo_output.is_empty(), "{what}: a parameter fell back: {:?}", e.argo_output);
+                }
+                let mut theirs: HealingCommand = serde_json::from_value(argo[0].clone()).unwrap();
+                theirs.metadata.labels.as_mut().unwrap().retain(|k, _| !k.starts_with("events.argoproj.io/"));
+                assert_eq!(cmd.metadata.name, theirs.metadata.name, "{what}");
+                assert_eq!(cmd.metadata.namespace, theirs.metadata.namespace, "{what}");
+                assert_eq!(cmd.metadata.labels, theirs.metadata.labels, "{what}");
+                assert_eq!(cmd.spec, theirs.spec, "{what}");
+                commands += 1;
             }
             Err(d) => {
                 assert!(argo.is_empty(), "{what}: the Sensor creates {argo:?}; the mapping drops it: {d}");
@@ -612,8 +810,7 @@ fn the_sensor_and_the_receivers_mapping_agree_on_every_payload() {
                         }
                     }
                     Dropped::Filtered { path, .. } => {
-                        let kind = Kind::parse(event).unwrap();
-                        let dep = report.dependency(kind.dependency());
+                        let dep = report.dependency(dependency());
                         assert!(
                             dep.reasons
                                 .iter()
@@ -622,11 +819,9 @@ fn the_sensor_and_the_receivers_mapping_agree_on_every_payload() {
                         );
                     }
                     Dropped::Missing { path } => {
-                        let kind = Kind::parse(event).unwrap();
-                        let dep = report.dependency(kind.dependency());
+                        let dep = report.dependency(dependency());
                         assert_eq!(dep.outcome, "passed", "{what}: only a trigger parameter is missing ({path})");
-                        let trigger =
-                            report.sensors[0].triggers.iter().find(|t| t.conditions == kind.dependency()).unwrap();
+                        let trigger = report.sensors[0].triggers.iter().find(|t| t.conditions == dependency()).unwrap();
                         assert_eq!(trigger.outcome, "error", "{what}: {path}: {trigger:?}");
                     }
                 }
@@ -634,8 +829,12 @@ fn the_sensor_and_the_receivers_mapping_agree_on_every_payload() {
             }
         }
     }
-    eprintln!("{} deliveries: {created} created by both, {dropped} dropped by both", deliveries.len());
+    eprintln!(
+        "{} deliveries: {created} runs and {commands} commands created by both, {dropped} dropped by both",
+        deliveries.len()
+    );
     assert!(created >= 6, "the failures of every kind are created: {created}");
+    assert!(commands >= 6, "the /healer comments are recorded: {commands}");
 }
 
 /// Fields GitHub may send as null or (older GitHub Enterprise Server) not at all: the run is still
