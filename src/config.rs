@@ -127,16 +127,30 @@ pub struct ActionPolicy {
     /// review, not a draft. Default false.
     #[serde(default)]
     pub auto_approve: bool,
+    /// Seconds a finished HealingCommand (a `/healer` comment) that is about no run is kept before
+    /// the controller deletes it; a command about a run is owned by that run and goes with it.
+    /// Default 86400 (one day).
+    #[serde(default = "default_command_ttl")]
+    pub command_ttl_seconds: u64,
 }
 
 impl Default for ActionPolicy {
     fn default() -> Self {
-        Self { max_retries: default_max_retries(), allow_self_approval: false, auto_approve: false }
+        Self {
+            max_retries: default_max_retries(),
+            allow_self_approval: false,
+            auto_approve: false,
+            command_ttl_seconds: default_command_ttl(),
+        }
     }
 }
 
 fn default_max_retries() -> i32 {
     2
+}
+
+fn default_command_ttl() -> u64 {
+    86_400
 }
 
 /// Job-level defaults for attempts.

@@ -161,6 +161,16 @@ pub struct SlackLabels {
     pub outcome: String,
 }
 
+/// `cihealer_commands_total`'s labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    /// The `/healer` command: `fix`, `retry`, `approve`, `deny`, `abort`, `resolve`, `help`,
+    /// `unknown`, or `none` (no `/healer` line).
+    pub command: String,
+    /// The final phase, lowercase: `applied`, `refused` or `ignored`.
+    pub outcome: String,
+}
+
 /// `cihealer_github_rate_limit_wait_seconds`' labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GitHubOperationLabels {
@@ -291,6 +301,12 @@ pub const CATALOGUE: &[MetricInfo] = &[
         kind: "counter",
         labels: &["outcome"],
         help: "Tries to bring a run's Slack message up to date, by outcome (sent, unavailable: retried later, rejected: refused for good)",
+    },
+    MetricInfo {
+        name: "cihealer_commands",
+        kind: "counter",
+        labels: &["command", "outcome"],
+        help: "/healer comment commands answered, by command and outcome (applied, refused, ignored)",
     },
     MetricInfo {
         name: "cihealer_github_requests",
@@ -465,6 +481,8 @@ pub struct Metrics {
     pub github_rate_limit_wait: Family<GitHubOperationLabels, Histogram>,
     /// `cihealer_slack_notifications_total{outcome}`: tries to bring a run's Slack message up to date.
     pub slack_notifications: Family<SlackLabels, Counter>,
+    /// `cihealer_commands_total{command,outcome}`: `/healer` comment commands answered.
+    pub commands: Family<CommandLabels, Counter>,
     /// `cihealer_status_writes_total{controller}`: status writes (server-side apply of the status
     /// subresource); a controller at rest writes none.
     pub status_writes: Family<ControllerLabels, Counter>,
@@ -519,6 +537,7 @@ impl Metrics {
                 Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0])
             }),
             slack_notifications: Family::default(),
+            commands: Family::default(),
             status_writes: Family::default(),
             leader: Gauge::default(),
             repository: Arc::new(RepositoryLabel::new(repository_limit)),
@@ -545,6 +564,7 @@ impl Metrics {
         reg!("github_requests", m.github_requests.clone());
         reg!("github_rate_limit_wait_seconds", m.github_rate_limit_wait.clone());
         reg!("slack_notifications", m.slack_notifications.clone());
+        reg!("commands", m.commands.clone());
         reg!("reconciles", m.reconciles.clone());
         reg!("reconcile_errors", m.reconcile_errors.clone());
         reg!("reconcile_duration_seconds", m.reconcile_duration.clone());
@@ -689,6 +709,12 @@ impl Metrics {
                 self.llm_cost.get_or_create(&llm).inc_by(micros as f64 / 1e6);
             }
         }
+    }
+
+    /// Count a `/healer` command that reached a final phase.
+    pub fn command_finished(&self, command: &str, phase: crate::crd::CommandPhase) {
+        let outcome = phase.as_str().to_ascii_lowercase();
+        self.commands.get_or_create(&CommandLabels { command: command.into(), outcome }).inc();
     }
 
     /// Record this replica's leadership (1: it reconciles; 0: it waits or lost the Lease).

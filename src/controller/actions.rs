@@ -197,5 +197,6 @@ pub fn entry(
         message,
         generation,
         request_key: p.key.clone(),
+        request_id: p.request.id.clone(),
     }
 }

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
 pub mod claim;
+pub mod command;
 pub mod dedup;
 pub mod deliver;
 pub mod error;
@@ -47,7 +48,7 @@ use tokio::sync::RwLock;
 
 use crate::config::ControllerConfig;
 use crate::contract::env;
-use crate::crd::{HealingAttempt, HealingRun};
+use crate::crd::{HealingAttempt, HealingCommand, HealingRun};
 use crate::resources::attempt::attempt_name;
 use crate::resources::labels;
 use crate::telemetry::{ControllerLabels, ErrorLabels, Metrics};
@@ -103,6 +104,9 @@ pub struct Context {
     pub slack: Option<Arc<dyn crate::notify::Slack>>,
     /// Consecutive failures per object, for per-object exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The comment author's permission as read for each unfinished HealingCommand
+    /// (`<namespace>/<name>`), so a retried reconcile does not ask GitHub again.
+    permissions: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -111,6 +115,20 @@ impl Context {
         let n = f.entry(key).or_insert(0);
         *n = n.saturating_add(1);
         error::backoff_delay(*n)
+    }
+
+    /// The permission read for command `key` before, if any.
+    fn permission(&self, key: &str) -> Option<String> {
+        self.permissions.lock().expect("permission map").get(key).cloned()
+    }
+
+    /// Remember (`Some`) or forget (`None`) the permission read for command `key`.
+    fn remember_permission(&self, key: &str, permission: Option<String>) {
+        let mut m = self.permissions.lock().expect("permission map");
+        match permission {
+            Some(p) => m.insert(key.to_string(), p),
+            None => m.remove(key),
+        };
     }
 
     fn succeeded(&self, key: &str) {
@@ -230,6 +248,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         github,
         slack,
         failures: Mutex::new(HashMap::new()),
+        permissions: Mutex::new(HashMap::new()),
     });
 
     let (attempt_store, attempt_writer) = reflector::store();
@@ -258,6 +277,39 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     .trigger_backoff(watches::NoExtraWait)
     .shutdown_on_signal();
 
+    // `/healer` comments: a relayed command wakes when its run changes (its history says the outcome).
+    let (command_store, command_writer) = reflector::store();
+    let relayed_to = command_store.clone();
+    let command_controller = Controller::for_stream(
+        watches::watch(scoped::<HealingCommand>(&client, args.namespace.as_deref()), watcher::Config::default())
+            .reflect(command_writer)
+            .applied_objects(),
+        command_store,
+    )
+    .watches_stream(
+        watches::watch(
+            scoped::<PartialObjectMeta<HealingRun>>(&client, args.namespace.as_deref()),
+            watcher::Config::default(),
+        )
+        .touched_objects(),
+        move |run: PartialObjectMeta<HealingRun>| {
+            let (ns, name) = (run.metadata.namespace.clone(), run.metadata.name.clone());
+            relayed_to
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.metadata.namespace == ns
+                        && c.status
+                            .as_ref()
+                            .is_some_and(|s| s.phase == Some(crate::crd::CommandPhase::Relayed) && s.run_name == name)
+                })
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    )
+    .trigger_backoff(watches::NoExtraWait)
+    .shutdown_on_signal();
+
     *ready.write().await = true;
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), "controllers started");
     let c1 = ctx.clone();
@@ -266,10 +318,17 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
             tracing::debug!(error = %e, "run reconcile event");
         }
     });
+    let c2 = ctx.clone();
     let attempts =
         attempt_controller.run(attempt::reconcile, error_policy::<HealingAttempt>, ctx).for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "attempt reconcile event");
+            }
+        });
+    let commands =
+        command_controller.run(command::reconcile, error_policy::<HealingCommand>, c2).for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "command reconcile event");
             }
         });
     let lost = async {
@@ -283,7 +342,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         }
     };
     tokio::select! {
-        _ = async { tokio::join!(runs, attempts) } => {
+        _ = async { tokio::join!(runs, attempts, commands) } => {
             server.abort();
             tracing::info!("controllers stopped");
             Ok(())

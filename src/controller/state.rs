@@ -1094,6 +1094,7 @@ mod tests {
                 message: format!("request {key}"),
                 generation: Some(2),
                 request_key: key.into(),
+                request_id: None,
             });
             conditions::set(
                 &mut s.conditions,

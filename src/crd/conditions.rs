@@ -116,6 +116,22 @@ impl ConditionType for AttemptCondition {
     }
 }
 
+/// Condition types of a HealingCommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandCondition {
+    /// The command was answered: True once applied (or help answered), False when refused or
+    /// ignored; Unknown while relayed to its run.
+    Handled,
+}
+
+impl ConditionType for CommandCondition {
+    fn as_str(self) -> &'static str {
+        match self {
+            CommandCondition::Handled => "Handled",
+        }
+    }
+}
+
 macro_rules! reasons {
     ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
         /// Every reason the controller writes itself: condition reasons, Event reasons, the reasons of
@@ -285,6 +301,30 @@ reasons! {
     RetryLimitReached,
     /// A retry named an agent profile the controller config does not have.
     UnknownRetryProfile,
+    // HealingCommand
+    /// Not a command for ci-healer to answer (a bot's comment, the controller's own, no `/healer`
+    /// line, a provider other than GitHub): nothing is posted.
+    CommandIgnored,
+    /// The `/healer` line names no command ci-healer knows: the reply lists them.
+    UnknownCommand,
+    /// The comment's author lacks write access to the repository.
+    WriteAccessRequired,
+    /// No HealingRun is about the comment's pull request.
+    RunNotFound,
+    /// The command was written to its run's `spec.action`; the run acts on it.
+    CommandRelayed,
+    /// The run applied the relayed action.
+    CommandApplied,
+    /// The run refused the relayed action (its `status.history` says why).
+    CommandRefused,
+    /// `/healer help` was answered.
+    HelpAnswered,
+    /// `/healer fix` started a run for the pull request's newest failure.
+    RunStartedByComment,
+    /// `/healer fix`: the run for the newest failure exists already.
+    RunExists,
+    /// `/healer fix`: the pull request's head has no failed check run.
+    NoFailureFound,
     // HealingAttempt
     /// The attempt's Job was created.
     JobCreated,

@@ -587,6 +587,11 @@ pub struct ActionRecord {
     /// A digest of the request (action and actionRequest, 16 hex digits): the same request is
     /// never handled twice.
     pub request_key: String,
+    /// The request's `actionRequest.id`, when it had one: a relayed `/healer` comment finds its
+    /// outcome by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub request_id: Option<String>,
 }
 
 /// The outcome of a person's action.

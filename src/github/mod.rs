@@ -406,6 +406,49 @@ pub struct CloseRequest {
     pub delete_branch: Option<String>,
 }
 
+/// The newest failure of a pull request's head, for `/healer fix`: what intake would have made a
+/// run of, had its delivery arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestFailure {
+    /// The pull request's head commit (`head.sha`).
+    pub head_sha: String,
+    /// The pull request's head branch (`head.ref`).
+    pub branch: String,
+    /// The pull request is closed or merged.
+    pub closed: bool,
+    /// The newest failed check run of the head commit (`None`: nothing failed).
+    pub check: Option<FailedCheck>,
+}
+
+/// A failed check run (`conclusion` `failure`, `timed_out` or `startup_failure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCheck {
+    /// The check run id (for a GitHub Actions job, also the job id).
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its check suite's id.
+    pub check_suite_id: Option<i64>,
+    /// A link for people (`html_url`).
+    pub url: Option<String>,
+    /// The Actions job behind it, when the GitHub Actions app made the check run
+    /// (`GET /repos/{owner}/{repo}/actions/jobs/{job_id}`).
+    pub job: Option<FailedJob>,
+}
+
+/// The GitHub Actions job of a failed check run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedJob {
+    /// The workflow run id.
+    pub run_id: i64,
+    /// The workflow run attempt (1-based).
+    pub run_attempt: i64,
+    /// The workflow's name.
+    pub workflow_name: Option<String>,
+    /// Steps whose conclusion was `failure`.
+    pub failed_steps: Vec<String>,
+}
+
 /// Everything the controller asks of GitHub. One method per step of the run; each is idempotent.
 #[async_trait::async_trait]
 pub trait GitHub: Send + Sync {
@@ -464,4 +507,26 @@ pub trait GitHub: Send + Sync {
     /// A user's permission on the repository: `admin`, `maintain`, `write`, `triage`, `read` or `none`
     /// (`GET /repos/{owner}/{repo}/collaborators/{username}/permission`).
     async fn permission(&self, target: &Target, login: &str) -> Result<String>;
+
+    /// The login of the controller's own identity (`github.botLogin`, else `<slug>[bot]` from
+    /// `GET /app` for an App, else `login` from `GET /user` for a token).
+    async fn login(&self) -> Result<String>;
+
+    /// React to an issue or pull request comment with `content` (`+1`, `-1`, `eyes`, …):
+    /// `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`. GitHub answers 200 with
+    /// the existing reaction when the identity reacted so already, so a repeat adds nothing.
+    async fn react(&self, target: &Target, comment_id: i64, content: &str) -> Result<()>;
+
+    /// Post `body` as a comment on issue or pull request `number` with the hidden `marker`
+    /// prepended, unless a comment carrying `marker` exists (found first through
+    /// `GET /repos/{owner}/{repo}/issues/{issue_number}/comments`); returns the comment's id
+    /// (`POST /repos/{owner}/{repo}/issues/{issue_number}/comments`).
+    async fn comment_once(&self, target: &Target, number: i64, marker: &str, body: &str) -> Result<i64>;
+
+    /// The newest failure of pull request `number`'s head commit: the pull request
+    /// (`GET /repos/{owner}/{repo}/pulls/{pull_number}`), its head's completed check runs
+    /// (`GET /repos/{owner}/{repo}/commits/{ref}/check-runs`), the failed one with the highest id
+    /// (ci-healer's own check excluded), and for a GitHub Actions check run its job
+    /// (`GET /repos/{owner}/{repo}/actions/jobs/{job_id}`).
+    async fn latest_failure(&self, target: &Target, number: i64) -> Result<LatestFailure>;
 }

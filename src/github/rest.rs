@@ -67,6 +67,8 @@ struct JobStep {
 struct Job {
     id: i64,
     run_id: i64,
+    #[serde(default)]
+    run_attempt: Option<i64>,
     name: String,
     #[serde(default)]
     workflow_name: Option<String>,
@@ -110,6 +112,15 @@ struct CheckRun {
     output: Output,
     #[serde(default)]
     app: Option<AppRef>,
+    #[serde(default)]
+    html_url: Option<String>,
+    #[serde(default)]
+    check_suite: Option<IdRef>,
+}
+
+#[derive(Deserialize)]
+struct IdRef {
+    id: i64,
 }
 
 #[derive(Deserialize)]
@@ -1188,6 +1199,102 @@ impl GitHub for RestGitHub {
             Err(Error::NotFound { .. }) => Ok("none".into()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn login(&self) -> Result<String> {
+        self.identity.bot_login().await
+    }
+
+    async fn react(&self, target: &Target, comment_id: i64, content: &str) -> Result<()> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        t.send(&Call::post(
+            "reactions/create-for-issue-comment",
+            format!("/repos/{o}/{r}/issues/comments/{comment_id}/reactions"),
+            json!({"content": content}),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn comment_once(&self, target: &Target, number: i64, marker: &str, body: &str) -> Result<i64> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        for page in 1..=MAX_COMMENT_PAGES {
+            let comments: Vec<Comment> = t
+                .json(
+                    &Call::get("issues/list-comments", format!("/repos/{o}/{r}/issues/{number}/comments"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            if let Some(c) = comments.iter().find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker))) {
+                return Ok(c.id);
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        let c: Comment = t
+            .json(&Call::post(
+                "issues/create-comment",
+                format!("/repos/{o}/{r}/issues/{number}/comments"),
+                json!({"body": format!("{marker}\n{body}")}),
+            ))
+            .await?;
+        Ok(c.id)
+    }
+
+    async fn latest_failure(&self, target: &Target, number: i64) -> Result<LatestFailure> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        let pull: Pull = t.json(&Call::get("pulls/get", format!("/repos/{o}/{r}/pulls/{number}"))).await?;
+        let sha = pull.head.sha.clone();
+        let list: CheckRunList = t
+            .json(
+                &Call::get("checks/list-for-ref", format!("/repos/{o}/{r}/commits/{sha}/check-runs"))
+                    .query("filter", "latest")
+                    .query("status", "completed")
+                    .query("per_page", 100),
+            )
+            .await?;
+        let newest = list
+            .check_runs
+            .into_iter()
+            .filter(|c| matches!(c.conclusion.as_deref(), Some("failure" | "timed_out" | "startup_failure")))
+            .filter(|c| c.name != self.identity.config().check_run_name)
+            .max_by_key(|c| c.id);
+        let check = match newest {
+            None => None,
+            Some(c) => {
+                let by_actions = c.app.as_ref().and_then(|a| a.slug.as_deref()) == Some("github-actions");
+                let job = match by_actions {
+                    true => {
+                        let j = self.job(&t, target, c.id).await?;
+                        Some(FailedJob {
+                            run_id: j.run_id,
+                            run_attempt: j.run_attempt.unwrap_or(1),
+                            workflow_name: j.workflow_name,
+                            failed_steps: j
+                                .steps
+                                .into_iter()
+                                .filter(|s| s.conclusion.as_deref() == Some("failure"))
+                                .map(|s| s.name)
+                                .collect(),
+                        })
+                    }
+                    false => None,
+                };
+                Some(FailedCheck {
+                    id: c.id,
+                    name: c.name,
+                    check_suite_id: c.check_suite.map(|s| s.id),
+                    url: c.html_url,
+                    job,
+                })
+            }
+        };
+        Ok(LatestFailure { head_sha: sha, branch: pull.head.ref_, closed: pull.state != "open", check })
     }
 }
 

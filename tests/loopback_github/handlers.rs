@@ -528,6 +528,25 @@ pub fn handle(st: &mut State, ctx: &Ctx) -> Reply {
             let r = st.repo(&full).expect("exists").clone();
             Reply::json(201, ctx.shaped(201, pull_obj(ctx, st, &r, &p)))
         }
+        "pulls/get" => match r.pulls.iter().find(|p| p.number == ctx.num("pull_number")) {
+            Some(p) => Reply::json(200, ctx.shaped(200, pull_obj(ctx, st, r, p))),
+            None => Reply::error(404, "Not Found"),
+        },
+        "reactions/create-for-issue-comment" => {
+            let id = ctx.num("comment_id");
+            if !r.comments.iter().any(|c| c.id == id) {
+                return Reply::error(404, "Not Found");
+            }
+            let content = ctx.bs("content").unwrap_or_default();
+            let login = ctx.login();
+            // GitHub answers 200 with the existing reaction when this user reacted so already.
+            if let Some(x) = r.reactions.iter().find(|x| x.comment_id == id && x.content == content && x.user == login) {
+                return Reply::json(200, ctx.shaped(200, reaction_obj(x)));
+            }
+            let x = Reaction { id: st.id(), comment_id: id, content, user: login };
+            st.repo_mut(&full).expect("exists").reactions.push(x.clone());
+            Reply::json(201, ctx.shaped(201, reaction_obj(&x)))
+        }
         "pulls/update" => {
             let n = ctx.num("pull_number");
             if let Some(state) = ctx.bs("state")
@@ -895,6 +914,11 @@ fn review_obj(ctx: &Ctx, r: &Repo, v: &Review) -> Value {
            "pull_request_url": format!("{}/pulls/{}", ctx.repo_url(r), v.pull_number),
            "_links": {"html": {"href": format!("https://github.com/{}/pull/{}#pullrequestreview-{}", r.full_name(), v.pull_number, v.id)},
                       "pull_request": {"href": format!("{}/pulls/{}", ctx.repo_url(r), v.pull_number)}}})
+}
+
+fn reaction_obj(x: &Reaction) -> Value {
+    json!({"id": x.id, "node_id": format!("REA_{}", x.id), "user": user(&x.user), "content": x.content,
+           "created_at": "2024-05-01T10:00:00Z"})
 }
 
 fn comment_obj(ctx: &Ctx, r: &Repo, c: &IssueComment) -> Value {

@@ -91,6 +91,17 @@ pub struct IssueComment {
     pub edits: u32,
 }
 
+/// A reaction on an issue comment (`POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub id: i64,
+    pub comment_id: i64,
+    /// `+1`, `-1`, `laugh`, `confused`, `heart`, `hooray`, `rocket` or `eyes`.
+    pub content: String,
+    pub user: String,
+}
+
 /// A pull request review (`POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -277,6 +288,9 @@ pub struct Repo {
     pub pulls: Vec<Pull>,
     #[serde(default)]
     pub comments: Vec<IssueComment>,
+    /// Reactions on issue comments.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
     #[serde(default)]
     pub reviews: Vec<Review>,
     #[serde(default)]
