@@ -104,6 +104,15 @@ fn seed(gh: &LoopbackGitHub) {
 
 /// A namespace with the token Secret and a controller allowed to heal `Codertocat/*` there.
 async fn setup(gh: &LoopbackGitHub, prefix: &str) -> (Client, Apis, ControllerProcess, std::path::PathBuf) {
+    setup_with(gh, prefix, "").await
+}
+
+/// [`setup`], with `extra` appended to the controller config.
+async fn setup_with(
+    gh: &LoopbackGitHub,
+    prefix: &str,
+    extra: &str,
+) -> (Client, Apis, ControllerProcess, std::path::PathBuf) {
     let client = support::client().await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, prefix).await;
@@ -115,7 +124,7 @@ async fn setup(gh: &LoopbackGitHub, prefix: &str) -> (Client, Apis, ControllerPr
     Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
     let config = format!(
         "github:\n  apiUrl: {}\n  tokenSecret: {{name: github-token, key: token}}\n  secretNamespace: {ns}\n  \
-         requestTimeoutSeconds: 10\nallowedRepositories:\n  {ns}: [\"Codertocat\"]\n",
+         requestTimeoutSeconds: 10\nallowedRepositories:\n  {ns}: [\"Codertocat\"]\n{extra}",
         gh.api_url()
     );
     let path = std::env::temp_dir().join(format!("ci-healer-commands-{ns}.yaml"));
@@ -545,5 +554,25 @@ async fn healer_fix_starts_one_run_for_the_newest_failure() {
     assert!(r[0].contains(&format!("already has a run for the newest failure of #{PR} (`{want}`")), "{}", r[0]);
     let runs = apis.runs.list(&Default::default()).await.unwrap().items;
     assert_eq!(runs.iter().map(|r| r.name_any()).collect::<Vec<_>>(), [want]);
+    assert_clean(&gh);
+}
+
+/// A finished command about no run is deleted `actions.commandTtlSeconds` after it was made; one
+/// about a run is owned by the run and stays with it.
+#[tokio::test]
+async fn a_finished_command_about_no_run_is_deleted_after_its_ttl() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh);
+    let (client, apis, _ctrl, _cfg) = setup_with(&gh, "cmd-ttl", "actions: {commandTtlSeconds: 4}\n").await;
+    let name = "kept";
+    fixed_run(&apis, &client, name).await;
+    comment(&gh, &apis, 4001, "renovate[bot]", "Bot", "/healer deny").await;
+    comment(&gh, &apis, 4002, "reviewer", "User", "/healer deny not this way").await;
+    command_phase(&apis, 4001, "Ignored").await;
+    command_phase(&apis, 4002, "Applied").await;
+    support::wait_gone(&commands(&apis), "ghc-4001").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let kept = commands(&apis).get("ghc-4002").await.unwrap();
+    assert_eq!(kept.owner_references()[0].name, name);
     assert_clean(&gh);
 }

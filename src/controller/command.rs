@@ -296,6 +296,16 @@ pub fn decide(obs: &Observation<'_>) -> Next {
         ));
     }
     let (action, argument) = match act {
+        Command::Fix if !spec.pull_request => {
+            return Next::Answer(Answer::refuse(
+                Reason::NoFailureFound,
+                format!("#{} is an issue, not a pull request", spec.issue_number),
+                format!(
+                    "{mention}, `/healer fix` works on a pull request whose checks failed; #{} is an issue.",
+                    spec.issue_number
+                ),
+            ));
+        }
         Command::Fix => {
             return match status.run_name {
                 // Started before a restart: answer as the start did.
@@ -515,79 +525,99 @@ async fn reconcile_inner(cached: &HealingCommand, ctx: &Context) -> Result<Actio
     let key = format!("{ns}/{}", cmd.name_any());
     let mut own_login = None;
     let mut permission = ctx.permission(&key);
-    let next = loop {
-        let obs = Observation {
-            command: cmd,
-            own_login: own_login.as_deref(),
-            allowed,
-            permission: permission.as_deref(),
-            run: run.as_ref(),
-        };
-        match decide(&obs) {
-            Next::NeedLogin => own_login = Some(github(ctx)?.login().await.map_err(Error::GitHub)?),
-            Next::NeedPermission => {
-                let p = github(ctx)?.permission(&target, &spec.author).await.map_err(Error::GitHub)?;
-                ctx.remember_permission(&key, Some(p.clone()));
-                permission = Some(p);
-            }
-            next => break next,
-        }
-    };
-
     let name = parse(&spec.body).map(|c| c.name().to_string());
     let mut status =
         HealingCommandStatus { observed_generation: cmd.metadata.generation, command: name.clone(), ..old.clone() };
     let now = Time(jiff::Timestamp::now());
-    let requeue = match next {
-        Next::NeedLogin | Next::NeedPermission => unreachable!("resolved above"),
-        Next::Ignore { message } => {
-            finish(&mut status, CommandPhase::Ignored, Reason::CommandIgnored, &message, cmd, &now);
+    // A GitHub refusal that retrying cannot fix (the comment deleted, no access) ends the command
+    // Refused instead of retrying for ever; transient failures are retried with backoff.
+    let acted: Result<Option<Duration>> = async {
+        let next = loop {
+            let obs = Observation {
+                command: cmd,
+                own_login: own_login.as_deref(),
+                allowed,
+                permission: permission.as_deref(),
+                run: run.as_ref(),
+            };
+            match decide(&obs) {
+                Next::NeedLogin => own_login = Some(github(ctx)?.login().await.map_err(Error::GitHub)?),
+                Next::NeedPermission => {
+                    let p = github(ctx)?.permission(&target, &spec.author).await.map_err(Error::GitHub)?;
+                    ctx.remember_permission(&key, Some(p.clone()));
+                    permission = Some(p);
+                }
+                next => break next,
+            }
+        };
+
+        Ok(match next {
+            Next::NeedLogin | Next::NeedPermission => unreachable!("resolved above"),
+            Next::Ignore { message } => {
+                finish(&mut status, CommandPhase::Ignored, Reason::CommandIgnored, &message, cmd, &now);
+                None
+            }
+            Next::Busy { run } => {
+                tracing::debug!(command = %cmd.name_any(), namespace = %ns, run, "the run holds another request; waiting");
+                Some(BUSY_RECHECK)
+            }
+            Next::Relay { run: run_name, action, request } => {
+                let run = run.as_ref().expect("decide relays to a run");
+                let patched = relay(ctx, run, action, &request).await?;
+                status.run_name = Some(run_name.clone());
+                status.request_key = actions::request_key(&patched);
+                if let Some(v) = own(ctx, cmd, &patched).await? {
+                    version = Some(v);
+                }
+                relayed(ctx, cmd, &target, &mut status, &run_name, &now).await?;
+                let note = format!("relayed /healer {} by {} to HealingRun {run_name}", action.as_str(), spec.author);
+                tracing::info!(command = %cmd.name_any(), namespace = %ns, run = %run_name, "{note}");
+                apply::publish(ctx, cmd, Notice::normal(Reason::CommandRelayed, &note)).await;
+                Some(RELAYED_RECHECK)
+            }
+            Next::Relayed { run: run_name, key } => {
+                if status.request_key.is_none() {
+                    status.request_key = key;
+                }
+                if let Some(run) = &run
+                    && let Some(v) = own(ctx, cmd, run).await?
+                {
+                    version = Some(v);
+                }
+                relayed(ctx, cmd, &target, &mut status, &run_name, &now).await?;
+                Some(RELAYED_RECHECK)
+            }
+            Next::StartRun => {
+                let (answer, started) = start_run(ctx, cmd, &target, &runs).await?;
+                if let Some(run) = started {
+                    status.run_name = Some(run.name_any());
+                    if let Some(v) = own(ctx, cmd, &run).await? {
+                        version = Some(v);
+                    }
+                }
+                answer_with(ctx, cmd, &target, &mut status, answer, &now).await?;
+                None
+            }
+            Next::Answer(answer) => {
+                if let Some(r) =
+                    run.as_ref().filter(|_| matches!(answer.reason, Reason::CommandApplied | Reason::CommandRefused))
+                {
+                    status.run_name = Some(r.name_any());
+                }
+                answer_with(ctx, cmd, &target, &mut status, answer, &now).await?;
+                None
+            }
+        })
+    }
+    .await;
+    let requeue = match acted {
+        Ok(r) => r,
+        Err(Error::GitHub(e)) if !e.is_transient() => {
+            let message = format!("GitHub refused a request for this command: {e}");
+            finish(&mut status, CommandPhase::Refused, Reason::GitHubRejected, &message, cmd, &now);
             None
         }
-        Next::Busy { run } => {
-            tracing::debug!(command = %cmd.name_any(), namespace = %ns, run, "the run holds another request; waiting");
-            Some(BUSY_RECHECK)
-        }
-        Next::Relay { run: run_name, action, request } => {
-            let run = run.as_ref().expect("decide relays to a run");
-            let patched = relay(ctx, run, action, &request).await?;
-            status.run_name = Some(run_name.clone());
-            status.request_key = actions::request_key(&patched);
-            version = own(ctx, cmd, &patched).await?.or(version);
-            relayed(ctx, cmd, &target, &mut status, &run_name, &now).await?;
-            let note = format!("relayed /healer {} by {} to HealingRun {run_name}", action.as_str(), spec.author);
-            tracing::info!(command = %cmd.name_any(), namespace = %ns, run = %run_name, "{note}");
-            apply::publish(ctx, cmd, Notice::normal(Reason::CommandRelayed, &note)).await;
-            Some(RELAYED_RECHECK)
-        }
-        Next::Relayed { run: run_name, key } => {
-            if status.request_key.is_none() {
-                status.request_key = key;
-            }
-            if let Some(run) = &run {
-                version = own(ctx, cmd, run).await?.or(version);
-            }
-            relayed(ctx, cmd, &target, &mut status, &run_name, &now).await?;
-            Some(RELAYED_RECHECK)
-        }
-        Next::StartRun => {
-            let (answer, started) = start_run(ctx, cmd, &target, &runs).await?;
-            if let Some(run) = started {
-                status.run_name = Some(run.name_any());
-                version = own(ctx, cmd, &run).await?.or(version);
-            }
-            answer_with(ctx, cmd, &target, &mut status, answer, &now).await?;
-            None
-        }
-        Next::Answer(answer) => {
-            if let Some(r) =
-                run.as_ref().filter(|_| matches!(answer.reason, Reason::CommandApplied | Reason::CommandRefused))
-            {
-                status.run_name = Some(r.name_any());
-            }
-            answer_with(ctx, cmd, &target, &mut status, answer, &now).await?;
-            None
-        }
+        Err(e) => return Err(e),
     };
     if status != old {
         apply::apply_status(ctx, cmd, version.as_deref(), &status).await?;
@@ -1038,6 +1068,18 @@ mod tests {
                 ),
             ),
             (command("alice", None, "/healer fix"), Some("me"), true, Some("write"), None, Start),
+            (
+                {
+                    let mut c = command("alice", None, "/healer fix");
+                    c.spec.pull_request = false;
+                    c
+                },
+                Some("me"),
+                true,
+                Some("write"),
+                None,
+                Answer(CommandPhase::Refused, Reason::NoFailureFound, Some("#12 is an issue"), None),
+            ),
         ];
         for (cmd, own, allowed, permission, run, want) in cases {
             let obs = Observation { command: &cmd, own_login: own, allowed, permission, run };
