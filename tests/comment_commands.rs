@@ -558,7 +558,8 @@ async fn healer_fix_starts_one_run_for_the_newest_failure() {
 }
 
 /// A finished command about no run is deleted `actions.commandTtlSeconds` after it was made; one
-/// about a run is owned by the run and stays with it.
+/// about a run is owned by the run and stays with it. A command about a repository outside the
+/// namespace's allowance is ignored without a GitHub call.
 #[tokio::test]
 async fn a_finished_command_about_no_run_is_deleted_after_its_ttl() {
     let gh = LoopbackGitHub::start(Options::default()).await;
@@ -570,9 +571,60 @@ async fn a_finished_command_about_no_run_is_deleted_after_its_ttl() {
     comment(&gh, &apis, 4002, "reviewer", "User", "/healer deny not this way").await;
     command_phase(&apis, 4001, "Ignored").await;
     command_phase(&apis, 4002, "Applied").await;
+    // A repository the namespace may not heal: ignored without a GitHub call.
+    let elsewhere = HealingCommand::new(
+        "ghc-4003",
+        HealingCommandSpec {
+            repository: "octo-org/other".into(),
+            issue_number: 3,
+            pull_request: true,
+            comment_id: 4003,
+            author: "reviewer".into(),
+            author_type: Some("User".into()),
+            body: "/healer fix".into(),
+            ..Default::default()
+        },
+    );
+    commands(&apis).create(&PostParams::default(), &elsewhere).await.unwrap();
+    let cmd = command_phase(&apis, 4003, "Ignored").await;
+    assert!(cmd.status.unwrap().message.unwrap().contains("does not allow"));
+    assert!(gh.requests().iter().all(|r| !r.path.contains("octo-org")), "{:?}", gh.operations());
     support::wait_gone(&commands(&apis), "ghc-4001").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let kept = commands(&apis).get("ghc-4002").await.unwrap();
     assert_eq!(kept.owner_references()[0].name, name);
+    assert_clean(&gh);
+}
+
+/// The controller fails right after relaying (GitHub answers the `eyes` reaction 502), as a crash
+/// between the relay and the status write would leave it: the retry finds the request in the run
+/// (pending or in its history) and never relays it a second time; the comment gets one `+1`.
+#[tokio::test]
+async fn a_failure_after_the_relay_never_relays_twice() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh);
+    let (client, apis, _ctrl, _cfg) = setup(&gh, "cmd-once").await;
+    let name = "once";
+    fixed_run(&apis, &client, name).await;
+    gh.fault(Fault::status("reactions/create-for-issue-comment", 502, 1));
+    comment(&gh, &apis, 6001, "reviewer", "User", "/healer deny not this way").await;
+    let cmd = command_phase(&apis, 6001, "Applied").await;
+    apis.run_phase(name, "Denied").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let run = apis.runs.get(name).await.unwrap();
+    let history = run.status.unwrap().history;
+    assert_eq!(history.len(), 1, "relayed once: {history:?}");
+    assert_eq!(history[0].request_id.as_deref(), Some("comment-6001"));
+    let got = reactions(&gh, 6001);
+    assert_eq!(got.iter().filter(|(c, _)| c == "+1").count(), 1, "{got:?}");
+    assert!(got.iter().filter(|(c, _)| c == "eyes").count() <= 1, "{got:?}");
+    assert_eq!(cmd.status.unwrap().reactions.last().map(String::as_str), Some("+1"));
+    let posts: Vec<u16> = gh
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "reactions/create-for-issue-comment")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(posts[0], 502);
     assert_clean(&gh);
 }

@@ -355,22 +355,34 @@ async fn pass_attempt_with(
     patch: &str,
     tokens: Option<ci_healer::contract::TokenUsage>,
 ) {
-    let job = apis.job(&format!("{name}-1")).await;
-    let cm = ConfigMap {
-        metadata: ObjectMeta { name: Some(format!("{name}-1-patch")), ..Default::default() },
-        data: Some([("patch.diff".to_string(), patch.to_string())].into()),
-        ..Default::default()
-    };
-    Api::<ConfigMap>::namespaced(client.clone(), &apis.ns).create(&PostParams::default(), &cm).await.unwrap();
-    let status = serde_json::json!({"status": {"patchConfigMap": format!("{name}-1-patch")}});
-    apis.attempts
-        .patch_status(&format!("{name}-1"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status))
-        .await
-        .unwrap();
     let mut verdict: ci_healer::contract::Verdict =
         serde_json::from_str(&support::verdict(ci_healer::contract::Outcome::Passed, "ValidationPassed", "tsc passes"))
             .unwrap();
     verdict.tokens = tokens;
+    pass_attempt_n(apis, client, name, 1, patch, verdict).await;
+}
+
+/// Attempt `n` of run `name` passes with `patch` kept and `verdict` in its termination message.
+async fn pass_attempt_n(
+    apis: &Apis,
+    client: &Client,
+    name: &str,
+    n: i32,
+    patch: &str,
+    verdict: ci_healer::contract::Verdict,
+) {
+    let job = apis.job(&format!("{name}-{n}")).await;
+    let cm = ConfigMap {
+        metadata: ObjectMeta { name: Some(format!("{name}-{n}-patch")), ..Default::default() },
+        data: Some([("patch.diff".to_string(), patch.to_string())].into()),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(client.clone(), &apis.ns).create(&PostParams::default(), &cm).await.unwrap();
+    let status = serde_json::json!({"status": {"patchConfigMap": format!("{name}-{n}-patch")}});
+    apis.attempts
+        .patch_status(&format!("{name}-{n}"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status))
+        .await
+        .unwrap();
     support::finish_attempt(apis, &job, &verdict.to_termination_message()).await;
 }
 
@@ -1296,5 +1308,102 @@ async fn a_zero_token_fix_is_auto_approved_into_a_ready_pull_request() {
     let run = apis.runs.get(&run.name_any()).await.unwrap();
     assert!(cond(&run, "Approved").is_none() && cond(&run, "Delivered").is_none(), "{:?}", run.status);
     assert_eq!(gh.operations().iter().filter(|o| *o == "pulls/create").count(), 1);
+    assert_clean(&gh);
+}
+
+/// Protected paths (issue 10): a validated fix whose verdict names protected paths is held, even in
+/// `pull-request` mode and with `autoApprove` on, with `Approved=False/ProtectedPathNeedsApproval`
+/// and an Event; only a person's `approve` delivers it.
+#[tokio::test]
+async fn a_fix_touching_a_protected_path_waits_for_a_persons_approval() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    gh.state().repo_mut(REPO).unwrap().refs.insert("heads/feature".into(), HEAD.into());
+    let (client, apis, _ctrl, _cfg) =
+        setup_with(&gh, "gh-protected", "Codertocat", "actions: {autoApprove: true}\n").await;
+    let name = "protected";
+    let mut run = sample_run(&apis.ns, name, REPO);
+    run.spec.source.branch = "feature".into();
+    run.spec.policy.mode = ci_healer::crd::HealingMode::PullRequest;
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+    let verdict = ci_healer::contract::Verdict {
+        protected_paths: vec!["web/tsc.ts".into()],
+        ..ci_healer::contract::Verdict::new(ci_healer::contract::Outcome::Passed, "ValidationPassed", "tsc passes")
+    };
+    pass_attempt_n(&apis, &client, name, 1, PATCH, verdict).await;
+    let run = wait_cond(&apis, name, "Approved", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&run, "Approved").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "ProtectedPathNeedsApproval"), "{message}");
+    assert!(message.contains("web/tsc.ts"), "{message}");
+    assert_eq!(run.status.as_ref().unwrap().patch.as_ref().unwrap().protected_paths, ["web/tsc.ts"]);
+    wait_event(&apis, name, "ProtectedPathNeedsApproval").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(gh.state().repo(REPO).unwrap().pulls.is_empty(), "held: no pull request before a person approves");
+    assert!(cond(&apis.runs.get(name).await.unwrap(), "Delivered").is_none());
+
+    act(&apis, name, "approve", "reviewer", None).await;
+    let run = wait_cond(&apis, name, "Delivered", Duration::from_secs(60)).await;
+    let (status, reason, message) = cond(&run, "Delivered").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "PullRequestOpened"), "{message}");
+    assert_eq!(cond(&run, "Approved").unwrap().1, "ApprovedByReviewer");
+    assert_eq!(gh.state().repo(REPO).unwrap().pulls.len(), 1);
+    assert_clean(&gh);
+}
+
+/// `retry` after `deny` (issue 10): the retried run's new fix is delivered again, on a branch of its
+/// own (`ci-healer/<run>-retry-1`), never onto the denied pull request; `abort` on that Fixed run
+/// closes its open pull request (the branch stays, for people to read).
+#[tokio::test]
+async fn a_retried_denied_fix_is_delivered_again_and_abort_closes_its_pull_request() {
+    let gh = LoopbackGitHub::start(Options::default()).await;
+    seed(&gh, real_log());
+    gh.state().repo_mut(REPO).unwrap().refs.insert("heads/feature".into(), HEAD.into());
+    let (client, apis, _ctrl, _cfg) = setup(&gh, "gh-retry-deny", "Codertocat").await;
+    let name = "retried";
+    heal(&apis, &client, name, "feature").await;
+    let run = wait_cond(&apis, name, "Delivered", Duration::from_secs(90)).await;
+    let first = run.status.as_ref().unwrap().pull_request.clone().expect("status.pullRequest");
+    act(&apis, name, "deny", "reviewer", Some("wrong fix")).await;
+    apis.run_phase(name, "Denied").await;
+    support::wait_for("the denied pull request closed", Duration::from_secs(30), || async {
+        let st = gh.state();
+        (st.repo(REPO)?.pulls.iter().find(|p| p.number == first.number)?.state == "closed").then_some(())
+    })
+    .await;
+
+    act(&apis, name, "retry", "reviewer", None).await;
+    apis.run_phase(name, "Running").await;
+    let verdict = ci_healer::contract::Verdict::new(ci_healer::contract::Outcome::Passed, "ValidationPassed", "again");
+    pass_attempt_n(&apis, &client, name, 2, PATCH, verdict).await;
+    let run = support::wait_for("the retried fix delivered", Duration::from_secs(90), || async {
+        let r = apis.runs.get(name).await.ok()?;
+        let c = cond(&r, "Delivered")?;
+        (c.0 == "True").then_some(r)
+    })
+    .await;
+    let second = run.status.as_ref().unwrap().pull_request.clone().expect("status.pullRequest");
+    assert_eq!(second.head_ref, format!("ci-healer/{name}-retry-1"));
+    assert_ne!(second.number, first.number);
+    {
+        let st = gh.state();
+        let r = st.repo(REPO).unwrap();
+        assert_eq!(r.pulls.len(), 2);
+        assert_eq!(r.pulls.iter().find(|p| p.number == second.number).unwrap().state, "open");
+    }
+
+    act(&apis, name, "abort", "reviewer", None).await;
+    apis.run_phase(name, "Aborted").await;
+    support::wait_for("the retried pull request closed", Duration::from_secs(30), || async {
+        let st = gh.state();
+        (st.repo(REPO)?.pulls.iter().find(|p| p.number == second.number)?.state == "closed").then_some(())
+    })
+    .await;
+    let st = gh.state();
+    let r = st.repo(REPO).unwrap();
+    assert!(r.refs.contains_key(&format!("heads/ci-healer/{name}-retry-1")), "abort keeps the branch");
+    let closing: Vec<_> = r.comments.iter().filter(|c| c.issue_number == second.number).collect();
+    assert_eq!(closing.len(), 1, "one closing comment");
+    assert!(closing[0].body.contains("aborted by reviewer"), "{}", closing[0].body);
+    drop(st);
     assert_clean(&gh);
 }

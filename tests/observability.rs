@@ -209,6 +209,7 @@ fn verdict(outcome: Outcome, reason: &str, tokens: (i64, i64, i64)) -> String {
             validate_seconds: Some(7.25),
         }),
         patch_sha256: None,
+        protected_paths: vec![],
     }
     .to_termination_message()
 }

@@ -28,19 +28,39 @@ use crate::github::render::{self, AttemptRow, RunView};
 use crate::github::{Delivery, GitHub, GitHubConfig, PullRequestRequest, Target};
 
 /// The fix branch of `run`: `<branchPrefix><run>` (default `ci-healer/<run>`), so a restarted
-/// controller finds it.
-pub fn head_ref(gh: &GitHubConfig, run: &HealingRun) -> String {
-    format!("{}{}", gh.loop_prevention.branch_prefix, run.name_any())
+/// controller finds it; after the n-th `retry`, `<branchPrefix><run>-retry-<n>`, so a retried
+/// run's new fix never lands on the pull request a person closed or denied.
+pub fn head_ref(gh: &GitHubConfig, run: &HealingRun, retries: i32) -> String {
+    match retries {
+        0 => format!("{}{}", gh.loop_prevention.branch_prefix, run.name_any()),
+        n => format!("{}{}-retry-{n}", gh.loop_prevention.branch_prefix, run.name_any()),
+    }
+}
+
+/// Whether the run still has a delivery to make: no `Delivered` condition yet, or one a `retry`
+/// reset (`Delivered=False/RetryRequested`). Pure.
+fn not_delivered(status: &HealingRunStatus) -> bool {
+    conditions::get(&status.conditions, RunCondition::Delivered)
+        .is_none_or(|c| c.status == conditions::FALSE && c.reason == Reason::RetryRequested.as_str())
+}
+
+/// Whether the kept patch touches protected paths and no person approved it yet: it is held. Pure.
+pub fn held_for_approval(status: &HealingRunStatus) -> bool {
+    status.patch.as_ref().is_some_and(|p| !p.protected_paths.is_empty())
+        && !conditions::get(&status.conditions, RunCondition::Approved)
+            .is_some_and(|c| c.status == conditions::TRUE && c.reason == Reason::ApprovedByReviewer.as_str())
 }
 
 /// Whether `status` still needs a delivery: Fixed, in pull-request mode or approved by a person
 /// (`approve` in `propose` mode turns the kept patch into the draft pull request that
-/// `pull-request` mode would have opened), not delivered or refused yet.
+/// `pull-request` mode would have opened), not delivered or refused yet (or reset by a `retry`),
+/// and not [held for approval](held_for_approval) because it touches protected paths.
 pub fn pending(run: &HealingRun, status: &HealingRunStatus) -> bool {
     (run.spec.policy.mode == crate::crd::HealingMode::PullRequest
         || conditions::is_true(&status.conditions, RunCondition::Approved))
         && status.phase == Some(crate::crd::RunPhase::Fixed)
-        && conditions::get(&status.conditions, RunCondition::Delivered).is_none()
+        && not_delivered(status)
+        && !held_for_approval(status)
 }
 
 /// Why the branch may not get a fix pull request, before any write. Pure.
@@ -142,7 +162,7 @@ async fn attempt(
         target,
         base_branch: src.branch.clone(),
         head_sha: src.head_sha.clone(),
-        head_ref: head_ref(cfg, run),
+        head_ref: head_ref(cfg, run, status.retries),
         patch: patch.into_bytes(),
         commit_message: render::commit_message(&view),
         title: render::pr_title(&cfg.pull_request.title_prefix, &view),
@@ -308,8 +328,13 @@ pub fn auto_approvable(
     if !config.actions.auto_approve || status.phase != Some(crate::crd::RunPhase::Fixed) {
         return false;
     }
-    if conditions::get(&status.conditions, RunCondition::Approved).is_some()
-        || conditions::get(&status.conditions, RunCondition::Delivered).is_some()
+    // Approved or refused already (a retry's reset does not count), delivered, or protected paths.
+    let reset = |t: RunCondition| {
+        conditions::get(&status.conditions, t).is_some_and(|c| c.reason != Reason::RetryRequested.as_str())
+    };
+    if reset(RunCondition::Approved)
+        || !not_delivered(status)
+        || status.patch.as_ref().is_some_and(|p| !p.protected_paths.is_empty())
     {
         return false;
     }

@@ -375,6 +375,7 @@ mod tests {
             patch_config_map: None,
             diffstat: None,
             tokens: None,
+            protected_paths: vec![],
         };
         let notes = attempt_notes(
             &run,

@@ -259,6 +259,7 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
         summary: st.verdict.as_ref().map(|v| v.summary.clone()).filter(|s| !s.is_empty()),
         patch_config_map: st.patch_config_map,
         tokens: st.verdict.as_ref().and_then(|v| v.tokens.clone()),
+        protected_paths: st.verdict.as_ref().map(|v| v.protected_paths.clone()).unwrap_or_default(),
         diffstat: st.verdict.and_then(|v| v.diffstat),
     }
 }

@@ -287,6 +287,9 @@ reasons! {
     /// The controller approved the kept patch: deterministic fixers alone made it (no LLM tokens)
     /// and the config's `actions.autoApprove` is on.
     AutoApproved,
+    /// The kept patch touches protected paths (workflows, security, dependency manifests): it waits
+    /// for a person's `approve` (`Approved=False`), and `autoApprove` never applies.
+    ProtectedPathNeedsApproval,
     /// A person refused the kept patch.
     DeniedByReviewer,
     /// A person asked for more attempts.

@@ -450,6 +450,11 @@ pub struct PatchRef {
     /// Size of the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diffstat: Option<Diffstat>,
+    /// The protected paths the patch touches (from the attempt's verdict): such a fix waits for a
+    /// person's `approve` before it is delivered, whatever the mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(max = 255)))]
+    pub protected_paths: Vec<String>,
 }
 
 /// Observed state of a HealingRun.

@@ -142,7 +142,9 @@ fn how_to_act(v: &RunView) -> String {
     let (ns, name) = v.key.split_once('/').unwrap_or(("", &v.key));
     format!(
         "To stop this run: `kubectl patch hrun {name} -n {ns} --type merge -p '{{\"spec\":{{\"action\":\"abort\"}}}}'`; \
-         `kubectl describe hrun {name} -n {ns}` shows why it is where it is."
+         `kubectl describe hrun {name} -n {ns}` shows why it is where it is. People with write access may \
+         also comment `/healer approve`, `/healer deny <reason>`, `/healer retry <hint>`, `/healer abort` or \
+         `/healer resolve` (`/healer help` lists them)."
     )
 }
 

@@ -418,6 +418,7 @@ pub fn verdict(outcome: Outcome, reason: &str, summary: &str) -> String {
         tokens: None,
         durations: None,
         patch_sha256: None,
+        protected_paths: vec![],
     }
     .to_termination_message()
 }
