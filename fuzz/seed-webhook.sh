@@ -13,6 +13,7 @@ for f in ../tests/fixtures/payloads/github/*/*.json ../tests/fixtures/payloads/d
   case "$kind" in github|derived|payloads) kind=${base%%-*} ;; esac
   case "$kind" in
     workflow_job) b='\x00' ;; check_run) b='\x01' ;; check_suite) b='\x02' ;; status) b='\x03' ;;
+    issue_comment) b='\x06' ;;
     *) b='\x05' ;;
   esac
   { printf "$b"; printf '\x00'; cat "$f"; } > "$out/$(echo "$f" | tr '/.' '__')"

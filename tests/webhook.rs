@@ -1,7 +1,8 @@
 //! ci-healer's own GitHub webhook receiver (`healer webhook`, src/intake/receiver.rs) on the local
 //! control plane, as the chart's `ci-healer-webhook` ServiceAccount (its Role applied from the
 //! rendered chart, every request impersonating it): signed deliveries of the real payloads in,
-//! HealingRuns out; every bad delivery answered with its status and nothing created; 50 concurrent
+//! HealingRuns out; signed `/healer` comments in, HealingCommands out (a bot's or an edited comment
+//! makes none); every bad delivery answered with its status and nothing created; 50 concurrent
 //! redeliveries of one delivery make exactly one run; a silent API server is answered within
 //! GitHub's 10 seconds; and the `healer webhook` binary serves the same.
 
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ci_healer::crd::{HealingRun, SourceEvent};
+use ci_healer::crd::{HealingCommand, HealingRun, SourceEvent};
 use ci_healer::intake::map::CREATED_BY;
 use ci_healer::intake::receiver::{self, App, DROPPED_HEADER, PATH, Settings};
 use ci_healer::intake::signature::sign;
@@ -78,8 +79,13 @@ async fn chart_identity(ns: &str) -> (Client, PathBuf) {
     let as_sa = format!("--as=system:serviceaccount:{ns}:ci-healer-webhook");
     let can = |verb: &str, what: &str| support::kubectl(&["auth", "can-i", verb, what, "-n", ns, &as_sa]).1;
     assert_eq!(can("create", "healingruns.cihealer.dev").trim(), "yes");
+    assert_eq!(can("create", "healingcommands.cihealer.dev").trim(), "yes");
     for (verb, what) in [
         ("get", "healingruns.cihealer.dev"),
+        ("get", "healingcommands.cihealer.dev"),
+        ("delete", "healingcommands.cihealer.dev"),
+        ("patch", "healingcommands.cihealer.dev/status"),
+        ("update", "healingruns.cihealer.dev/status"),
         ("delete", "healingruns.cihealer.dev"),
         ("update", "healingruns.cihealer.dev"),
         ("get", "secrets"),
@@ -188,7 +194,7 @@ async fn every_delivery_gets_its_answer_and_only_failures_make_runs() {
     assert_eq!((r.status, r.body.trim()), (200, "pong"));
     for (event, file, why) in [
         ("pull_request", "github/pull_request/1.json", "starts no run"),
-        ("issue_comment", "github/issue_comment/1.json", "starts no run"),
+        ("issue_comment", "github/issue_comment/1.json", "must have a line that starts with /healer"),
         ("workflow_job", "workflow_job-success.json", "body.workflow_job.conclusion"),
         ("workflow_job", "workflow_job-in_progress.json", "body.action"),
         ("check_run", "check_run-failure.json", "GitHub Actions app"),
@@ -222,6 +228,65 @@ async fn every_delivery_gets_its_answer_and_only_failures_make_runs() {
         assert!(r.body.starts_with("duplicate"), "{}", r.body);
     }
     assert_eq!(runs.list(&Default::default()).await.unwrap().items.len(), 4);
+}
+
+/// `/healer` comments through the receiver: a signed `/healer approve` on a pull request makes one
+/// HealingCommand with the comment as GitHub sent it; GitHub's redelivery (a new delivery id) is a
+/// duplicate; a bot's command, an edited comment, a deleted one and a mention make none, each
+/// answered 204 with the filter that dropped it; an unsigned command is refused.
+#[tokio::test]
+async fn a_signed_healer_comment_makes_one_command_and_a_redelivery_is_a_duplicate() {
+    let admin = support::client().await;
+    support::install_crds(&admin).await;
+    let ns = support::namespace(&admin, "webhook-cmd").await;
+    let (client, _) = chart_identity(&ns).await;
+    let url = serve(App::new(client, secret_file(&ns), settings(&ns))).await;
+    let http = http();
+    let commands = Api::<HealingCommand>::namespaced(admin.clone(), &ns);
+    let approve = fixture("derived/issue_comment-healer-approve.json");
+
+    let r = send(&http, &url, "issue_comment", "d-unsigned", &approve, None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    for (file, why) in [
+        ("derived/issue_comment-healer-bot.json", "body.comment.user.type must not be a bot"),
+        ("derived/issue_comment-healer-edited.json", "body.action must be created"),
+        ("github/issue_comment/6.json", "body.action must be created"),
+        ("derived/issue_comment-healer-mention.json", "must have a line that starts with /healer"),
+    ] {
+        let r = signed(&http, &url, "issue_comment", "d-dropped", &fixture(file)).await;
+        assert_eq!(r.status, 204, "{file}: {}", r.body);
+        let dropped = r.dropped.unwrap_or_default();
+        assert!(dropped.contains(why), "{file}: {DROPPED_HEADER}: {dropped}");
+    }
+    assert!(commands.list(&Default::default()).await.unwrap().items.is_empty(), "no command for any of those");
+
+    let r = signed(&http, &url, "issue_comment", "d-approve", &approve).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.body.contains("created HealingCommand") && r.body.contains("ghc-492700400"), "{}", r.body);
+    let cmd = commands.get("ghc-492700400").await.unwrap();
+    let s = &cmd.spec;
+    assert_eq!(
+        (s.repository.as_str(), s.issue_number, s.pull_request, s.comment_id),
+        ("Codertocat/Hello-World", 1, true, 492700400)
+    );
+    assert_eq!(
+        (s.author.as_str(), s.author_type.as_deref(), s.body.as_str()),
+        ("Codertocat", Some("User"), "/healer approve")
+    );
+    assert_eq!(s.delivery_id.as_deref(), Some("d-approve"));
+    assert_eq!(cmd.labels()[CREATED_BY], "ci-healer-webhook");
+    assert_eq!(cmd.status, None, "intake records the comment; the controller answers it");
+    // GitHub's redelivery: the same body, a new delivery id; the command's name collides.
+    let r = signed(&http, &url, "issue_comment", "d-approve-again", &approve).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.starts_with("duplicate: HealingCommand"), "{}", r.body);
+    let items = commands.list(&Default::default()).await.unwrap().items;
+    assert_eq!(items.len(), 1, "one command per comment");
+    assert_eq!(items[0].spec.delivery_id.as_deref(), Some("d-approve"), "the first delivery's, untouched");
+    assert!(
+        Api::<HealingRun>::namespaced(admin, &ns).list(&Default::default()).await.unwrap().items.is_empty(),
+        "a comment starts no run by itself"
+    );
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! Fuzz the webhook receiver's parse-and-map path (`ci_healer::intake::receiver::decide`: size cap,
 //! signature, headers, JSON, the Sensor's filters and names) with arbitrary bodies and headers. It
 //! must not panic; a run is created only for a correctly signed delivery of one of the four kinds,
-//! with a name the API server accepts (an RFC 1123 subdomain `gh-…`) and the delivery recorded.
+//! and a command only for a signed `issue_comment`, each with a name the API server accepts (an
+//! RFC 1123 subdomain `gh-…` or `ghc-…`) and the delivery recorded.
 //!
 //! Input: byte 0 picks the event (`workflow_job`, `check_run`, `check_suite`, `status`, `ping`,
-//! another kind, or one read from the input), byte 1's low bits pick the signature (correct, none,
+//! another kind, `issue_comment`, or one read from the input), byte 1's low bits pick the signature (correct, none,
 //! wrong, or fuzzed bytes) and whether a delivery id is sent; the rest is the body. Seeds: the real
 //! payloads in tests/fixtures/payloads with their event byte (`fuzz/seed-webhook.sh`).
 //!
@@ -13,12 +14,13 @@
 
 use std::time::Duration;
 
+use ci_healer::intake::map::Mapped;
 use ci_healer::intake::receiver::{Decision, Incoming, Settings, decide};
 use ci_healer::intake::signature::sign;
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &[u8] = b"fuzz-secret";
-const EVENTS: [&str; 6] = ["workflow_job", "check_run", "check_suite", "status", "ping", "pull_request"];
+const EVENTS: [&str; 7] = ["workflow_job", "check_run", "check_suite", "status", "ping", "pull_request", "issue_comment"];
 
 fuzz_target!(|data: &[u8]| {
     let [pick, flags, rest @ ..] = data else { return };
@@ -41,17 +43,28 @@ fuzz_target!(|data: &[u8]| {
     let settings = Settings { namespace: "ci-healer".into(), max_body_bytes: 32 << 10, api_timeout: Duration::from_secs(5) };
     let req = Incoming { event: Some(event), delivery, signature: signature.as_deref(), content_type: Some(b"application/json"), body };
     match decide(&req, SECRET, &settings) {
-        Decision::Create(run) => {
+        Decision::Create(made) => {
             assert!(body.len() <= settings.max_body_bytes);
             assert_eq!(signature.as_deref(), Some(good.as_bytes()), "created only when signed");
-            let name = run.metadata.name.as_deref().unwrap();
-            assert!(name.starts_with("gh-") && name.len() <= 253, "{name}");
+            let name = made.name();
+            let (meta, prefix, delivery_id) = match &made {
+                Mapped::Run(run) => (&run.metadata, "gh-", run.spec.source.delivery_id.is_some()),
+                Mapped::Command(cmd) => {
+                    assert_eq!(event, b"issue_comment");
+                    assert!(cmd.spec.body.chars().count() <= 65_536);
+                    (&cmd.metadata, "ghc-", cmd.spec.delivery_id.is_some())
+                }
+            };
+            assert!(name.starts_with(prefix) && name.len() <= 253, "{name}");
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{name}");
             assert!(!name.ends_with('-'), "{name}");
-            assert_eq!(run.metadata.namespace.as_deref(), Some("ci-healer"));
-            assert!(run.spec.source.delivery_id.is_some());
-            // The run serialises (what the API client sends).
-            serde_json::to_vec(&*run).unwrap();
+            assert_eq!(meta.namespace.as_deref(), Some("ci-healer"));
+            assert!(delivery_id);
+            // The object serialises (what the API client sends).
+            match &made {
+                Mapped::Run(run) => serde_json::to_vec(&**run).unwrap(),
+                Mapped::Command(cmd) => serde_json::to_vec(&**cmd).unwrap(),
+            };
         }
         Decision::Answer { status, message } => {
             assert!([200, 204, 400, 401, 413, 415].contains(&status), "{status} {message}");

@@ -1,10 +1,12 @@
-//! One pure mapping from a GitHub delivery to the HealingRun it starts: the same filters and the
-//! same names as the Argo Events Sensor (`config/argo-events/sensor.yaml`), in Rust, for
-//! ci-healer's own receiver ([`super::receiver`]).
+//! One pure mapping from a GitHub delivery to the object it creates (a HealingRun for a failure, a
+//! HealingCommand for a `/healer` comment): the same filters and the same names as the Argo Events
+//! Sensor (`config/argo-events/sensor.yaml`), in Rust, for ci-healer's own receiver
+//! ([`super::receiver`]). [`deliver`] is the entry point; [`map`] handles failures and [`command`]
+//! comments.
 //!
 //! `tests/argo_events.rs` runs every real payload (and the derived ones) through Argo Events' own
-//! code and through [`map`], and requires the same object (name, labels, spec) or, when Argo drops
-//! the delivery, a [`Dropped`] that names the filter Argo's report names. A change to one side
+//! code and through [`deliver`], and requires the same object (name, labels, spec) or, when Argo
+//! drops the delivery, a [`Dropped`] that names the filter Argo's report names. A change to one side
 //! fails that test until the other follows.
 //!
 //! | event | handled when | name |
@@ -15,7 +17,17 @@
 //! | `status` | state `failure` or `error`, not ci-healer's own status | `gh-status-<id>` |
 //!
 //! Every kind also needs a branch (`ci-healer/*` branches are dropped) and a sender that is no bot
-//! (`type: Bot`, or a login ending in `[bot]`). Filters are checked in the Sensor's order and the
+//! (`type: Bot`, or a login ending in `[bot]`).
+//!
+//! An `issue_comment` delivery becomes a HealingCommand named `ghc-<comment id>` (so a redelivery
+//! collides) when its action is `created` (an edit or a deletion is no command), its author is no
+//! bot (`comment.user.type: Bot`, or a login ending in `[bot]`), its body is at most
+//! [`MAX_COMMENT_CHARS`] characters (GitHub's cap, and the CRD's) and one of its lines starts with
+//! `/healer` as a word, after optional whitespace ([`is_command`]). Intake only records the comment;
+//! the controller decides who may command and what the command does (see
+//! [`crate::crd::HealingCommand`]).
+//!
+//! Filters are checked in the Sensor's order and the
 //! first that says no is the answer. As in Argo, a filter's field that is absent drops the delivery
 //! (Argo reports it as a filter error), and a filter compares the field's text as gjson prints it
 //! (null is the empty string).
@@ -28,7 +40,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::crd::{FailureSource, HealingPolicy, HealingRun, HealingRunSpec, Provider, SourceEvent};
+use crate::crd::{
+    FailureSource, HealingCommand, HealingCommandSpec, HealingPolicy, HealingRun, HealingRunSpec, Provider, SourceEvent,
+};
 
 /// The label both intakes set on the runs they create (Argo Events adds its own `events.argoproj.io/*`
 /// labels next to it).
@@ -40,6 +54,19 @@ pub const OWN_CHECK: &str = "ci-healer";
 
 /// The GitHub App whose check runs and suites copy workflow jobs and runs.
 pub const ACTIONS_APP: &str = "github-actions";
+
+/// The event a `/healer` comment arrives in (`X-GitHub-Event`).
+pub const COMMAND_EVENT: &str = "issue_comment";
+
+/// The Sensor's dependency (and trigger) for `/healer` comments.
+pub const COMMAND_DEPENDENCY: &str = "healer-command";
+
+/// What a comment's line starts with to be a command (followed by whitespace or the line's end).
+pub const COMMAND_PREFIX: &str = "/healer";
+
+/// The longest comment body that is recorded, in characters (Unicode scalar values): GitHub's cap on
+/// a comment, and the CRD's `spec.body` `maxLength`.
+pub const MAX_COMMENT_CHARS: usize = 65_536;
 
 /// Which intake created a run: the value of its [`CREATED_BY`] label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,12 +143,13 @@ impl Kind {
 /// Why a delivery starts no run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dropped {
-    /// The event kind is none that starts a run (`ping`, `pull_request`, …).
+    /// The event kind is none that starts a run or carries a command (`ping`, `pull_request`, …).
     Unhandled {
         /// The `X-GitHub-Event` value.
         event: String,
     },
-    /// A filter said no: not a failure, an own branch or check, a bot sender, an Actions copy.
+    /// A filter said no: not a failure, an own branch or check, a bot sender, an Actions copy; for a
+    /// comment: not a new comment, a bot author, too long, no `/healer` line.
     Filtered {
         /// The Sensor's filter path, e.g. `body.workflow_job.conclusion`.
         path: &'static str,
@@ -150,7 +178,9 @@ impl Dropped {
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Dropped::Unhandled { event } => write!(f, "event '{}' starts no run", clip(event, 64)),
+            Dropped::Unhandled { event } => {
+                write!(f, "event '{}' starts no run and carries no command", clip(event, 64))
+            }
             Dropped::Filtered { path, rule, got } => write!(f, "{path} {rule}, got {}", clip(got, 64)),
             Dropped::Missing { path } => write!(f, "{path} is missing or has the wrong type"),
         }
@@ -177,8 +207,47 @@ pub struct Delivery<'a> {
     pub body: &'a Value,
 }
 
-/// The HealingRun `delivery` starts, in `namespace`, labelled as made by `intake`; or why it starts
+/// What a delivery creates.
+#[derive(Debug, Clone)]
+pub enum Mapped {
+    /// A failure's HealingRun ([`map`]).
+    Run(Box<HealingRun>),
+    /// A `/healer` comment's HealingCommand ([`command`]).
+    Command(Box<HealingCommand>),
+}
+
+impl Mapped {
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        let meta = match self {
+            Mapped::Run(r) => &r.metadata,
+            Mapped::Command(c) => &c.metadata,
+        };
+        meta.name.as_deref().unwrap_or_default()
+    }
+
+    /// The object's kind, as the API names it (`HealingRun`, `HealingCommand`).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Mapped::Run(_) => "HealingRun",
+            Mapped::Command(_) => "HealingCommand",
+        }
+    }
+}
+
+/// The object `delivery` creates in `namespace`, labelled as made by `intake`: a HealingRun for a
+/// failure ([`map`]), a HealingCommand for a `/healer` comment ([`command`]); or why it creates
 /// none. Pure.
+pub fn deliver(delivery: &Delivery, namespace: &str, intake: Intake) -> Result<Mapped, Dropped> {
+    if delivery.event == COMMAND_EVENT {
+        command(delivery, namespace, intake).map(|c| Mapped::Command(Box::new(c)))
+    } else {
+        map(delivery, namespace, intake).map(|r| Mapped::Run(Box::new(r)))
+    }
+}
+
+/// The HealingRun `delivery` starts, in `namespace`, labelled as made by `intake`; or why it starts
+/// none (an `issue_comment` starts none: see [`command`]). Pure.
 pub fn map(delivery: &Delivery, namespace: &str, intake: Intake) -> Result<HealingRun, Dropped> {
     let Some(kind) = Kind::parse(delivery.event) else {
         return Err(Dropped::Unhandled { event: delivery.event.to_string() });
@@ -213,6 +282,59 @@ pub fn map(delivery: &Delivery, namespace: &str, intake: Intake) -> Result<Heali
     run.metadata.namespace = Some(namespace.to_string());
     run.metadata.labels = Some(BTreeMap::from([(CREATED_BY.to_string(), intake.as_str().to_string())]));
     Ok(run)
+}
+
+/// The HealingCommand an `issue_comment` `delivery` records, in `namespace`, labelled as made by
+/// `intake`, named `ghc-<comment.id>`; or why it records none (the Sensor's `healer-command`
+/// filters, in its order: the action, a bot author, the body's length, a `/healer` line). Any
+/// other event is [`Dropped::Unhandled`]. Pure.
+pub fn command(delivery: &Delivery, namespace: &str, intake: Intake) -> Result<HealingCommand, Dropped> {
+    if delivery.event != COMMAND_EVENT {
+        return Err(Dropped::Unhandled { event: delivery.event.to_string() });
+    }
+    let b = Body(delivery.body);
+    b.require("body.action", &["action"], "must be created (an edited or deleted comment is no command)", |s| {
+        s == "created"
+    })?;
+    b.require("body.comment.user.type", &["comment", "user", "type"], "must not be a bot", |s| s != "Bot")?;
+    b.require("body.comment.user.login", &["comment", "user", "login"], "must not be a bot", |s| {
+        !s.ends_with("[bot]")
+    })?;
+    b.require("body.comment.body", &["comment", "body"], "must be at most 65536 characters", |s| {
+        s.chars().count() <= MAX_COMMENT_CHARS
+    })?;
+    b.require("body.comment.body", &["comment", "body"], "must have a line that starts with /healer", is_command)?;
+    let id = delivery.id.ok_or(Dropped::Missing { path: "headers.X-Github-Delivery.0" })?;
+    let comment_id = b.positive("body.comment.id", &["comment", "id"])?;
+    let spec = HealingCommandSpec {
+        provider: Provider::Github,
+        repository: b.string("body.repository.full_name", &["repository", "full_name"])?,
+        issue_number: b.positive("body.issue.number", &["issue", "number"])?,
+        // Present and not null: the issue is a pull request.
+        pull_request: b.at(&["issue", "pull_request"]).is_some_and(|v| !v.is_null()),
+        comment_id,
+        author: b.string("body.comment.user.login", &["comment", "user", "login"])?,
+        author_type: b.nullable("body.comment.user.type", &["comment", "user", "type"])?,
+        body: b.string("body.comment.body", &["comment", "body"])?,
+        url: b.nullable("body.comment.html_url", &["comment", "html_url"])?,
+        delivery_id: Some(id.to_string()),
+    };
+    let mut cmd = HealingCommand::new(&format!("ghc-{comment_id}"), spec);
+    cmd.metadata.namespace = Some(namespace.to_string());
+    cmd.metadata.labels = Some(BTreeMap::from([(CREATED_BY.to_string(), intake.as_str().to_string())]));
+    Ok(cmd)
+}
+
+/// Whether a comment's `body` holds a command: a line (split at `\n`) that starts, after optional
+/// ASCII whitespace, with [`COMMAND_PREFIX`] followed by ASCII whitespace or the line's end. The
+/// Sensor's filter is Go's `(?m)^\s*/healer(\s|$)`, which says the same (`\s` is ASCII whitespace
+/// there). `/healers` and `x /healer` are no commands.
+pub fn is_command(body: &str) -> bool {
+    body.split('\n').any(|line| {
+        line.trim_start_matches(|c: char| c.is_ascii_whitespace())
+            .strip_prefix(COMMAND_PREFIX)
+            .is_some_and(|rest| rest.chars().next().is_none_or(|c| c.is_ascii_whitespace()))
+    })
 }
 
 /// One kind's filters, each a path (as the Sensor writes it) and the keys that reach it.
@@ -402,6 +524,11 @@ impl Body<'_> {
         }
     }
 
+    /// A required integer of at least 1 (a comment id, an issue number: the CRD's minimum).
+    fn positive(&self, path: &'static str, keys: &[&str]) -> Result<i64, Dropped> {
+        self.int(path, keys).ok().filter(|n| *n >= 1).ok_or(Dropped::Missing { path })
+    }
+
     /// A required non-negative integer (an id, a run attempt).
     fn int(&self, path: &'static str, keys: &[&str]) -> Result<i64, Dropped> {
         self.at(keys).and_then(Value::as_i64).filter(|n| *n >= 0).ok_or(Dropped::Missing { path })
@@ -553,6 +680,159 @@ mod tests {
         assert_eq!(
             err,
             Dropped::Filtered { path: "body.branches.0.name", rule: "must name a branch", got: "absent".into() }
+        );
+    }
+
+    fn comment(body: &str) -> Value {
+        json!({
+            "action": "created",
+            "issue": {"number": 7, "pull_request": {"url": "https://api.github.com/repos/o/r/pulls/7"}},
+            "comment": {"id": 1362021374i64, "body": body, "html_url": "https://github.com/o/r/pull/7#issuecomment-1362021374",
+                "user": {"login": "octocat", "type": "User"}},
+            "repository": {"full_name": "Codertocat/Hello-World"},
+            "sender": {"login": "octocat", "type": "User"}
+        })
+    }
+
+    #[test]
+    fn a_healer_comment_becomes_a_command_named_from_its_id() {
+        let body = comment("Thanks!\r\n\r\n  /healer retry try the other lockfile\r\n");
+        let Mapped::Command(cmd) =
+            super::deliver(&Delivery { event: "issue_comment", id: Some("d-1"), body: &body }, "ns", Intake::Webhook)
+                .unwrap()
+        else {
+            panic!("a comment makes a HealingCommand");
+        };
+        assert_eq!(cmd.metadata.name.as_deref(), Some("ghc-1362021374"));
+        assert_eq!(cmd.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(cmd.metadata.labels.as_ref().unwrap()[CREATED_BY], "ci-healer-webhook");
+        assert_eq!(
+            cmd.spec,
+            HealingCommandSpec {
+                provider: Provider::Github,
+                repository: "Codertocat/Hello-World".into(),
+                issue_number: 7,
+                pull_request: true,
+                comment_id: 1362021374,
+                author: "octocat".into(),
+                author_type: Some("User".into()),
+                body: "Thanks!\r\n\r\n  /healer retry try the other lockfile\r\n".into(),
+                url: Some("https://github.com/o/r/pull/7#issuecomment-1362021374".into()),
+                delivery_id: Some("d-1".into()),
+            }
+        );
+        // On an issue (no `pull_request`, or null): not a pull request.
+        for pr in [None, Some(Value::Null)] {
+            let mut b = comment("/healer help");
+            match pr {
+                None => drop(b["issue"].as_object_mut().unwrap().remove("pull_request")),
+                Some(v) => b["issue"]["pull_request"] = v,
+            }
+            assert!(
+                !command(&Delivery { event: "issue_comment", id: Some("d"), body: &b }, "ns", Intake::ArgoEvents)
+                    .unwrap()
+                    .spec
+                    .pull_request
+            );
+        }
+        // A failure is still a run through `deliver`.
+        let wj = workflow_job();
+        assert!(matches!(
+            super::deliver(&Delivery { event: "workflow_job", id: Some("d"), body: &wj }, "ns", Intake::Webhook),
+            Ok(Mapped::Run(_))
+        ));
+    }
+
+    #[test]
+    fn a_command_is_a_line_that_starts_with_healer() {
+        for yes in [
+            "/healer",
+            "/healer approve",
+            "  /healer fix",
+            "\t/healer deny no",
+            "LGTM\n/healer approve",
+            "a\r\n/healer\r\n",
+            "x\n \n /healer retry",
+        ] {
+            assert!(is_command(yes), "{yes:?}");
+        }
+        for no in [
+            "",
+            "healer approve",
+            "/healers approve",
+            "please /healer approve",
+            "`/healer approve`",
+            "> /healer approve",
+            "/Healer approve",
+            "\u{a0}/healer approve",
+            "/healer-approve",
+        ] {
+            assert!(!is_command(no), "{no:?}");
+        }
+    }
+
+    /// Each comment filter, in the Sensor's order, with what it saw.
+    #[test]
+    fn each_comment_filter_drops_what_it_is_meant_to() {
+        let edit = |f: &dyn Fn(&mut Value)| {
+            let mut v = comment("/healer approve");
+            f(&mut v);
+            v
+        };
+        let run =
+            |body: &Value| command(&Delivery { event: "issue_comment", id: Some("d-1"), body }, "ns", Intake::Webhook);
+        let cases: Vec<(&str, Value, &str, &str)> = vec![
+            ("edited", edit(&|v| v["action"] = "edited".into()), "body.action", "must be created"),
+            ("deleted", edit(&|v| v["action"] = "deleted".into()), "body.action", "must be created"),
+            ("bot type", edit(&|v| v["comment"]["user"]["type"] = "Bot".into()), "body.comment.user.type", "bot"),
+            (
+                "bot login",
+                edit(&|v| v["comment"]["user"]["login"] = "ci-healer[bot]".into()),
+                "body.comment.user.login",
+                "bot",
+            ),
+            ("no user", edit(&|v| v["comment"]["user"] = Value::Null), "body.comment.user.type", "bot"),
+            ("no command", edit(&|v| v["comment"]["body"] = "LGTM, thanks".into()), "body.comment.body", "/healer"),
+            ("null body", edit(&|v| v["comment"]["body"] = Value::Null), "body.comment.body", "/healer"),
+            (
+                "too long",
+                edit(&|v| v["comment"]["body"] = format!("/healer retry {}", "é".repeat(MAX_COMMENT_CHARS)).into()),
+                "body.comment.body",
+                "65536 characters",
+            ),
+        ];
+        for (what, body, path, rule) in cases {
+            let err = run(&body).unwrap_err();
+            assert_eq!(err.path(), Some(path), "{what}: {err}");
+            assert!(err.to_string().contains(rule), "{what}: {err}");
+            assert!(matches!(err, Dropped::Filtered { .. }), "{what}");
+        }
+        // At the cap exactly, counted in characters (not bytes): recorded.
+        let at_cap = format!("/healer {}", "é".repeat(MAX_COMMENT_CHARS - 8));
+        assert_eq!(run(&edit(&|v| v["comment"]["body"] = at_cap.clone().into())).unwrap().spec.body, at_cap);
+        // Fields the object needs, of the wrong type or missing: refused before the API server would.
+        for (what, body, path) in [
+            ("float id", edit(&|v| v["comment"]["id"] = json!(1.5)), "body.comment.id"),
+            ("zero issue", edit(&|v| v["issue"]["number"] = json!(0)), "body.issue.number"),
+            ("numeric type", edit(&|v| v["comment"]["user"]["type"] = json!(1)), "body.comment.user.type"),
+            (
+                "no repository",
+                edit(&|v| drop(v.as_object_mut().unwrap().remove("repository"))),
+                "body.repository.full_name",
+            ),
+        ] {
+            assert_eq!(run(&body).unwrap_err(), Dropped::Missing { path }, "{what}");
+        }
+        let no_id = command(
+            &Delivery { event: "issue_comment", id: None, body: &comment("/healer abort") },
+            "ns",
+            Intake::Webhook,
+        );
+        assert_eq!(no_id.unwrap_err(), Dropped::Missing { path: "headers.X-Github-Delivery.0" });
+        assert_eq!(
+            command(&Delivery { event: "workflow_job", id: Some("d"), body: &workflow_job() }, "ns", Intake::Webhook)
+                .unwrap_err(),
+            Dropped::Unhandled { event: "workflow_job".into() }
         );
     }
 }

@@ -1,15 +1,16 @@
-//! Deliveries in: how a GitHub failure becomes a HealingRun.
+//! Deliveries in: how a GitHub failure becomes a HealingRun, and a `/healer` comment a
+//! HealingCommand.
 //!
-//! Two intakes create the same runs: the Argo Events Sensor (`config/argo-events/`) for clusters that
-//! run Argo Events, and `healer webhook` ([`receiver`]), ci-healer's own signed receiver, for teams
-//! without it. Both apply one mapping, [`map::map`] (the Sensor as YAML, checked against this
-//! function on every real payload by `tests/argo_events.rs`).
+//! Two intakes create the same objects: the Argo Events Sensor (`config/argo-events/`) for clusters
+//! that run Argo Events, and `healer webhook` ([`receiver`]), ci-healer's own signed receiver, for
+//! teams without it. Both apply one mapping, [`map::deliver`] (the Sensor as YAML, checked against
+//! this function on every real payload by `tests/argo_events.rs`).
 //!
 //! `healer webhook` is its own process (and its own Deployment in the chart, `webhook.enabled`)
 //! rather than a port of the controller: it faces the internet, so it runs with a ServiceAccount
-//! that may only create HealingRuns (no Secrets, no Jobs, no GitHub identity), it can run several
-//! replicas behind a Service while the controller runs one leader, and a burst of deliveries can
-//! never slow a reconcile.
+//! that may only create HealingRuns and HealingCommands (no Secrets, no Jobs, no GitHub identity),
+//! it can run several replicas behind a Service while the controller runs one leader, and a burst
+//! of deliveries can never slow a reconcile.
 
 pub mod map;
 pub mod receiver;
@@ -43,7 +44,7 @@ pub struct Args {
     /// Address to serve `POST /webhooks/github` on (`127.0.0.1:0` picks a free port and logs it).
     #[arg(long, env = env::WEBHOOK_ADDR, default_value = "0.0.0.0:8082")]
     pub addr: SocketAddr,
-    /// The namespace the HealingRuns are created in.
+    /// The namespace the HealingRuns and HealingCommands are created in.
     #[arg(long, env = env::NAMESPACE)]
     pub namespace: String,
     /// The file that holds the GitHub webhook's secret (a mounted Secret key). Read on every

@@ -1,4 +1,5 @@
-//! `POST /webhooks/github`: a signed GitHub delivery in, a HealingRun out.
+//! `POST /webhooks/github`: a signed GitHub delivery in, a HealingRun (a failure) or a
+//! HealingCommand (a `/healer` comment) out.
 //!
 //! [`decide`] is the whole parse-and-map path and is pure (the fuzz target `fuzz/fuzz_targets/webhook.rs`
 //! drives it): the size cap, the signature, the event header, `ping`, the JSON and [`map`]. Only
@@ -12,15 +13,15 @@
 //! | no `X-GitHub-Event`, a bad `X-GitHub-Delivery`, malformed JSON, a field the run needs missing | 400 |
 //! | a form-encoded body (the webhook's content type is not JSON) | 415 |
 //! | `ping` | 200 `pong` |
-//! | any other kind than the four that start runs | 204 |
-//! | a handled kind that the filters drop (not a failure, a bot, an own branch, an Actions copy) | 204, `x-healer-dropped` says why |
-//! | a new failure | 201, the run's name |
+//! | any other kind than the four that start runs and `issue_comment` | 204 |
+//! | a handled kind that the filters drop (not a failure, a bot, an own branch, an Actions copy; a comment edited, deleted, by a bot, too long or without a `/healer` line) | 204, `x-healer-dropped` says why |
+//! | a new failure, a new `/healer` comment | 201, the run's or the command's name |
 //! | a redelivery (the API server answers 409 for the same name) | 200 `duplicate` |
-//! | the API server refuses the run (422) | 422 |
+//! | the API server refuses the object (422) | 422 |
 //! | the API server fails or does not answer within the timeout | 502 / 504 (redeliver later) |
 //!
 //! Every answer is logged with the delivery id (`X-GitHub-Delivery`), which the run also records
-//! (`spec.source.deliveryId`).
+//! (`spec.source.deliveryId`; a command's `spec.deliveryId`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,13 +32,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use kube::Client;
 use kube::api::{Api, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use super::map::{Delivery, Dropped, Intake, map};
+use super::map::{COMMAND_EVENT, Delivery, Dropped, Intake, Kind, Mapped, deliver as map};
 use super::signature;
-use crate::crd::HealingRun;
+use crate::crd::{HealingCommand, HealingRun};
 
 /// The path GitHub delivers to.
 pub const PATH: &str = "/webhooks/github";
@@ -70,8 +71,8 @@ pub enum Decision {
         /// The answer's body (for a 204: the reason, sent in [`DROPPED_HEADER`]).
         message: String,
     },
-    /// Create this run.
-    Create(Box<HealingRun>),
+    /// Create this run or command.
+    Create(Mapped),
 }
 
 impl Decision {
@@ -83,7 +84,7 @@ impl Decision {
 /// The receiver's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The namespace the runs are created in.
+    /// The namespace the runs and commands are created in.
     pub namespace: String,
     /// Bodies larger than this are refused (413) before anything else is read.
     pub max_body_bytes: usize,
@@ -105,7 +106,7 @@ pub fn decide(req: &Incoming, secret: &[u8], settings: &Settings) -> Decision {
     if event == "ping" {
         return Decision::answer(200, "pong");
     }
-    if super::map::Kind::parse(event).is_none() {
+    if Kind::parse(event).is_none() && event != COMMAND_EVENT {
         return Decision::answer(204, Dropped::Unhandled { event: event.into() }.to_string());
     }
     let delivery = match req.delivery.map(std::str::from_utf8) {
@@ -121,7 +122,7 @@ pub fn decide(req: &Incoming, secret: &[u8], settings: &Settings) -> Decision {
         Err(e) => return Decision::answer(400, format!("malformed JSON: {e}")),
     };
     match map(&Delivery { event, id: delivery, body: &body }, &settings.namespace, Intake::Webhook) {
-        Ok(run) => Decision::Create(Box::new(run)),
+        Ok(made) => Decision::Create(made),
         Err(d @ Dropped::Missing { .. }) => Decision::answer(400, d.to_string()),
         Err(d) => Decision::answer(204, d.to_string()),
     }
@@ -132,7 +133,7 @@ fn token(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The receiver's state: the client that creates runs, the secret's file, the settings.
+/// The receiver's state: the client that creates runs and commands, the secret's file, the settings.
 #[derive(Clone)]
 pub struct App {
     client: Client,
@@ -141,7 +142,7 @@ pub struct App {
 }
 
 impl App {
-    /// A receiver that creates runs with `client` and checks signatures against the secret in
+    /// A receiver that creates runs and commands with `client` and checks signatures against the secret in
     /// `secret_file` (read on every delivery, so a rotated Secret applies without a restart).
     pub fn new(client: Client, secret_file: std::path::PathBuf, settings: Settings) -> Self {
         Self { client, secret_file: Arc::new(secret_file), settings: Arc::new(settings) }
@@ -187,7 +188,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The answer's status and message, and the run's name when one was made or found.
+/// The answer's status and message, and the run's or command's name when one was made or found.
 async fn handle(app: &App, headers: &HeaderMap, body: Body) -> (u16, String, Option<String>) {
     let max = app.settings.max_body_bytes;
     let declared = header(headers, "content-length").and_then(|l| l.parse::<u64>().ok());
@@ -214,25 +215,29 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> (u16, String, Opt
         content_type: raw("content-type"),
         body: &bytes,
     };
-    let run = match decide(&req, secret, &app.settings) {
+    let made = match decide(&req, secret, &app.settings) {
         Decision::Answer { status, message } => return (status, message, None),
-        Decision::Create(run) => run,
+        Decision::Create(made) => made,
     };
-    let name = run.name_any();
-    let api = Api::<HealingRun>::namespaced(app.client.clone(), &app.settings.namespace);
-    let created = tokio::time::timeout(app.settings.api_timeout, api.create(&PostParams::default(), &run)).await;
-    let ns = &app.settings.namespace;
-    match created {
-        Ok(Ok(_)) => (201, format!("created HealingRun {ns}/{name}"), Some(name)),
+    let (name, kind) = (made.name().to_string(), made.kind());
+    let (client, ns, pp) = (app.client.clone(), app.settings.namespace.as_str(), PostParams::default());
+    let create = async {
+        match &made {
+            Mapped::Run(run) => Api::<HealingRun>::namespaced(client, ns).create(&pp, run).await.map(drop),
+            Mapped::Command(cmd) => Api::<HealingCommand>::namespaced(client, ns).create(&pp, cmd).await.map(drop),
+        }
+    };
+    match tokio::time::timeout(app.settings.api_timeout, create).await {
+        Ok(Ok(())) => (201, format!("created {kind} {ns}/{name}"), Some(name)),
         Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
-            (200, format!("duplicate: HealingRun {ns}/{name} exists (a redelivery)"), Some(name))
+            (200, format!("duplicate: {kind} {ns}/{name} exists (a redelivery)"), Some(name))
         }
         Ok(Err(kube::Error::Api(s))) if s.code == 422 || s.code == 400 => {
-            (422, format!("the API server refused HealingRun {name}: {}", s.message), None)
+            (422, format!("the API server refused {kind} {name}: {}", s.message), None)
         }
         Ok(Err(e)) => {
-            tracing::warn!(run = %name, error = %e, "creating the HealingRun failed");
-            (502, format!("creating HealingRun {name} failed; redeliver later"), None)
+            tracing::warn!(object = %name, kind, error = %e, "creating the object failed");
+            (502, format!("creating {kind} {name} failed; redeliver later"), None)
         }
         Err(_) => {
             (504, format!("the API server did not answer within {:?}; redeliver later", app.settings.api_timeout), None)
@@ -250,6 +255,7 @@ fn trim_newline(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::ResourceExt;
     use serde_json::json;
 
     fn settings() -> Settings {
@@ -292,7 +298,7 @@ mod tests {
             status_of(&decide(&r, b"s3cret", &settings()))
         };
         match decide(&good, b"s3cret", &settings()) {
-            Decision::Create(run) => assert_eq!(run.name_any(), "gh-1-2-3"),
+            Decision::Create(Mapped::Run(run)) => assert_eq!(run.name_any(), "gh-1-2-3"),
             other => panic!("{other:?}"),
         }
         assert_eq!(status_of(&decide(&good, b"other", &settings())), 401);
@@ -309,6 +315,9 @@ mod tests {
             ("pull_request", &b"{}"[..], 204),
             ("workflow_job", &b"{not json"[..], 400),
             ("workflow_job", &b"{\"action\":\"in_progress\"}"[..], 204),
+            ("issue_comment", &b"{\"action\":\"edited\"}"[..], 204),
+            ("issue_comment", &b"{\"action\":\"created\",\"comment\":{\"id\":9,\"body\":\"/healer help\",\"html_url\":null,\"user\":{\"login\":\"u\",\"type\":\"User\"}},\"issue\":{\"number\":1},\"repository\":{\"full_name\":\"o/r\"}}"[..], 201),
+            ("issue_comment", &b"{\"action\":\"created\",\"comment\":{\"id\":9,\"body\":\"/healer help\",\"html_url\":null,\"user\":{\"login\":\"u\",\"type\":\"User\"}},\"repository\":{\"full_name\":\"o/r\"}}"[..], 400),
         ] {
             let sig = signature::sign(b"s3cret", body);
             let r = Incoming { event: Some(event.as_bytes()), body, signature: Some(sig.as_bytes()), ..good };
