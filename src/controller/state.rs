@@ -1006,6 +1006,40 @@ mod tests {
         }
     }
 
+    /// The applied action's message names a pull request only when one is open and it acts on it
+    /// (cargo-mutants: the guards in `applied_message` were untested).
+    #[test]
+    fn an_applied_actions_message_names_only_the_pull_request_it_acts_on() {
+        let mut closed = open_pr();
+        closed.state = "closed".into();
+        let message = |phase: RunPhase, pr: Option<crate::crd::run::PullRequestStatus>, action: RunAction| {
+            let st = HealingRunStatus { pull_request: pr, ..phase_status(phase) };
+            let r = with_action(&run(Some(st)), action, "alice");
+            let active = if phase == RunPhase::Running { AttemptPhase::Running } else { AttemptPhase::Succeeded };
+            let d = decide(&obs(&r, vec![att(1, active)]));
+            let h = d.status.history.last().unwrap().clone();
+            assert_eq!(h.result, ActionResult::Applied, "{action:?} on {phase:?}: {}", h.message);
+            h.message
+        };
+        // abort: a Running run's (stale) open pull request is not what the abort closes.
+        assert_eq!(message(RunPhase::Running, Some(open_pr()), RunAction::Abort), "aborted by alice (kubectl)");
+        assert_eq!(message(RunPhase::Running, None, RunAction::Abort), "aborted by alice (kubectl)");
+        assert!(message(RunPhase::Fixed, Some(open_pr()), RunAction::Abort).ends_with("its pull request #7 is closed"));
+        // approve: only an open draft is marked ready.
+        assert_eq!(
+            message(RunPhase::Fixed, Some(closed), RunAction::Approve),
+            "the kept patch was approved by alice (kubectl)"
+        );
+        assert_eq!(
+            message(RunPhase::Fixed, None, RunAction::Approve),
+            "the kept patch was approved by alice (kubectl)"
+        );
+        assert!(
+            message(RunPhase::Fixed, Some(open_pr()), RunAction::Approve)
+                .ends_with("draft pull request #7 is marked ready for review")
+        );
+    }
+
     #[test]
     fn abort_withdraws_a_fixed_runs_open_pull_request() {
         let st = HealingRunStatus { pull_request: Some(open_pr()), ..phase_status(RunPhase::Fixed) };
