@@ -53,7 +53,7 @@ control-plane-stop: ## Stop the local control plane.
 
 .PHONY: install-crds
 install-crds: control-plane ## Apply the CRDs to the local control plane.
-	$(KUBECTL) apply --server-side -f crds/cihealer.dev.yaml
+	$(KUBECTL) apply --server-side --force-conflicts -f crds/cihealer.dev.yaml
 	$(KUBECTL) wait --for condition=established --timeout=30s crd/healingruns.cihealer.dev crd/healingattempts.cihealer.dev
 
 ##@ Run and test

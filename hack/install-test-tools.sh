@@ -9,7 +9,9 @@
 #   format-check` when validation re-runs it). PRETTIER_VERSION, TYPESCRIPT_VERSION, YARN_VERSION pin them.
 # - For the loopback GitHub of tests/loopback_github/: GitHub's own OpenAPI description, the npm
 #   package @octokit/openapi (`npm pack`, pinned by OCTOKIT_OPENAPI_VERSION), unpacked into
-#   $TOOLS/octokit-openapi-<version>/api.github.com.json.
+#   $TOOLS/octokit-openapi-<version>/api.github.com.json; and GitHub's GraphQL schema, the npm
+#   package @octokit/graphql-schema (with graphql-js, pinned by OCTOKIT_GRAPHQL_SCHEMA_VERSION), which
+#   hack/github-graphql-check.mjs uses to check each GraphQL request.
 # - Chromium and chromedriver, Debian's `chromium` and `chromium-driver` (apt-get), for the
 #   dashboard's browser test.
 # - promtool, from Debian's `prometheus` package: downloaded with apt-get and only promtool is
@@ -20,6 +22,7 @@
 set -euo pipefail
 PRETTIER_VERSION=${PRETTIER_VERSION:-3.6.2}
 OCTOKIT_OPENAPI_VERSION=${OCTOKIT_OPENAPI_VERSION:-23.0.2}
+OCTOKIT_GRAPHQL_SCHEMA_VERSION=${OCTOKIT_GRAPHQL_SCHEMA_VERSION:-15.26.1}
 YARN_VERSION=${YARN_VERSION:-1.22.22}
 TYPESCRIPT_VERSION=${TYPESCRIPT_VERSION:-5.9.3}
 CACHE=${CIHEALER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ci-healer}
@@ -47,6 +50,13 @@ if [ ! -s "$SPEC_DIR/api.github.com.json" ]; then
   mkdir -p "$SPEC_DIR"
   mv "$tmp/package/generated/api.github.com.json" "$tmp/package/LICENSE" "$SPEC_DIR/"
   rm -rf "$tmp"
+fi
+# GitHub's GraphQL schema with graphql-js (the reference implementation), for the loopback GitHub's
+# check of GraphQL requests (hack/github-graphql-check.mjs).
+GQL_PKG="$TOOLS/node_modules/@octokit/graphql-schema/package.json"
+if [ ! -s "$GQL_PKG" ] || ! grep -q "\"version\": \"$OCTOKIT_GRAPHQL_SCHEMA_VERSION\"" "$GQL_PKG"; then
+  log "installing @octokit/graphql-schema@$OCTOKIT_GRAPHQL_SCHEMA_VERSION (GitHub's GraphQL schema) into $TOOLS"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "@octokit/graphql-schema@$OCTOKIT_GRAPHQL_SCHEMA_VERSION" >&2
 fi
 if [ ! -x "$TOOLS/node_modules/.bin/tsc" ] || [ "$("$TOOLS/node_modules/.bin/tsc" --version 2>/dev/null)" != "Version $TYPESCRIPT_VERSION" ]; then
   log "installing typescript@$TYPESCRIPT_VERSION into $TOOLS"

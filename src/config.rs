@@ -53,6 +53,10 @@ pub struct ControllerConfig {
     /// What people's actions (`spec.action`) may do.
     #[serde(default)]
     pub actions: ActionPolicy,
+    /// Slack: the bot token or incoming-webhook URL (from a Secret) and the channels
+    /// ([`crate::notify::SlackConfig`]). Absent: no Slack messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<crate::notify::SlackConfig>,
 }
 
 /// Memory of past fixes: validated patches kept as labelled ConfigMaps in the run's namespace,
@@ -117,16 +121,36 @@ pub struct ActionPolicy {
     /// alone. Default false, as GitHub's Copilot agent pull requests require.
     #[serde(default)]
     pub allow_self_approval: bool,
+    /// Approve, without a person, a fix that only deterministic fixers made (the passing attempt
+    /// used no LLM tokens, and its profile's agent step is the built-in `healer agent`, not an
+    /// external image): with a GitHub identity it goes straight to a pull request that is ready for
+    /// review, not a draft. Default false.
+    #[serde(default)]
+    pub auto_approve: bool,
+    /// Seconds a finished HealingCommand (a `/healer` comment) that is about no run is kept before
+    /// the controller deletes it; a command about a run is owned by that run and goes with it.
+    /// Default 86400 (one day).
+    #[serde(default = "default_command_ttl")]
+    pub command_ttl_seconds: u64,
 }
 
 impl Default for ActionPolicy {
     fn default() -> Self {
-        Self { max_retries: default_max_retries(), allow_self_approval: false }
+        Self {
+            max_retries: default_max_retries(),
+            allow_self_approval: false,
+            auto_approve: false,
+            command_ttl_seconds: default_command_ttl(),
+        }
     }
 }
 
 fn default_max_retries() -> i32 {
     2
+}
+
+fn default_command_ttl() -> u64 {
+    86_400
 }
 
 /// Job-level defaults for attempts.
@@ -263,6 +287,9 @@ impl ControllerConfig {
             gh.validate().map_err(ConfigError::Invalid)?;
         }
         self.allowed_repositories.validate().map_err(ConfigError::Invalid)?;
+        if let Some(slack) = &self.slack {
+            slack.validate().map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 }
@@ -280,6 +307,7 @@ impl Default for ControllerConfig {
             allowed_repositories: Default::default(),
             memory: MemoryConfig::default(),
             actions: ActionPolicy::default(),
+            slack: None,
         }
     }
 }

@@ -12,6 +12,8 @@ pub mod controller;
 pub mod crd;
 pub mod dashboard;
 pub mod github;
+pub mod intake;
+pub mod notify;
 pub mod resources;
 #[cfg(feature = "dev")]
 pub mod runner;

@@ -21,6 +21,8 @@ enum Command {
     Crd,
     /// Serve the read-only web view of runs (from a watch cache; live over Server-Sent Events).
     Dashboard(ci_healer::dashboard::Args),
+    /// Serve `POST /webhooks/github`: signed GitHub deliveries in, HealingRuns out (without Argo Events).
+    Webhook(ci_healer::intake::Args),
     /// Triage a CI log: failing step, diagnostics, class, profile, error hash, excerpt (JSON).
     Triage(ci_healer::triage::cli::TriageArgs),
     /// Attempt-pod step: copy this binary to a shared volume.
@@ -66,6 +68,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dashboard(args) => {
             ci_healer::dashboard::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
         }
+        Command::Webhook(args) => ci_healer::intake::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into),
         Command::Crd => {
             print!("{}", ci_healer::crd::crds_yaml());
             Ok(ExitCode::SUCCESS)

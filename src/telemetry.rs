@@ -153,6 +153,24 @@ pub struct GitHubCallLabels {
     pub outcome: String,
 }
 
+/// `cihealer_slack_notifications_total`'s labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlackLabels {
+    /// `sent` (the message or thread caught up), `unavailable` (5xx, 429, timeout, paused: tried
+    /// again later) or `rejected` (Slack refused for good).
+    pub outcome: String,
+}
+
+/// `cihealer_commands_total`'s labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    /// The `/healer` command: `fix`, `retry`, `approve`, `deny`, `abort`, `resolve`, `help`,
+    /// `unknown`, or `none` (no `/healer` line).
+    pub command: String,
+    /// The final phase, lowercase: `applied`, `refused` or `ignored`.
+    pub outcome: String,
+}
+
 /// `cihealer_github_rate_limit_wait_seconds`' labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GitHubOperationLabels {
@@ -278,6 +296,18 @@ pub const CATALOGUE: &[MetricInfo] = &[
         help: "HealingRuns the controller does not heal, by reason",
     },
     MetricInfo { name: "cihealer_jobs_created", kind: "counter", labels: &[], help: "Attempt Jobs created" },
+    MetricInfo {
+        name: "cihealer_slack_notifications",
+        kind: "counter",
+        labels: &["outcome"],
+        help: "Tries to bring a run's Slack message up to date, by outcome (sent, unavailable: retried later, rejected: refused for good)",
+    },
+    MetricInfo {
+        name: "cihealer_commands",
+        kind: "counter",
+        labels: &["command", "outcome"],
+        help: "/healer comment commands answered, by command and outcome (applied, refused, ignored)",
+    },
     MetricInfo {
         name: "cihealer_github_requests",
         kind: "counter",
@@ -449,6 +479,10 @@ pub struct Metrics {
     pub github_requests: Family<GitHubCallLabels, Counter>,
     /// `cihealer_github_rate_limit_wait_seconds{operation}`: the wait of each rate-limited GitHub call, seconds.
     pub github_rate_limit_wait: Family<GitHubOperationLabels, Histogram>,
+    /// `cihealer_slack_notifications_total{outcome}`: tries to bring a run's Slack message up to date.
+    pub slack_notifications: Family<SlackLabels, Counter>,
+    /// `cihealer_commands_total{command,outcome}`: `/healer` comment commands answered.
+    pub commands: Family<CommandLabels, Counter>,
     /// `cihealer_status_writes_total{controller}`: status writes (server-side apply of the status
     /// subresource); a controller at rest writes none.
     pub status_writes: Family<ControllerLabels, Counter>,
@@ -502,6 +536,8 @@ impl Metrics {
             github_rate_limit_wait: Family::new_with_constructor(|| {
                 Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0])
             }),
+            slack_notifications: Family::default(),
+            commands: Family::default(),
             status_writes: Family::default(),
             leader: Gauge::default(),
             repository: Arc::new(RepositoryLabel::new(repository_limit)),
@@ -527,6 +563,8 @@ impl Metrics {
         reg!("jobs_created", m.jobs_created.clone());
         reg!("github_requests", m.github_requests.clone());
         reg!("github_rate_limit_wait_seconds", m.github_rate_limit_wait.clone());
+        reg!("slack_notifications", m.slack_notifications.clone());
+        reg!("commands", m.commands.clone());
         reg!("reconciles", m.reconciles.clone());
         reg!("reconcile_errors", m.reconcile_errors.clone());
         reg!("reconcile_duration_seconds", m.reconcile_duration.clone());
@@ -671,6 +709,12 @@ impl Metrics {
                 self.llm_cost.get_or_create(&llm).inc_by(micros as f64 / 1e6);
             }
         }
+    }
+
+    /// Count a `/healer` command that reached a final phase.
+    pub fn command_finished(&self, command: &str, phase: crate::crd::CommandPhase) {
+        let outcome = phase.as_str().to_ascii_lowercase();
+        self.commands.get_or_create(&CommandLabels { command: command.into(), outcome }).inc();
     }
 
     /// Record this replica's leadership (1: it reconciles; 0: it waits or lost the Lease).

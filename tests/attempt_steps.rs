@@ -192,7 +192,7 @@ async fn git_token_is_used_through_the_credential_helper_and_never_logged() {
 }
 
 #[tokio::test]
-async fn protected_paths_from_the_run_policy_and_size_caps_refuse_the_change() {
+async fn a_change_to_protected_paths_passes_held_for_approval_and_size_caps_refuse_the_change() {
     let files = crate_files("pub fn f() {}\n");
     let repo = repo(&as_refs(&files));
     let scripts = tempfile::tempdir().unwrap();
@@ -203,12 +203,15 @@ async fn protected_paths_from_the_run_policy_and_size_caps_refuse_the_change() {
     setup.settings.validation_commands = vec!["true".into()];
     setup.agent_command = Some(exec_command(s.to_str().unwrap()));
     let run = run_local(&job(&repo, &setup), &setup, vec![]).await;
+    // Judged like any change, and the verdict names the protected path: the controller holds the
+    // fix for a person's approval instead of delivering it.
     assert_eq!(
         (run.verdict().outcome, run.verdict().reason.as_str()),
-        (Outcome::Refused, "ProtectedPath"),
+        (Outcome::Passed, "ValidationPassed"),
         "{}",
         run.all_logs()
     );
+    assert_eq!(run.verdict().protected_paths, [".github/workflows/ci.yml"]);
     assert!(run.verdict().summary.contains(".github/workflows/ci.yml"));
 
     setup.settings.max_changed_files = 1;

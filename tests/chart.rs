@@ -387,3 +387,134 @@ fn the_controller_may_get_only_the_github_identitys_secrets() {
         support::kubectl(&["auth", "can-i", "get", "secret/ci-healer-github-app", "-n", "default", sa]);
     assert_eq!(elsewhere.trim(), "no", "only in github.secretNamespace");
 }
+
+/// Attempt pods get a NetworkPolicy in each namespace that runs them: the API server accepts it, it
+/// selects exactly the pods the controller's own Job builder labels (a real attempt Job's pod
+/// template, not a copy of its labels), and it allows no ingress and no cluster-internal egress:
+/// only DNS in kube-system and HTTPS outside the private, CGNAT and link-local ranges.
+#[test]
+fn attempt_pods_get_a_network_policy_that_cuts_the_cluster_off() {
+    let ns = "chart-attempt-netpol";
+    let rendered = support::helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        "ci-healer",
+        "--show-only",
+        "templates/attempt-networkpolicy.yaml",
+        "--set",
+        &format!("attemptNetworkPolicy.namespaces={{{ns},{ns}-b}}"),
+    ]);
+    let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &serde_json::Value| !d.is_null())
+        .collect();
+    assert_eq!(
+        docs.iter().map(|d| d["metadata"]["namespace"].as_str().unwrap()).collect::<Vec<_>>(),
+        [ns, &format!("{ns}-b")],
+        "one policy per listed namespace"
+    );
+    let policy = &docs[0];
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    assert_eq!(policy["spec"]["ingress"], serde_json::json!([]), "no ingress");
+
+    // It selects the pods of a Job built by the controller's builder, and nothing else it builds.
+    let repo = support::attempt::Repo {
+        dir: tempfile::tempdir().unwrap(),
+        base_url: "file:///nowhere".into(),
+        sha: "0".repeat(40),
+    };
+    let job = support::attempt::job(&repo, &support::attempt::AttemptSetup::new("rust", "rust_fmt", "error"));
+    let pod_labels = job.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+    let selector = policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap();
+    assert!(!selector.is_empty());
+    for (k, v) in selector {
+        assert_eq!(pod_labels.get(k).map(String::as_str), v.as_str(), "attempt pods carry {k}={v}");
+    }
+    let context_labels =
+        ci_healer::resources::labels::for_child(ci_healer::resources::labels::Component::Context, "r", None);
+    assert!(
+        selector.iter().any(|(k, v)| context_labels.get(k).map(String::as_str) != v.as_str()),
+        "the selector is narrower than 'managed by ci-healer'"
+    );
+
+    // Egress: DNS to kube-system's DNS pods, and HTTPS to 0.0.0.0/0 minus the cluster-internal ranges.
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    assert_eq!(egress.len(), 2, "{egress:?}");
+    assert_eq!(egress[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "kube-system");
+    assert!(egress[0]["ports"].as_array().unwrap().iter().all(|p| p["port"] == 53));
+    let block = &egress[1]["to"][0]["ipBlock"];
+    assert_eq!(block["cidr"], "0.0.0.0/0");
+    for internal in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"] {
+        assert!(block["except"].as_array().unwrap().iter().any(|c| c == internal), "{internal} excluded");
+    }
+    assert_eq!(egress[1]["ports"], serde_json::json!([{"protocol": "TCP", "port": 443}]));
+
+    // The API server accepts it as rendered.
+    let _ = support::kubectl(&["create", "namespace", ns]);
+    let _ = support::kubectl(&["create", "namespace", &format!("{ns}-b")]);
+    let path = std::env::temp_dir().join("ci-healer-chart-attempt-netpol.yaml");
+    std::fs::write(&path, &rendered).unwrap();
+    let (ok, out) = support::kubectl(&["apply", "--server-side", "--dry-run=server", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("networkpolicy.networking.k8s.io/ci-healer-attempts").count(), 2, "{out}");
+
+    // Off means off.
+    let off = support::helm(&[
+        "template",
+        "ci-healer",
+        "charts/ci-healer",
+        "--namespace",
+        "ci-healer",
+        "--set",
+        "attemptNetworkPolicy.enabled=false",
+    ]);
+    assert!(!off.contains("kind: NetworkPolicy"));
+}
+
+/// With `config.slack`, the chart lets the controller's ServiceAccount `get` exactly the Secret it
+/// names, in `slack.secretNamespace`; no other Secret, no list or watch. The config the chart
+/// renders is one the controller loads.
+#[test]
+fn the_controller_may_get_only_the_slack_secret() {
+    let ns = "chart-slack-secret";
+    let set = [
+        "--set",
+        "config.slack.tokenSecret.name=ci-healer-slack",
+        "--set",
+        "config.slack.tokenSecret.key=token",
+        "--set",
+        "config.slack.channel=C0123456789",
+        "--set",
+        &format!("config.slack.secretNamespace={ns}"),
+    ];
+    let mut args = vec!["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"];
+    args.extend(["--show-only", "templates/slack-secret-rbac.yaml"]);
+    args.extend(set);
+    let rendered = support::helm(&args);
+    let mut args = vec!["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"];
+    args.extend(["--show-only", "templates/configmap.yaml"]);
+    args.extend(set);
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(&support::helm(&args)).unwrap();
+    let cfg = ci_healer::config::ControllerConfig::from_yaml(&cm.data.unwrap()["config.yaml"]).unwrap();
+    let slack = cfg.slack.unwrap();
+    assert_eq!(slack.channel_for("any", "o/r"), Some("C0123456789"));
+    assert_eq!(slack.token_secret.unwrap().name, "ci-healer-slack");
+
+    let _ = support::kubectl(&["create", "namespace", ns]);
+    let path = std::env::temp_dir().join("ci-healer-chart-slack-secret.yaml");
+    std::fs::write(&path, &rendered).unwrap();
+    let (ok, out) = support::kubectl(&["apply", "--server-side", "--force-conflicts", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let sa = "--as=system:serviceaccount:ci-healer:ci-healer";
+    let can = |verb: &str, what: &str| support::kubectl(&["auth", "can-i", verb, what, "-n", ns, sa]).1;
+    assert_eq!(can("get", "secret/ci-healer-slack").trim(), "yes");
+    for (verb, what) in
+        [("get", "secret/another"), ("list", "secrets"), ("watch", "secrets"), ("update", "secret/ci-healer-slack")]
+    {
+        assert_eq!(can(verb, what).trim(), "no", "{verb} {what}");
+    }
+    let (_, elsewhere) = support::kubectl(&["auth", "can-i", "get", "secret/ci-healer-slack", "-n", "default", sa]);
+    assert_eq!(elsewhere.trim(), "no", "only in slack.secretNamespace");
+}

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use ci_healer::contract::Outcome;
-use ci_healer::crd::{HealingRun, RunPhase};
+use ci_healer::crd::{HealingRun, RunPhase, SourceEvent};
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -333,6 +333,28 @@ async fn a_second_run_for_the_same_failure_is_a_duplicate_and_starts_no_job() {
     other.spec.source.failed_steps = vec!["Run cargo test".into()];
     let other = apis.runs.create(&PostParams::default(), &other).await.unwrap().name_any();
     apis.job(&format!("{other}-1")).await;
+}
+
+/// The GitHub Actions app's check run copies its workflow job (same id). The Sensor and the receiver
+/// drop such deliveries; one created another way ends `Skipped`, reason `ActionsCheckRun`, naming the
+/// job's run, and starts no Job (no GitHub identity needed: the job's run is in the namespace).
+#[tokio::test]
+async fn an_actions_check_run_that_gets_through_is_skipped_as_the_copy_of_its_job() {
+    let (apis, ctrl) = setup("actions-check").await;
+    let job_run = apis.runs.create(&PostParams::default(), &sample_run(&apis.ns)).await.unwrap().name_any();
+    apis.job(&format!("{job_run}-1")).await;
+    let mut check = run_named(&apis.ns, "gh-check-run-289782451");
+    let src = &mut check.spec.source;
+    src.event = SourceEvent::CheckRun;
+    (src.run_id, src.run_attempt, src.workflow_name, src.failed_steps) = (None, None, None, Vec::new());
+    src.check_suite_id = Some(118578147);
+    apis.runs.create(&PostParams::default(), &check).await.unwrap();
+    let skipped = apis.run_phase("gh-check-run-289782451", "Skipped").await;
+    assert_eq!(cond(&skipped, "Skipped"), ("True", "ActionsCheckRun"));
+    let message = &skipped.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Skipped").unwrap().message;
+    assert!(message.contains(&job_run), "{message}");
+    reconciled_again(&apis, &ctrl, "gh-check-run-289782451").await;
+    assert_eq!(apis.job_names().await, vec![format!("{job_run}-1")], "no Job for the copy");
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use ci_healer::crd::{HealingAttempt, HealingRun};
+use ci_healer::crd::{HealingAttempt, HealingCommand, HealingRun};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{CustomResourceExt, ResourceExt};
@@ -34,7 +34,7 @@ async fn apply(
 #[tokio::test]
 async fn server_side_apply_of_the_crds_returns_no_warning_header() {
     let client = support::client().await;
-    for crd in [HealingRun::crd(), HealingAttempt::crd()] {
+    for crd in [HealingRun::crd(), HealingAttempt::crd(), HealingCommand::crd()] {
         let name = crd.name_any();
         let (status, warnings) = apply(&client, &crd, false).await;
         assert!(status.is_success(), "applying {name} answered {status}");

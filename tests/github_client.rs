@@ -341,6 +341,7 @@ fn pr_request(s: &Seeded) -> PullRequestRequest {
         title: "ci-healer: fix linters".into(),
         body: "body".into(),
         labels: vec!["ci-healer".into()],
+        draft: true,
     }
 }
 

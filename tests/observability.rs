@@ -209,6 +209,7 @@ fn verdict(outcome: Outcome, reason: &str, tokens: (i64, i64, i64)) -> String {
             validate_seconds: Some(7.25),
         }),
         patch_sha256: None,
+        protected_paths: vec![],
     }
     .to_termination_message()
 }
@@ -284,9 +285,15 @@ async fn a_real_scrape_after_fixed_escalated_skipped_and_duplicate_runs() {
     let fams = families(&om);
     // Observed only with a `github:` config (time to PR also needs `mode: pull-request`):
     // tests/github_controller.rs checks them in its own real scrape.
-    const WITH_GITHUB: &[&str] =
-        &["cihealer_time_to_pr_seconds", "cihealer_github_requests", "cihealer_github_rate_limit_wait_seconds"];
-    for m in CATALOGUE.iter().filter(|m| !WITH_GITHUB.contains(&m.name)) {
+    const WITH_GITHUB: &[&str] = &[
+        "cihealer_time_to_pr_seconds",
+        "cihealer_github_requests",
+        "cihealer_github_rate_limit_wait_seconds",
+        "cihealer_commands",
+    ];
+    // Observed only with a `slack:` config (tests/slack_controller.rs runs the controller with one).
+    const WITH_SLACK: &[&str] = &["cihealer_slack_notifications"];
+    for m in CATALOGUE.iter().filter(|m| !WITH_GITHUB.contains(&m.name) && !WITH_SLACK.contains(&m.name)) {
         let (kind, label_sets) =
             fams.get(m.name).unwrap_or_else(|| panic!("{} is missing from the scrape:\n{om}", m.name));
         assert_eq!(kind, m.kind, "{} has type {kind}", m.name);

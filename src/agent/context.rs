@@ -3,7 +3,8 @@
 //! [`paths::context::EXCERPT`], [`paths::context::TRIAGE`]).
 //!
 //! Masking covers common token formats (GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, AWS
-//! access keys, Slack `xox?-`, PEM private key blocks, `Bearer …`, `sk-…` API keys) and the exact values
+//! access keys, Slack `xox?-`, PEM private key blocks, `Bearer …`, `sk-…` API keys, GitLab `glpat-`,
+//! password assignments) and the exact values
 //! of every secret file mounted into the step (the `*_FILE` variables of [`crate::contract::env`]).
 
 use std::path::Path;
@@ -28,6 +29,8 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}",
         r"\bsk-[A-Za-z0-9_-]{16,}",
         r"\bglpat-[A-Za-z0-9_-]{20,}",
+        // A password assignment (`DB_PASSWORD=…`, `password: …`): its value, whatever its format.
+        r"(?i)\b\w*(password|passwd)\b\s*[:=]\s*['\x22]?[^\s'\x22]{4,}",
     ]
     .iter()
     .map(|p| Regex::new(p).expect("mask pattern compiles"))
@@ -251,6 +254,8 @@ mod tests {
             ("OpenAI-style API key", "sk-proj-abcdefghijklmnop1234"),
             ("Anthropic API key", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"),
             ("GitLab personal access token", "glpat-abcdefghij0123456789"),
+            ("password assignment", "DATABASE_PASSWORD=hunter2-R5-canary"),
+            ("password in YAML", "password: 'c0rrect-h0rse'"),
             ("RSA private key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"),
             (
                 "OpenSSH private key",

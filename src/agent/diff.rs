@@ -195,9 +195,9 @@ pub fn protected_set(patterns: &[String]) -> Result<GlobSet, InvalidGlob> {
     b.build().map_err(|source| InvalidGlob { pattern: patterns.join(", "), source })
 }
 
-/// The first changed path that a protected glob matches.
-pub fn protected_hit<'a>(files: &'a [FileChange], set: &GlobSet) -> Option<&'a str> {
-    files.iter().map(|f| f.path.as_str()).find(|p| set.is_match(p))
+/// Every changed path that a protected glob matches, in the diff's order.
+pub fn protected_hits<'a>(files: &'a [FileChange], set: &GlobSet) -> Vec<&'a str> {
+    files.iter().map(|f| f.path.as_str()).filter(|p| set.is_match(p)).collect()
 }
 
 /// Whether a path looks like a test file (Rust `tests/`, Go `_test.go`, Python `test_*.py`,

@@ -421,7 +421,7 @@ impl<'a> Toolbox<'a> {
         }
         if self.protected.is_match(&rel) {
             return Err(format!(
-                "{rel} is a protected path: the validate step refuses any change to it (ProtectedPath). Fix the cause elsewhere."
+                "{rel} is a protected path: the built-in agent may not change it. Fix the cause elsewhere."
             ));
         }
         Ok((rel, full))

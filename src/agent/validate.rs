@@ -1,9 +1,12 @@
 //! `healer validate`: judges the workspace independently of the agent.
 //!
-//! Order: diff against the failing commit → refuse when empty (`NoChange`), touching protected paths
-//! (`ProtectedPath`), weakening tests (`TestWeakened`) or too large (`PatchTooLarge`) → run the
-//! validation commands (`ValidationFailed`, `ValidationTimedOut`) → `ValidationPassed`. Nothing the
-//! agent wrote is read except the workspace itself and its token count (for the verdict's record).
+//! Order: diff against the failing commit → refuse when empty (`NoChange`), weakening tests
+//! (`TestWeakened`) or too large (`PatchTooLarge`) → run the validation commands
+//! (`ValidationFailed`, `ValidationTimedOut`) → `ValidationPassed`. A change that touches protected
+//! paths (workflows, security, dependency manifests, the policy's and the repository's globs) is
+//! judged like any other, and its verdict names those paths (`protectedPaths`): the controller holds
+//! such a fix for a person's `approve` instead of delivering it. Nothing the agent wrote is read
+//! except the workspace itself and its token count (for the verdict's record).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -143,19 +146,12 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
         None,
     );
     globs.extend(repo.protected_paths.iter().cloned());
-    match diff::protected_set(&globs) {
-        Ok(set) => {
-            if let Some(p) = diff::protected_hit(&d.files, &set) {
-                return with(
-                    verdict(Outcome::Refused, "ProtectedPath", format!("the change touches the protected path {p}")),
-                    true,
-                );
-            }
-        }
+    let protected: Vec<String> = match diff::protected_set(&globs) {
+        Ok(set) => diff::protected_hits(&d.files, &set).into_iter().map(str::to_string).collect(),
         Err(e) => {
             return with(verdict(Outcome::Error, "InvalidProtectedPath", e.to_string()), false);
         }
-    }
+    };
     if let Some(why) = diff::weakened_tests(&d) {
         return with(verdict(Outcome::Refused, "TestWeakened", why), true);
     }
@@ -174,14 +170,22 @@ async fn judge_inner(input: &ValidateInput, masker: &Masker) -> Judgement {
         );
     }
     match run_commands(&commands, ws, s.validation_timeout(), masker).await {
-        Ok(()) => with(
-            verdict(
-                Outcome::Passed,
-                "ValidationPassed",
-                format!("{} file(s) changed; passed: {}", stat.files, commands.join("; ")),
-            ),
-            true,
-        ),
+        Ok(()) => {
+            let mut summary = format!("{} file(s) changed; passed: {}", stat.files, commands.join("; "));
+            if !protected.is_empty() {
+                summary.push_str(&format!(
+                    "; touches protected path(s) {}: held for a person's approval",
+                    protected.join(", ")
+                ));
+            }
+            let mut v = verdict(Outcome::Passed, "ValidationPassed", summary);
+            v.protected_paths = protected
+                .into_iter()
+                .take(crate::contract::MAX_PROTECTED_PATHS)
+                .map(|p| p.chars().take(255).collect())
+                .collect();
+            with(v, true)
+        }
         Err((reason, summary)) => with(verdict(Outcome::Failed, reason, summary), true),
     }
 }
@@ -313,11 +317,11 @@ mod tests {
                 "TestWeakened",
             ),
             (
-                "a path protected only by the run's policy",
+                "a path protected only by the run's policy passes, held for approval",
                 Box::new(edit("docs/guide.md", "# Guide", "# Guide, edited")),
                 AgentSettings { protected_paths: vec!["docs/**".into()], ..passing() },
-                Outcome::Refused,
-                "ProtectedPath",
+                Outcome::Passed,
+                "ValidationPassed",
             ),
             (
                 "the same path without that policy",
@@ -327,14 +331,14 @@ mod tests {
                 "ValidationPassed",
             ),
             (
-                "a workflow file is protected by default",
+                "a workflow file is protected by default, and still judged",
                 Box::new(|ws: &Path| {
                     std::fs::create_dir_all(ws.join(".github/workflows")).unwrap();
                     std::fs::write(ws.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
                 }),
-                passing(),
-                Outcome::Refused,
-                "ProtectedPath",
+                AgentSettings { validation_commands: vec!["exit 3".into()], ..Default::default() },
+                Outcome::Failed,
+                "ValidationFailed",
             ),
             (
                 "too many changed lines",
@@ -354,7 +358,7 @@ mod tests {
         for (name, change, settings, outcome, reason) in cases {
             let v = judged(change, settings);
             assert_eq!((v.outcome, v.reason.as_str()), (outcome, reason), "{name}: {}", v.summary);
-            if outcome == Outcome::Passed || reason == "TestWeakened" || reason == "ProtectedPath" {
+            if outcome == Outcome::Passed || reason == "TestWeakened" {
                 assert!(v.patch_sha256.is_some(), "{name}: the patch is kept for people to read");
             }
         }
@@ -366,11 +370,25 @@ mod tests {
         assert!(v.summary.contains("removes 1 assertion(s) from tests in tests/it.rs"), "{}", v.summary);
         let v = judged(Box::new(|ws: &Path| std::fs::remove_file(ws.join("tests/it.rs")).unwrap()), passing());
         assert!(v.summary.contains("deletes the test file tests/it.rs"), "{}", v.summary);
+    }
+
+    #[test]
+    fn a_passing_change_names_every_protected_path_it_touches() {
         let v = judged(
-            Box::new(edit("docs/guide.md", "# Guide", "# G")),
+            Box::new(|ws: &Path| {
+                std::fs::write(ws.join("docs/guide.md"), "# G\n").unwrap();
+                std::fs::create_dir_all(ws.join(".github/workflows")).unwrap();
+                std::fs::write(ws.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
+                std::fs::write(ws.join("src/lib.rs"), RUST_TESTS.replace("a + b", "b + a")).unwrap();
+            }),
             AgentSettings { protected_paths: vec!["docs/**".into()], ..passing() },
         );
-        assert!(v.summary.contains("docs/guide.md"), "{}", v.summary);
-        assert_eq!(v.diffstat.as_ref().map(|d| d.files), Some(1));
+        assert_eq!(v.outcome, Outcome::Passed, "{}", v.summary);
+        assert_eq!(v.protected_paths, vec![".github/workflows/ci.yml".to_string(), "docs/guide.md".into()]);
+        assert!(v.summary.contains("held for a person's approval"), "{}", v.summary);
+        assert_eq!(v.diffstat.as_ref().map(|d| d.files), Some(3));
+        // An unprotected change names none.
+        let v = judged(Box::new(edit("src/lib.rs", "a + b", "b + a")), passing());
+        assert!(v.protected_paths.is_empty(), "{:?}", v.protected_paths);
     }
 }

@@ -83,12 +83,21 @@ pub const CONFIG: &str = "HEALER_CONFIG";
 pub const METRICS_ADDR: &str = "HEALER_METRICS_ADDR";
 /// `healer controller --metrics-repository-limit`.
 pub const METRICS_REPOSITORY_LIMIT: &str = "HEALER_METRICS_REPOSITORY_LIMIT";
-/// `healer controller --namespace`, `healer host-runner --namespace` and `healer dashboard --namespace`.
+/// `healer controller --namespace`, `healer host-runner --namespace`, `healer dashboard --namespace` and
+/// `healer webhook --namespace`.
 pub const NAMESPACE: &str = "HEALER_NAMESPACE";
 /// `healer dashboard --addr`.
 pub const DASHBOARD_ADDR: &str = "HEALER_DASHBOARD_ADDR";
 /// `healer dashboard --github-web-url`.
 pub const GITHUB_WEB_URL: &str = "HEALER_GITHUB_WEB_URL";
+/// `healer webhook --addr`.
+pub const WEBHOOK_ADDR: &str = "HEALER_WEBHOOK_ADDR";
+/// `healer webhook --secret-file`: the file holding the GitHub webhook's secret.
+pub const WEBHOOK_SECRET_FILE: &str = "HEALER_WEBHOOK_SECRET_FILE";
+/// `healer webhook --max-body-bytes`.
+pub const WEBHOOK_MAX_BODY_BYTES: &str = "HEALER_WEBHOOK_MAX_BODY_BYTES";
+/// `healer webhook --api-timeout-ms`.
+pub const WEBHOOK_API_TIMEOUT_MS: &str = "HEALER_WEBHOOK_API_TIMEOUT_MS";
 /// `healer controller --crd-wait-seconds`.
 pub const CRD_WAIT_SECONDS: &str = "HEALER_CRD_WAIT_SECONDS";
 /// `healer controller --leader-election`.

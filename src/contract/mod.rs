@@ -25,5 +25,6 @@ pub use env::{ExternalAgentEnv, Source, StepContext};
 pub use settings::{AgentSettings, LlmProvider, LlmSettings};
 pub use step::Step;
 pub use verdict::{
-    AgentReport, Diffstat, MAX_VERDICT_BYTES, Outcome, StepDurations, StepFailure, TokenUsage, Verdict, VerdictError,
+    AgentReport, Diffstat, MAX_PROTECTED_PATHS, MAX_VERDICT_BYTES, Outcome, StepDurations, StepFailure, TokenUsage,
+    Verdict, VerdictError,
 };

@@ -130,7 +130,7 @@ pub struct StepDurations {
 pub struct Verdict {
     /// Passed, failed, refused or error.
     pub outcome: Outcome,
-    /// A CamelCase reason, stable for metrics and conditions (e.g. `ValidationPassed`, `ProtectedPath`).
+    /// A CamelCase reason, stable for metrics and conditions (e.g. `ValidationPassed`, `TestWeakened`).
     pub reason: String,
     /// One or two sentences for people.
     #[serde(default)]
@@ -147,7 +147,16 @@ pub struct Verdict {
     /// SHA-256 of the patch (hex), so the controller can check the patch it read from the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch_sha256: Option<String>,
+    /// The protected paths (workflows, security, dependency manifests, the policy's and the
+    /// repository's own globs) a passing change touches, at most [`MAX_PROTECTED_PATHS`]: such a fix
+    /// is held as a proposal that only a person's `approve` delivers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(max = 255)))]
+    pub protected_paths: Vec<String>,
 }
+
+/// How many protected paths a verdict names (the rest are counted in its summary).
+pub const MAX_PROTECTED_PATHS: usize = 20;
 
 /// Why a termination message is not a verdict.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -171,6 +180,7 @@ impl Verdict {
             tokens: None,
             durations: None,
             patch_sha256: None,
+            protected_paths: Vec::new(),
         }
     }
 

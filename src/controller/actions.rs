@@ -3,7 +3,8 @@
 //!
 //! | action    | fits a run that is          | result                                              |
 //! |-----------|-----------------------------|-----------------------------------------------------|
-//! | `abort`   | Queued or Running           | Aborted; the running attempt is stopped             |
+//! | `abort`   | Queued or Running, or Fixed | Aborted; the running attempt is stopped, or the     |
+//! |           | with an open pull request   | Fixed run's pull request closed                     |
 //! | `approve` | Fixed, not yet approved     | `Approved=True` (not by the failing run's sender)   |
 //! | `deny`    | Fixed                       | Denied, with the reason recorded                    |
 //! | `retry`   | Escalated or Denied         | Running: `policy.maxAttempts` more attempts         |
@@ -107,9 +108,14 @@ pub fn evaluate(
         message: format!("{} does not fit a {phase} run: it {fits}", p.action.as_str()),
     };
     match p.action {
-        RunAction::Abort if phase.is_terminal() => {
-            Err(not_applicable("stops runs that are Queued or Running; this run is already final"))
+        RunAction::Abort
+            if phase == RunPhase::Fixed && status.pull_request.as_ref().is_some_and(|p| p.state == "open") =>
+        {
+            Ok(Effect::Abort)
         }
+        RunAction::Abort if phase.is_terminal() => Err(not_applicable(
+            "stops runs that are Queued or Running, or withdraws a Fixed run's open pull request; this run is already final",
+        )),
         RunAction::Abort => Ok(Effect::Abort),
         RunAction::Approve if phase != RunPhase::Fixed => Err(not_applicable("accepts the kept patch of a Fixed run")),
         RunAction::Approve if is_true(&status.conditions, RunCondition::Approved) => Err(Refusal {
@@ -197,5 +203,6 @@ pub fn entry(
         message,
         generation,
         request_key: p.key.clone(),
+        request_id: p.request.id.clone(),
     }
 }

@@ -28,16 +28,39 @@ use crate::github::render::{self, AttemptRow, RunView};
 use crate::github::{Delivery, GitHub, GitHubConfig, PullRequestRequest, Target};
 
 /// The fix branch of `run`: `<branchPrefix><run>` (default `ci-healer/<run>`), so a restarted
-/// controller finds it.
-pub fn head_ref(gh: &GitHubConfig, run: &HealingRun) -> String {
-    format!("{}{}", gh.loop_prevention.branch_prefix, run.name_any())
+/// controller finds it; after the n-th `retry`, `<branchPrefix><run>-retry-<n>`, so a retried
+/// run's new fix never lands on the pull request a person closed or denied.
+pub fn head_ref(gh: &GitHubConfig, run: &HealingRun, retries: i32) -> String {
+    match retries {
+        0 => format!("{}{}", gh.loop_prevention.branch_prefix, run.name_any()),
+        n => format!("{}{}-retry-{n}", gh.loop_prevention.branch_prefix, run.name_any()),
+    }
 }
 
-/// Whether `status` still needs a delivery: Fixed, in pull-request mode, not delivered or refused yet.
+/// Whether the run still has a delivery to make: no `Delivered` condition yet, or one a `retry`
+/// reset (`Delivered=False/RetryRequested`). Pure.
+fn not_delivered(status: &HealingRunStatus) -> bool {
+    conditions::get(&status.conditions, RunCondition::Delivered)
+        .is_none_or(|c| c.status == conditions::FALSE && c.reason == Reason::RetryRequested.as_str())
+}
+
+/// Whether the kept patch touches protected paths and no person approved it yet: it is held. Pure.
+pub fn held_for_approval(status: &HealingRunStatus) -> bool {
+    status.patch.as_ref().is_some_and(|p| !p.protected_paths.is_empty())
+        && !conditions::get(&status.conditions, RunCondition::Approved)
+            .is_some_and(|c| c.status == conditions::TRUE && c.reason == Reason::ApprovedByReviewer.as_str())
+}
+
+/// Whether `status` still needs a delivery: Fixed, in pull-request mode or approved by a person
+/// (`approve` in `propose` mode turns the kept patch into the draft pull request that
+/// `pull-request` mode would have opened), not delivered or refused yet (or reset by a `retry`),
+/// and not [held for approval](held_for_approval) because it touches protected paths.
 pub fn pending(run: &HealingRun, status: &HealingRunStatus) -> bool {
-    run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+    (run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+        || conditions::is_true(&status.conditions, RunCondition::Approved))
         && status.phase == Some(crate::crd::RunPhase::Fixed)
-        && conditions::get(&status.conditions, RunCondition::Delivered).is_none()
+        && not_delivered(status)
+        && !held_for_approval(status)
 }
 
 /// Why the branch may not get a fix pull request, before any write. Pure.
@@ -73,12 +96,14 @@ pub async fn deliver(
     ctx: &Context,
 ) -> Result<(Reason, String, bool)> {
     let Some(cfg) = ctx.config.github.as_ref() else { return Ok((Reason::Fixed, String::new(), false)) };
+    let draft = !auto_approved(status);
     let outcome = attempt(run, gh, cfg, read, attempts, status, ctx).await?;
     let (ok, reason, message) = match outcome {
         Outcome::Delivered(pr, existed) => {
             let m = format!(
-                "{} draft pull request #{} ({}) from {} into {}",
+                "{} {} pull request #{} ({}) from {} into {}",
                 if existed { "found the" } else { "opened" },
+                if draft { "draft" } else { "ready-for-review" },
                 pr.number,
                 pr.url,
                 pr.head_ref,
@@ -130,24 +155,28 @@ async fn attempt(
         }
     }
     let mut view = view(run, status, read);
+    view.ready = auto_approved(status);
     view.attempts = attempt_rows(attempts);
     view.diagnosis = diagnosis(attempts);
     let req = PullRequestRequest {
         target,
         base_branch: src.branch.clone(),
         head_sha: src.head_sha.clone(),
-        head_ref: head_ref(cfg, run),
+        head_ref: head_ref(cfg, run, status.retries),
         patch: patch.into_bytes(),
         commit_message: render::commit_message(&view),
         title: render::pr_title(&cfg.pull_request.title_prefix, &view),
         body: render::pr_body(&view),
         labels: cfg.pull_request.labels.clone(),
+        draft: !auto_approved(status),
     };
+    let ready = (!req.draft).then_some(true);
     let pr = |p: crate::github::PullRequestRef| PullRequestStatus {
         number: p.number,
         url: p.url,
         head_ref: p.head_ref,
         state: p.state,
+        ready_for_review: ready,
     };
     Ok(match gh.deliver_pull_request(&req).await {
         Ok(Delivery::Opened(p)) => Outcome::Delivered(pr(p), false),
@@ -228,4 +257,133 @@ pub(super) fn view(run: &HealingRun, status: &HealingRunStatus, read: Option<&Re
         mode: run.spec.policy.mode.as_str().into(),
         ..Default::default()
     }
+}
+
+/// Whether a person's `approve` must take the run's draft pull request out of draft: a
+/// `pull-request` mode run approved by a person ([`Reason::ApprovedByReviewer`]) whose fix pull
+/// request is open and not marked ready yet. Pure.
+pub fn ready_pending(run: &HealingRun, status: &HealingRunStatus) -> bool {
+    run.spec.policy.mode == crate::crd::HealingMode::PullRequest
+        && conditions::get(&status.conditions, RunCondition::Approved)
+            .is_some_and(|c| c.status == conditions::TRUE && c.reason == Reason::ApprovedByReviewer.as_str())
+        && status.pull_request.as_ref().is_some_and(|p| p.state == "open" && p.ready_for_review.is_none())
+}
+
+/// Mark the run's draft pull request ready for review ([`ready_pending`]) and record it in
+/// `status.pullRequest.readyForReview`. Returns the Event's reason, message and whether it is a
+/// Warning (GitHub refused for good: recorded as `false`, not retried). Errors: a transient GitHub
+/// error (the run requeues).
+pub async fn mark_ready(
+    run: &HealingRun,
+    gh: &dyn GitHub,
+    status: &mut HealingRunStatus,
+) -> Result<(Reason, String, bool)> {
+    let Some(pr) = status.pull_request.as_mut() else { return Ok((Reason::PullRequestReady, String::new(), false)) };
+    match gh.mark_ready_for_review(&Target::new(run.spec.source.repository.clone()), pr.number).await {
+        Ok(was_draft) => {
+            pr.ready_for_review = Some(true);
+            let how = if was_draft { "" } else { " (it was not a draft any more)" };
+            Ok((Reason::PullRequestReady, format!("pull request #{} is ready for review{how}", pr.number), false))
+        }
+        Err(e) if e.is_transient() => Err(Error::GitHub(e)),
+        Err(e) => {
+            pr.ready_for_review = Some(false);
+            Ok((
+                Reason::GitHubRejected,
+                format!(
+                    "GitHub refused to mark pull request #{} ready for review: {e}; mark it ready on GitHub",
+                    pr.number
+                ),
+                true,
+            ))
+        }
+    }
+}
+
+/// Whether `status`'s fix pull request must be closed: the run ended `Denied` (a person refused the
+/// fix) or `Aborted`, and its pull request is still open. Pure.
+pub fn withdraw_pending(status: &HealingRunStatus) -> bool {
+    matches!(status.phase, Some(crate::crd::RunPhase::Denied | crate::crd::RunPhase::Aborted))
+        && status.pull_request.as_ref().is_some_and(|p| p.state == "open")
+}
+
+/// Close the fix pull request of a Denied or Aborted run ([`withdraw_pending`]) with a comment that
+/// says who and why; a denied fix's branch (`ci-healer/<run>`, only ever one of ci-healer's own) is
+/// deleted too. Records `state: closed` in `status.pullRequest`. Returns the Event's message, or
+/// `Err` with a Warning's message when GitHub refused for good (the pull request is then recorded
+/// as closed anyway, so no retry loop; people see the Warning). Errors: a transient GitHub error
+/// (the run requeues).
+pub async fn withdraw(
+    run: &HealingRun,
+    gh: &dyn GitHub,
+    status: &mut HealingRunStatus,
+    ctx: &Context,
+) -> Result<std::result::Result<String, String>> {
+    let Some(cfg) = ctx.config.github.as_ref() else { return Ok(Ok(String::new())) };
+    let Some(pr) = status.pull_request.clone() else { return Ok(Ok(String::new())) };
+    let denied = status.phase == Some(crate::crd::RunPhase::Denied);
+    let (cond, verb) = if denied { (RunCondition::Denied, "denied") } else { (RunCondition::Aborted, "aborted") };
+    let why = conditions::get(&status.conditions, cond).map(|c| c.message.clone()).unwrap_or_else(|| verb.into());
+    let ours = pr.head_ref.starts_with(&cfg.loop_prevention.branch_prefix);
+    let delete_branch = (denied && ours).then(|| pr.head_ref.clone());
+    let comment = format!(
+        "ci-healer closed this pull request: {why}.{}\n\n<sub>HealingRun `{}/{}`</sub>",
+        if delete_branch.is_some() { format!(" The branch `{}` is deleted.", pr.head_ref) } else { String::new() },
+        run.namespace().unwrap_or_default(),
+        run.name_any()
+    );
+    let req = crate::github::CloseRequest {
+        target: Target::new(run.spec.source.repository.clone()),
+        number: pr.number,
+        key: format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any()),
+        comment,
+        delete_branch: delete_branch.clone(),
+    };
+    let outcome = match gh.close_pull_request(&req).await {
+        Ok(()) => Ok(format!(
+            "closed pull request #{} ({verb}){}",
+            pr.number,
+            delete_branch.map(|b| format!(" and deleted branch {b}")).unwrap_or_default()
+        )),
+        Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+        Err(e) => Err(format!("GitHub refused to close pull request #{}: {e}", pr.number)),
+    };
+    if let Some(p) = status.pull_request.as_mut() {
+        p.state = "closed".into();
+    }
+    Ok(outcome)
+}
+
+/// Whether the run's fix was approved by the controller ([`Reason::AutoApproved`]). Pure.
+pub fn auto_approved(status: &HealingRunStatus) -> bool {
+    conditions::get(&status.conditions, RunCondition::Approved)
+        .is_some_and(|c| c.status == conditions::TRUE && c.reason == Reason::AutoApproved.as_str())
+}
+
+/// Whether a Fixed run's fix may be approved without a person: `actions.autoApprove` is on, the
+/// passing attempt used no LLM tokens, and the run's profile runs the built-in agent step (an
+/// external agent image reports no tokens, so it never counts as deterministic). Pure.
+pub fn auto_approvable(
+    status: &HealingRunStatus,
+    attempts: &[AttemptView],
+    config: &crate::config::ControllerConfig,
+) -> bool {
+    if !config.actions.auto_approve || status.phase != Some(crate::crd::RunPhase::Fixed) {
+        return false;
+    }
+    // Approved or refused already (a retry's reset does not count), delivered, or protected paths.
+    let reset = |t: RunCondition| {
+        conditions::get(&status.conditions, t).is_some_and(|c| c.reason != Reason::RetryRequested.as_str())
+    };
+    if reset(RunCondition::Approved)
+        || !not_delivered(status)
+        || status.patch.as_ref().is_some_and(|p| !p.protected_paths.is_empty())
+    {
+        return false;
+    }
+    let Some(passing) = attempts.iter().find(|a| a.phase == AttemptPhase::Succeeded) else { return false };
+    let zero_tokens = passing.tokens.as_ref().is_none_or(|t| t.input + t.output == 0);
+    let built_in =
+        status.agent.as_deref().and_then(|a| config.profiles.get(a)).is_some_and(|p| p.agent.image.is_none());
+    zero_tokens && built_in
 }

@@ -144,10 +144,16 @@ pub fn query(run: &HealingRun) -> FailureQuery {
         run_id: src.run_id,
         // A job's id is also its check run's id.
         check_run_id: (event == FailureEvent::CheckRun).then_some(src.job_id).flatten(),
-        check_suite_id: None,
+        check_suite_id: (event == FailureEvent::CheckSuite).then_some(src.check_suite_id).flatten(),
         job_name: src.job_name.clone(),
         failed_steps: src.failed_steps.clone(),
-        status_text: None,
+        // A commit status's context and description are all GitHub says about an external failure.
+        status_text: (event == FailureEvent::Status)
+            .then(|| {
+                let context = src.job_name.as_deref().unwrap_or("status");
+                src.description.as_deref().map(|d| format!("{context}: {d}"))
+            })
+            .flatten(),
     }
 }
 

@@ -10,11 +10,14 @@ pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
 pub mod claim;
+pub mod command;
 pub mod dedup;
 pub mod deliver;
 pub mod error;
 pub mod failure;
+pub mod healing_labels;
 pub mod memory;
+pub mod notify;
 pub mod patch;
 pub mod report;
 pub mod run;
@@ -45,7 +48,7 @@ use tokio::sync::RwLock;
 
 use crate::config::ControllerConfig;
 use crate::contract::env;
-use crate::crd::{HealingAttempt, HealingRun};
+use crate::crd::{HealingAttempt, HealingCommand, HealingRun};
 use crate::resources::attempt::attempt_name;
 use crate::resources::labels;
 use crate::telemetry::{ControllerLabels, ErrorLabels, Metrics};
@@ -97,8 +100,13 @@ pub struct Context {
     pub runs: kube::runtime::reflector::Store<HealingRun>,
     /// The GitHub client, when the config has a `github:` section.
     pub github: Option<Arc<dyn crate::github::GitHub>>,
+    /// The Slack client, when the config has a `slack:` section.
+    pub slack: Option<Arc<dyn crate::notify::Slack>>,
     /// Consecutive failures per object, for per-object exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The comment author's permission as read for each unfinished HealingCommand
+    /// (`<namespace>/<name>`), so a retried reconcile does not ask GitHub again.
+    permissions: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -107,6 +115,20 @@ impl Context {
         let n = f.entry(key).or_insert(0);
         *n = n.saturating_add(1);
         error::backoff_delay(*n)
+    }
+
+    /// The permission read for command `key` before, if any.
+    fn permission(&self, key: &str) -> Option<String> {
+        self.permissions.lock().expect("permission map").get(key).cloned()
+    }
+
+    /// Remember (`Some`) or forget (`None`) the permission read for command `key`.
+    fn remember_permission(&self, key: &str, permission: Option<String>) {
+        let mut m = self.permissions.lock().expect("permission map");
+        match permission {
+            Some(p) => m.insert(key.to_string(), p),
+            None => m.remove(key),
+        };
     }
 
     fn succeeded(&self, key: &str) {
@@ -138,6 +160,9 @@ pub enum StartError {
     /// The `github:` config cannot make a client (see [`crate::github::Error`]).
     #[error("GitHub client: {0}")]
     GitHub(#[from] crate::github::Error),
+    /// The `slack:` config cannot make a client (see [`crate::notify::Error`]).
+    #[error("Slack client: {0}")]
+    Slack(#[from] crate::notify::Error),
     /// The leader-election task ended without an error of its own.
     #[error("leader election stopped: {0}")]
     LeaderElectionStopped(String),
@@ -160,6 +185,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     let mut registry = Registry::default();
     let metrics = Metrics::register_with(&mut registry, args.metrics_repository_limit);
     let github = github_client(&config, &client, args.namespace.as_deref(), &metrics)?;
+    let slack = slack_client(&config, &client, args.namespace.as_deref())?;
     let ready = Arc::new(RwLock::new(false));
     let server = tokio::spawn(serve_metrics(args.metrics_addr, Arc::new(registry), ready.clone()));
 
@@ -220,7 +246,9 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         metrics,
         runs: run_controller.store(),
         github,
+        slack,
         failures: Mutex::new(HashMap::new()),
+        permissions: Mutex::new(HashMap::new()),
     });
 
     let (attempt_store, attempt_writer) = reflector::store();
@@ -249,6 +277,39 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
     .trigger_backoff(watches::NoExtraWait)
     .shutdown_on_signal();
 
+    // `/healer` comments: a relayed command wakes when its run changes (its history says the outcome).
+    let (command_store, command_writer) = reflector::store();
+    let relayed_to = command_store.clone();
+    let command_controller = Controller::for_stream(
+        watches::watch(scoped::<HealingCommand>(&client, args.namespace.as_deref()), watcher::Config::default())
+            .reflect(command_writer)
+            .applied_objects(),
+        command_store,
+    )
+    .watches_stream(
+        watches::watch(
+            scoped::<PartialObjectMeta<HealingRun>>(&client, args.namespace.as_deref()),
+            watcher::Config::default(),
+        )
+        .touched_objects(),
+        move |run: PartialObjectMeta<HealingRun>| {
+            let (ns, name) = (run.metadata.namespace.clone(), run.metadata.name.clone());
+            relayed_to
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.metadata.namespace == ns
+                        && c.status
+                            .as_ref()
+                            .is_some_and(|s| s.phase == Some(crate::crd::CommandPhase::Relayed) && s.run_name == name)
+                })
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    )
+    .trigger_backoff(watches::NoExtraWait)
+    .shutdown_on_signal();
+
     *ready.write().await = true;
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), "controllers started");
     let c1 = ctx.clone();
@@ -257,10 +318,17 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
             tracing::debug!(error = %e, "run reconcile event");
         }
     });
+    let c2 = ctx.clone();
     let attempts =
         attempt_controller.run(attempt::reconcile, error_policy::<HealingAttempt>, ctx).for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "attempt reconcile event");
+            }
+        });
+    let commands =
+        command_controller.run(command::reconcile, error_policy::<HealingCommand>, c2).for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "command reconcile event");
             }
         });
     let lost = async {
@@ -274,7 +342,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         }
     };
     tokio::select! {
-        _ = async { tokio::join!(runs, attempts) } => {
+        _ = async { tokio::join!(runs, attempts, commands) } => {
             server.abort();
             tracing::info!("controllers stopped");
             Ok(())
@@ -319,6 +387,28 @@ fn github_client(
     let identity = crate::github::Identity::new(gh.clone(), secrets, Some(metrics.github_observer()))?;
     tracing::info!(api_url = %gh.api_url, kind = ?identity.kind(), "GitHub client configured");
     Ok(Some(Arc::new(crate::github::RestGitHub::new(Arc::new(identity)))))
+}
+
+/// The Slack client of `config.slack`, reading its Secret from `slack.secretNamespace`, else
+/// `$POD_NAMESPACE`, else the watched namespace, else `default`. `None` without a `slack:` section.
+/// Errors: an invalid `slack:` config.
+fn slack_client(
+    config: &ControllerConfig,
+    client: &Client,
+    watched: Option<&str>,
+) -> std::result::Result<Option<Arc<dyn crate::notify::Slack>>, crate::notify::Error> {
+    let Some(cfg) = &config.slack else { return Ok(None) };
+    let namespace = cfg
+        .secret_namespace
+        .clone()
+        .or_else(|| std::env::var(env::POD_NAMESPACE).ok())
+        .or_else(|| watched.map(str::to_string))
+        .unwrap_or_else(|| "default".into());
+    let secret = cfg.token_secret.clone().or_else(|| cfg.webhook_url_secret.clone()).unwrap_or_default();
+    let source = crate::notify::client::CredentialSource::Kube { client: client.clone(), namespace, secret };
+    let c = crate::notify::SlackClient::new(cfg, source)?;
+    tracing::info!(api_url = %cfg.api_url, mode = ?crate::notify::Slack::mode(&c), "Slack client configured");
+    Ok(Some(Arc::new(c)))
 }
 
 /// Block until this process holds the `ci-healer` Lease; returns the channel that reports loss.

@@ -28,7 +28,7 @@ use crate::crd::conditions::{self, Reason, RunCondition};
 use crate::crd::run::ReportStatus;
 use crate::crd::{HealingRun, HealingRunStatus, RunPhase};
 use crate::github::render;
-use crate::github::{GitHub, ReportIds, ReportRequest, Target};
+use crate::github::{GitHub, ReportIds, ReportRequest, SuggestRequest, Suggested, Target};
 
 /// The state a report shows, or `None` when the run has no phase yet. Pure.
 pub fn key(status: &HealingRunStatus) -> Option<String> {
@@ -95,10 +95,42 @@ pub async fn report(
     if phase == RunPhase::Fixed && view.pull_request.is_none() {
         view.patch = deliver::kept_patch(run, status, ctx).await?;
     }
+    let masker = masker(gh);
+    // propose mode on a pull request: the patch is also offered as GitHub suggestion blocks on its
+    // diff, when it fits there.
+    if phase == RunPhase::Fixed
+        && view.pull_request.is_none()
+        && let (Some(number), Some(patch)) = (pr_number, view.patch.as_deref())
+    {
+        let req = SuggestRequest {
+            target: Target::new(run.spec.source.repository.clone()),
+            number,
+            head_sha: run.spec.source.head_sha.clone(),
+            key: view.key.clone(),
+            body: format!(
+                "ci-healer's fix for the failing {}, as suggested changes: **Commit suggestion** applies them \
+                 (the run's comment has the same patch).",
+                view.job.as_deref().unwrap_or("job")
+            ),
+            patch: masker.mask(patch).into_bytes(),
+        };
+        view.suggested = match gh.suggest(&req).await {
+            Ok(Suggested::Posted { review_id, count }) => {
+                tracing::info!(run = %run.name_any(), namespace = ?run.namespace(), "posted {count} suggested change(s) in review {review_id} on #{number}");
+                true
+            }
+            Ok(Suggested::Existing { .. }) => true,
+            Ok(Suggested::DoesNotFit) => false,
+            Err(e) if e.is_transient() => return Err(Error::GitHub(e)),
+            Err(e) => {
+                tracing::warn!(run = %run.name_any(), namespace = ?run.namespace(), error = %e, "GitHub refused the suggested changes; the comment carries the patch");
+                false
+            }
+        };
+    }
     let mut check = render::check_output(&view, pr_number.is_some());
     let mut comment = pr_number.map(|n| (n, render::comment(&view)));
     // Nothing the controller holds leaves in a report (the text quotes the failure and the agent).
-    let masker = masker(gh);
     check.title = masker.mask(&check.title);
     check.summary = masker.mask(&check.summary);
     check.text = check.text.as_deref().map(|t| masker.mask(t));

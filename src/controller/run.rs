@@ -15,7 +15,8 @@ use super::error::SpecProblem;
 use super::failure::{self, ReadFailure};
 use super::state::{self, AttemptView, RunObservation, TriageView};
 use super::{Context, Error, Result, actions, claim, dedup, instrumented, memory};
-use super::{deliver, report, skip};
+use super::{deliver, healing_labels, report, skip};
+use crate::agent::context::Masker;
 use crate::config::ControllerConfig;
 use crate::contract::paths;
 use crate::crd::conditions::{self, Reason, RunCondition};
@@ -57,6 +58,11 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         Some(gh) if failure::wanted(run) && accepted && !skipped => Some(read_failure(run, gh.as_ref(), ctx).await?),
         _ => None,
     };
+    // A check run that GitHub shows as the Actions app's copy of a workflow job is a duplicate.
+    let skip = match skip {
+        None if accepted && skip::wanted(run, attempts.len()) => skip::actions_check_run(run, read.as_ref(), &[]),
+        s => s,
+    };
     let triaged = triage_run_with(run, &ctx.config, read.as_ref());
     let triage_view = triaged.as_ref().map(|(v, _)| v.clone()).map_err(Clone::clone);
     let primary = match &triaged {
@@ -66,7 +72,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
 
     // Decide.
     let now = Time(jiff::Timestamp::now());
-    let rerun_job = skip::rerun_job(run, ctx);
+    let rerun_job = skip::rerun_job(run, read.as_ref(), ctx);
     let mut obs = RunObservation {
         run,
         attempts,
@@ -113,6 +119,22 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         );
         conditions::set(&mut decision.status.conditions, c);
     }
+    // actions.autoApprove: a fix only deterministic fixers made is approved without a person.
+    if ctx.github.is_some() && deliver::auto_approvable(&decision.status, &obs.attempts, &ctx.config) {
+        let m = "approved by the controller: deterministic fixers alone made this fix (no LLM tokens), and \
+                 actions.autoApprove is on; it is delivered as a pull request ready for review"
+            .to_string();
+        let c = conditions::new(
+            RunCondition::Approved,
+            true,
+            Reason::AutoApproved,
+            m.clone(),
+            run.metadata.generation,
+            now.clone(),
+        );
+        conditions::set(&mut decision.status.conditions, c);
+        apply::publish(ctx, run, Notice::normal(Reason::AutoApproved, m)).await;
+    }
     // mode: pull-request: a Fixed run's patch becomes a draft pull request, once.
     if let Some(gh) = &ctx.github
         && deliver::pending(run, &decision.status)
@@ -122,6 +144,37 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
                 .await?;
         tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
         apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
+    }
+
+    // A person's approve takes a pull-request mode run's draft out of draft.
+    if let Some(gh) = &ctx.github
+        && deliver::ready_pending(run, &decision.status)
+    {
+        let (reason, message, warning) = deliver::mark_ready(run, gh.as_ref(), &mut decision.status).await?;
+        tracing::info!(run = %name, namespace = %ns, reason = reason.as_str(), "{message}");
+        apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
+    }
+
+    // A denied (or aborted) run's fix pull request is closed, a denied fix's branch deleted.
+    if let Some(gh) = &ctx.github
+        && deliver::withdraw_pending(&decision.status)
+    {
+        let (message, warning) = match deliver::withdraw(run, gh.as_ref(), &mut decision.status, ctx).await? {
+            Ok(m) => (m, false),
+            Err(m) => (m, true),
+        };
+        tracing::info!(run = %name, namespace = %ns, "{message}");
+        let reason = if warning { Reason::GitHubRejected } else { Reason::PullRequestClosed };
+        apply::publish(ctx, run, Notice::normal(reason, message).warning_if(warning)).await;
+    }
+
+    // The failing pull request carries the healing labels while the run heals.
+    if let Some(gh) = &ctx.github
+        && accepted
+        && let Some(warning) =
+            healing_labels::sync(run, gh.as_ref(), read.as_ref(), &mut decision.status, now.clone(), ctx).await?
+    {
+        apply::publish(ctx, run, Notice::normal(Reason::GitHubRejected, warning).warning_if(true)).await;
     }
 
     // Report on GitHub: the check run (or commit status) and the one pull request comment, created
@@ -134,6 +187,20 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     {
         apply::publish(ctx, run, Notice::normal(Reason::GitHubRejected, warning).warning_if(true)).await;
     }
+
+    // Slack: the run's one message, updated in place, and a thread reply per attempt. Never fails
+    // or holds back the run; a message behind the run asks for an earlier requeue.
+    let slack_retry = match (&ctx.slack, &ctx.config.slack) {
+        (Some(s), Some(cfg)) if accepted => {
+            let (attempts, st) = (&obs.attempts, &mut decision.status);
+            let o = super::notify::notify(run, s.as_ref(), cfg, attempts, st, now.clone(), &ctx.metrics).await;
+            if let Some(w) = o.warning {
+                apply::publish(ctx, run, Notice::normal(Reason::SlackRejected, w).warning_if(true)).await;
+            }
+            o.retry_after
+        }
+        _ => None,
+    };
 
     // Apply.
     let mut version = run.resource_version();
@@ -183,8 +250,9 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     if let Err(problem) = triaged {
         return Err(problem.into());
     }
-    Ok(match decision.status.phase {
-        Some(p) if p.is_terminal() && !decision.stop_attempts => Action::await_change(),
+    Ok(match (decision.status.phase, slack_retry) {
+        (_, Some(wait)) => Action::requeue(wait.min(Duration::from_secs(300))),
+        (Some(p), None) if p.is_terminal() && !decision.stop_attempts => Action::await_change(),
         // A periodic resync covers anything a watch might miss; children wake us sooner.
         _ => Action::requeue(Duration::from_secs(300)),
     })
@@ -200,6 +268,7 @@ fn attempt_view(a: &HealingAttempt) -> AttemptView {
         summary: st.verdict.as_ref().map(|v| v.summary.clone()).filter(|s| !s.is_empty()),
         patch_config_map: st.patch_config_map,
         tokens: st.verdict.as_ref().and_then(|v| v.tokens.clone()),
+        protected_paths: st.verdict.as_ref().map(|v| v.protected_paths.clone()).unwrap_or_default(),
         diffstat: st.verdict.and_then(|v| v.diffstat),
     }
 }
@@ -298,9 +367,11 @@ pub fn triage_run_with(
     accept(run, config)?;
     let src = &run.spec.source;
     let policy = &run.spec.policy;
-    let excerpt = run.spec.failure.as_ref().map(|f| f.excerpt.as_bytes()).unwrap_or_default();
+    // An inline excerpt is the sender's text: mask it before triage copies any of it into the
+    // context ConfigMap (excerpt and triage JSON) or the status, as a log read from GitHub is.
+    let excerpt = run.spec.failure.as_ref().map(|f| Masker::default().mask(&f.excerpt)).unwrap_or_default();
     let input = TriageInput {
-        log: excerpt,
+        log: excerpt.as_bytes(),
         workflow_name: src.workflow_name.as_deref(),
         job_name: src.job_name.as_deref(),
         failed_steps: &src.failed_steps,
@@ -427,6 +498,32 @@ mod tests {
                 action_request: None,
             },
         )
+    }
+
+    /// An inline excerpt's secrets never reach what the controller stores: the triage answer (its
+    /// excerpt, diagnostics and JSON form the context ConfigMap's two keys) holds none of them.
+    #[test]
+    fn an_inline_excerpts_secrets_are_masked_before_triage() {
+        let token = "ghp_R5canaryR5canaryR5canaryR5canary1234";
+        let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYR5CANARYKEY";
+        let password = "hunter2-R5-canary";
+        let mut r = run(Provider::Github, HealingMode::Propose, "auto");
+        r.spec.failure = Some(crate::crd::FailureExcerpt {
+            excerpt: format!(
+                "error[E0425]: cannot find value `x` in this scope\n --> src/lib.rs:1:1\n\
+                 git clone https://x-access-token:{token}@github.com/o/r\n\
+                 aws_secret_access_key = {aws}\n\
+                 DATABASE_PASSWORD={password}\n\
+                 error: could not compile `demo` due to 1 previous error\n"
+            ),
+            ..Default::default()
+        });
+        let (_, triage) = triage_run(&r, &ControllerConfig::default()).unwrap();
+        let stored = format!("{}\n{}", triage.excerpt, serde_json::to_string(&triage).unwrap());
+        assert!(stored.contains("cannot find value"), "triage still sees the failure: {stored}");
+        for secret in [token, aws, password] {
+            assert!(!stored.contains(secret), "{secret} stored: {stored}");
+        }
     }
 
     /// Nothing is accepted that nothing does: each spec the controller cannot act on gets a reason

@@ -18,6 +18,10 @@
 //! second failure heals. Creation times are compared, not the clock, so the answer survives
 //! restarts.
 //!
+//! A `check_run` run that is the GitHub Actions app's copy of a workflow job ([`actions_check_run`])
+//! is skipped as a duplicate (`ActionsCheckRun`): from the spec when the job's own `workflow_job`
+//! run exists, else once the failure read shows the check run's app.
+//!
 //! A flaky failure (triage's re-run answer) is re-run on GitHub once
 //! (`POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun`) when the run is the job's first run
 //! attempt (`spec.source.runAttempt` absent or 1): the run ends `Rerun`. A failure of a later run
@@ -27,9 +31,10 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
+use super::failure::ReadFailure;
 use super::{Context, Error, Result};
 use crate::crd::conditions::Reason;
-use crate::crd::{HealingMode, HealingRun, RunPhase};
+use crate::crd::{HealingMode, HealingRun, RunPhase, SourceEvent};
 use crate::github::config::LoopPrevention;
 use crate::github::{Target, guard};
 
@@ -74,6 +79,9 @@ pub async fn check(run: &HealingRun, ctx: &Context) -> Result<Option<SkipView>> 
     let rules = cfg.map(|c| &c.loop_prevention).unwrap_or(&default_rules);
     if let Some(s) = guard::check_branch(&src.branch, rules) {
         return Ok(Some(view(s)));
+    }
+    if let Some(s) = actions_check_run(run, None, &ctx.runs.state()) {
+        return Ok(Some(s));
     }
     let (Some(gh), Some(cfg)) = (ctx.github.as_ref(), cfg) else { return Ok(None) };
     if let Some(s) = cooldown(run, &ctx.runs.state(), rules) {
@@ -123,12 +131,59 @@ pub fn cooldown(run: &HealingRun, runs: &[Arc<HealingRun>], rules: &LoopPreventi
     guard::check_cooldown(Some(since), Some(&newest.name_any()), rules).map(view)
 }
 
-/// The job to re-run instead of an attempt, when ci-healer can: a GitHub identity, a job id, and
-/// the job's first run attempt. Pure.
-pub fn rerun_job(run: &HealingRun, ctx: &Context) -> Option<i64> {
-    let src = &run.spec.source;
+/// The job to re-run instead of an attempt, when ci-healer can: a GitHub identity, an Actions job
+/// (a `workflow_job` failure, or a `check_run` of the GitHub Actions app, whose id is its job's),
+/// and the job's first run attempt. Another App's check run or a commit status names no Actions
+/// job: ci-healer cannot re-run it, so it is healed. Pure.
+pub fn rerun_job(run: &HealingRun, read: Option<&ReadFailure>, ctx: &Context) -> Option<i64> {
     ctx.github.as_ref()?;
-    (src.run_attempt.unwrap_or(1) <= 1).then_some(src.job_id).flatten()
+    rerunnable_job(run, read)
+}
+
+/// [`rerun_job`] without the identity. Pure.
+pub fn rerunnable_job(run: &HealingRun, read: Option<&ReadFailure>) -> Option<i64> {
+    let src = &run.spec.source;
+    let actions_job = match src.event {
+        SourceEvent::WorkflowJob => true,
+        SourceEvent::CheckRun => read.is_some_and(|r| r.actions_check_run),
+        _ => false,
+    };
+    (actions_job && src.run_attempt.unwrap_or(1) <= 1).then_some(src.job_id).flatten()
+}
+
+/// A `check_run` run that is the GitHub Actions app's copy of a workflow job, whose own
+/// `workflow_job` delivery makes (or made) the run that heals it: the Sensor and the receiver drop
+/// such deliveries (`app.slug` github-actions), so this catches one created another way. Known
+/// from the spec alone when a `workflow_job` run in the namespace has the same job id (an Actions
+/// check run's id is its job's id); else from the check run that GitHub showed (`read`). Pure.
+pub fn actions_check_run(run: &HealingRun, read: Option<&ReadFailure>, runs: &[Arc<HealingRun>]) -> Option<SkipView> {
+    let src = &run.spec.source;
+    if src.event != SourceEvent::CheckRun {
+        return None;
+    }
+    let twin = src.job_id.and_then(|id| {
+        runs.iter().find(|o| {
+            o.namespace() == run.namespace()
+                && o.spec.source.event == SourceEvent::WorkflowJob
+                && o.spec.source.job_id == Some(id)
+                && o.spec.source.repository.eq_ignore_ascii_case(&src.repository)
+        })
+    });
+    let message = match (twin, read.is_some_and(|r| r.actions_check_run)) {
+        (Some(t), _) => format!(
+            "check run {} is the GitHub Actions copy of job {}, which run {} heals",
+            src.job_id.unwrap_or_default(),
+            src.job_id.unwrap_or_default(),
+            t.name_any()
+        ),
+        (None, true) => format!(
+            "check run {} was created by the GitHub Actions app: it is the copy of a workflow job, whose \
+             workflow_job delivery makes the run that heals it",
+            src.job_id.unwrap_or_default()
+        ),
+        (None, false) => return None,
+    };
+    Some(SkipView { reason: Reason::ActionsCheckRun, message })
 }
 
 #[cfg(test)]
@@ -157,6 +212,54 @@ mod tests {
         r.metadata.creation_timestamp = Some(Time(jiff::Timestamp::from_second(1_800_000_000 + created_s).unwrap()));
         r.status = phase.map(|p| HealingRunStatus { phase: Some(p), ..Default::default() });
         Arc::new(r)
+    }
+
+    #[test]
+    fn an_actions_check_run_is_skipped_as_the_copy_of_its_job() {
+        let mut job = (*run("gh-1-1-42", "feature", "aaa", 0, None)).clone();
+        job.spec.source.job_id = Some(42);
+        let check = |id: i64, event: SourceEvent| {
+            let mut r = (*run("gh-check-run-x", "feature", "aaa", 5, None)).clone();
+            r.spec.source.event = event;
+            r.spec.source.job_id = Some(id);
+            r
+        };
+        let runs = vec![Arc::new(job.clone())];
+        let s = actions_check_run(&check(42, SourceEvent::CheckRun), None, &runs).expect("its job's run exists");
+        assert_eq!(s.reason, Reason::ActionsCheckRun);
+        assert!(s.message.contains("gh-1-1-42"), "{}", s.message);
+        // Another check run, another event, or the job's run in another namespace: not a copy.
+        assert!(actions_check_run(&check(43, SourceEvent::CheckRun), None, &runs).is_none());
+        assert!(actions_check_run(&check(42, SourceEvent::CheckSuite), None, &runs).is_none());
+        let mut elsewhere = job.clone();
+        elsewhere.metadata.namespace = Some("other".into());
+        assert!(actions_check_run(&check(42, SourceEvent::CheckRun), None, &[Arc::new(elsewhere)]).is_none());
+        // What GitHub showed: the check run's app is github-actions.
+        let read: ReadFailure = serde_json::from_value(serde_json::json!({
+            "log": {"fetched": false, "reason": "NoJobLog", "message": ""},
+            "logBytes": 0,
+            "actionsCheckRun": true,
+            "triage": serde_json::to_value(crate::triage::triage(&Default::default(), &Default::default())).unwrap(),
+        }))
+        .unwrap();
+        let s = actions_check_run(&check(43, SourceEvent::CheckRun), Some(&read), &[]).expect("GitHub says Actions");
+        assert_eq!(s.reason, Reason::ActionsCheckRun);
+        let not_actions = ReadFailure { actions_check_run: false, ..read };
+        assert!(actions_check_run(&check(43, SourceEvent::CheckRun), Some(&not_actions), &[]).is_none());
+    }
+
+    #[test]
+    fn only_an_actions_job_is_re_run() {
+        let mut r = (*run("r", "feature", "aaa", 0, None)).clone();
+        r.spec.source.job_id = Some(7);
+        assert_eq!(rerunnable_job(&r, None), Some(7));
+        r.spec.source.run_attempt = Some(2);
+        assert_eq!(rerunnable_job(&r, None), None, "a re-run that failed again is healed");
+        r.spec.source.run_attempt = Some(1);
+        for e in [SourceEvent::CheckRun, SourceEvent::CheckSuite, SourceEvent::Status] {
+            r.spec.source.event = e;
+            assert_eq!(rerunnable_job(&r, None), None, "{e:?}: jobId is no Actions job");
+        }
     }
 
     #[test]

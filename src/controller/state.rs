@@ -52,6 +52,8 @@ pub struct AttemptView {
     pub diffstat: Option<Diffstat>,
     /// The tokens (and cost) its agent used, from the verdict.
     pub tokens: Option<crate::contract::TokenUsage>,
+    /// The protected paths its passing change touches, from the verdict.
+    pub protected_paths: Vec<String>,
 }
 
 /// The tokens and cost of all attempts together; `None` when no attempt reported any. The cost is
@@ -185,6 +187,14 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         actions::record(&mut st.history, actions::entry(&p, result, msg.clone(), gen_, now.clone()));
         set(&mut st, RunCondition::ActionApplied, judged.is_ok(), reason, msg.clone());
         match judged {
+            // A Fixed run's open pull request is withdrawn (closed, its branch kept).
+            Ok(Effect::Abort) if old.phase == Some(RunPhase::Fixed) => {
+                st.phase = Some(RunPhase::Aborted);
+                st.completion_time = Some(now.clone());
+                set(&mut st, RunCondition::Aborted, true, reason, msg);
+                d.status = st;
+                return d;
+            }
             Ok(Effect::Abort) => abort_by = Some(actions::who(&p)),
             Ok(Effect::Approve) => set(&mut st, RunCondition::Approved, true, reason, msg),
             Ok(Effect::Deny) => {
@@ -211,7 +221,16 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
                 st.escalation_reason = None;
                 st.completion_time = None;
                 st.patch = None;
-                for t in [RunCondition::Escalated, RunCondition::Denied, RunCondition::Fixed, RunCondition::Approved] {
+                // A denied fix's pull request is closed and its branch deleted: the retried run's
+                // fix is delivered afresh, on a branch of its own (`deliver::head_ref`).
+                st.pull_request = None;
+                for t in [
+                    RunCondition::Escalated,
+                    RunCondition::Denied,
+                    RunCondition::Fixed,
+                    RunCondition::Approved,
+                    RunCondition::Delivered,
+                ] {
                     if get(&st.conditions, t).is_some() {
                         set(&mut st, t, false, reason, msg.clone());
                     }
@@ -386,6 +405,7 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
                 attempt: l.name.clone(),
                 config_map: l.patch_config_map.clone(),
                 diffstat: l.diffstat.clone(),
+                protected_paths: l.protected_paths.clone(),
             });
             let msg = format!(
                 "attempt {} passed validation{}",
@@ -394,6 +414,14 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
             );
             set(&mut st, RunCondition::Fixed, true, Reason::ValidationPassed, msg.clone());
             set(&mut st, RunCondition::Healing, false, Reason::Fixed, msg);
+            if !l.protected_paths.is_empty() {
+                let held = format!(
+                    "the fix touches protected path(s) {}: it waits for a person's approval \
+                     (`spec.action: approve`, or a `/healer approve` comment) before it is delivered",
+                    l.protected_paths.join(", ")
+                );
+                set(&mut st, RunCondition::Approved, false, Reason::ProtectedPathNeedsApproval, held);
+            }
         }
         Some(l) if l.number < max => start(&mut st, &mut d, l.number + 1, max, &agent, &now, set),
         Some(l) => {
@@ -414,8 +442,19 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
 fn applied_message(p: &actions::Pending, effect: &Effect, old: &HealingRunStatus) -> String {
     let who = actions::who(p);
     match effect {
-        Effect::Abort => format!("aborted by {who}"),
-        Effect::Approve => format!("the kept patch was approved by {who}"),
+        Effect::Abort => match &old.pull_request {
+            Some(pr) if pr.state == "open" && old.phase == Some(RunPhase::Fixed) => {
+                format!("aborted by {who}; its pull request #{} is closed", pr.number)
+            }
+            _ => format!("aborted by {who}"),
+        },
+        Effect::Approve => match &old.pull_request {
+            Some(pr) if pr.state == "open" => format!(
+                "the kept patch was approved by {who}; draft pull request #{} is marked ready for review",
+                pr.number
+            ),
+            _ => format!("the kept patch was approved by {who}"),
+        },
         Effect::Deny => format!(
             "the fix was denied by {who}{}",
             p.request.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
@@ -471,6 +510,12 @@ pub fn transitions(old: Option<&HealingRunStatus>, new: &HealingRunStatus) -> Ve
         let reason =
             Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason).unwrap_or(Reason::ActionNotApplicable);
         out.push(Transition { warning: h.result == ActionResult::Refused, reason, message: h.message.clone() });
+    }
+    if let Some(m) = became(RunCondition::Approved, conditions::FALSE)
+        && get(&new.conditions, RunCondition::Approved)
+            .is_some_and(|c| c.reason == Reason::ProtectedPathNeedsApproval.as_str())
+    {
+        out.push(Transition { warning: false, reason: Reason::ProtectedPathNeedsApproval, message: m });
     }
     if let Some(m) = became(RunCondition::Accepted, conditions::FALSE) {
         out.push(Transition { warning: true, reason: Reason::InvalidSpec, message: m });
@@ -951,6 +996,127 @@ mod tests {
         }
     }
 
+    fn open_pr() -> crate::crd::run::PullRequestStatus {
+        crate::crd::run::PullRequestStatus {
+            number: 7,
+            url: "https://github.com/o/r/pull/7".into(),
+            head_ref: "ci-healer/r".into(),
+            state: "open".into(),
+            ready_for_review: None,
+        }
+    }
+
+    /// The applied action's message names a pull request only when one is open and it acts on it
+    /// (cargo-mutants: the guards in `applied_message` were untested).
+    #[test]
+    fn an_applied_actions_message_names_only_the_pull_request_it_acts_on() {
+        let mut closed = open_pr();
+        closed.state = "closed".into();
+        let message = |phase: RunPhase, pr: Option<crate::crd::run::PullRequestStatus>, action: RunAction| {
+            let st = HealingRunStatus { pull_request: pr, ..phase_status(phase) };
+            let r = with_action(&run(Some(st)), action, "alice");
+            let active = if phase == RunPhase::Running { AttemptPhase::Running } else { AttemptPhase::Succeeded };
+            let d = decide(&obs(&r, vec![att(1, active)]));
+            let h = d.status.history.last().unwrap().clone();
+            assert_eq!(h.result, ActionResult::Applied, "{action:?} on {phase:?}: {}", h.message);
+            h.message
+        };
+        // abort: a Running run's (stale) open pull request is not what the abort closes.
+        assert_eq!(message(RunPhase::Running, Some(open_pr()), RunAction::Abort), "aborted by alice (kubectl)");
+        assert_eq!(message(RunPhase::Running, None, RunAction::Abort), "aborted by alice (kubectl)");
+        assert!(message(RunPhase::Fixed, Some(open_pr()), RunAction::Abort).ends_with("its pull request #7 is closed"));
+        // approve: only an open draft is marked ready.
+        assert_eq!(
+            message(RunPhase::Fixed, Some(closed), RunAction::Approve),
+            "the kept patch was approved by alice (kubectl)"
+        );
+        assert_eq!(
+            message(RunPhase::Fixed, None, RunAction::Approve),
+            "the kept patch was approved by alice (kubectl)"
+        );
+        assert!(
+            message(RunPhase::Fixed, Some(open_pr()), RunAction::Approve)
+                .ends_with("draft pull request #7 is marked ready for review")
+        );
+    }
+
+    #[test]
+    fn abort_withdraws_a_fixed_runs_open_pull_request() {
+        let st = HealingRunStatus { pull_request: Some(open_pr()), ..phase_status(RunPhase::Fixed) };
+        let r = with_action(&run(Some(st)), RunAction::Abort, "alice");
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        assert_eq!(d.status.phase, Some(RunPhase::Aborted));
+        let c = get(&d.status.conditions, RunCondition::Aborted).unwrap();
+        assert!(c.message.contains("pull request #7 is closed"), "{}", c.message);
+        assert!(crate::controller::deliver::withdraw_pending(&d.status), "the open pull request is closed next");
+        assert!(!d.stop_attempts);
+        // A closed one is nothing to withdraw: the run is final.
+        let mut closed = open_pr();
+        closed.state = "closed".into();
+        let st = HealingRunStatus { pull_request: Some(closed), ..phase_status(RunPhase::Fixed) };
+        let d = decide(&obs(&with_action(&run(Some(st)), RunAction::Abort, "alice"), vec![]));
+        assert_eq!(d.status.phase, Some(RunPhase::Fixed));
+    }
+
+    #[test]
+    fn a_retry_after_deny_delivers_its_new_fix_on_a_branch_of_its_own() {
+        use crate::controller::deliver;
+        let mut st = HealingRunStatus { pull_request: Some(open_pr()), ..phase_status(RunPhase::Denied) };
+        st.conditions.push(conditions::new(
+            RunCondition::Delivered,
+            true,
+            Reason::PullRequestOpened,
+            "opened",
+            None,
+            t(1),
+        ));
+        let mut r = with_action(&run(Some(st)), RunAction::Retry, "alice");
+        r.spec.policy.mode = crate::crd::HealingMode::PullRequest;
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        assert_eq!(d.status.phase, Some(RunPhase::Running));
+        assert_eq!(d.status.pull_request, None, "the denied pull request is no longer the run's");
+        let c = get(&d.status.conditions, RunCondition::Delivered).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "RetryRequested"));
+        // The retried attempt passes: the run is Fixed and its fix is delivered again.
+        let mut again = r.clone();
+        again.spec.action = None;
+        again.status = Some(d.status.clone());
+        let d2 = decide(&obs(&again, vec![att(1, AttemptPhase::Succeeded), att(2, AttemptPhase::Succeeded)]));
+        assert_eq!(d2.status.phase, Some(RunPhase::Fixed));
+        assert!(deliver::pending(&again, &d2.status), "{:?}", d2.status.conditions);
+        let gh = crate::github::GitHubConfig::default();
+        assert_eq!(deliver::head_ref(&gh, &again, 0), "ci-healer/r");
+        assert_eq!(deliver::head_ref(&gh, &again, d2.status.retries), "ci-healer/r-retry-1");
+    }
+
+    #[test]
+    fn a_fix_touching_protected_paths_waits_for_a_persons_approval() {
+        use crate::controller::deliver;
+        let mut r = run(Some(phase_status(RunPhase::Running)));
+        r.spec.policy.mode = crate::crd::HealingMode::PullRequest;
+        let passed =
+            AttemptView { protected_paths: vec![".github/workflows/ci.yml".into()], ..att(1, AttemptPhase::Succeeded) };
+        let d = decide(&obs(&r, vec![passed.clone()]));
+        assert_eq!(d.status.phase, Some(RunPhase::Fixed));
+        assert_eq!(d.status.patch.as_ref().unwrap().protected_paths, [".github/workflows/ci.yml"]);
+        let c = get(&d.status.conditions, RunCondition::Approved).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "ProtectedPathNeedsApproval"));
+        assert!(c.message.contains(".github/workflows/ci.yml"), "{}", c.message);
+        assert!(!deliver::pending(&r, &d.status), "held: pull-request mode does not deliver it");
+        let tr = transitions(r.status.as_ref(), &d.status);
+        assert!(tr.iter().any(|t| t.reason == Reason::ProtectedPathNeedsApproval), "{tr:?}");
+        // A person approves: now it is delivered.
+        let mut approved = with_action(&r, RunAction::Approve, "alice");
+        approved.status = Some(d.status.clone());
+        let d2 = decide(&obs(&approved, vec![passed.clone()]));
+        assert!(is_true(&d2.status.conditions, RunCondition::Approved));
+        assert!(deliver::pending(&approved, &d2.status));
+        // An unprotected fix in pull-request mode is delivered without one.
+        let d3 = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        assert!(get(&d3.status.conditions, RunCondition::Approved).is_none());
+        assert!(deliver::pending(&r, &d3.status));
+    }
+
     #[test]
     fn approval_by_the_failing_runs_sender_is_refused_unless_allowed() {
         let mut r = with_action(&run(Some(phase_status(RunPhase::Fixed))), RunAction::Approve, "Octocat");
@@ -1028,6 +1194,29 @@ mod tests {
         }
     }
 
+    /// Approving a pull-request mode fix whose draft pull request is open marks it ready next.
+    #[test]
+    fn approving_a_delivered_draft_marks_it_ready_for_review() {
+        use crate::controller::deliver;
+        let mut st = phase_status(RunPhase::Fixed);
+        st.pull_request =
+            Some(crate::crd::run::PullRequestStatus { number: 8, state: "open".into(), ..Default::default() });
+        let mut r = with_action(&run(Some(st)), RunAction::Approve, "bob");
+        r.spec.policy.mode = crate::crd::HealingMode::PullRequest;
+        assert!(!deliver::ready_pending(&r, r.status.as_ref().unwrap()), "not before the approval");
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        let c = get(&d.status.conditions, RunCondition::ActionApplied).unwrap();
+        assert!(c.message.contains("draft pull request #8 is marked ready for review"), "{}", c.message);
+        assert!(is_true(&d.status.conditions, RunCondition::Approved));
+        assert!(deliver::ready_pending(&r, &d.status));
+        let mut done = d.status.clone();
+        done.pull_request.as_mut().unwrap().ready_for_review = Some(true);
+        assert!(!deliver::ready_pending(&r, &done), "once");
+        // In propose mode, the approval opens the draft; it is not undrafted.
+        r.spec.policy.mode = crate::crd::HealingMode::Propose;
+        assert!(!deliver::ready_pending(&r, &d.status));
+    }
+
     #[test]
     fn resolve_stops_a_running_attempt() {
         let r = with_action(&run(Some(phase_status(RunPhase::Running))), RunAction::Resolve, "carol");
@@ -1072,6 +1261,7 @@ mod tests {
                 message: format!("request {key}"),
                 generation: Some(2),
                 request_key: key.into(),
+                request_id: None,
             });
             conditions::set(
                 &mut s.conditions,

@@ -62,6 +62,15 @@ pub enum RunCondition {
     /// request comment (True, [`Reason::ReportSent`]; False, [`Reason::GitHubRejected`]: GitHub
     /// refused the report for good, e.g. a missing `checks: write`).
     Reported,
+    /// The run's Slack message shows its state (True, [`Reason::SlackNotified`]; False,
+    /// [`Reason::SlackUnavailable`]: Slack is down or rate-limited and the message catches up later;
+    /// False, [`Reason::SlackRejected`]: Slack refused for good, e.g. `channel_not_found`).
+    Notified,
+    /// The failing pull request carries the healing labels (`github.healingLabels`, default
+    /// `ci-healer`) while the run heals, so update bots leave its branch alone (True,
+    /// [`Reason::LabelsAdded`]); False once the run ended and they were removed
+    /// ([`Reason::LabelsRemoved`]), or when GitHub refused them ([`Reason::GitHubRejected`]).
+    Labeled,
 }
 
 impl ConditionType for RunCondition {
@@ -83,6 +92,8 @@ impl ConditionType for RunCondition {
             RunCondition::Delivered => "Delivered",
             RunCondition::Skipped => "Skipped",
             RunCondition::Reported => "Reported",
+            RunCondition::Notified => "Notified",
+            RunCondition::Labeled => "Labeled",
         }
     }
 }
@@ -101,6 +112,22 @@ impl ConditionType for AttemptCondition {
         match self {
             AttemptCondition::JobCreated => "JobCreated",
             AttemptCondition::Completed => "Completed",
+        }
+    }
+}
+
+/// Condition types of a HealingCommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandCondition {
+    /// The command was answered: True once applied (or help answered), False when refused or
+    /// ignored; Unknown while relayed to its run.
+    Handled,
+}
+
+impl ConditionType for CommandCondition {
+    fn as_str(self) -> &'static str {
+        match self {
+            CommandCondition::Handled => "Handled",
         }
     }
 }
@@ -172,6 +199,11 @@ reasons! {
     NoPatch,
     /// GitHub's files and the patch disagree (it does not apply, or changes nothing).
     PatchDoesNotApply,
+    /// Event: the fix pull request was closed because a person denied the fix (its branch deleted)
+    /// or aborted the run.
+    PullRequestClosed,
+    /// Event: a person's `approve` took the run's draft pull request out of draft.
+    PullRequestReady,
     // Skipped (loop prevention and opt-outs, src/github/guard.rs)
     /// The failing branch is one of ci-healer's own (`ci-healer/*`).
     OwnBranch,
@@ -185,11 +217,27 @@ reasons! {
     TooManyOpenPullRequests,
     /// Another run for the same repository and branch (another commit) started within the cooldown.
     Cooldown,
+    /// The check run is the GitHub Actions app's copy of a workflow job, healed through its
+    /// `workflow_job` run: a duplicate, not a failure of its own.
+    ActionsCheckRun,
     /// Event: a rule stopped the run before any attempt (the condition's reason says which).
     Skipped,
     // Reported (src/controller/report.rs)
     /// The check run (or commit status) and the pull request comment show the run's state.
     ReportSent,
+    // Notified (src/controller/notify.rs)
+    /// The run's Slack message (and its thread) shows the run's state.
+    SlackNotified,
+    /// Slack answered 5xx or 429, or did not answer; the message catches up when it does.
+    SlackUnavailable,
+    /// Slack refused the message for good (`channel_not_found`, `invalid_auth`, `not_in_channel`, …;
+    /// also the Warning Event).
+    SlackRejected,
+    // Labeled (src/controller/healing_labels.rs)
+    /// The healing labels were added to the failing pull request.
+    LabelsAdded,
+    /// The run ended: the healing labels were removed from the failing pull request.
+    LabelsRemoved,
     // Rerun
     /// GitHub was asked to re-run the failed job; no attempt runs (also the Event).
     RerunRequested,
@@ -238,6 +286,12 @@ reasons! {
     // People's actions (ActionApplied, Approved, Denied, Resolved; also their Events)
     /// A person approved the kept patch.
     ApprovedByReviewer,
+    /// The controller approved the kept patch: deterministic fixers alone made it (no LLM tokens)
+    /// and the config's `actions.autoApprove` is on.
+    AutoApproved,
+    /// The kept patch touches protected paths (workflows, security, dependency manifests): it waits
+    /// for a person's `approve` (`Approved=False`), and `autoApprove` never applies.
+    ProtectedPathNeedsApproval,
     /// A person refused the kept patch.
     DeniedByReviewer,
     /// A person asked for more attempts.
@@ -252,6 +306,30 @@ reasons! {
     RetryLimitReached,
     /// A retry named an agent profile the controller config does not have.
     UnknownRetryProfile,
+    // HealingCommand
+    /// Not a command for ci-healer to answer (a bot's comment, the controller's own, no `/healer`
+    /// line, a provider other than GitHub): nothing is posted.
+    CommandIgnored,
+    /// The `/healer` line names no command ci-healer knows: the reply lists them.
+    UnknownCommand,
+    /// The comment's author lacks write access to the repository.
+    WriteAccessRequired,
+    /// No HealingRun is about the comment's pull request.
+    RunNotFound,
+    /// The command was written to its run's `spec.action`; the run acts on it.
+    CommandRelayed,
+    /// The run applied the relayed action.
+    CommandApplied,
+    /// The run refused the relayed action (its `status.history` says why).
+    CommandRefused,
+    /// `/healer help` was answered.
+    HelpAnswered,
+    /// `/healer fix` started a run for the pull request's newest failure.
+    RunStartedByComment,
+    /// `/healer fix`: the run for the newest failure exists already.
+    RunExists,
+    /// `/healer fix`: the pull request's head has no failed check run.
+    NoFailureFound,
     // HealingAttempt
     /// The attempt's Job was created.
     JobCreated,

@@ -1,9 +1,11 @@
-//! The API of ci-healer, group `cihealer.dev`, version `v1alpha1`: [`HealingRun`] and [`HealingAttempt`].
+//! The API of ci-healer, group `cihealer.dev`, version `v1alpha1`: [`HealingRun`], [`HealingAttempt`]
+//! and [`HealingCommand`].
 //!
-//! `healer crd` prints both CustomResourceDefinitions; `crds/` holds the committed copies and
+//! `healer crd` prints the CustomResourceDefinitions; `crds/` holds the committed copies and
 //! `tests/crd_drift.rs` fails when they differ from what these types generate.
 
 pub mod attempt;
+pub mod command;
 pub mod conditions;
 pub mod run;
 
@@ -12,6 +14,7 @@ pub use attempt::{
     AttemptPhase, AttemptSource, EnvVar, HealingAttempt, HealingAttemptSpec, HealingAttemptStatus, SecretKeyRef,
     StepSpec,
 };
+pub use command::{CommandPhase, HealingCommand, HealingCommandSpec, HealingCommandStatus};
 pub use run::{
     ActionRecord, ActionRequest, ActionResult, ActionSource, FailureExcerpt, FailureSource, HealingMode, HealingPolicy,
     HealingRun, HealingRunSpec, HealingRunStatus, PatchRef, Provider, RunAction, RunPhase, SourceEvent,
@@ -22,10 +25,10 @@ use kube::CustomResourceExt;
 /// The API group of every ci-healer kind.
 pub const GROUP: &str = "cihealer.dev";
 
-/// Both CRDs as one multi-document YAML stream, as `healer crd` prints it and `crds/` stores it.
+/// The CRDs as one multi-document YAML stream, as `healer crd` prints it and `crds/` stores it.
 pub fn crds_yaml() -> String {
     let mut out = String::new();
-    for crd in [HealingRun::crd(), HealingAttempt::crd()] {
+    for crd in [HealingRun::crd(), HealingAttempt::crd(), HealingCommand::crd()] {
         out.push_str("---\n");
         out.push_str(&serde_yaml_ng::to_string(&crd).expect("CRD serialises to YAML"));
     }

@@ -160,7 +160,7 @@ pub struct FailureSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub workflow_name: Option<String>,
-    /// The job's name (`workflow_job.name` or `check_run.name`).
+    /// The job's name (`workflow_job.name` or `check_run.name`; a status's `context`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub job_name: Option<String>,
@@ -172,11 +172,23 @@ pub struct FailureSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub run_attempt: Option<i64>,
-    /// The job id (`workflow_job.id`), which is also its check run id.
+    /// The job id (`workflow_job.id`), which is also its check run id; for a `check_run` event,
+    /// the check run's id (`check_run.id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub job_id: Option<i64>,
-    /// A link for people to the failing job (`workflow_job.html_url`).
+    /// The check suite's id (`check_suite.id`, or `check_run.check_suite.id`): a `check_suite`
+    /// failure is read from that suite's failing check runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub check_suite_id: Option<i64>,
+    /// A commit status's description (`status` events), for triage: external CI systems put their
+    /// one-line verdict there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// A link for people to the failing job (`workflow_job.html_url`, `check_run.html_url`, a
+    /// status's `target_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub url: Option<String>,
@@ -438,6 +450,11 @@ pub struct PatchRef {
     /// Size of the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diffstat: Option<Diffstat>,
+    /// The protected paths the patch touches (from the attempt's verdict): such a fix waits for a
+    /// person's `approve` before it is delivered, whatever the mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(max = 255)))]
+    pub protected_paths: Vec<String>,
 }
 
 /// Observed state of a HealingRun.
@@ -575,6 +592,11 @@ pub struct ActionRecord {
     /// A digest of the request (action and actionRequest, 16 hex digits): the same request is
     /// never handled twice.
     pub request_key: String,
+    /// The request's `actionRequest.id`, when it had one: a relayed `/healer` comment finds its
+    /// outcome by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub request_id: Option<String>,
 }
 
 /// The outcome of a person's action.
@@ -590,13 +612,22 @@ pub enum ActionResult {
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SlackMessageRef {
-    /// The channel id Slack answered with.
+    /// The channel id Slack answered with (empty for an incoming webhook, or when Slack refused the post).
+    #[serde(default)]
     pub channel: String,
-    /// The message's timestamp id (`ts`), which `chat.update` names.
+    /// The message's timestamp id (`ts`), which `chat.update` names (empty for an incoming webhook,
+    /// or when Slack refused the post).
+    #[serde(default)]
     pub ts: String,
-    /// A digest of the text last posted, so an unchanged state is not re-sent.
+    /// A digest of the message last sent, so an unchanged state is not re-sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The run phase the message last showed (`Queued`, `Running`, `Fixed`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// How many thread replies were sent (each attempt's start, then its end, in order).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replies: i32,
 }
 
 /// A fix pull request the controller opened (GitHub's pull request number, link and head branch).
@@ -611,4 +642,9 @@ pub struct PullRequestStatus {
     pub head_ref: String,
     /// `open`, `closed` or `merged`, as last seen.
     pub state: String,
+    /// Whether it is ready for review: `true` once opened ready (`autoApprove`) or marked ready
+    /// after a person's `approve` (GraphQL `markPullRequestReadyForReview`); `false` when GitHub
+    /// refused to mark it (a Warning Event says why; not retried); absent while a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_for_review: Option<bool>,
 }

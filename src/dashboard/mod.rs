@@ -77,7 +77,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or SIGINT (a person at a terminal).
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

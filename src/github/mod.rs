@@ -17,6 +17,7 @@
 //! | [`workflow`] | the failing step's `run:` from the workflow file |
 //! | [`patch`] | the kept patch applied to the files at `headSha` (diffy) |
 //! | [`allow`] | which namespace may heal which repository |
+//! | [`suggest`] | a kept patch as GitHub suggestion blocks on a pull request's diff |
 //! | [`rest`] | the REST calls behind each [`GitHub`] method |
 
 pub mod allow;
@@ -29,6 +30,7 @@ pub mod log;
 pub mod patch;
 pub mod render;
 pub mod rest;
+pub mod suggest;
 pub mod workflow;
 
 pub use config::GitHubConfig;
@@ -252,6 +254,8 @@ pub struct PullRequestRequest {
     pub body: String,
     /// Labels of the pull request.
     pub labels: Vec<String>,
+    /// Open it as a draft (true unless the fix was approved beforehand: `autoApprove`).
+    pub draft: bool,
 }
 
 /// A pull request ci-healer opened (the run's `status.pullRequest`).
@@ -349,6 +353,102 @@ pub struct ReportRequest {
     pub known: ReportIds,
 }
 
+/// A kept patch offered as suggested changes in a review of pull request `number`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestRequest {
+    /// The repository and installation.
+    pub target: Target,
+    /// The failing pull request.
+    pub number: i64,
+    /// The failing commit: the patch's base, and the commit the review comments are on.
+    pub head_sha: String,
+    /// The run's key (`<namespace>/<name>`): the review body's hidden marker, so a restarted
+    /// controller finds its review instead of posting a second one.
+    pub key: String,
+    /// The review's text (the marker is added).
+    pub body: String,
+    /// The kept patch (`git diff` against `head_sha`).
+    pub patch: Vec<u8>,
+}
+
+/// What offering suggestions did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suggested {
+    /// A review with `count` suggestion comments was posted.
+    Posted {
+        /// The review's id.
+        review_id: i64,
+        /// Its suggestion comments.
+        count: usize,
+    },
+    /// The run's review was there already (a restart).
+    Existing {
+        /// The review's id.
+        review_id: i64,
+    },
+    /// The patch does not fit on the lines of the pull request's diff (see [`suggest`]): no review.
+    DoesNotFit,
+}
+
+/// Closing a fix pull request a person refused (`deny`) or stopped (`abort`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseRequest {
+    /// The repository and installation.
+    pub target: Target,
+    /// The fix pull request.
+    pub number: i64,
+    /// The run's key (`<namespace>/<name>`): the closing comment's hidden marker, so a restarted
+    /// controller does not comment twice.
+    pub key: String,
+    /// The closing comment (markdown; the marker is added).
+    pub comment: String,
+    /// The fix branch to delete (`ci-healer/<run>`), when the fix is refused.
+    pub delete_branch: Option<String>,
+}
+
+/// The newest failure of a pull request's head, for `/healer fix`: what intake would have made a
+/// run of, had its delivery arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestFailure {
+    /// The pull request's head commit (`head.sha`).
+    pub head_sha: String,
+    /// The pull request's head branch (`head.ref`).
+    pub branch: String,
+    /// The pull request is closed or merged.
+    pub closed: bool,
+    /// The newest failed check run of the head commit (`None`: nothing failed).
+    pub check: Option<FailedCheck>,
+}
+
+/// A failed check run (`conclusion` `failure`, `timed_out` or `startup_failure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCheck {
+    /// The check run id (for a GitHub Actions job, also the job id).
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its check suite's id.
+    pub check_suite_id: Option<i64>,
+    /// A link for people (`html_url`).
+    pub url: Option<String>,
+    /// The Actions job behind it, when the GitHub Actions app made the check run
+    /// (`GET /repos/{owner}/{repo}/actions/jobs/{job_id}`).
+    pub job: Option<FailedJob>,
+}
+
+/// The GitHub Actions job of a failed check run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedJob {
+    /// The workflow run id.
+    pub run_id: i64,
+    /// The workflow run attempt (1-based).
+    pub run_attempt: i64,
+    /// The workflow's name.
+    pub workflow_name: Option<String>,
+    /// Steps whose conclusion was `failure`.
+    pub failed_steps: Vec<String>,
+}
+
 /// Everything the controller asks of GitHub. One method per step of the run; each is idempotent.
 #[async_trait::async_trait]
 pub trait GitHub: Send + Sync {
@@ -388,10 +488,54 @@ pub trait GitHub: Send + Sync {
     /// Add and remove labels of issue or pull request `number` (a missing label is not an error).
     async fn set_labels(&self, target: &Target, number: i64, add: &[String], remove: &[String]) -> Result<()>;
 
+    /// Offer a kept patch as GitHub suggestion blocks: one review (`event: COMMENT`) on pull
+    /// request `number` with a suggestion comment per hunk, when every hunk fits on the lines its
+    /// diff shows ([`suggest::suggestions`]). Finds the run's earlier review (by the marker in its
+    /// body) before posting (`GET`/`POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews`).
+    async fn suggest(&self, req: &SuggestRequest) -> Result<Suggested>;
+
+    /// Close a fix pull request: one comment saying why (found by its marker before posting:
+    /// `POST /repos/{owner}/{repo}/issues/{number}/comments`), the pull request closed
+    /// (`PATCH /repos/{owner}/{repo}/pulls/{pull_number}`, `state: closed`; never merged), and its
+    /// branch deleted when asked (`DELETE /repos/{owner}/{repo}/git/refs/heads/{branch}`; a branch
+    /// already gone is not an error). Each step is idempotent.
+    async fn close_pull_request(&self, req: &CloseRequest) -> Result<()>;
+
     /// Re-run one Actions job (`POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun`).
     async fn rerun_job(&self, target: &Target, job_id: i64) -> Result<()>;
 
     /// A user's permission on the repository: `admin`, `maintain`, `write`, `triage`, `read` or `none`
     /// (`GET /repos/{owner}/{repo}/collaborators/{username}/permission`).
     async fn permission(&self, target: &Target, login: &str) -> Result<String>;
+
+    /// The login of the controller's own identity (`github.botLogin`, else `<slug>[bot]` from
+    /// `GET /app` for an App, else `login` from `GET /user` for a token).
+    async fn login(&self) -> Result<String>;
+
+    /// React to an issue or pull request comment with `content` (`+1`, `-1`, `eyes`, …):
+    /// `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`. GitHub answers 200 with
+    /// the existing reaction when the identity reacted so already, so a repeat adds nothing.
+    async fn react(&self, target: &Target, comment_id: i64, content: &str) -> Result<()>;
+
+    /// Post `body` as a comment on issue or pull request `number` with the hidden `marker`
+    /// prepended, unless a comment carrying `marker` exists (found first through
+    /// `GET /repos/{owner}/{repo}/issues/{issue_number}/comments`); returns the comment's id
+    /// (`POST /repos/{owner}/{repo}/issues/{issue_number}/comments`).
+    async fn comment_once(&self, target: &Target, number: i64, marker: &str, body: &str) -> Result<i64>;
+
+    /// The newest failure of pull request `number`'s head commit: the pull request
+    /// (`GET /repos/{owner}/{repo}/pulls/{pull_number}`), its head's completed check runs
+    /// (`GET /repos/{owner}/{repo}/commits/{ref}/check-runs`), the failed one with the highest id
+    /// (ci-healer's own check excluded), and for a GitHub Actions check run its job
+    /// (`GET /repos/{owner}/{repo}/actions/jobs/{job_id}`).
+    async fn latest_failure(&self, target: &Target, number: i64) -> Result<LatestFailure>;
+
+    /// Take pull request `number` out of draft, for a person's `approve`: read it
+    /// (`GET /repos/{owner}/{repo}/pulls/{pull_number}`: its `node_id` and `draft`), and when it is
+    /// still a draft, GitHub's GraphQL mutation `markPullRequestReadyForReview` (`POST /graphql`;
+    /// GitHub's REST API cannot undraft). Returns whether it was a draft. Errors: transient
+    /// failures, and GraphQL `errors` as [`Error::Rejected`] (status 200). Not yet for GitHub
+    /// Enterprise Server: the request goes to `<apiUrl>/graphql`, while GHES serves GraphQL at
+    /// `/api/graphql` beside the REST base `/api/v3`.
+    async fn mark_ready_for_review(&self, target: &Target, number: i64) -> Result<bool>;
 }

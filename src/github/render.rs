@@ -65,6 +65,10 @@ pub struct RunView {
     pub patch: Option<String>,
     /// `propose` or `pull-request`.
     pub mode: String,
+    /// The patch is also on the pull request's diff as GitHub suggestion blocks (a review).
+    pub suggested: bool,
+    /// The fix pull request is opened ready for review (auto-approved), not as a draft.
+    pub ready: bool,
 }
 
 fn short(sha: &str) -> &str {
@@ -138,7 +142,9 @@ fn how_to_act(v: &RunView) -> String {
     let (ns, name) = v.key.split_once('/').unwrap_or(("", &v.key));
     format!(
         "To stop this run: `kubectl patch hrun {name} -n {ns} --type merge -p '{{\"spec\":{{\"action\":\"abort\"}}}}'`; \
-         `kubectl describe hrun {name} -n {ns}` shows why it is where it is."
+         `kubectl describe hrun {name} -n {ns}` shows why it is where it is. People with write access may \
+         also comment `/healer approve`, `/healer deny <reason>`, `/healer retry <hint>`, `/healer abort` or \
+         `/healer resolve` (`/healer help` lists them)."
     )
 }
 
@@ -192,6 +198,12 @@ fn details(v: &RunView, with_patch: bool) -> String {
         ));
     }
     if with_patch && let Some(p) = &v.patch {
+        if v.suggested {
+            s.push_str(
+                "\nThe patch is also on this pull request's diff as suggested changes (ci-healer's review): \
+                 **Commit suggestion** applies them.\n",
+            );
+        }
         s.push_str("\nThe patch (apply with `git apply`):\n\n");
         s.push_str(&fenced("diff", &cut(p, MAX_MARKDOWN / 2)));
     }
@@ -238,8 +250,13 @@ pub fn pr_title(prefix: &str, v: &RunView) -> String {
 pub fn pr_body(v: &RunView) -> String {
     let tokens: i64 = v.attempts.iter().filter_map(|a| a.tokens).sum();
     let mut s = format!(
-        "ci-healer made this change to fix a failing CI run. **Review it before you merge it**: it is a draft, and \
+        "ci-healer made this change to fix a failing CI run. **Review it before you merge it**: {}\
          ci-healer never merges or pushes to `{}`.\n\n",
+        if v.ready {
+            "deterministic fixers alone made it, so it was approved without a person (actions.autoApprove); "
+        } else {
+            "it is a draft, and "
+        },
         md(&v.branch)
     );
     s.push_str(&details(v, false));
@@ -310,6 +327,9 @@ mod tests {
         assert!(c.contains("````diff\n"), "a fence the patch cannot close: {c}");
         assert!(c.contains("workflow **CI**, job [**linters**](https://github.com/o/r/actions/runs/1/job/2), step **Run yarn run format-check** on `feature` at `3484a3f`"));
         assert!(c.contains("| 1 of 3 | Succeeded |  | 1200 |"));
+        assert!(!c.contains("suggested changes"));
+        let suggested = RunView { suggested: true, ..view("Fixed") };
+        assert!(comment(&suggested).contains("as suggested changes (ci-healer's review)"));
         let out = check_output(&v, false);
         assert_eq!(out.state, CheckState::Success);
         assert!(out.text.as_deref().unwrap().contains("````diff"), "without a PR comment the check carries the patch");
@@ -340,6 +360,7 @@ mod tests {
             assert!(b.contains(needle), "{needle} missing from:\n{b}");
         }
         assert!(!b.contains("```diff"), "the PR shows its own diff");
+        assert!(!pr_body(&RunView { ready: true, ..v.clone() }).contains("it is a draft"));
         assert!(comment(&v).contains("draft pull request #12"));
         assert!(commit_message(&v).starts_with("ci-healer: fix linters (frontend_format)\n\n"));
         let long = RunView { patch: Some("x".repeat(200_000)), ..view("Fixed") };

@@ -67,6 +67,8 @@ struct JobStep {
 struct Job {
     id: i64,
     run_id: i64,
+    #[serde(default)]
+    run_attempt: Option<i64>,
     name: String,
     #[serde(default)]
     workflow_name: Option<String>,
@@ -110,6 +112,15 @@ struct CheckRun {
     output: Output,
     #[serde(default)]
     app: Option<AppRef>,
+    #[serde(default)]
+    html_url: Option<String>,
+    #[serde(default)]
+    check_suite: Option<IdRef>,
+}
+
+#[derive(Deserialize)]
+struct IdRef {
+    id: i64,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +147,10 @@ struct PullEnd {
 #[derive(Deserialize)]
 struct Pull {
     number: i64,
+    #[serde(default)]
+    node_id: String,
+    #[serde(default)]
+    draft: bool,
     html_url: String,
     state: String,
     #[serde(default)]
@@ -154,6 +169,16 @@ impl Pull {
 #[derive(Deserialize)]
 struct ChangedFile {
     filename: String,
+    /// The file's diff hunks (absent for binary or very large diffs).
+    #[serde(default)]
+    patch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Review {
+    id: i64,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -709,7 +734,13 @@ impl GitHub for RestGitHub {
                         .conditional(),
                 )
                 .await?;
-            open += pulls.iter().filter(|p| p.head.ref_.starts_with(prefix)).count() as i32;
+            // ci-healer's own: a head branch with its prefix in this repository (a fork's branch of
+            // the same name is someone else's).
+            open += pulls
+                .iter()
+                .filter(|p| p.head.ref_.starts_with(prefix))
+                .filter(|p| p.head.repo.as_ref().is_some_and(|h| h.full_name.eq_ignore_ascii_case(&target.repository)))
+                .count() as i32;
             if pulls.len() < 100 {
                 break;
             }
@@ -850,7 +881,7 @@ impl GitHub for RestGitHub {
         // 6. The draft pull request into the failing branch.
         let body = json!({
             "title": req.title, "head": req.head_ref, "base": req.base_branch, "body": req.body,
-            "draft": true, "maintainer_can_modify": true,
+            "draft": req.draft, "maintainer_can_modify": true,
         });
         let pull: Pull = match t.json(&Call::post("pulls/create", format!("/repos/{o}/{r}/pulls"), body)).await {
             Ok(p) => p,
@@ -1042,6 +1073,108 @@ impl GitHub for RestGitHub {
         Ok(())
     }
 
+    async fn suggest(&self, req: &SuggestRequest) -> Result<Suggested> {
+        let t = self.transport(&req.target).await?;
+        let (o, r) = req.target.split();
+        let n = req.number;
+        let marker = format!("<!-- ci-healer:suggestions={} -->", req.key);
+        for page in 1..=MAX_COMMENT_PAGES {
+            let reviews: Vec<Review> = t
+                .json(
+                    &Call::get("pulls/list-reviews", format!("/repos/{o}/{r}/pulls/{n}/reviews"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            if let Some(rv) = reviews.iter().find(|rv| rv.body.as_deref().is_some_and(|b| b.contains(&marker))) {
+                return Ok(Suggested::Existing { review_id: rv.id });
+            }
+            if reviews.len() < 100 {
+                break;
+            }
+        }
+        let mut shown = BTreeMap::new();
+        for page in 1..=(MAX_CHANGED_FILES / 100) as u32 {
+            let batch: Vec<ChangedFile> = t
+                .json(
+                    &Call::get("pulls/list-files", format!("/repos/{o}/{r}/pulls/{n}/files"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            let len = batch.len();
+            for f in batch {
+                shown.insert(f.filename, f.patch.as_deref().map(suggest::right_side_lines).unwrap_or_default());
+            }
+            if len < 100 {
+                break;
+            }
+        }
+        let Some(list) = suggest::suggestions(&req.patch, &shown).filter(|l| !l.is_empty()) else {
+            return Ok(Suggested::DoesNotFit);
+        };
+        let comments: Vec<serde_json::Value> = list
+            .iter()
+            .map(|s| {
+                let mut c = json!({"path": s.path, "line": s.line, "side": "RIGHT", "body": s.body()});
+                if s.start_line < s.line {
+                    c["start_line"] = json!(s.start_line);
+                    c["start_side"] = json!("RIGHT");
+                }
+                c
+            })
+            .collect();
+        let body = json!({
+            "commit_id": req.head_sha, "event": "COMMENT",
+            "body": format!("{marker}\n{}", req.body), "comments": comments,
+        });
+        let review: Review =
+            t.json(&Call::post("pulls/create-review", format!("/repos/{o}/{r}/pulls/{n}/reviews"), body)).await?;
+        Ok(Suggested::Posted { review_id: review.id, count: list.len() })
+    }
+
+    async fn close_pull_request(&self, req: &CloseRequest) -> Result<()> {
+        let t = self.transport(&req.target).await?;
+        let (o, r) = req.target.split();
+        let n = req.number;
+        let marker = format!("<!-- ci-healer:closed={} -->", req.key);
+        let mut found = false;
+        for page in 1..=MAX_COMMENT_PAGES {
+            let comments: Vec<Comment> = t
+                .json(
+                    &Call::get("issues/list-comments", format!("/repos/{o}/{r}/issues/{n}/comments"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            if comments.iter().any(|c| c.body.as_deref().is_some_and(|b| b.contains(&marker))) {
+                found = true;
+                break;
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        if !found {
+            t.send(&Call::post(
+                "issues/create-comment",
+                format!("/repos/{o}/{r}/issues/{n}/comments"),
+                json!({"body": format!("{marker}\n{}", req.comment)}),
+            ))
+            .await?;
+        }
+        t.send(&Call::patch("pulls/update", format!("/repos/{o}/{r}/pulls/{n}"), json!({"state": "closed"}))).await?;
+        if let Some(branch) = &req.delete_branch {
+            let path = format!("/repos/{o}/{r}/git/refs/heads/{}", branch);
+            match t.send(&Call::delete("git/delete-ref", path)).await {
+                // Gone already (a repeat, or a person deleted it): GitHub answers 422 or 404.
+                Ok(_) | Err(Error::NotFound { .. }) | Err(Error::Rejected { status: 422, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     async fn rerun_job(&self, target: &Target, job_id: i64) -> Result<()> {
         let t = self.transport(target).await?;
         let (o, r) = target.split();
@@ -1070,6 +1203,126 @@ impl GitHub for RestGitHub {
             Err(Error::NotFound { .. }) => Ok("none".into()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn login(&self) -> Result<String> {
+        self.identity.bot_login().await
+    }
+
+    async fn react(&self, target: &Target, comment_id: i64, content: &str) -> Result<()> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        t.send(&Call::post(
+            "reactions/create-for-issue-comment",
+            format!("/repos/{o}/{r}/issues/comments/{comment_id}/reactions"),
+            json!({"content": content}),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn comment_once(&self, target: &Target, number: i64, marker: &str, body: &str) -> Result<i64> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        for page in 1..=MAX_COMMENT_PAGES {
+            let comments: Vec<Comment> = t
+                .json(
+                    &Call::get("issues/list-comments", format!("/repos/{o}/{r}/issues/{number}/comments"))
+                        .query("per_page", 100)
+                        .query("page", page),
+                )
+                .await?;
+            if let Some(c) = comments.iter().find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker))) {
+                return Ok(c.id);
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        let c: Comment = t
+            .json(&Call::post(
+                "issues/create-comment",
+                format!("/repos/{o}/{r}/issues/{number}/comments"),
+                json!({"body": format!("{marker}\n{body}")}),
+            ))
+            .await?;
+        Ok(c.id)
+    }
+
+    async fn mark_ready_for_review(&self, target: &Target, number: i64) -> Result<bool> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        let pull: Pull = t.json(&Call::get("pulls/get", format!("/repos/{o}/{r}/pulls/{number}"))).await?;
+        if !pull.draft {
+            return Ok(false);
+        }
+        let query = "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) \
+                     { pullRequest { isDraft number } } }";
+        let body = json!({"query": query, "variables": {"id": pull.node_id}});
+        let answer: serde_json::Value =
+            t.json(&Call::post("graphql/markPullRequestReadyForReview", "/graphql", body)).await?;
+        if let Some(errors) = answer.get("errors").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
+            let message: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
+            return Err(Error::Rejected {
+                method: "POST".into(),
+                path: "/graphql".into(),
+                status: 200,
+                message: message.join("; "),
+            });
+        }
+        Ok(true)
+    }
+
+    async fn latest_failure(&self, target: &Target, number: i64) -> Result<LatestFailure> {
+        let t = self.transport(target).await?;
+        let (o, r) = target.split();
+        let pull: Pull = t.json(&Call::get("pulls/get", format!("/repos/{o}/{r}/pulls/{number}"))).await?;
+        let sha = pull.head.sha.clone();
+        let list: CheckRunList = t
+            .json(
+                &Call::get("checks/list-for-ref", format!("/repos/{o}/{r}/commits/{sha}/check-runs"))
+                    .query("filter", "latest")
+                    .query("status", "completed")
+                    .query("per_page", 100),
+            )
+            .await?;
+        let newest = list
+            .check_runs
+            .into_iter()
+            .filter(|c| matches!(c.conclusion.as_deref(), Some("failure" | "timed_out" | "startup_failure")))
+            .filter(|c| c.name != self.identity.config().check_run_name)
+            .max_by_key(|c| c.id);
+        let check = match newest {
+            None => None,
+            Some(c) => {
+                let by_actions = c.app.as_ref().and_then(|a| a.slug.as_deref()) == Some("github-actions");
+                let job = match by_actions {
+                    true => {
+                        let j = self.job(&t, target, c.id).await?;
+                        Some(FailedJob {
+                            run_id: j.run_id,
+                            run_attempt: j.run_attempt.unwrap_or(1),
+                            workflow_name: j.workflow_name,
+                            failed_steps: j
+                                .steps
+                                .into_iter()
+                                .filter(|s| s.conclusion.as_deref() == Some("failure"))
+                                .map(|s| s.name)
+                                .collect(),
+                        })
+                    }
+                    false => None,
+                };
+                Some(FailedCheck {
+                    id: c.id,
+                    name: c.name,
+                    check_suite_id: c.check_suite.map(|s| s.id),
+                    url: c.html_url,
+                    job,
+                })
+            }
+        };
+        Ok(LatestFailure { head_sha: sha, branch: pull.head.ref_, closed: pull.state != "open", check })
     }
 }
 

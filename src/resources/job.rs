@@ -24,6 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
 
 use super::labels::{self, Component};
+use crate::agent::context::Masker;
 use crate::contract::paths::{
     BIN_DIR, CONTEXT_DIR, GIT_SECRET_DIR, GIT_TOKEN_FILE_NAME, IMAGE_BINARY, LLM_KEY_FILE_NAME, LLM_SECRET_DIR,
     TERMINATION_LOG, WORKSPACE_DIR,
@@ -261,7 +262,29 @@ pub enum JobObservation {
 /// earlier is reported with its own reason (`<Step>Failed`, or the reason the step wrote); a Job that
 /// Kubernetes failed (`DeadlineExceeded`, `BackoffLimitExceeded`) or completed without a verdict gives
 /// that reason (`VerdictMissing`).
+///
+/// Every text a pod wrote (the verdict's summary, the diagnosis, a step's failure message) is masked
+/// here with the known token formats ([`Masker`]) before the controller stores, logs or reports it:
+/// the steps mask their own output, but a pod runs the repository's code and is not trusted to.
 pub fn observe(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
+    let m = Masker::default();
+    match observe_unmasked(job, pods) {
+        JobObservation::Judged { mut verdict, diagnosis, started, finished } => {
+            verdict.summary = m.mask(&verdict.summary);
+            JobObservation::Judged { verdict, diagnosis: diagnosis.map(|d| m.mask(&d)), started, finished }
+        }
+        JobObservation::Failed { reason, message, diagnosis, started, finished } => JobObservation::Failed {
+            reason,
+            message: m.mask(&message),
+            diagnosis: diagnosis.map(|d| m.mask(&d)),
+            started,
+            finished,
+        },
+        other => other,
+    }
+}
+
+fn observe_unmasked(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
     let Some(job) = job else {
         return JobObservation::Missing;
     };
@@ -550,8 +573,37 @@ mod tests {
             tokens: None,
             durations: None,
             patch_sha256: None,
+            protected_paths: vec![],
         }
         .to_termination_message()
+    }
+
+    /// A pod runs the repository's code: whatever it wrote is masked before the controller keeps it.
+    #[test]
+    fn what_a_pod_wrote_is_masked_before_the_controller_keeps_it() {
+        let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+        let verdict = Verdict {
+            summary: format!("passed; GITHUB_TOKEN={token}"),
+            ..Verdict::new(Outcome::Passed, "ValidationPassed", "")
+        };
+        let report = terminated("agent", 0, &format!(r#"{{"diagnosis":"found {token} in .env"}}"#));
+        let p = pod("Succeeded", vec![report], vec![terminated("validate", 0, &verdict.to_termination_message())]);
+        match observe(Some(&job_with(&[])), &[p]) {
+            JobObservation::Judged { verdict, diagnosis, .. } => {
+                assert!(!verdict.summary.contains(token) && verdict.summary.contains("passed"), "{}", verdict.summary);
+                let d = diagnosis.unwrap();
+                assert!(!d.contains(token) && d.contains(".env"), "{d}");
+            }
+            o => panic!("{o:?}"),
+        }
+        let failed = terminated("checkout", 128, &format!(r#"{{"reason":"AccessDenied","message":"token {token}"}}"#));
+        match observe(Some(&job_with(&[])), &[pod("Failed", vec![failed], vec![])]) {
+            JobObservation::Failed { reason, message, .. } => {
+                assert_eq!(reason, "AccessDenied");
+                assert!(!message.contains(token), "{message}");
+            }
+            o => panic!("{o:?}"),
+        }
     }
 
     /// Reads every way an attempt pod can end back into one observation.

@@ -3,6 +3,8 @@
 //! values (so an answer has every field real GitHub sends). Operations it does not implement answer
 //! 501 and are recorded as violations, so a test never passes by accident.
 
+use std::collections::BTreeSet;
+
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -164,7 +166,8 @@ fn pull_obj(ctx: &Ctx, st: &State, r: &Repo, p: &Pull) -> Value {
     };
     let base_sha = r.resolve(&p.base_ref).unwrap_or_default();
     json!({
-        "id": p.number * 10, "number": p.number, "state": p.state, "title": p.title, "body": p.body, "draft": p.draft,
+        "id": p.number * 10, "node_id": super::graphql::pull_node_id(&r.full_name(), p.number),
+        "number": p.number, "state": p.state, "title": p.title, "body": p.body, "draft": p.draft,
         "url": format!("{}/pulls/{}", ctx.repo_url(r), p.number),
         "html_url": format!("https://github.com/{}/pull/{}", r.full_name(), p.number),
         "user": user(&p.user),
@@ -180,7 +183,7 @@ fn pull_obj(ctx: &Ctx, st: &State, r: &Repo, p: &Pull) -> Value {
 
 fn label_obj(name: &str) -> Value {
     json!({"id": 1, "node_id": "LA_1", "url": format!("https://api.github.com/labels/{name}"), "name": name,
-           "description": null, "color": "ededed", "default": false})
+           "description": "", "color": "ededed", "default": false})
 }
 
 fn check_obj(ctx: &Ctx, r: &Repo, c: &CheckRun) -> Value {
@@ -526,13 +529,129 @@ pub fn handle(st: &mut State, ctx: &Ctx) -> Reply {
             let r = st.repo(&full).expect("exists").clone();
             Reply::json(201, ctx.shaped(201, pull_obj(ctx, st, &r, &p)))
         }
+        "pulls/get" => match r.pulls.iter().find(|p| p.number == ctx.num("pull_number")) {
+            Some(p) => Reply::json(200, ctx.shaped(200, pull_obj(ctx, st, r, p))),
+            None => Reply::error(404, "Not Found"),
+        },
+        "reactions/create-for-issue-comment" => {
+            let id = ctx.num("comment_id");
+            if !r.comments.iter().any(|c| c.id == id) {
+                return Reply::error(404, "Not Found");
+            }
+            let content = ctx.bs("content").unwrap_or_default();
+            let login = ctx.login();
+            // GitHub answers 200 with the existing reaction when this user reacted so already.
+            if let Some(x) = r.reactions.iter().find(|x| x.comment_id == id && x.content == content && x.user == login) {
+                return Reply::json(200, ctx.shaped(200, reaction_obj(x)));
+            }
+            let x = Reaction { id: st.id(), comment_id: id, content, user: login };
+            st.repo_mut(&full).expect("exists").reactions.push(x.clone());
+            Reply::json(201, ctx.shaped(201, reaction_obj(&x)))
+        }
+        "pulls/update" => {
+            let n = ctx.num("pull_number");
+            if let Some(state) = ctx.bs("state")
+                && state != "open"
+                && state != "closed"
+            {
+                return Reply::validation("state must be open or closed", "state", "invalid");
+            }
+            let repo = st.repo_mut(&full).expect("exists");
+            let Some(p) = repo.pulls.iter_mut().find(|p| p.number == n) else { return Reply::error(404, "Not Found") };
+            if let Some(state) = ctx.bs("state") {
+                p.state = state;
+            }
+            if let Some(t) = ctx.bs("title") {
+                p.title = t;
+            }
+            if let Some(b) = ctx.bs("body") {
+                p.body = b;
+            }
+            let p = p.clone();
+            let r = st.repo(&full).expect("exists").clone();
+            Reply::json(200, ctx.shaped(200, pull_obj(ctx, st, &r, &p)))
+        }
+        "git/delete-ref" => {
+            let name = ctx.p("ref").to_string();
+            let repo = st.repo_mut(&full).expect("exists");
+            if repo.refs.remove(&name).is_none() {
+                return Reply::json(422, json!({"message": "Reference does not exist", "documentation_url": "https://docs.github.com/rest/git/refs#delete-a-reference", "status": "422"}));
+            }
+            Reply { status: 204, body: None, headers: vec![] }
+        }
         "pulls/list-files" => {
             let Some(p) = r.pulls.iter().find(|p| p.number == ctx.num("pull_number")) else { return Reply::error(404, "Not Found") };
             let base = r.resolve(&p.base_ref);
             let files = r.diff_paths(base.as_deref(), &p.head_sha);
             let (per, pg) = ctx.page();
-            let items: Vec<Value> = page(&files, per, pg).iter().map(|f| file_entry(ctx, r, f, &p.head_sha)).collect();
+            let items: Vec<Value> = page(&files, per, pg)
+                .iter()
+                .map(|f| {
+                    let mut e = file_entry(ctx, r, f, &p.head_sha);
+                    if let Some(patch) = r.file_patch(base.as_deref(), &p.head_sha, f) {
+                        e["patch"] = json!(patch);
+                    }
+                    e
+                })
+                .collect();
             Reply::json(200, ctx.shaped_list(200, items))
+        }
+        "pulls/list-reviews" => {
+            let n = ctx.num("pull_number");
+            if !r.pulls.iter().any(|p| p.number == n) {
+                return Reply::error(404, "Not Found");
+            }
+            let mine: Vec<&Review> = r.reviews.iter().filter(|v| v.pull_number == n).collect();
+            let (per, pg) = ctx.page();
+            let items: Vec<Value> = page(&mine, per, pg).iter().map(|v| review_obj(ctx, r, v)).collect();
+            Reply::json(200, ctx.shaped_list(200, items))
+        }
+        "pulls/create-review" => {
+            let n = ctx.num("pull_number");
+            let Some(p) = r.pulls.iter().find(|p| p.number == n) else { return Reply::error(404, "Not Found") };
+            let commit_id = ctx.bs("commit_id").unwrap_or_else(|| p.head_sha.clone());
+            if !r.commits.contains_key(&commit_id) {
+                return Reply::validation("commit_id is not part of the pull request", "commit_id", "invalid");
+            }
+            // GitHub resolves each comment against the pull request's diff: a line the diff does not
+            // show (on that side) cannot carry a comment.
+            let base = r.resolve(&p.base_ref);
+            let mut comments = Vec::new();
+            for c in ctx.b("comments").and_then(Value::as_array).cloned().unwrap_or_default() {
+                let path = c["path"].as_str().unwrap_or_default().to_string();
+                let line = c["line"].as_i64();
+                let start = c["start_line"].as_i64();
+                let side = c["side"].as_str().unwrap_or("RIGHT").to_string();
+                let shown: BTreeSet<i64> = r
+                    .file_patch(base.as_deref(), &commit_id, &path)
+                    .filter(|_| r.diff_paths(base.as_deref(), &commit_id).contains(&path))
+                    .map(|patch| right_side(&patch))
+                    .unwrap_or_default();
+                let Some(line) = line else {
+                    return Reply::validation("a review comment needs line (position is deprecated)", "comments", "missing_field");
+                };
+                let first = start.unwrap_or(line);
+                if side != "RIGHT" || first > line || !(first..=line).all(|l| shown.contains(&l)) {
+                    return Reply::json(
+                        422,
+                        json!({"message": "Unprocessable Entity", "errors": ["Line could not be resolved"],
+                               "documentation_url": "https://docs.github.com/rest/pulls/reviews#create-a-review-for-a-pull-request", "status": "422"}),
+                    );
+                }
+                comments.push(ReviewComment { path, line, start_line: start, side, body: c["body"].as_str().unwrap_or_default().to_string() });
+            }
+            let id = st.id();
+            let v = Review {
+                id,
+                pull_number: n,
+                commit_id,
+                event: ctx.bs("event").unwrap_or_else(|| "PENDING".into()),
+                body: ctx.bs("body").unwrap_or_default(),
+                user: ctx.login(),
+                comments,
+            };
+            st.repo_mut(&full).expect("exists").reviews.push(v.clone());
+            Reply::json(200, ctx.shaped(200, review_obj(ctx, r, &v)))
         }
         "issues/add-labels" => {
             let n = ctx.num("issue_number");
@@ -765,6 +884,42 @@ pub fn handle(st: &mut State, ctx: &Ctx) -> Reply {
         },
         other => Reply::error(501, &format!("the loopback GitHub does not implement {other}")),
     }
+}
+
+/// The right-side line numbers a file's diff hunks show (context and added lines).
+fn right_side(patch: &str) -> BTreeSet<i64> {
+    let mut out = BTreeSet::new();
+    let mut next = 0i64;
+    for l in patch.lines() {
+        if let Some(rest) = l.strip_prefix("@@ -") {
+            let plus = rest.split(' ').nth(1).unwrap_or("+0");
+            next = plus.trim_start_matches('+').split(',').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        } else if l.starts_with('+') || l.starts_with(' ') {
+            out.insert(next);
+            next += 1;
+        }
+    }
+    out
+}
+
+fn review_obj(ctx: &Ctx, r: &Repo, v: &Review) -> Value {
+    let state = match v.event.as_str() {
+        "APPROVE" => "APPROVED",
+        "REQUEST_CHANGES" => "CHANGES_REQUESTED",
+        "COMMENT" => "COMMENTED",
+        _ => "PENDING",
+    };
+    json!({"id": v.id, "node_id": format!("PRR_{}", v.id), "user": user(&v.user), "body": v.body, "state": state,
+           "commit_id": v.commit_id, "author_association": "NONE",
+           "html_url": format!("https://github.com/{}/pull/{}#pullrequestreview-{}", r.full_name(), v.pull_number, v.id),
+           "pull_request_url": format!("{}/pulls/{}", ctx.repo_url(r), v.pull_number),
+           "_links": {"html": {"href": format!("https://github.com/{}/pull/{}#pullrequestreview-{}", r.full_name(), v.pull_number, v.id)},
+                      "pull_request": {"href": format!("{}/pulls/{}", ctx.repo_url(r), v.pull_number)}}})
+}
+
+fn reaction_obj(x: &Reaction) -> Value {
+    json!({"id": x.id, "node_id": format!("REA_{}", x.id), "user": user(&x.user), "content": x.content,
+           "created_at": "2024-05-01T10:00:00Z"})
 }
 
 fn comment_obj(ctx: &Ctx, r: &Repo, c: &IssueComment) -> Value {

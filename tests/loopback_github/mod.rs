@@ -17,6 +17,7 @@
 //! ([`LoopbackGitHub::requests`]).
 #![allow(dead_code)]
 
+pub mod graphql;
 pub mod handlers;
 pub mod openapi;
 pub mod state;
@@ -411,6 +412,25 @@ async fn api_handler(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) ->
         inner.records.lock().unwrap().push(record("", "", 404));
         return respond(404, vec![], Some(&json!({"message": "Not Found"})));
     };
+    // GitHub's GraphQL endpoint: checked against GitHub's GraphQL schema, not the REST description.
+    if method == "POST" && path == "/graphql" {
+        let who = auth_of(&parts.headers, &inner.state.lock().unwrap());
+        if matches!(who, Who::Anonymous | Who::Invalid(_)) {
+            inner.records.lock().unwrap().push(record("graphql", &who.label(), 401));
+            return respond(401, vec![], Some(&json!({"message": "This endpoint requires you to be authenticated."})));
+        }
+        let problems = graphql::check(&bytes).await;
+        if !problems.is_empty() {
+            inner.violations.lock().unwrap().extend(problems.iter().map(|p| format!("POST /graphql: {p}")));
+            inner.records.lock().unwrap().push(record("graphql", &who.label(), 200));
+            let errors: Vec<Value> = problems.iter().map(|p| json!({"message": p})).collect();
+            return respond(200, vec![], Some(&json!({"errors": errors})));
+        }
+        let body = json_body.clone().unwrap_or_default();
+        let (op, answer) = graphql::handle(&mut inner.state.lock().unwrap(), &body);
+        inner.records.lock().unwrap().push(record(&format!("graphql/{op}"), &who.label(), 200));
+        return respond(200, vec![], Some(&answer));
+    }
     let spec = openapi::spec();
     let Some((op, params)) = spec.find(&method, path) else {
         inner.violations.lock().unwrap().push(format!("{method} {path}: not an operation of GitHub's REST API"));

@@ -91,6 +91,43 @@ pub struct IssueComment {
     pub edits: u32,
 }
 
+/// A reaction on an issue comment (`POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub id: i64,
+    pub comment_id: i64,
+    /// `+1`, `-1`, `laugh`, `confused`, `heart`, `hooray`, `rocket` or `eyes`.
+    pub content: String,
+    pub user: String,
+}
+
+/// A pull request review (`POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub id: i64,
+    pub pull_number: i64,
+    pub commit_id: String,
+    /// `COMMENT`, `APPROVE`, `REQUEST_CHANGES` (`PENDING` when absent).
+    pub event: String,
+    pub body: String,
+    pub user: String,
+    pub comments: Vec<ReviewComment>,
+}
+
+/// A review comment on a line (or lines) of a pull request's diff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewComment {
+    pub path: String,
+    pub line: i64,
+    #[serde(default)]
+    pub start_line: Option<i64>,
+    pub side: String,
+    pub body: String,
+}
+
 /// A check run annotation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -251,6 +288,11 @@ pub struct Repo {
     pub pulls: Vec<Pull>,
     #[serde(default)]
     pub comments: Vec<IssueComment>,
+    /// Reactions on issue comments.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+    #[serde(default)]
+    pub reviews: Vec<Review>,
     #[serde(default)]
     pub check_runs: Vec<CheckRun>,
     #[serde(default)]
@@ -411,6 +453,21 @@ impl Repo {
             cur = c.parents.first().and_then(|p| self.commits.get(p));
         }
         out
+    }
+
+    /// The unified diff hunks of `path` from commit `a` to commit `b`, as GitHub's `patch` field of
+    /// a pull request file has them (hunks only, no `---`/`+++` header); `None` for a binary file.
+    pub fn file_patch(&self, a: Option<&str>, b: &str, path: &str) -> Option<String> {
+        let text = |s: Option<&str>| -> Option<String> {
+            match s.and_then(|s| self.file(s, path)) {
+                Some((_, bytes)) => String::from_utf8(bytes).ok(),
+                None => Some(String::new()),
+            }
+        };
+        let (old, new) = (text(a)?, text(Some(b))?);
+        let full = diffy::create_patch(&old, &new).to_string();
+        let start = full.find("@@")?;
+        Some(full[start..].to_string())
     }
 
     /// Paths that differ between commit `a` and commit `b`.

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ci_healer::contract::{Diffstat, Outcome, Verdict};
-use ci_healer::crd::{HealingAttempt, HealingRun};
+use ci_healer::crd::{HealingAttempt, HealingCommand, HealingRun};
 use ci_healer::runner::kubelet::{self, Capacity, NodeAgent};
 use ci_healer::runner::sim::{self, StepOutcome};
 use k8s_openapi::api::batch::v1::Job;
@@ -60,7 +60,7 @@ pub async fn client() -> Client {
 /// Apply both CRDs (server-side apply) and wait until they are Established.
 pub async fn install_crds(client: &Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in [HealingRun::crd(), HealingAttempt::crd()] {
+    for crd in [HealingRun::crd(), HealingAttempt::crd(), HealingCommand::crd()] {
         let name = crd.name_any();
         api.patch(&name, &PatchParams::apply("ci-healer-tests").force(), &Patch::Apply(&crd)).await.expect("apply CRD");
         wait_for(&format!("CRD {name} established"), Duration::from_secs(30), || {
@@ -418,6 +418,7 @@ pub fn verdict(outcome: Outcome, reason: &str, summary: &str) -> String {
         tokens: None,
         durations: None,
         patch_sha256: None,
+        protected_paths: vec![],
     }
     .to_termination_message()
 }
