@@ -315,6 +315,20 @@ static SIGNAL_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .expect("static ecosystem automaton")
 });
 
+/// [`SIGNAL_AC`] as a contiguous NFA (the same matches): built in microseconds instead of the DFA's
+/// milliseconds, slower per byte. Logs up to [`SIGNAL_NFA_MAX_BYTES`] use it, so a `healer triage`
+/// process on a small log never builds the DFA.
+static SIGNAL_NFA: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+        .build(SIGNALS.iter().map(|(p, _, _)| p))
+        .expect("static ecosystem automaton")
+});
+
+/// Logs of at most this many bytes are scanned with [`SIGNAL_NFA`], longer ones with [`SIGNAL_AC`].
+const SIGNAL_NFA_MAX_BYTES: usize = 32 << 10;
+
 /// The ecosystem of a command or step-name word (`npm`, `cargo`, `pytest`, `helm` …).
 fn word_ecosystem(w: &str) -> Option<Ecosystem> {
     Some(match w {
@@ -405,6 +419,8 @@ pub fn guess(ev: &EcosystemEvidence<'_>) -> Option<EcosystemGuess> {
         let tail = n.saturating_sub(MAX_SCAN_LINES)..n;
         let focus = ev.focus_lines.clone().unwrap_or(0..0);
         let before_tail = focus.start.min(tail.start)..focus.end.min(tail.start);
+        let log_bytes = log.lines.last().map_or(0, |l| l.start + l.text.len());
+        let signals: &AhoCorasick = if log_bytes <= SIGNAL_NFA_MAX_BYTES { &SIGNAL_NFA } else { &SIGNAL_AC };
         for i in before_tail.chain(tail) {
             let l = &log.lines[i];
             let in_focus = focus.contains(&i);
@@ -414,7 +430,7 @@ pub fn guess(ev: &EcosystemEvidence<'_>) -> Option<EcosystemGuess> {
             if l.step == u32::MAX && !log.steps.is_empty() && !in_focus {
                 continue;
             }
-            for m in SIGNAL_AC.find_iter(l.text.as_ref()) {
+            for m in signals.find_iter(l.text.as_ref()) {
                 let (_, e, w) = SIGNALS[m.pattern().as_usize()];
                 sig[e.index()] += if in_focus { w * 2.0 } else { w };
             }
@@ -455,6 +471,21 @@ fn is_npm_banner(t: &str) -> bool {
 mod tests {
     use super::*;
     use crate::triage::Limits;
+
+    /// Small logs are scanned with the NFA, large ones with the DFA: both find the same signals.
+    #[test]
+    fn signal_nfa_and_dfa_find_the_same_matches() {
+        let mut text = String::new();
+        for (p, _, _) in SIGNALS {
+            text.push_str(&format!("a{p}b {p}{p}\n"));
+        }
+        let find = |ac: &AhoCorasick| -> Vec<(usize, usize)> {
+            ac.find_iter(&text).map(|m| (m.start(), m.pattern().as_usize())).collect()
+        };
+        let dfa = find(&SIGNAL_AC);
+        assert!(dfa.len() > SIGNALS.len(), "{}", dfa.len());
+        assert_eq!(find(&SIGNAL_NFA), dfa);
+    }
 
     #[test]
     fn npm_banner_and_node_paths_say_javascript() {

@@ -102,14 +102,24 @@ fn normalise_path(p: &str) -> String {
     n.trim_start_matches("./").to_string()
 }
 
-fn signature(d: &Diagnostic) -> String {
-    format!(
-        "{}|{}|{}|{}",
-        d.tool.as_str(),
-        d.code.as_deref().unwrap_or_default(),
-        d.file.as_deref().map(normalise_path).unwrap_or_default(),
-        normalise(&d.message)
-    )
+/// `tool|code|normalised file|normalised message`. `paths` remembers the normalised files (a log
+/// names the same few files in many diagnostics).
+fn signature<'d>(d: &'d Diagnostic, paths: &mut std::collections::HashMap<&'d str, String>) -> String {
+    let file: &str = match d.file.as_deref() {
+        Some(f) => paths.entry(f).or_insert_with(|| normalise_path(f)),
+        None => "",
+    };
+    let code = d.code.as_deref().unwrap_or_default();
+    let message = normalise(&d.message);
+    let tool = d.tool.as_str();
+    let mut s = String::with_capacity(tool.len() + code.len() + file.len() + message.len() + 3);
+    for (i, part) in [tool, code, file, &message].into_iter().enumerate() {
+        if i > 0 {
+            s.push('|');
+        }
+        s.push_str(part);
+    }
+    s
 }
 
 fn finish(kind: &str, parts: &[String]) -> String {
@@ -126,8 +136,13 @@ fn finish(kind: &str, parts: &[String]) -> String {
 pub fn error_hash(input: &HashInput<'_>) -> String {
     let diags = &input.parsed.diagnostics;
     for sev in [Severity::Error, Severity::Warning] {
-        let mut sigs: Vec<String> =
-            diags.iter().filter(|d| d.severity == sev).take(MAX_DIAGNOSTICS).map(signature).collect();
+        let mut paths = std::collections::HashMap::new();
+        let mut sigs: Vec<String> = diags
+            .iter()
+            .filter(|d| d.severity == sev)
+            .take(MAX_DIAGNOSTICS)
+            .map(|d| signature(d, &mut paths))
+            .collect();
         if !sigs.is_empty() {
             sigs.sort();
             sigs.dedup();

@@ -533,6 +533,23 @@ static KEYWORD_RE: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("static keyword regex")
 });
 
+/// [`KEYWORD_RE`]'s matches for short texts: the same keywords in a contiguous-NFA Aho-Corasick
+/// automaton (leftmost-longest, ASCII case ignored: the same matches as the regex, whose
+/// alternatives are tried longest first). It is built in microseconds where the regex's lazy DFA
+/// spends milliseconds determinising states on its first texts, so a `healer triage` process on a
+/// small log never builds the regex.
+static KEYWORD_NFA: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+        .build(KEYWORDS.iter().map(|(k, _, _)| k))
+        .expect("static keyword automaton")
+});
+
+/// Texts up to this many bytes are scanned with [`KEYWORD_NFA`], longer ones with [`KEYWORD_RE`].
+const KEYWORD_NFA_MAX_BYTES: usize = 16 << 10;
+
 /// The longest keyword, in bytes (a match of [`KEYWORD_RE`] is at most this long).
 const MAX_KEYWORD_BYTES: usize = 32;
 
@@ -628,16 +645,24 @@ pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -
             _ => (0, 0),
         };
         let mut li = lines.start;
-        for m in KEYWORD_RE.find_iter(text.get(from..to).unwrap_or("")) {
-            let at = from + m.start();
+        let region = text.get(from..to).unwrap_or("");
+        let mut mark = |at: usize, m: &str| {
             while li + 1 < n && log.lines[li + 1].start <= at {
                 li += 1;
             }
-            let Some(&(s, f)) = keyword_of(m.as_str()) else {
-                continue;
-            };
-            kw_scores[li] = kw_scores[li].max(s);
-            kw_flags[li] |= f;
+            if let Some(&(s, f)) = keyword_of(m) {
+                kw_scores[li] = kw_scores[li].max(s);
+                kw_flags[li] |= f;
+            }
+        };
+        if region.len() <= KEYWORD_NFA_MAX_BYTES {
+            for m in KEYWORD_NFA.find_iter(region) {
+                mark(from + m.start(), &region[m.range()]);
+            }
+        } else {
+            for m in KEYWORD_RE.find_iter(region) {
+                mark(from + m.start(), m.as_str());
+            }
         }
     }
     let mut state = State::default();
@@ -781,4 +806,24 @@ pub fn collapse_ws(s: &str) -> String {
         out.push_str(w);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The small-text automaton finds exactly the regex's matches: same starts, same keywords
+    /// (longest at a start, ASCII case ignored, non-ASCII marks byte for byte).
+    #[test]
+    fn keyword_automaton_matches_the_keyword_regex() {
+        let mut text = String::new();
+        for (k, _, _) in KEYWORDS {
+            text.push_str(&format!("x {k} {} {}y\n", k.to_ascii_uppercase(), k.replace(' ', "")));
+        }
+        text.push_str("Failed to fetch https://x: ERROR 404 Not Found; could not resolve host ✖ ×●\n");
+        let by_regex: Vec<(usize, &str)> = KEYWORD_RE.find_iter(&text).map(|m| (m.start(), m.as_str())).collect();
+        let by_nfa: Vec<(usize, &str)> = KEYWORD_NFA.find_iter(&text).map(|m| (m.start(), &text[m.range()])).collect();
+        assert!(by_regex.len() > KEYWORDS.len(), "{}", by_regex.len());
+        assert_eq!(by_nfa, by_regex);
+    }
 }
