@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn from_env_masks_the_secret_files_the_environment_names() {
         let name = "agent::context::tests::from_env_masks_the_secret_files_the_environment_names";
-        if std::env::var_os("CIHEALER_MASKER_CHILD").is_some() {
+        if std::env::var_os("MASKER_TEST_CHILD").is_some() {
             let out = Masker::from_env().mask("token from-a-mounted-file and line-two-of-it");
             assert_eq!(out, format!("token {MASK} and {MASK}"));
             return;
@@ -207,7 +207,7 @@ mod tests {
         std::fs::write(&secret, "from-a-mounted-file\nline-two-of-it\n").unwrap();
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", name, "--test-threads=1"])
-            .env("CIHEALER_MASKER_CHILD", "1")
+            .env("MASKER_TEST_CHILD", "1")
             .env(env::GIT_TOKEN_FILE, &secret)
             .output()
             .unwrap();
@@ -340,6 +340,17 @@ mod tests {
         let head = b.split('\n').next().unwrap();
         assert!(!head.is_empty() && head.chars().all(|c| c == 'é'));
         assert_eq!(sanitize("\x1b[1mok\x1b[0m", &Masker::default(), 100), "ok");
+    }
+
+    #[test]
+    fn bound_cuts_the_head_back_and_the_tail_forward_to_char_boundaries() {
+        // Both cut points (a third of the budget for the head, the rest for the tail) fall inside a
+        // two-byte character: the head ends before it and the tail starts after it, so the result is
+        // exactly this, 90 of the 91 bytes allowed.
+        let text = "é".repeat(60) + &"ü".repeat(60);
+        let b = bound(&text, 91);
+        assert_eq!(b, format!("{}\n[… 149 bytes elided …]\n{}", "é".repeat(10), "ü".repeat(21)));
+        assert_eq!(b.len(), 90);
     }
 
     #[test]
