@@ -8,6 +8,7 @@
 
 pub mod argo_eval;
 pub mod attempt;
+pub mod github;
 pub mod llm;
 
 use std::path::{Path, PathBuf};
