@@ -726,6 +726,13 @@ async fn canary_secrets_planted_everywhere_are_found_nowhere() {
             context["excerpt.txt"]
         );
     }
+    // The attempt pods mounted the canary Secrets (the git token, the LLM key).
+    for j in &jobs.items {
+        let volumes = j.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.volumes.clone());
+        let secrets: Vec<String> =
+            volumes.flatten().unwrap_or_default().into_iter().filter_map(|v| v.secret?.secret_name).collect();
+        assert!(secrets.contains(&"git".into()) && secrets.contains(&"llm".into()), "{}: {secrets:?}", j.name_any());
+    }
     assert_eq!(reqs.len(), 3, "the model's session ran: {reqs:#?}");
     let prompt = reqs[0].message_text(0);
     assert!(prompt.contains("The staging deploy token is [MASKED]"), "AGENTS.md is quoted, masked:\n{prompt}");
