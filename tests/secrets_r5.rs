@@ -1,4 +1,4 @@
-//! R5 (issue 12): no secret leaks, end to end. One HealingRun is healed by a real `healer controller`
+//! R5 (issue 12): no secret leaks, end to end. A HealingRun is healed by a real `healer controller`
 //! subprocess with the host runner (the attempt pod's steps as local processes), the built-in LLM
 //! agent against the loopback Anthropic provider (tool use), the loopback GitHub (the job log is
 //! read from it, the fix delivered as a draft pull request, the run reported with commit statuses
@@ -15,8 +15,14 @@
 //!
 //! and then everything is scanned: both CRDs' full objects (status included), Jobs and Pods
 //! (termination messages), every Event and every ConfigMap of the namespace, the controller's log,
-//! the host runner's log and every step's log, the patch, and every request (body, query, headers)
-//! the loopback GitHub, Slack and LLM servers received. Expected: 0 hits, except each credential in
+//! the host runner's log and every step's log, the patch, the dashboard's pages (`healer
+//! dashboard`) and the controller's `/metrics`, and every request (body, query, headers; Git Data
+//! API blobs decoded from base64) the loopback GitHub, Slack and LLM servers received. No canary
+//! holds a character that JSON or HTML would escape, so an escaped copy cannot hide.
+//!
+//! A second run carries the same log as an inline `spec.failure.excerpt` (propose mode, re-healed
+//! from the remembered fix): its spec is where those canaries were planted, so only that field is
+//! left out of the scan. Expected: 0 hits, except each credential in
 //! the one header it is for (the LLM key in `x-api-key` to the provider, the GitHub token in
 //! `Authorization` to GitHub, the Slack token in `Authorization` to Slack), and the model's own
 //! words going back to the same model as the conversation's assistant turns.
@@ -308,6 +314,53 @@ fn step_files(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// `healer dashboard` for one namespace (admin kubeconfig); killed on drop.
+struct Dashboard {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Dashboard {
+    fn start(ns: &str) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_healer"))
+            .args(["dashboard", "--namespace", ns, "--addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", support::kubeconfig())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("start healer dashboard");
+        Self { child, log }
+    }
+
+    /// The base URL it logged, once its cache is complete.
+    async fn url(&self) -> String {
+        let log = self.log.path().to_path_buf();
+        support::wait_for("the dashboard's cache and address", Duration::from_secs(30), || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).ok()?;
+                text.contains("dashboard cache is complete").then_some(())?;
+                let url = text.lines().find_map(|l| l.split("url=").nth(1))?.split_whitespace().next()?;
+                Some(url.trim_end_matches('/').to_string())
+            }
+        })
+        .await
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // ----- the test -------------------------------------------------------------------------------
 
 async fn secret(client: &kube::Client, ns: &str, name: &str, key: &str, value: &str) {
@@ -524,6 +577,21 @@ async fn canary_secrets_planted_everywhere_are_found_nowhere() {
         }
     }
     places.push(Place::new("step logs (pods/log)", via_api));
+
+    // What people see: the dashboard's pages (and its log), the controller's metrics.
+    let dashboard = Dashboard::start(&ns);
+    let base = dashboard.url().await;
+    let mut pages = Vec::new();
+    for path in ["/".to_string(), "/repositories".into(), format!("/runs/{ns}/{name}"), format!("/runs/{ns}/{inline}")]
+    {
+        let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        pages.push((path, resp.text().await.unwrap()));
+    }
+    assert!(pages[2].1.contains("[MASKED]"), "the run page shows the masked excerpt:\n{}", pages[2].1);
+    pages.push(("dashboard log".into(), dashboard.logs()));
+    places.push(Place::new("dashboard pages and log", pages));
+    places.push(Place::new("controller /metrics", vec![("/metrics".into(), ctl.http_get("/metrics").await)]));
 
     let gh_reqs = gh.requests();
     places.push(Place::new(
