@@ -274,7 +274,7 @@ impl Runner {
         let total = pod
             .spec
             .as_ref()
-            .map(|s| s.init_containers.as_ref().map_or(0, |v| v.len()) + s.containers.len())
+            .map(|s| s.init_containers.iter().flatten().filter(|c| !local::is_sidecar(c)).count() + s.containers.len())
             .unwrap_or(0);
         let runs = local::run_pod(
             pod,

@@ -303,6 +303,12 @@ impl HostRunner {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Where it keeps its pods (`<namespace>/<pod>/` with `logs/<container>.log`, the volumes and
+    /// the termination messages).
+    pub fn pods_dir(&self) -> PathBuf {
+        self._dir.path().join("pods")
+    }
 }
 
 impl Drop for HostRunner {
