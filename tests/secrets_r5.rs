@@ -569,7 +569,7 @@ async fn canary_secrets_planted_everywhere_are_found_nowhere() {
     // The same step logs through the API server (`kubectl logs`), while the pod is there.
     let mut via_api = Vec::new();
     for p in &pods.items {
-        for c in ["prepare", "checkout", "agent", "validate"] {
+        for c in ["prepare", "checkout", "llm-proxy", "agent", "validate"] {
             let lp = kube::api::LogParams { container: Some(c.into()), ..Default::default() };
             if let Ok(text) = Api::<Pod>::namespaced(client.clone(), &ns).logs(&p.name_any(), &lp).await {
                 via_api.push((format!("{}/{c}", p.name_any()), text));
