@@ -8,8 +8,7 @@ mod support;
 use std::time::Duration;
 
 use ci_healer::crd::{HealingCommand, HealingCommandSpec, HealingRun};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use loopback_github::*;

@@ -853,7 +853,7 @@ mod tests {
     use super::*;
     use crate::crd::HealingCommandSpec;
     use crate::crd::run::{PullRequestStatus, ReportStatus};
-    use crate::crd::{HealingRunStatus, RunPhase};
+    use crate::crd::{HealingRunSpec, HealingRunStatus, RunPhase};
 
     fn command(author: &str, author_type: Option<&str>, body: &str) -> HealingCommand {
         let mut c = HealingCommand::new(
