@@ -569,7 +569,7 @@ async fn canary_secrets_planted_everywhere_are_found_nowhere() {
     // The same step logs through the API server (`kubectl logs`), while the pod is there.
     let mut via_api = Vec::new();
     for p in &pods.items {
-        for c in ["prepare", "checkout", "agent", "validate"] {
+        for c in ["prepare", "checkout", "llm-proxy", "agent", "validate"] {
             let lp = kube::api::LogParams { container: Some(c.into()), ..Default::default() };
             if let Ok(text) = Api::<Pod>::namespaced(client.clone(), &ns).logs(&p.name_any(), &lp).await {
                 via_api.push((format!("{}/{c}", p.name_any()), text));
@@ -725,6 +725,13 @@ async fn canary_secrets_planted_everywhere_are_found_nowhere() {
             "{run}: the log's canaries did not reach the excerpt masked ({masked} masks):\n{}",
             context["excerpt.txt"]
         );
+    }
+    // The attempt pods mounted the canary Secrets (the git token, the LLM key).
+    for j in &jobs.items {
+        let volumes = j.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.volumes.clone());
+        let secrets: Vec<String> =
+            volumes.flatten().unwrap_or_default().into_iter().filter_map(|v| v.secret?.secret_name).collect();
+        assert!(secrets.contains(&"git".into()) && secrets.contains(&"llm".into()), "{}: {secrets:?}", j.name_any());
     }
     assert_eq!(reqs.len(), 3, "the model's session ran: {reqs:#?}");
     let prompt = reqs[0].message_text(0);
