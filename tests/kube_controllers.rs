@@ -201,6 +201,7 @@ async fn attempt_pods_are_admitted_under_pod_security_restricted() {
     for c in containers {
         let sc = c.security_context.unwrap_or_default();
         assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{}: read-only root filesystem", c.name);
         assert_eq!(sc.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]), "{}", c.name);
     }
     // The Job controller never had a pod refused.

@@ -32,6 +32,8 @@ pub const CONTEXT_DIR: &str = "HEALER_CONTEXT_DIR";
 pub const TERMINATION_MESSAGE_PATH: &str = "HEALER_TERMINATION_MESSAGE_PATH";
 /// `HOME`, on the writable workspace volume ([`paths::HOME_DIR`]).
 pub const HOME: &str = "HOME";
+/// `TMPDIR`, the writable `tmp` volume ([`paths::TMP_DIR`]): every root filesystem is read-only.
+pub const TMPDIR: &str = "TMPDIR";
 
 // --- Set by the controller on checkout, agent and validate. ---
 
@@ -200,6 +202,8 @@ pub struct StepContext {
     pub termination_message_path: PathBuf,
     /// `HOME` for the step's tools.
     pub home: PathBuf,
+    /// `TMPDIR` for the step's tools.
+    pub tmp_dir: PathBuf,
     /// The attempt's name (work steps only).
     pub attempt_name: Option<String>,
     /// The failing commit (work steps only).
@@ -240,6 +244,7 @@ impl StepContext {
             context_dir: paths::CONTEXT_DIR.into(),
             termination_message_path: paths::TERMINATION_LOG.into(),
             home: paths::HOME_DIR.into(),
+            tmp_dir: paths::TMP_DIR.into(),
             attempt_name: None,
             source: None,
             git_base_url: None,
@@ -264,6 +269,7 @@ impl StepContext {
             (CONTEXT_DIR, path(&self.context_dir)),
             (TERMINATION_MESSAGE_PATH, path(&self.termination_message_path)),
             (HOME, path(&self.home)),
+            (TMPDIR, path(&self.tmp_dir)),
         ];
         if let Some(n) = &self.attempt_name {
             v.push((ATTEMPT_NAME, n.clone()));
@@ -317,6 +323,7 @@ impl StepContext {
             context_dir: dir(CONTEXT_DIR, paths::CONTEXT_DIR),
             termination_message_path: dir(TERMINATION_MESSAGE_PATH, paths::TERMINATION_LOG),
             home: dir(HOME, paths::HOME_DIR),
+            tmp_dir: dir(TMPDIR, paths::TMP_DIR),
             attempt_name: var(ATTEMPT_NAME),
             source,
             git_base_url: var(GIT_BASE_URL),

@@ -18,7 +18,10 @@
 //!
 //! The Job follows the Kubernetes Job API (`batch/v1`): `backoffLimit: 0` (a failed attempt is the
 //! run's business, not the Job's), `activeDeadlineSeconds`, `ttlSecondsAfterFinished`,
-//! `restartPolicy: Never`, no service-account token, non-root, resource requests and limits.
+//! `restartPolicy: Never`, no service-account token, non-root, resource requests and limits. Every
+//! container (steps and sidecar) has a read-only root filesystem; the steps write only to their
+//! volumes: `workspace` (checkout, state, build caches, `HOME`), `tmp` at `/tmp` (`TMPDIR`) and, for
+//! `prepare`, `healer-bin`.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +39,7 @@ use super::labels::{self, Component};
 use crate::agent::context::Masker;
 use crate::contract::paths::{
     BIN_DIR, CONTEXT_DIR, GIT_SECRET_DIR, GIT_TOKEN_FILE_NAME, IMAGE_BINARY, LLM_KEY_FILE_NAME, LLM_SECRET_DIR,
-    TERMINATION_LOG, WORKSPACE_DIR,
+    TERMINATION_LOG, TMP_DIR, WORKSPACE_DIR,
 };
 use crate::contract::{AgentReport, Source, Step, StepContext, StepFailure, Verdict, VerdictError, env, paths, proxy};
 use crate::crd::{HealingAttempt, StepSpec};
@@ -95,11 +98,17 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
     };
     let context_mount = spec.context_config_map.as_ref().map(|_| mount("context", CONTEXT_DIR, true));
 
-    let step = |step: Step, s: &StepSpec, extra_mounts: Vec<VolumeMount>, read_only_root: bool| {
+    // Every container's root filesystem is read-only; what a step writes goes to its volumes: the
+    // workspace (the checkout, state, caches and HOME), `tmp` (TMPDIR) and, for `prepare`, the bin
+    // volume.
+    let step = |step: Step, s: &StepSpec, extra_mounts: Vec<VolumeMount>| {
         let mut env: Vec<EnvVar> = step_context(attempt, step).to_env().into_iter().map(|(k, v)| env(k, &v)).collect();
         env.extend(s.env.iter().map(|e| self::env(&e.name, &e.value)));
-        let mut mounts =
-            vec![mount("healer-bin", BIN_DIR, step != Step::Prepare), mount("workspace", WORKSPACE_DIR, false)];
+        let mut mounts = vec![
+            mount("healer-bin", BIN_DIR, step != Step::Prepare),
+            mount("workspace", WORKSPACE_DIR, false),
+            mount("tmp", TMP_DIR, false),
+        ];
         mounts.extend(context_mount.clone());
         mounts.extend(extra_mounts);
         Container {
@@ -112,7 +121,7 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             resources: Some(s.resources.clone().unwrap_or_else(|| default_resources.clone())),
             termination_message_path: Some(TERMINATION_LOG.into()),
             termination_message_policy: Some("File".into()),
-            security_context: Some(container_security(read_only_root)),
+            security_context: Some(container_security()),
             ..Default::default()
         }
     };
@@ -169,12 +178,12 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             resources: Some(small.clone()),
             termination_message_path: Some(TERMINATION_LOG.into()),
             termination_message_policy: Some("File".into()),
-            security_context: Some(container_security(true)),
+            security_context: Some(container_security()),
             ..Default::default()
         }
     });
 
-    let mut volumes = vec![empty_dir("healer-bin"), empty_dir("workspace")];
+    let mut volumes = vec![empty_dir("healer-bin"), empty_dir("workspace"), empty_dir("tmp")];
     if let Some(cm) = &spec.context_config_map {
         volumes.push(Volume {
             name: "context".into(),
@@ -214,16 +223,16 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
         }),
         init_containers: Some(
             [
-                Some(step(Step::Prepare, &prepare, vec![], true)),
-                Some(step(Step::Checkout, &spec.checkout, git_mounts, false)),
+                Some(step(Step::Prepare, &prepare, vec![])),
+                Some(step(Step::Checkout, &spec.checkout, git_mounts)),
                 sidecar,
-                Some(step(Step::Agent, &spec.agent, vec![], false)),
+                Some(step(Step::Agent, &spec.agent, vec![])),
             ]
             .into_iter()
             .flatten()
             .collect(),
         ),
-        containers: vec![step(Step::Validate, &spec.validate, vec![], false)],
+        containers: vec![step(Step::Validate, &spec.validate, vec![])],
         volumes: Some(volumes),
         ..Default::default()
     };
@@ -258,10 +267,10 @@ fn empty_dir(name: &str) -> Volume {
     Volume { name: name.into(), empty_dir: Some(Default::default()), ..Default::default() }
 }
 
-fn container_security(read_only_root: bool) -> SecurityContext {
+fn container_security() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(read_only_root),
+        read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
         ..Default::default()
@@ -540,6 +549,14 @@ mod tests {
         for c in inits.iter().chain(&pod.containers) {
             let sc = c.security_context.as_ref().unwrap();
             assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+            assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+            if c.name != proxy::CONTAINER {
+                // Writable volumes where a step writes: the workspace (HOME below it) and TMPDIR.
+                assert!(mounts(c).contains(&"workspace".to_string()) && mounts(c).contains(&"tmp".to_string()));
+                let env: BTreeMap<_, _> =
+                    c.env.iter().flatten().map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or(""))).collect();
+                assert_eq!((env["HOME"], env["TMPDIR"]), (paths::HOME_DIR, TMP_DIR), "{}", c.name);
+            }
             assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
             assert!(c.resources.as_ref().unwrap().limits.is_some(), "{} has limits", c.name);
             let secret_mounts: Vec<_> =
