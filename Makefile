@@ -63,8 +63,14 @@ run-local: install-crds ## The main job: control plane, CRDs, controller, host r
 	hack/run-local.sh
 
 .PHONY: test
-test: control-plane ## Run every test (unit, integration against the local control plane, e2e).
+test: control-plane ## Run every test (unit, integration against the local control plane, e2e), then the RBAC audit.
+	mkdir -p target && date -u +%Y-%m-%dT%H:%M:%S.%6NZ > target/rbac-audit-since
 	cargo test --locked
+	$(MAKE) --no-print-directory rbac-audit
+
+.PHONY: rbac-audit
+rbac-audit: ## The chart's RBAC against the audit log of the last `make test`: every granted verb used, nothing used ungranted.
+	cargo test --locked --test rbac_audit -- --ignored --nocapture
 
 .PHONY: screenshots
 screenshots: control-plane ## Take the README's dashboard screenshot in headless Chromium (docs/images/dashboard-run.png).

@@ -180,7 +180,8 @@ pub struct Profile {
     /// The validation step. Default: `healer validate`.
     #[serde(default = "default_validate_step")]
     pub validate: ProfileStep,
-    /// The Secret key holding the LLM provider's API key, mounted into the agent step only.
+    /// The Secret key holding the LLM provider's API key, mounted into the attempt pod's `llm-proxy`
+    /// sidecar only (no step of the attempt sees it; see [`crate::contract::proxy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_api_key_secret: Option<SecretKeyRef>,
     /// Fixers, LLM provider and model, validation commands and guard rails of the steps

@@ -13,6 +13,7 @@ pub mod crd;
 pub mod dashboard;
 pub mod github;
 pub mod intake;
+pub mod kube_client;
 pub mod notify;
 pub mod resources;
 #[cfg(feature = "dev")]

@@ -33,6 +33,8 @@ enum Command {
     Agent(ci_healer::agent::cli::AgentArgs),
     /// Attempt-pod step: judge the change and write the verdict.
     Validate(ci_healer::agent::cli::ValidateArgs),
+    /// Attempt-pod sidecar: hold the LLM key and add it to the agent's provider requests.
+    LlmProxy(ci_healer::agent::llm::proxy::ProxyArgs),
     /// Development only: stand in for the kubelet, running attempt Jobs' steps as host processes.
     #[cfg(feature = "dev")]
     HostRunner(ci_healer::runner::Args),
@@ -78,6 +80,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Checkout(args) => ci_healer::agent::cli::checkout(args).await,
         Command::Agent(args) => ci_healer::agent::cli::agent(args).await,
         Command::Validate(args) => ci_healer::agent::cli::validate(args).await,
+        Command::LlmProxy(args) => {
+            ci_healer::agent::llm::proxy::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into)
+        }
         #[cfg(feature = "dev")]
         Command::HostRunner(args) => ci_healer::runner::run(args).await.map(|_| ExitCode::SUCCESS).map_err(Into::into),
     }
@@ -95,5 +100,6 @@ mod tests {
         for step in ci_healer::contract::Step::ALL {
             assert!(cli.find_subcommand(step.subcommand()).is_some(), "healer {} is missing", step.subcommand());
         }
+        assert!(cli.find_subcommand(ci_healer::contract::proxy::SUBCOMMAND).is_some(), "healer llm-proxy is missing");
     }
 }

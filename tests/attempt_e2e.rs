@@ -232,6 +232,33 @@ async fn a_first_llm_attempt_that_deletes_a_test_leads_to_a_second_attempt() {
         .unwrap();
     assert!(cm.data.unwrap()["patch.diff"].contains("+    x + 1"));
     assert_eq!(llm.requests().len(), 2);
+    // The key reached the provider through the pod's `llm-proxy` native sidecar, which the host
+    // runner ran next to the agent and validate steps and stopped afterwards; the pod's phase came
+    // from its main container, so the real Job controller completed the Job.
+    assert!(llm.requests().iter().all(|r| r.headers["x-api-key"] == "e2e-key-0123456789"));
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels("batch.kubernetes.io/job-name=llm-2"))
+        .await
+        .unwrap()
+        .items;
+    for pod in pods {
+        let status = pod.status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Succeeded"), "{status:?}");
+        let proxy = status.init_container_statuses.unwrap().into_iter().find(|c| c.name == "llm-proxy").unwrap();
+        let term = proxy.state.unwrap().terminated.unwrap();
+        assert_eq!(term.exit_code, 0, "stopped with SIGTERM, it exits cleanly: {term:?}");
+    }
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &ns);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Gone (TTL-after-finished) or Complete; the Job controller catches up with the pod's phase.
+    while let Some(job) = jobs.get_opt("llm-2").await.unwrap() {
+        let conds = job.status.unwrap_or_default().conditions.unwrap_or_default();
+        if conds.iter().any(|c| c.type_ == "Complete" && c.status == "True") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Job llm-2 not Complete: {conds:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Memory of past fixes on the real control plane: a fix an LLM found is remembered in a ConfigMap

@@ -349,3 +349,89 @@ async fn pause_turn_is_continued_and_text_blocks_join_without_newlines() {
     assert_eq!(content_text(&m.last().unwrap()["content"]), "Looking at src/lib.rs.");
     assert!(agent_log_has(&run, "PauseTurn"), "{}", run.logs["agent"]);
 }
+
+// ----- the key is out of reach of the repository's code -----------------------------------------
+
+/// A repository whose `build.rs` hunts for the LLM key (`tests/fixtures/hostile/build.rs`) while
+/// the agent step validates the model's fix with `cargo test`, and again in the validate step. The
+/// key lives only in the `llm-proxy` sidecar: the build script finds it nowhere (its environment,
+/// every file below the agent container's mounts, `/proc/*/environ` and `/proc/*/cmdline` of every
+/// process it can read, the sidecar's included), finds the control strings planted where it must
+/// find them, and the provider still gets the key in `x-api-key` through the proxy.
+///
+/// What the host runner cannot show: its containers are processes of one user in one mount and
+/// PID namespace, so the sidecar's Secret folder and its `/proc/<pid>/mem` stay reachable by path
+/// here; a kubelet mounts the Secret into the sidecar's mount namespace only, and gives the pod
+/// its own PID namespace (with `shareProcessNamespace` unset, the default, each container its own).
+#[tokio::test]
+async fn a_hostile_build_script_finds_no_llm_key_while_the_loop_works_through_the_proxy() {
+    let key = "sk-ant-canary-5be1f07d9c2a4e38";
+    let control = "control-3c9e1a7b";
+    let reversed = |s: &str| s.chars().rev().collect::<String>();
+    let build_rs = std::fs::read_to_string(support::root().join("tests/fixtures/hostile/build.rs"))
+        .unwrap()
+        .replace("@KEY_REVERSED@", &reversed(key))
+        .replace("@CONTROL_REVERSED@", &reversed(control));
+    assert!(!build_rs.contains(key) && !build_rs.contains(control));
+    let mut files = crate_files(OFF_BY_ONE);
+    files.push(("build.rs", build_rs));
+    let repo = repo(&as_refs(&files));
+    let llm = ScriptedLlm::start(vec![anthropic_text(FIX_ANSWER, 10, 5)]).await;
+    let mut setup = llm_setup("anthropic", &llm.url, Some(key));
+    setup.excerpt = format!("{OFF_BY_ONE_EXCERPT}\n{control}\n");
+    let job = job(&repo, &setup);
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let agent = pod.init_containers.as_ref().unwrap().iter().find(|c| c.name == "agent").unwrap().clone();
+    let reports = tempfile::tempdir().unwrap();
+    let report_dir = reports.path().to_path_buf();
+    let run = run_local_with(&job, &setup, |dirs| {
+        let roots: Vec<String> =
+            agent.volume_mounts.iter().flatten().map(|m| dirs.volumes.join(&m.name).display().to_string()).collect();
+        assert!(!agent.volume_mounts.iter().flatten().any(|m| m.name == "llm-api-key"));
+        vec![
+            ("SCAN_ROOTS".into(), roots.join(":")),
+            ("SCAN_REPORT_DIR".into(), report_dir.display().to_string()),
+            ("SCAN_CONTROL".into(), control.into()),
+        ]
+    })
+    .await;
+    assert_eq!(run.verdict().outcome, Outcome::Passed, "{}", run.all_logs());
+
+    // The loop worked through the proxy: the provider got the key, in its header only.
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 1, "{}", run.all_logs());
+    assert_eq!(reqs[0].headers["x-api-key"], key);
+    assert_eq!(reqs[0].headers["anthropic-version"], "2023-06-01");
+    assert!(run.logs["llm-proxy"].contains("forwarded"), "{}", run.all_logs());
+
+    // The build script ran in the agent step (validating the fix) and found nothing.
+    let mut scans: Vec<(String, String)> = std::fs::read_dir(reports.path())
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().to_string(), std::fs::read_to_string(e.path()).unwrap()))
+        .collect();
+    scans.sort();
+    assert!(
+        scans.iter().any(|(n, _)| n.starts_with("scan-agent-")),
+        "the build script ran in the agent step: {scans:?}\n{}",
+        run.all_logs()
+    );
+    for (name, report) in &scans {
+        let field = |line: &str, k: &str| -> u64 {
+            let l = report.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("{name}: {report}"));
+            l.split(' ').find_map(|f| f.strip_prefix(&format!("{k}="))).unwrap().parse().unwrap()
+        };
+        for what in ["env ", "files ", "environ ", "cmdline "] {
+            assert_eq!(field(what, "key"), 0, "{name} found the key:\n{report}");
+            assert!(field(what, "scanned") > 0, "{name} scanned no {what}:\n{report}");
+        }
+        // Controls: the search does find what is within its reach.
+        assert!(field("env ", "control") > 0, "{name}: {report}");
+        assert!(field("files ", "control") > 0, "{name}: the context mount holds the control\n{report}");
+        assert!(field("environ ", "control") > 0, "{name}: {report}");
+        assert!(!report.contains(key), "{name}");
+        if name.starts_with("scan-agent-") {
+            assert!(report.contains("proxy-seen=true"), "{name}: the sidecar's /proc entries were read\n{report}");
+        }
+    }
+}

@@ -223,6 +223,9 @@ async fn heal_and_abort_under_the_chart_rbac(
         &cfg,
         serde_yaml_ng::to_string(&serde_json::json!({
             "healerImage": "healer:test",
+            // One remembered fix per repository: `fmt`'s fix makes the controller forget the older one
+            // planted below (`configmaps delete`, the retention bound).
+            "memory": {"maxEntriesPerRepository": 1},
             "profiles": {
                 "rust": {"image": "docker.io/library/rust:1.95", "settings": settings},
                 "general": {
@@ -235,6 +238,20 @@ async fn heal_and_abort_under_the_chart_rbac(
         .unwrap(),
     )
     .unwrap();
+    // An older remembered fix of another failure in the same repository.
+    let older = {
+        let mut r = run("older", &repo.sha, "rust", "old failure");
+        r.metadata.namespace = Some(ns.clone());
+        let st = ci_healer::crd::HealingRunStatus {
+            error_hash: Some("0123456789abcdef".into()),
+            failure_class: Some(ci_healer::triage::FailureClass::RustClippy),
+            ..Default::default()
+        };
+        ci_healer::controller::memory::build_entry(&r, &st, "older-1", "--- a/old\n+++ b/old\n", "an older fix")
+            .unwrap()
+    };
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    cms.create(&PostParams::default(), &older).await.unwrap();
     let runner = support::HostRunner::start(&ns);
     let ctrl = support::ControllerProcess::start_with_kubeconfig(&ns, Some(&cfg), &kubeconfig);
     let fmt_excerpt = "Diff in /home/runner/work/demo/demo/src/lib.rs at line 1:\n-pub fn next(x:i32)->i32{\n+pub fn next(x: i32) -> i32 {\n##[error]Process completed with exit code 1.\n";
@@ -301,6 +318,10 @@ async fn heal_and_abort_under_the_chart_rbac(
     assert!(patch.contains("-pub fn next(x:i32)->i32{") && patch.contains("+pub fn next(x: i32) -> i32 {"), "{patch}");
     until("the Fixed Event", &ctrl, &runner, || async {
         (apis.event_count("HealingRun", "fmt", "Fixed").await >= 1).then_some(())
+    })
+    .await?;
+    until("the older remembered fix forgotten", &ctrl, &runner, || async {
+        cms.get_opt(&older.name_any()).await.unwrap().is_none().then_some(())
     })
     .await?;
     // Nothing refused up to here, including what the controller did after the last wait.

@@ -8,8 +8,7 @@ mod support;
 use std::time::Duration;
 
 use ci_healer::crd::{HealingCommand, HealingCommandSpec, HealingRun};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use loopback_github::*;
@@ -113,24 +112,10 @@ async fn setup_with(
     prefix: &str,
     extra: &str,
 ) -> (Client, Apis, ControllerProcess, std::path::PathBuf) {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, prefix).await;
-    let secret = Secret {
-        metadata: ObjectMeta { name: Some("github-token".into()), ..Default::default() },
-        data: Some([("token".to_string(), ByteString(TOKEN.as_bytes().to_vec()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
-    let config = format!(
-        "github:\n  apiUrl: {}\n  tokenSecret: {{name: github-token, key: token}}\n  secretNamespace: {ns}\n  \
-         requestTimeoutSeconds: 10\nallowedRepositories:\n  {ns}: [\"Codertocat\"]\n{extra}",
-        gh.api_url()
-    );
-    let path = std::env::temp_dir().join(format!("ci-healer-commands-{ns}.yaml"));
-    std::fs::write(&path, config).unwrap();
-    let ctrl = ControllerProcess::start(&ns, Some(&path));
-    (client.clone(), Apis::new(&client, &ns), ctrl, path)
+    support::github::controller(prefix, &gh.api_url(), TOKEN, |ns| {
+        format!("allowedRepositories:\n  {ns}: [\"Codertocat\"]\n{extra}")
+    })
+    .await
 }
 
 /// The sample run (the Sensor's output for the real `workflow_job` delivery, sent by

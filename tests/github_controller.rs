@@ -113,24 +113,12 @@ async fn setup_with(
     allowed: &str,
     github_extra: &str,
 ) -> (Client, Apis, ControllerProcess, std::path::PathBuf) {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, prefix).await;
-    let secret = Secret {
-        metadata: ObjectMeta { name: Some("github-token".into()), ..Default::default() },
-        data: Some([("token".to_string(), ByteString(TOKEN.as_bytes().to_vec()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
-    let config = format!(
-        "github:\n  apiUrl: {}\n  tokenSecret: {{name: github-token, key: token}}\n  secretNamespace: {ns}\n  \
-         requestTimeoutSeconds: 10\n{github_extra}allowedRepositories:\n  {ns}: [\"{allowed}\"]\n  some-other-namespace: [\"{OTHER_REPO}\"]\n",
-        gh.api_url()
-    );
-    let path = std::env::temp_dir().join(format!("ci-healer-github-{ns}.yaml"));
-    std::fs::write(&path, config).unwrap();
-    let ctrl = ControllerProcess::start(&ns, Some(&path));
-    (client.clone(), Apis::new(&client, &ns), ctrl, path)
+    support::github::controller(prefix, &gh.api_url(), TOKEN, |ns| {
+        format!(
+            "{github_extra}allowedRepositories:\n  {ns}: [\"{allowed}\"]\n  some-other-namespace: [\"{OTHER_REPO}\"]\n"
+        )
+    })
+    .await
 }
 
 fn cond(run: &HealingRun, t: &str) -> Option<(String, String, String)> {

@@ -169,7 +169,19 @@ async fn pod_security_restricted_refuses_a_pod_that_is_not_locked_down() {
 
 #[tokio::test]
 async fn attempt_pods_are_admitted_under_pod_security_restricted() {
-    let (apis, _ctrl, _dir) = setup("kcm-pss-attempt", serde_json::json!({})).await;
+    // Every profile has an LLM key Secret, so the pod has the `llm-proxy` native sidecar too.
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "kcm-pss-attempt").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ci_healer::config::ControllerConfig::default();
+    for p in cfg.profiles.values_mut() {
+        p.llm_api_key_secret = Some(ci_healer::crd::SecretKeyRef { name: "llm".into(), key: "key".into() });
+    }
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+    let _ctrl = ControllerProcess::start(&ns, Some(&path));
+    let apis = Apis::new(&client, &ns);
     // The namespace enforces `restricted`, so the pod below exists only because admission let it in.
     let ns = Api::<k8s_openapi::api::core::v1::Namespace>::all(apis.client.clone()).get(&apis.ns).await.unwrap();
     assert_eq!(ns.labels().get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
@@ -181,10 +193,15 @@ async fn attempt_pods_are_admitted_under_pod_security_restricted() {
     let psc = spec.security_context.unwrap();
     assert_eq!(psc.run_as_non_root, Some(true));
     assert_eq!(psc.seccomp_profile.map(|s| s.type_).as_deref(), Some("RuntimeDefault"));
-    let containers = spec.init_containers.unwrap_or_default().into_iter().chain(spec.containers);
+    let inits = spec.init_containers.unwrap_or_default();
+    let names: Vec<&str> = inits.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["prepare", "checkout", "llm-proxy", "agent"]);
+    assert_eq!(inits[2].restart_policy.as_deref(), Some("Always"), "a native sidecar");
+    let containers = inits.into_iter().chain(spec.containers);
     for c in containers {
         let sc = c.security_context.unwrap_or_default();
         assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{}: read-only root filesystem", c.name);
         assert_eq!(sc.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]), "{}", c.name);
     }
     // The Job controller never had a pod refused.

@@ -384,8 +384,13 @@ async fn the_healer_webhook_binary_serves_the_receiver() {
     let r = signed(&http, &url, "workflow_job", "bin-delivery-1", &fixture("workflow_job-failure.json")).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(send(&http, &url, "workflow_job", "bin-delivery-2", b"{}", None).await.status, 401);
-    let run = Api::<HealingRun>::namespaced(admin, &ns).get("gh-2202229078-1-289782451").await.unwrap();
+    let run = Api::<HealingRun>::namespaced(admin.clone(), &ns).get("gh-2202229078-1-289782451").await.unwrap();
     assert_eq!(run.spec.source.delivery_id.as_deref(), Some("bin-delivery-1"));
+    // A `/healer` comment becomes a HealingCommand, made by the binary under the chart's Role.
+    let approve = fixture("derived/issue_comment-healer-approve.json");
+    let r = signed(&http, &url, "issue_comment", "bin-delivery-3", &approve).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(Api::<HealingCommand>::namespaced(admin, &ns).list(&Default::default()).await.unwrap().items.len(), 1);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.lines().any(|l| l.contains("bin-delivery-1") && l.contains("created")),

@@ -184,15 +184,14 @@ pub async fn run(env: &StepEnv, stats: &mut AgentStats) -> AgentEnd {
 
     // 2. The LLM.
     stats.method = if fixed_something { "fixers+llm".into() } else { "llm".into() };
-    let key = match llm::Client::read_key(env.llm_api_key_file.as_deref().and_then(Path::to_str)) {
-        Ok(k) => k,
-        Err(e) => {
-            return AgentEnd::Failed { reason: e.reason().into(), message: e.to_string() };
-        }
+    // The key stays in the `llm-proxy` sidecar: this step (and the repository's code it runs)
+    // only knows the proxy's loopback URL.
+    let Some(proxy_url) = env.llm_proxy_url.as_deref() else {
+        let e = llm::Client::no_proxy();
+        return AgentEnd::Failed { reason: e.reason().into(), message: e.to_string() };
     };
-    let mut masker = env.masker.clone();
-    masker.add(&key);
-    let client = match llm::Client::new(&llm_settings, key) {
+    let masker = env.masker.clone();
+    let client = match llm::Client::through_proxy(&llm_settings, proxy_url) {
         Ok(c) => c,
         Err(e) => {
             return AgentEnd::Failed { reason: "ProviderClientError".into(), message: e.to_string() };

@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::contract::memory::MemoryContext;
+use crate::contract::proxy::KeyFingerprint;
 use crate::contract::{env, paths};
 
 /// What replaces a secret.
@@ -42,10 +43,13 @@ static ANSI: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]").expect("ansi regex")
 });
 
-/// Masks secrets in text: known token formats plus literal values (each at least 6 bytes long).
+/// Masks secrets in text: known token formats, literal values (each at least 6 bytes long), and
+/// secrets known only by a [`KeyFingerprint`] (the LLM key, which only the `llm-proxy` sidecar
+/// holds): every token of the fingerprint's length that matches it.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
     literals: Vec<String>,
+    fingerprints: Vec<KeyFingerprint>,
 }
 
 impl Masker {
@@ -57,7 +61,51 @@ impl Masker {
         // Longest first, so a secret containing another is masked whole.
         literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
         literals.dedup();
-        Self { literals }
+        Self { literals, fingerprints: vec![] }
+    }
+
+    /// Add a secret known only by its fingerprint: a token of its length (delimited by characters
+    /// other than ASCII letters, digits, `-` and `_`) whose salted hash matches is masked.
+    pub fn add_fingerprint(&mut self, fp: KeyFingerprint) {
+        if fp.length >= 6 && !self.fingerprints.contains(&fp) {
+            self.fingerprints.push(fp);
+        }
+    }
+
+    fn mask_fingerprints(&self, text: &str) -> String {
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        let bytes = text.as_bytes();
+        let mut hits: Vec<(usize, usize)> = Vec::new();
+        for fp in &self.fingerprints {
+            let n = fp.length;
+            let mut i = 0;
+            while i + n <= bytes.len() {
+                let starts = i == 0 || !word(bytes[i - 1]);
+                let ends = i + n == bytes.len() || !word(bytes[i + n]);
+                if starts && ends && bytes[i].is_ascii_graphic() && fp.matches(&bytes[i..i + n]) {
+                    hits.push((i, i + n));
+                    i += n;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if hits.is_empty() {
+            return text.to_string();
+        }
+        hits.sort();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (a, b) in hits {
+            if a < at || !text.is_char_boundary(a) || !text.is_char_boundary(b) {
+                continue;
+            }
+            out.push_str(&text[at..a]);
+            out.push_str(MASK);
+            at = b;
+        }
+        out.push_str(&text[at..]);
+        out
     }
 
     /// A masker for the secret files this step has: every variable [`env::is_secret_file_var`]
@@ -91,7 +139,7 @@ impl Masker {
 
     /// Replace every secret in `text` by [`MASK`].
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
+        let mut out = if self.fingerprints.is_empty() { text.to_string() } else { self.mask_fingerprints(text) };
         for l in &self.literals {
             if out.contains(l.as_str()) {
                 out = out.replace(l.as_str(), MASK);
@@ -191,13 +239,27 @@ impl FailureContext {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_secret_known_only_by_its_fingerprint_is_masked_as_a_whole_token() {
+        let key = "zz-custom-llm-key-7f3a9c2e";
+        let mut m = Masker::default();
+        m.add_fingerprint(KeyFingerprint::of(key, "5a17"));
+        let text = format!("LLM_KEY={key}\n{key}. and \"{key}\" but not x{key} nor {key}x; é {key}");
+        assert_eq!(
+            m.mask(&text),
+            format!("LLM_KEY={MASK}\n{MASK}. and \"{MASK}\" but not x{key} nor {key}x; é {MASK}")
+        );
+        assert_eq!(m.mask("nothing here"), "nothing here");
+        assert!(!KeyFingerprint::of(key, "5a17").matches(b"zz-custom-llm-key-7f3a9c2f"));
+    }
+
     /// [`Masker::from_env`] reads this process's environment, which a unit test must not change
     /// (other tests run in parallel threads): the test runs itself again as a child process with the git
     /// token's file variable naming a secret file, and the child checks the masking.
     #[test]
     fn from_env_masks_the_secret_files_the_environment_names() {
         let name = "agent::context::tests::from_env_masks_the_secret_files_the_environment_names";
-        if std::env::var_os("CIHEALER_MASKER_CHILD").is_some() {
+        if std::env::var_os("MASKER_TEST_CHILD").is_some() {
             let out = Masker::from_env().mask("token from-a-mounted-file and line-two-of-it");
             assert_eq!(out, format!("token {MASK} and {MASK}"));
             return;
@@ -207,7 +269,7 @@ mod tests {
         std::fs::write(&secret, "from-a-mounted-file\nline-two-of-it\n").unwrap();
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", name, "--test-threads=1"])
-            .env("CIHEALER_MASKER_CHILD", "1")
+            .env("MASKER_TEST_CHILD", "1")
             .env(env::GIT_TOKEN_FILE, &secret)
             .output()
             .unwrap();
@@ -340,6 +402,17 @@ mod tests {
         let head = b.split('\n').next().unwrap();
         assert!(!head.is_empty() && head.chars().all(|c| c == 'é'));
         assert_eq!(sanitize("\x1b[1mok\x1b[0m", &Masker::default(), 100), "ok");
+    }
+
+    #[test]
+    fn bound_cuts_the_head_back_and_the_tail_forward_to_char_boundaries() {
+        // Both cut points (a third of the budget for the head, the rest for the tail) fall inside a
+        // two-byte character: the head ends before it and the tail starts after it, so the result is
+        // exactly this, 90 of the 91 bytes allowed.
+        let text = "é".repeat(60) + &"ü".repeat(60);
+        let b = bound(&text, 91);
+        assert_eq!(b, format!("{}\n[… 149 bytes elided …]\n{}", "é".repeat(10), "ü".repeat(21)));
+        assert_eq!(b.len(), 90);
     }
 
     #[test]

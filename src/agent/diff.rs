@@ -365,7 +365,16 @@ mod tests {
     fn size_caps_and_stats() {
         let files =
             parse_stats("3\t1\tsrc/a.rs\n-\t-\timg.png\n0\t5\told.rs\n", "M\tsrc/a.rs\nA\timg.png\nD\told.rs\n");
-        assert_eq!(files[2].kind, ChangeKind::Deleted);
+        let kinds: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.kind, f.insertions, f.deletions)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("src/a.rs", ChangeKind::Modified, 3, 1),
+                // A binary file's numstat is `-`: no line counts.
+                ("img.png", ChangeKind::Added, 0, 0),
+                ("old.rs", ChangeKind::Deleted, 0, 5),
+            ]
+        );
         let w = d("", files);
         assert_eq!(w.diffstat(), Diffstat { files: 3, insertions: 3, deletions: 6 });
         assert!(too_large(&w, 2, 100).unwrap().contains("3 files"));

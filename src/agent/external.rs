@@ -4,10 +4,16 @@
 //! Contract for CMD ([`ExternalAgentEnv`](crate::contract::ExternalAgentEnv)): the working directory and [`crate::contract::env::WORKSPACE`] are the
 //! repository at the failing commit; [`crate::contract::env::PROMPT_FILE`] is the prompt (Markdown);
 //! [`crate::contract::env::VALIDATION_COMMANDS`] the commands that must pass, one per line; [`crate::contract::env::DIAGNOSIS_FILE`]
-//! where to write a one-paragraph diagnosis (optional); [`crate::contract::env::FAILURE_CLASS`] triage's class. The API
-//! key file stays at [`crate::contract::env::LLM_API_KEY_FILE`] (and is exported as the variable named by
-//! [`crate::contract::env::EXPORT_API_KEY_AS`], e.g. `ANTHROPIC_API_KEY`, when a profile sets it in the step's env). Exit 0 means "done"; the change is whatever the workspace holds. Its output is masked
-//! before it reaches the pod log.
+//! where to write a one-paragraph diagnosis (optional); [`crate::contract::env::FAILURE_CLASS`] triage's class.
+//!
+//! The agent gets no API key. When the profile has a key Secret, the pod's `llm-proxy` sidecar
+//! ([`crate::contract::proxy`]) holds it, and the agent gets the sidecar's loopback URL as its
+//! provider base URL ([`crate::contract::env::LLM_PROXY_URL`], and `ANTHROPIC_BASE_URL` /
+//! `OPENAI_BASE_URL`, [`PROVIDER_BASE_URL_VARS`]); the sidecar adds the key and forwards below the
+//! profile's provider base URL only. An agent that insists on a key variable gets
+//! [`crate::contract::proxy::PLACEHOLDER_KEY`] under the name a profile sets in
+//! [`crate::contract::env::EXPORT_API_KEY_AS`] (e.g. `ANTHROPIC_API_KEY`). Exit 0 means "done"; the
+//! change is whatever the workspace holds. Its output is masked before it reaches the pod log.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -69,6 +75,12 @@ pub struct ExternalEnd {
     pub tail: String,
 }
 
+/// Variables that name the provider's base URL for common agents (Claude Code and the Anthropic
+/// SDKs read `ANTHROPIC_BASE_URL`; the OpenAI SDKs and Codex CLI `OPENAI_BASE_URL`): each is set
+/// to the `llm-proxy` sidecar's URL, to which the SDKs append their paths (`/v1/messages`,
+/// `/chat/completions`) and which the sidecar maps below the profile's provider base URL.
+pub const PROVIDER_BASE_URL_VARS: [&str; 2] = ["ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"];
+
 /// Write the prompt and run `command` with the contract's environment; its stdout and stderr are
 /// masked line by line and forwarded to this step's stdout/stderr. Errors: the command cannot start.
 pub async fn exec(env: &StepEnv, command: &[String]) -> Result<ExternalEnd, ExternalError> {
@@ -79,7 +91,7 @@ pub async fn exec(env: &StepEnv, command: &[String]) -> Result<ExternalEnd, Exte
     let validation = validate::validation_commands(&env.settings, &env.context, &env.workspace);
     let diag = process::state_dir().join("diagnosis.txt");
     let _ = std::fs::remove_file(&diag);
-    let mut masker = env.masker.clone();
+    let masker = env.masker.clone();
     let mut cmd = tokio::process::Command::new(&command[0]);
     let contract = ExternalAgentEnv {
         prompt_file: prompt,
@@ -94,11 +106,15 @@ pub async fn exec(env: &StepEnv, command: &[String]) -> Result<ExternalEnd, Exte
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     process::tool_env(&mut cmd);
-    if let (Some(var), Some(file)) = (&env.export_api_key_as, &env.llm_api_key_file)
-        && let Ok(key) = std::fs::read_to_string(file)
-    {
-        masker.add(&key);
-        cmd.env(var, key.trim());
+    if let Some(url) = &env.llm_proxy_url {
+        // The provider base URL every common agent reads; the proxy adds the key.
+        for var in PROVIDER_BASE_URL_VARS {
+            cmd.env(var, url);
+        }
+        cmd.env(crate::contract::env::LLM_PROXY_URL, url);
+        if let Some(var) = &env.export_api_key_as {
+            cmd.env(var, crate::contract::proxy::PLACEHOLDER_KEY);
+        }
     }
     let mut child = cmd.spawn().map_err(|source| ExternalError::Start { command: command[0].clone(), source })?;
     let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<String>::new()));

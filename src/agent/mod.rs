@@ -67,9 +67,9 @@ pub struct StepEnv {
     pub head_sha: String,
     /// The attempt's number (1 for the first).
     pub attempt: i32,
-    /// The LLM API key file, when the profile mounts one.
-    pub llm_api_key_file: Option<PathBuf>,
-    /// Export the LLM key to an external agent under this variable name.
+    /// The `llm-proxy` sidecar's URL, when the profile has a key Secret (the step never sees the key).
+    pub llm_proxy_url: Option<String>,
+    /// Give an external agent a placeholder key under this variable name.
     pub export_api_key_as: Option<String>,
 }
 
@@ -79,7 +79,15 @@ impl StepEnv {
     pub fn from_env(step: Step) -> Result<Self, crate::contract::env::EnvError> {
         let ctx = StepContext::from_env(step)?;
         let settings = ctx.settings_or_default();
-        let masker = Masker::from_env();
+        let mut masker = Masker::from_env();
+        if let Some(url) = &ctx.llm_proxy_url {
+            match llm::fingerprint_from_proxy(url) {
+                Ok(fp) => masker.add_fingerprint(fp),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot get the LLM key's fingerprint from the proxy; it is not masked")
+                }
+            }
+        }
         let context = FailureContext::load(&ctx.context_dir, &masker, settings.excerpt_cap());
         let source = ctx.source.clone().unwrap_or_default();
         Ok(Self {
@@ -92,7 +100,7 @@ impl StepEnv {
             branch: source.branch,
             head_sha: source.head_sha,
             attempt: ctx.attempt,
-            llm_api_key_file: ctx.llm_api_key_file.clone(),
+            llm_proxy_url: ctx.llm_proxy_url.clone(),
             export_api_key_as: ctx.export_api_key_as.clone(),
         })
     }

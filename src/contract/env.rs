@@ -32,6 +32,8 @@ pub const CONTEXT_DIR: &str = "HEALER_CONTEXT_DIR";
 pub const TERMINATION_MESSAGE_PATH: &str = "HEALER_TERMINATION_MESSAGE_PATH";
 /// `HOME`, on the writable workspace volume ([`paths::HOME_DIR`]).
 pub const HOME: &str = "HOME";
+/// `TMPDIR`, the writable `tmp` volume ([`paths::TMP_DIR`]): every root filesystem is read-only.
+pub const TMPDIR: &str = "TMPDIR";
 
 // --- Set by the controller on checkout, agent and validate. ---
 
@@ -54,11 +56,26 @@ pub const REPO_URL: &str = "HEALER_REPO_URL";
 
 /// The git token file ([`paths::git_token_file`]), in `checkout` only.
 pub const GIT_TOKEN_FILE: &str = "HEALER_GIT_TOKEN_FILE";
-/// The LLM API key file ([`paths::llm_key_file`]), in `agent` only.
+/// The LLM API key file ([`paths::llm_key_file`]), in the `llm-proxy` sidecar only: no step of
+/// the attempt reads the key.
 pub const LLM_API_KEY_FILE: &str = "HEALER_LLM_API_KEY_FILE";
-/// Set in a profile's agent step env: export the LLM key to an external agent under this name
-/// (e.g. `ANTHROPIC_API_KEY`).
+/// Set in a profile's agent step env: give an external agent a variable of this name (e.g.
+/// `ANTHROPIC_API_KEY`) for tools that insist on one. Its value is [`super::proxy::PLACEHOLDER_KEY`],
+/// never the key: the `llm-proxy` sidecar adds the real one.
 pub const EXPORT_API_KEY_AS: &str = "HEALER_EXPORT_API_KEY_AS";
+
+// --- The LLM credential proxy ([`super::proxy`]). ---
+
+/// The proxy's base URL (`http://127.0.0.1:<port>`), in `agent` only, when a key Secret is
+/// configured: the LLM client's provider base URL.
+pub const LLM_PROXY_URL: &str = "HEALER_LLM_PROXY_URL";
+/// `healer llm-proxy --listen`: the loopback address it serves on.
+pub const LLM_PROXY_LISTEN: &str = "HEALER_LLM_PROXY_LISTEN";
+/// `healer llm-proxy --upstream`: the provider's base URL, the only place it forwards to.
+pub const LLM_PROXY_UPSTREAM: &str = "HEALER_LLM_PROXY_UPSTREAM";
+/// `healer llm-proxy --provider`: which authentication header it adds (`anthropic`,
+/// `openai-compatible`).
+pub const LLM_PROXY_PROVIDER: &str = "HEALER_LLM_PROXY_PROVIDER";
 
 // --- Set by `healer agent --exec` for an external agent command. ---
 
@@ -163,7 +180,8 @@ pub struct Source {
 }
 
 /// What the controller tells one step through its environment, and what the step reads back.
-/// Only non-secret values; [`Self::git_token_file`] and [`Self::llm_api_key_file`] are paths.
+/// Only non-secret values; [`Self::git_token_file`] is a path, and no step learns where the LLM
+/// key is ([`Self::llm_proxy_url`] is the sidecar that holds it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepContext {
     /// Which step this is.
@@ -184,6 +202,8 @@ pub struct StepContext {
     pub termination_message_path: PathBuf,
     /// `HOME` for the step's tools.
     pub home: PathBuf,
+    /// `TMPDIR` for the step's tools.
+    pub tmp_dir: PathBuf,
     /// The attempt's name (work steps only).
     pub attempt_name: Option<String>,
     /// The failing commit (work steps only).
@@ -196,9 +216,10 @@ pub struct StepContext {
     pub settings: Option<AgentSettings>,
     /// The git token file (checkout only, when a token Secret is configured).
     pub git_token_file: Option<PathBuf>,
-    /// The LLM key file (agent only, when a key Secret is configured).
-    pub llm_api_key_file: Option<PathBuf>,
-    /// Export the LLM key to an external agent under this variable name.
+    /// The `llm-proxy` sidecar's base URL (agent only, when a key Secret is configured): where
+    /// the step's LLM client sends its requests, without a key.
+    pub llm_proxy_url: Option<String>,
+    /// Give an external agent a placeholder key under this variable name.
     pub export_api_key_as: Option<String>,
 }
 
@@ -223,13 +244,14 @@ impl StepContext {
             context_dir: paths::CONTEXT_DIR.into(),
             termination_message_path: paths::TERMINATION_LOG.into(),
             home: paths::HOME_DIR.into(),
+            tmp_dir: paths::TMP_DIR.into(),
             attempt_name: None,
             source: None,
             git_base_url: None,
             repo_url: None,
             settings: None,
             git_token_file: None,
-            llm_api_key_file: None,
+            llm_proxy_url: None,
             export_api_key_as: None,
         }
     }
@@ -247,6 +269,7 @@ impl StepContext {
             (CONTEXT_DIR, path(&self.context_dir)),
             (TERMINATION_MESSAGE_PATH, path(&self.termination_message_path)),
             (HOME, path(&self.home)),
+            (TMPDIR, path(&self.tmp_dir)),
         ];
         if let Some(n) = &self.attempt_name {
             v.push((ATTEMPT_NAME, n.clone()));
@@ -268,8 +291,8 @@ impl StepContext {
         if let Some(f) = &self.git_token_file {
             v.push((GIT_TOKEN_FILE, path(f)));
         }
-        if let Some(f) = &self.llm_api_key_file {
-            v.push((LLM_API_KEY_FILE, path(f)));
+        if let Some(u) = &self.llm_proxy_url {
+            v.push((LLM_PROXY_URL, u.clone()));
         }
         if let Some(e) = &self.export_api_key_as {
             v.push((EXPORT_API_KEY_AS, e.clone()));
@@ -300,13 +323,14 @@ impl StepContext {
             context_dir: dir(CONTEXT_DIR, paths::CONTEXT_DIR),
             termination_message_path: dir(TERMINATION_MESSAGE_PATH, paths::TERMINATION_LOG),
             home: dir(HOME, paths::HOME_DIR),
+            tmp_dir: dir(TMPDIR, paths::TMP_DIR),
             attempt_name: var(ATTEMPT_NAME),
             source,
             git_base_url: var(GIT_BASE_URL),
             repo_url: var(REPO_URL),
             settings: var(SETTINGS).map(|s| serde_json::from_str(&s)).transpose()?,
             git_token_file: var(GIT_TOKEN_FILE).map(PathBuf::from),
-            llm_api_key_file: var(LLM_API_KEY_FILE).map(PathBuf::from),
+            llm_proxy_url: var(LLM_PROXY_URL),
             export_api_key_as: var(EXPORT_API_KEY_AS),
         })
     }
@@ -369,7 +393,7 @@ mod tests {
             repo_url: Some("file:///tmp/x.git".into()),
             settings: Some(AgentSettings { max_changed_files: 3, ..Default::default() }),
             git_token_file: Some(paths::git_token_file().into()),
-            llm_api_key_file: Some(paths::llm_key_file().into()),
+            llm_proxy_url: Some(crate::contract::proxy::url()),
             export_api_key_as: Some("ANTHROPIC_API_KEY".into()),
             ..StepContext::new(Step::Agent, "r", 2, "rust")
         };

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`step`] | the four steps ([`Step`]): container names, subcommands, failure reasons |
 //! | [`paths`] | mount paths, the context ConfigMap's keys, the patch ConfigMap's key |
+//! | [`proxy`] | the LLM credential proxy sidecar: container, port, error header |
 //! | [`env`] | every environment variable name, and the typed [`StepContext`] both sides use |
 //! | [`settings`] | the profile settings frozen into `spec.settings` ([`AgentSettings`]) |
 //! | [`verdict`] | termination messages: [`Verdict`], [`StepFailure`], [`AgentReport`] |
@@ -17,6 +18,7 @@ pub mod env;
 pub mod memory;
 pub mod patch;
 pub mod paths;
+pub mod proxy;
 pub mod settings;
 pub mod step;
 pub mod verdict;

@@ -23,10 +23,13 @@ pub const CONTEXT_DIR: &str = "/healer/context";
 pub const GIT_SECRET_DIR: &str = "/healer/secrets/git";
 /// The file name of the git token in [`GIT_SECRET_DIR`].
 pub const GIT_TOKEN_FILE_NAME: &str = "token";
-/// The LLM API key's folder, mounted into `agent` only.
+/// The LLM API key's folder, mounted into the `llm-proxy` sidecar only ([`super::proxy`]).
 pub const LLM_SECRET_DIR: &str = "/healer/secrets/llm";
 /// The file name of the LLM API key in [`LLM_SECRET_DIR`].
 pub const LLM_KEY_FILE_NAME: &str = "api-key";
+/// A writable `emptyDir` for temporary files (`TMPDIR`): every container's root filesystem is
+/// read-only.
+pub const TMP_DIR: &str = "/tmp";
 /// Kubernetes' default `terminationMessagePath`; the kubelet reads at most 4096 bytes of it.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
@@ -51,7 +54,7 @@ pub fn git_token_file() -> String {
     format!("{GIT_SECRET_DIR}/{GIT_TOKEN_FILE_NAME}")
 }
 
-/// The path of the LLM API key file inside the `agent` step.
+/// The path of the LLM API key file inside the `llm-proxy` sidecar.
 pub fn llm_key_file() -> String {
     format!("{LLM_SECRET_DIR}/{LLM_KEY_FILE_NAME}")
 }

@@ -143,6 +143,37 @@ pub enum LlmProvider {
     OpenaiCompatible,
 }
 
+impl LlmProvider {
+    /// The provider's public base URL, used when the settings name none: `https://api.anthropic.com`
+    /// or `https://api.openai.com/v1`.
+    pub const fn default_base_url(self) -> &'static str {
+        match self {
+            LlmProvider::Anthropic => "https://api.anthropic.com",
+            LlmProvider::OpenaiCompatible => "https://api.openai.com/v1",
+        }
+    }
+
+    /// The `kebab-case` name (`anthropic`, `openai-compatible`), as in the settings.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LlmProvider::Anthropic => "anthropic",
+            LlmProvider::OpenaiCompatible => "openai-compatible",
+        }
+    }
+}
+
+impl std::str::FromStr for LlmProvider {
+    type Err = String;
+
+    /// Parse a [`LlmProvider::name`]. Errors: any other text, with the accepted names.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [LlmProvider::Anthropic, LlmProvider::OpenaiCompatible]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown LLM provider {s:?}: expected anthropic or openai-compatible"))
+    }
+}
+
 /// The built-in LLM agent's settings.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -300,6 +331,12 @@ impl AgentSettings {
 }
 
 impl LlmSettings {
+    /// The provider's base URL without a trailing `/`: [`Self::base_url`], or the provider's
+    /// [`LlmProvider::default_base_url`].
+    pub fn effective_base_url(&self) -> String {
+        self.base_url.as_deref().unwrap_or(self.provider.default_base_url()).trim_end_matches('/').to_string()
+    }
+
     /// Most model turns, at least 1.
     pub fn turns(&self) -> u32 {
         unsigned_u32(self.max_turns).max(1)

@@ -35,8 +35,7 @@ use super::{Context, Error, FIELD_MANAGER, Result, actions, instrumented};
 use crate::crd::conditions::{self, CommandCondition, Reason};
 use crate::crd::run::{ActionRecord, ActionRequest, ActionResult, ActionSource};
 use crate::crd::{
-    CommandPhase, FailureSource, HealingCommand, HealingCommandStatus, HealingPolicy, HealingRun, HealingRunSpec,
-    Provider, RunAction, SourceEvent,
+    CommandPhase, FailureSource, HealingCommand, HealingCommandStatus, HealingRun, Provider, RunAction, SourceEvent,
 };
 use crate::github::{LatestFailure, Target};
 
@@ -457,27 +456,16 @@ pub fn fix_run(
             source.run_id = Some(job.run_id);
             source.run_attempt = Some(job.run_attempt);
             source.failed_steps = job.failed_steps.clone();
-            format!("gh-{}-{}-{}", job.run_id, job.run_attempt, check.id)
+            crate::intake::map::workflow_job_run_name(job.run_id, job.run_attempt, check.id)
         }
         None => {
             source.event = SourceEvent::CheckRun;
             source.check_suite_id = check.check_suite_id;
-            format!("gh-check-run-{}", check.id)
+            crate::intake::map::check_run_run_name(check.id)
         }
     };
-    let mut run = HealingRun::new(
-        &name,
-        HealingRunSpec {
-            source,
-            failure: None,
-            // What intake gives a run.
-            policy: HealingPolicy { max_attempts: 3, agent: "auto".into(), ..Default::default() },
-            action: None,
-            action_request: None,
-        },
-    );
+    let mut run = crate::intake::map::new_run(&name, "", source, CREATED_BY_COMMENT);
     run.metadata.namespace = cmd.namespace();
-    run.metadata.labels = Some([(crate::intake::map::CREATED_BY.to_string(), CREATED_BY_COMMENT.to_string())].into());
     Ok(run)
 }
 
@@ -865,7 +853,7 @@ mod tests {
     use super::*;
     use crate::crd::HealingCommandSpec;
     use crate::crd::run::{PullRequestStatus, ReportStatus};
-    use crate::crd::{HealingRunStatus, RunPhase};
+    use crate::crd::{HealingRunSpec, HealingRunStatus, RunPhase};
 
     fn command(author: &str, author_type: Option<&str>, body: &str) -> HealingCommand {
         let mut c = HealingCommand::new(

@@ -177,6 +177,17 @@ pub async fn stored(run: &HealingRun, ctx: &Context) -> Result<Option<ReadFailur
         .and_then(|s| serde_json::from_str::<ReadFailure>(&s).ok()))
 }
 
+/// A masker of the controller's own secret values (the GitHub client's token or App key, the Slack
+/// client's token or webhook URL; each line of a multi-line one too) and the known token formats:
+/// what masks failure text before the controller stores any of it.
+pub fn own_masker(ctx: &Context) -> Masker {
+    let mut values: Vec<String> = ctx.github.iter().flat_map(|g| g.secret_values()).collect();
+    values.extend(ctx.slack.iter().flat_map(|s| s.secret_values()));
+    let mut masker = Masker::new(values.clone());
+    values.iter().flat_map(|v| v.lines()).for_each(|l| masker.add(l));
+    masker
+}
+
 /// Read the failure from GitHub, mask it, triage it. Errors: a transient GitHub error (the run
 /// requeues; [`crate::github::Error::retry_after`] says when). A permanent one is recorded in the
 /// result's [`LogOutcome`] and the run goes on from its spec.
@@ -197,9 +208,10 @@ pub async fn fetch(run: &HealingRun, gh: &dyn GitHub, ctx: &Context) -> Result<R
             }
         }
     };
-    let mut masker = Masker::new(gh.secret_values());
-    for s in gh.secret_values().iter().flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>()) {
+    let mut masker = own_masker(ctx);
+    for s in gh.secret_values() {
         masker.add(&s);
+        s.lines().for_each(|l| masker.add(l));
     }
     let text = masker.mask(&strip_control(&String::from_utf8_lossy(&report.log)));
     let failed_steps =

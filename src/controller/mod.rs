@@ -181,7 +181,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         Some(p) => ControllerConfig::load(p)?,
         None => ControllerConfig::default(),
     };
-    let client = Client::try_default().await?;
+    let client = crate::kube_client::client(crate::kube_client::Component::Controller).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register_with(&mut registry, args.metrics_repository_limit);
     let github = github_client(&config, &client, args.namespace.as_deref(), &metrics)?;

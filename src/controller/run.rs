@@ -63,7 +63,11 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         None if accepted && skip::wanted(run, attempts.len()) => skip::actions_check_run(run, read.as_ref(), &[]),
         s => s,
     };
-    let triaged = triage_run_with(run, &ctx.config, read.as_ref());
+    // Triage's text (its excerpt and diagnostics) is stored in the context ConfigMap: an inline
+    // excerpt was masked by pattern before triage, and here the controller's own secret values
+    // (its GitHub token, its Slack token) are masked too, which a sender's log may hold.
+    let triaged =
+        triage_run_with(run, &ctx.config, read.as_ref()).map(|(v, t)| (v, mask_triage(t, &failure::own_masker(ctx))));
     let triage_view = triaged.as_ref().map(|(v, _)| v.clone()).map_err(Clone::clone);
     let primary = match &triaged {
         Ok((v, _)) => dedup::find_primary(run, &v.error_hash, &ctx.runs.state(), &ctx.config),
@@ -357,6 +361,29 @@ pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(Triage
     triage_run_with(run, config, None)
 }
 
+/// `t` with every string in it masked by `masker` (the excerpt, the diagnostics, the failing step).
+/// The error hash, computed before, is kept as it is. Pure.
+fn mask_triage(t: TriageResult, masker: &Masker) -> TriageResult {
+    fn walk(v: &mut serde_json::Value, masker: &Masker) {
+        match v {
+            serde_json::Value::String(s) => *s = masker.mask(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(v, masker)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|v| walk(v, masker)),
+            _ => {}
+        }
+    }
+    let hash = t.error_hash.clone();
+    let masked = serde_json::to_value(&t).ok().and_then(|mut v| {
+        walk(&mut v, masker);
+        serde_json::from_value::<TriageResult>(v).ok()
+    });
+    match masked {
+        Some(m) => TriageResult { error_hash: hash, ..m },
+        // Only a masked identifier (a class or enum name) could fail to read back: keep the text masked.
+        None => TriageResult { excerpt: masker.mask(&t.excerpt), diagnostics: vec![], ..t },
+    }
+}
+
 /// [`triage_run`], with what was read from GitHub: its triage (of the masked log, names,
 /// annotations and changed files) replaces triage of the spec's excerpt. Pure.
 pub fn triage_run_with(
@@ -524,6 +551,30 @@ mod tests {
         for secret in [token, aws, password] {
             assert!(!stored.contains(secret), "{secret} stored: {stored}");
         }
+    }
+
+    /// The controller's own secret values (no known format: its GitHub token, say) in an inline
+    /// excerpt are masked in all of triage's text before it is stored; the error hash is kept.
+    #[test]
+    fn the_controllers_own_secrets_are_masked_in_triages_text() {
+        let own = "r5-own-github-token-0a1b2c";
+        let mut r = run(Provider::Github, HealingMode::Propose, "auto");
+        r.spec.failure = Some(crate::crd::FailureExcerpt {
+            excerpt: format!(
+                "error[E0425]: cannot find value `{own}` in this scope\n --> src/lib.rs:1:1\n\
+                 Authorization: token {own}\n\
+                 error: could not compile `demo` due to 1 previous error\n"
+            ),
+            ..Default::default()
+        });
+        let (_, triage) = triage_run(&r, &ControllerConfig::default()).unwrap();
+        assert!(serde_json::to_string(&triage).unwrap().contains(own), "the fixture must reach triage's text");
+        let masked = mask_triage(triage.clone(), &Masker::new([own.to_string()]));
+        let stored = serde_json::to_string(&masked).unwrap();
+        assert!(!stored.contains(own), "{stored}");
+        assert!(masked.excerpt.contains("cannot find value `[MASKED]`"), "{}", masked.excerpt);
+        assert_eq!(masked.error_hash, triage.error_hash);
+        assert_eq!(masked.failure_class, triage.failure_class);
     }
 
     /// Nothing is accepted that nothing does: each spec the controller cannot act on gets a reason

@@ -59,7 +59,8 @@ pub struct HealingAttemptSpec {
     /// The Secret key holding the git token, mounted into the checkout step only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_token_secret: Option<SecretKeyRef>,
-    /// The Secret key holding the LLM provider's API key, mounted into the agent step only.
+    /// The Secret key holding the LLM provider's API key, mounted into the attempt pod's `llm-proxy`
+    /// sidecar only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_api_key_secret: Option<SecretKeyRef>,
     /// The ConfigMap holding the attempt's context (`excerpt.txt`, `attempt.json`), mounted read-only.

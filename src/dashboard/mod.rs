@@ -19,8 +19,6 @@ pub mod web;
 
 use std::net::SocketAddr;
 
-use kube::Client;
-
 use crate::contract::env;
 
 /// What stops `healer dashboard`.
@@ -53,7 +51,7 @@ pub struct Args {
 /// Errors: no cluster credentials, or the address cannot be bound. Watch errors (RBAC, the API
 /// server restarting) are logged and retried; the pages show what the cache holds meanwhile.
 pub async fn run(args: Args) -> Result<(), Error> {
-    let client = Client::try_default().await?;
+    let client = crate::kube_client::client(crate::kube_client::Component::Dashboard).await?;
     let (cache, driver) = cache::Cache::watch(client, args.namespace.as_deref());
     tokio::spawn(driver);
     let links = view::Links { github: args.github_web_url.trim_end_matches('/').to_string() };

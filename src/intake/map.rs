@@ -269,8 +269,16 @@ pub fn map(delivery: &Delivery, namespace: &str, intake: Intake) -> Result<Heali
         sender: Some(b.string("body.sender.login", &["sender", "login"])?),
         ..source
     };
+    Ok(new_run(&name, namespace, source, intake.as_str()))
+}
+
+/// The HealingRun intake makes of a failure: `name` in `namespace`, `source` as given, no excerpt
+/// (the controller reads the log from GitHub), intake's policy (3 attempts, the `auto` agent, the
+/// rest defaulted), labelled [`CREATED_BY`]` = created_by`. Shared by the Sensor mapping, the
+/// receiver and `/healer fix`, so a run looks the same whoever made it. Pure.
+pub fn new_run(name: &str, namespace: &str, source: FailureSource, created_by: &str) -> HealingRun {
     let mut run = HealingRun::new(
-        &name,
+        name,
         HealingRunSpec {
             source,
             failure: None,
@@ -280,8 +288,19 @@ pub fn map(delivery: &Delivery, namespace: &str, intake: Intake) -> Result<Heali
         },
     );
     run.metadata.namespace = Some(namespace.to_string());
-    run.metadata.labels = Some(BTreeMap::from([(CREATED_BY.to_string(), intake.as_str().to_string())]));
-    Ok(run)
+    run.metadata.labels = Some(BTreeMap::from([(CREATED_BY.to_string(), created_by.to_string())]));
+    run
+}
+
+/// The name of the run for a failed workflow job: `gh-<run id>-<run attempt>-<job id>`, unique per
+/// job and re-run, so a redelivery of the same `workflow_job` collides.
+pub fn workflow_job_run_name(run_id: i64, run_attempt: i64, job_id: i64) -> String {
+    format!("gh-{run_id}-{run_attempt}-{job_id}")
+}
+
+/// The name of the run for a failed check run: `gh-check-run-<check run id>`.
+pub fn check_run_run_name(id: i64) -> String {
+    format!("gh-check-run-{id}")
 }
 
 /// The HealingCommand an `issue_comment` `delivery` records, in `namespace`, labelled as made by
@@ -440,7 +459,7 @@ fn workflow_job(b: &Body) -> Result<(String, FailureSource), Dropped> {
         failed_steps,
         ..Default::default()
     };
-    Ok((format!("gh-{run_id}-{run_attempt}-{job_id}"), source))
+    Ok((workflow_job_run_name(run_id, run_attempt, job_id), source))
 }
 
 fn check_run(b: &Body) -> Result<(String, FailureSource), Dropped> {
@@ -454,7 +473,7 @@ fn check_run(b: &Body) -> Result<(String, FailureSource), Dropped> {
         url: b.nullable("body.check_run.html_url", &["check_run", "html_url"])?,
         ..Default::default()
     };
-    Ok((format!("gh-check-run-{id}"), source))
+    Ok((check_run_run_name(id), source))
 }
 
 fn check_suite(b: &Body) -> Result<(String, FailureSource), Dropped> {

@@ -20,8 +20,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::Client;
-
 use crate::contract::env;
 
 /// What stops `healer webhook`.
@@ -68,7 +66,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     if std::fs::read(&args.secret_file)?.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::EmptySecret(args.secret_file));
     }
-    let client = Client::try_default().await?;
+    let client = crate::kube_client::client(crate::kube_client::Component::Webhook).await?;
     let settings = receiver::Settings {
         namespace: args.namespace.clone(),
         max_body_bytes: args.max_body_bytes,

@@ -2,34 +2,46 @@
 //!
 //! Pod layout (steps run in order as init containers, so each starts only when the previous succeeded):
 //!
-//! | step       | image            | does                                                     | secrets           |
-//! |------------|------------------|----------------------------------------------------------|-------------------|
-//! | `prepare`  | healer image     | copies `healer` to `/healer/bin` (like Tekton/Argo)       | none              |
-//! | `checkout` | healer image     | clones the failing commit into `/workspace/src`           | git token (file)  |
-//! | `agent`    | profile / agent  | changes the workspace                                      | LLM key (file)    |
-//! | `validate` | profile          | judges the change; verdict → termination message          | none              |
+//! | step        | image            | does                                                     | secrets           |
+//! |-------------|------------------|----------------------------------------------------------|-------------------|
+//! | `prepare`   | healer image     | copies `healer` to `/healer/bin` (like Tekton/Argo)       | none              |
+//! | `checkout`  | healer image     | clones the failing commit into `/workspace/src`           | git token (file)  |
+//! | `llm-proxy` | healer image     | native sidecar: adds the LLM key to the agent's requests  | LLM key (file)    |
+//! | `agent`     | profile / agent  | changes the workspace; calls the LLM through `llm-proxy`  | none              |
+//! | `validate`  | profile          | judges the change; verdict → termination message          | none              |
+//!
+//! `llm-proxy` ([`crate::contract::proxy`]) exists only when the profile has an LLM key Secret. It
+//! is a Kubernetes native sidecar: an init container with `restartPolicy: Always`, which the kubelet
+//! starts before `agent` (once its TCP startup probe passes), keeps running through `agent` and
+//! `validate`, and stops when `validate` has ended; its exit does not count towards the pod's
+//! phase. The steps that run the repository's code (`agent`, `validate`) never mount the key.
 //!
 //! The Job follows the Kubernetes Job API (`batch/v1`): `backoffLimit: 0` (a failed attempt is the
 //! run's business, not the Job's), `activeDeadlineSeconds`, `ttlSecondsAfterFinished`,
-//! `restartPolicy: Never`, no service-account token, non-root, resource requests and limits.
+//! `restartPolicy: Never`, no service-account token, non-root, resource requests and limits. Every
+//! container (steps and sidecar) has a read-only root filesystem; the steps write only to their
+//! volumes: `workspace` (checkout, state, build caches, `HOME`), `tmp` at `/tmp` (`TMPDIR`) and, for
+//! `prepare`, `healer-bin`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, Pod, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, KeyToPath, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use super::labels::{self, Component};
 use crate::agent::context::Masker;
 use crate::contract::paths::{
     BIN_DIR, CONTEXT_DIR, GIT_SECRET_DIR, GIT_TOKEN_FILE_NAME, IMAGE_BINARY, LLM_KEY_FILE_NAME, LLM_SECRET_DIR,
-    TERMINATION_LOG, WORKSPACE_DIR,
+    TERMINATION_LOG, TMP_DIR, WORKSPACE_DIR,
 };
-use crate::contract::{AgentReport, Source, Step, StepContext, StepFailure, Verdict, VerdictError, paths};
+use crate::contract::{AgentReport, Source, Step, StepContext, StepFailure, Verdict, VerdictError, env, paths, proxy};
 use crate::crd::{HealingAttempt, StepSpec};
 
 /// UID and GID the steps run as.
@@ -47,8 +59,9 @@ pub fn attempt_labels(attempt: &HealingAttempt) -> BTreeMap<String, String> {
 
 /// What the controller tells `step` of `attempt` through its environment (see [`StepContext`]):
 /// every step gets the run, attempt, profile and the pod's paths; the work steps also get the
-/// attempt's name, source and settings; `checkout` gets the git token's path and `agent` the LLM
-/// key's path, each only when its Secret is configured. Pure.
+/// attempt's name, source and settings; `checkout` gets the git token's path and `agent` the
+/// `llm-proxy` sidecar's URL, each only when its Secret is configured (no step gets the LLM key's
+/// path: only the sidecar mounts it). Pure.
 pub fn step_context(attempt: &HealingAttempt, step: Step) -> StepContext {
     let spec = &attempt.spec;
     let mut ctx = StepContext::new(step, &spec.run_name, spec.attempt, &spec.profile);
@@ -65,8 +78,8 @@ pub fn step_context(attempt: &HealingAttempt, step: Step) -> StepContext {
     if step == Step::Checkout && spec.git_token_secret.is_some() {
         ctx.git_token_file = Some(paths::git_token_file().into());
     }
-    if step == Step::Agent && spec.llm_api_key_secret.is_some() {
-        ctx.llm_api_key_file = Some(paths::llm_key_file().into());
+    if step == proxy::CLIENT_STEP && spec.llm_api_key_secret.is_some() {
+        ctx.llm_proxy_url = Some(proxy::url());
     }
     ctx
 }
@@ -85,11 +98,17 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
     };
     let context_mount = spec.context_config_map.as_ref().map(|_| mount("context", CONTEXT_DIR, true));
 
-    let step = |step: Step, s: &StepSpec, extra_mounts: Vec<VolumeMount>, read_only_root: bool| {
+    // Every container's root filesystem is read-only; what a step writes goes to its volumes: the
+    // workspace (the checkout, state, caches and HOME), `tmp` (TMPDIR) and, for `prepare`, the bin
+    // volume.
+    let step = |step: Step, s: &StepSpec, extra_mounts: Vec<VolumeMount>| {
         let mut env: Vec<EnvVar> = step_context(attempt, step).to_env().into_iter().map(|(k, v)| env(k, &v)).collect();
         env.extend(s.env.iter().map(|e| self::env(&e.name, &e.value)));
-        let mut mounts =
-            vec![mount("healer-bin", BIN_DIR, step != Step::Prepare), mount("workspace", WORKSPACE_DIR, false)];
+        let mut mounts = vec![
+            mount("healer-bin", BIN_DIR, step != Step::Prepare),
+            mount("workspace", WORKSPACE_DIR, false),
+            mount("tmp", TMP_DIR, false),
+        ];
         mounts.extend(context_mount.clone());
         mounts.extend(extra_mounts);
         Container {
@@ -102,7 +121,7 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             resources: Some(s.resources.clone().unwrap_or_else(|| default_resources.clone())),
             termination_message_path: Some(TERMINATION_LOG.into()),
             termination_message_policy: Some("File".into()),
-            security_context: Some(container_security(read_only_root)),
+            security_context: Some(container_security()),
             ..Default::default()
         }
     };
@@ -122,13 +141,49 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
         image: spec.healer_image.clone(),
         command: vec![IMAGE_BINARY.into(), Step::Prepare.subcommand().into(), "--to".into(), paths::BINARY.into()],
         env: vec![],
-        resources: Some(small),
+        resources: Some(small.clone()),
     };
 
     let git_mounts = spec.git_token_secret.iter().map(|_| mount("git-token", GIT_SECRET_DIR, true)).collect();
-    let llm_mounts = spec.llm_api_key_secret.iter().map(|_| mount("llm-api-key", LLM_SECRET_DIR, true)).collect();
+    let sidecar = spec.llm_api_key_secret.as_ref().map(|_| {
+        let llm = spec.settings.as_ref().and_then(|s| s.llm.clone());
+        let provider = llm.as_ref().map(|l| l.provider).unwrap_or_default();
+        let upstream = llm.as_ref().map_or_else(|| provider.default_base_url().to_string(), |l| l.effective_base_url());
+        let port = i32::from(proxy::PORT);
+        Container {
+            name: proxy::CONTAINER.into(),
+            image: Some(spec.healer_image.clone()),
+            command: Some(vec![IMAGE_BINARY.into(), proxy::SUBCOMMAND.into()]),
+            env: Some(vec![
+                self::env(env::LLM_PROXY_LISTEN, &proxy::listen_addr()),
+                self::env(env::LLM_PROXY_UPSTREAM, &upstream),
+                self::env(env::LLM_PROXY_PROVIDER, provider.name()),
+                self::env(env::LLM_API_KEY_FILE, &paths::llm_key_file()),
+            ]),
+            // A native sidecar: started before `agent`, running until the main container ends.
+            restart_policy: Some("Always".into()),
+            ports: Some(vec![ContainerPort {
+                name: Some(proxy::PORT_NAME.into()),
+                container_port: port,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            startup_probe: Some(Probe {
+                tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), host: None }),
+                period_seconds: Some(1),
+                failure_threshold: Some(30),
+                ..Default::default()
+            }),
+            volume_mounts: Some(vec![mount("llm-api-key", LLM_SECRET_DIR, true)]),
+            resources: Some(small.clone()),
+            termination_message_path: Some(TERMINATION_LOG.into()),
+            termination_message_policy: Some("File".into()),
+            security_context: Some(container_security()),
+            ..Default::default()
+        }
+    });
 
-    let mut volumes = vec![empty_dir("healer-bin"), empty_dir("workspace")];
+    let mut volumes = vec![empty_dir("healer-bin"), empty_dir("workspace"), empty_dir("tmp")];
     if let Some(cm) = &spec.context_config_map {
         volumes.push(Volume {
             name: "context".into(),
@@ -166,12 +221,18 @@ pub fn build_job(attempt: &HealingAttempt, default_resources: &ResourceRequireme
             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
             ..Default::default()
         }),
-        init_containers: Some(vec![
-            step(Step::Prepare, &prepare, vec![], true),
-            step(Step::Checkout, &spec.checkout, git_mounts, false),
-            step(Step::Agent, &spec.agent, llm_mounts, false),
-        ]),
-        containers: vec![step(Step::Validate, &spec.validate, vec![], false)],
+        init_containers: Some(
+            [
+                Some(step(Step::Prepare, &prepare, vec![])),
+                Some(step(Step::Checkout, &spec.checkout, git_mounts)),
+                sidecar,
+                Some(step(Step::Agent, &spec.agent, vec![])),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ),
+        containers: vec![step(Step::Validate, &spec.validate, vec![])],
         volumes: Some(volumes),
         ..Default::default()
     };
@@ -206,10 +267,10 @@ fn empty_dir(name: &str) -> Volume {
     Volume { name: name.into(), empty_dir: Some(Default::default()), ..Default::default() }
 }
 
-fn container_security(read_only_root: bool) -> SecurityContext {
+fn container_security() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(read_only_root),
+        read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
         ..Default::default()
@@ -325,12 +386,18 @@ fn observe_unmasked(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
         };
     }
 
-    // 2. An earlier step failed: report it with the step's own reason when it wrote one.
+    // 2. An earlier step failed: report it with the step's own reason when it wrote one. The
+    //    `llm-proxy` sidecar is blamed only when no step failed (the kubelet stops it, with a
+    //    signal, whenever the pod ends).
     if let Some((name, term)) = status.and_then(|s| s.init_container_statuses.as_ref()).and_then(|cs| {
-        cs.iter().find_map(|c| {
+        let failed = |c: &k8s_openapi::api::core::v1::ContainerStatus| {
             let t = c.state.as_ref()?.terminated.as_ref()?;
             (t.exit_code != 0).then(|| (c.name.clone(), t.clone()))
-        })
+        };
+        cs.iter()
+            .filter(|c| c.name != proxy::CONTAINER)
+            .find_map(failed)
+            .or_else(|| cs.iter().filter(|c| c.name == proxy::CONTAINER).find_map(failed))
     }) {
         let (reason, message) =
             match StepFailure::from_termination_message(term.message.as_deref(), &step_reason(&name)) {
@@ -383,13 +450,18 @@ fn observe_unmasked(job: Option<&Job>, pods: &[Pod]) -> JobObservation {
 }
 
 /// The reason of a step that failed without writing one: [`Step::failed_reason`], or `<Name>Failed`
-/// for a container that is not one of the four steps.
+/// in CamelCase for a container that is not one of the four steps (`llm-proxy`: `LlmProxyFailed`).
 fn step_reason(step: &str) -> String {
     if let Some(s) = Step::from_name(step) {
         return s.failed_reason().into();
     }
-    let mut c = step.chars();
-    let cap: String = c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default();
+    let cap: String = step
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        })
+        .collect();
     format!("{cap}Failed")
 }
 
@@ -473,21 +545,56 @@ mod tests {
 
         let inits = pod.init_containers.as_ref().unwrap();
         let names: Vec<_> = inits.iter().chain(&pod.containers).map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["prepare", "checkout", "agent", "validate"]);
+        assert_eq!(names, ["prepare", "checkout", "llm-proxy", "agent", "validate"]);
         for c in inits.iter().chain(&pod.containers) {
             let sc = c.security_context.as_ref().unwrap();
             assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+            assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+            if c.name != proxy::CONTAINER {
+                // Writable volumes where a step writes: the workspace (HOME below it) and TMPDIR.
+                assert!(mounts(c).contains(&"workspace".to_string()) && mounts(c).contains(&"tmp".to_string()));
+                let env: BTreeMap<_, _> =
+                    c.env.iter().flatten().map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or(""))).collect();
+                assert_eq!((env["HOME"], env["TMPDIR"]), (paths::HOME_DIR, TMP_DIR), "{}", c.name);
+            }
             assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
             assert!(c.resources.as_ref().unwrap().limits.is_some(), "{} has limits", c.name);
             let secret_mounts: Vec<_> =
                 mounts(c).into_iter().filter(|m| m == "git-token" || m == "llm-api-key").collect();
             let want: &[&str] = match c.name.as_str() {
                 "checkout" => &["git-token"],
-                "agent" => &["llm-api-key"],
+                "llm-proxy" => &["llm-api-key"],
                 _ => &[],
             };
             assert_eq!(secret_mounts, want, "{} sees only its own secret", c.name);
+            let key_vars: Vec<_> = c.env.iter().flatten().filter(|e| e.name == env::LLM_API_KEY_FILE).collect();
+            assert_eq!(key_vars.len(), usize::from(c.name == proxy::CONTAINER), "{} knows the key file", c.name);
         }
+        // The proxy is a native sidecar, started (probe) before the agent, on the loopback port.
+        let proxy = &inits[2];
+        assert_eq!(proxy.restart_policy.as_deref(), Some("Always"));
+        assert_eq!(proxy.ports.as_ref().unwrap()[0].container_port, i32::from(proxy::PORT));
+        let probe = proxy.startup_probe.as_ref().unwrap().tcp_socket.as_ref().unwrap();
+        assert_eq!(probe.port, IntOrString::Int(i32::from(proxy::PORT)));
+        assert!(
+            inits
+                .iter()
+                .chain(&pod.containers)
+                .filter(|c| c.name != proxy::CONTAINER)
+                .all(|c| c.restart_policy.is_none())
+        );
+        let proxy_env: BTreeMap<_, _> =
+            proxy.env.iter().flatten().map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or(""))).collect();
+        assert_eq!(proxy_env[env::LLM_PROXY_UPSTREAM], "https://api.anthropic.com");
+        assert_eq!(proxy_env[env::LLM_PROXY_PROVIDER], "anthropic");
+        assert_eq!(proxy_env[env::LLM_API_KEY_FILE], paths::llm_key_file());
+        // Without a key Secret there is no sidecar.
+        let mut no_key = attempt();
+        no_key.spec.llm_api_key_secret = None;
+        let j = build_job(&no_key, &defaults);
+        let p = j.spec.unwrap().template.spec.unwrap();
+        let names: Vec<_> = p.init_containers.unwrap().iter().map(|c| c.name.clone()).collect();
+        assert_eq!(names, ["prepare", "checkout", "agent"]);
         assert_eq!(pod.containers[0].image.as_deref(), Some("rust:1.95"));
         assert_eq!(inits[0].image.as_deref(), Some("healer:1"));
     }
@@ -506,14 +613,14 @@ mod tests {
             Some(crate::contract::AgentSettings { git_base_url: Some("file:///remotes".into()), ..Default::default() });
         let job = build_job(&a, &Default::default());
         let pod = job.spec.unwrap().template.spec.unwrap();
-        for c in pod.init_containers.unwrap().iter().chain(&pod.containers) {
+        for c in pod.init_containers.unwrap().iter().chain(&pod.containers).filter(|c| c.name != proxy::CONTAINER) {
             let step = Step::from_name(&c.name).unwrap();
             let env: BTreeMap<String, String> =
                 c.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect();
             let read = StepContext::from_lookup(step, |k| env.get(k).cloned()).unwrap();
             assert_eq!(read, step_context(&a, step), "{}", c.name);
             assert_eq!(read.git_token_file.is_some(), step == Step::Checkout, "{}", c.name);
-            assert_eq!(read.llm_api_key_file.is_some(), step == Step::Agent, "{}", c.name);
+            assert_eq!(read.llm_proxy_url.is_some(), step == Step::Agent, "{}", c.name);
             assert_eq!(read.settings.is_some(), step != Step::Prepare, "{}", c.name);
         }
     }
@@ -664,6 +771,27 @@ mod tests {
                 Some(job_with(&[])),
                 vec![pod("Failed", vec![ok("prepare"), ok("checkout"), terminated("agent", 1, "boom")], vec![])],
                 Err(("AgentFailed", "boom")),
+            ),
+            (
+                "the agent failed; the stopped proxy sidecar is not blamed",
+                Some(job_with(&[])),
+                vec![pod(
+                    "Failed",
+                    vec![
+                        ok("prepare"),
+                        ok("checkout"),
+                        terminated("llm-proxy", 143, ""),
+                        terminated("agent", 1, "boom"),
+                    ],
+                    vec![],
+                )],
+                Err(("AgentFailed", "boom")),
+            ),
+            (
+                "only the proxy sidecar failed",
+                Some(job_with(&[])),
+                vec![pod("Failed", vec![ok("prepare"), ok("checkout"), terminated("llm-proxy", 1, "")], vec![])],
+                Err(("LlmProxyFailed", "step llm-proxy exited with code 1")),
             ),
             (
                 "deadline with no pod status",

@@ -1,9 +1,22 @@
 //! Running a pod's containers as local processes: the kubelet's part, without images.
 //!
 //! Init containers run in order, then the main containers; a failing init container stops the pod
-//! (as `restartPolicy: Never` does). Each volume becomes a folder; each container's `volumeMounts`
+//! (as `restartPolicy: Never` does). An init container with `restartPolicy: Always` is a native
+//! sidecar, run as the kubelet runs one (Kubernetes "Sidecar Containers"): it is started in its
+//! place among the init containers, and the next container starts once its `startupProbe` passes
+//! (only `tcpSocket` probes are run here; without a probe, once it has started); it keeps running
+//! through the later init containers and the main containers, is restarted if it exits, and is
+//! stopped (SIGTERM, then SIGKILL after the grace period) once the main containers have ended or
+//! an init container has failed. One deviation: a sidecar that exits before its startup probe
+//! passes fails the pod instead of being restarted in a crash loop until the deadline.
+//!
+//! Every pod shares the host's network namespace here, so the ports the pod's containers declare
+//! (`ports[].containerPort`) are mapped to free host ports, and `127.0.0.1:<containerPort>` /
+//! `localhost:<containerPort>` in any container's arguments and env values are rewritten to the
+//! host port: two pods that both listen on the contract's port do not collide. Each volume becomes a folder; each container's `volumeMounts`
 //! map their `mountPath` to that folder, and every command argument, env value and `workingDir` that
-//! starts with a mount path is rewritten to the folder. `terminationMessagePath` maps to a file per
+//! starts with a mount path is rewritten to the folder (a mount at `/tmp` only as the exact value,
+//! e.g. `TMPDIR=/tmp`: on the host, paths below `/tmp` are the runner's and the tests' own). `terminationMessagePath` maps to a file per
 //! container. The healer image's own binary (`/usr/local/bin/healer`) resolves to the given
 //! executable. ConfigMap and Secret volumes are filled from [`Materials`] (Secret files mode 0400).
 //! Images are ignored: the host's tools stand in for every image, with a few image-style variables
@@ -18,7 +31,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::sim::StepOutcome;
-use crate::contract::paths::IMAGE_BINARY;
+use crate::contract::paths::{IMAGE_BINARY, TMP_DIR};
 
 /// Env vars passed from the runner's environment to every step, as an image's `ENV` would set them.
 pub const PASSTHROUGH_ENV: &[&str] = &[
@@ -177,6 +190,8 @@ pub struct PathMap {
     /// (mountPath, folder), longest mount path first.
     mounts: Vec<(String, PathBuf)>,
     healer_binary: PathBuf,
+    /// (containerPort, host port) of the pod's declared ports.
+    ports: Vec<(u16, u16)>,
 }
 
 impl PathMap {
@@ -198,10 +213,44 @@ impl PathMap {
         let tmp = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
         mounts.push((tmp, term_file.to_path_buf()));
         mounts.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
-        Self { mounts, healer_binary: healer_binary.to_path_buf() }
+        Self { mounts, healer_binary: healer_binary.to_path_buf(), ports: vec![] }
     }
 
-    /// Rewrite `s` when it is a mount path or below one; other strings are returned unchanged.
+    /// The same map, also rewriting loopback addresses of the pod's declared ports
+    /// (`(containerPort, host port)` pairs, see [`PodPorts`]).
+    pub fn with_ports(mut self, ports: &[(u16, u16)]) -> Self {
+        self.ports = ports.to_vec();
+        self
+    }
+
+    /// `s` with `127.0.0.1:<containerPort>` and `localhost:<containerPort>` (not followed by a
+    /// digit) rewritten to `127.0.0.1:<host port>`.
+    fn map_ports(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for (cp, hp) in &self.ports {
+            for host in ["127.0.0.1", "localhost"] {
+                let needle = format!("{host}:{cp}");
+                let mut rebuilt = String::new();
+                let mut rest = out.as_str();
+                while let Some(i) = rest.find(&needle) {
+                    let after = &rest[i + needle.len()..];
+                    rebuilt.push_str(&rest[..i]);
+                    if after.starts_with(|c: char| c.is_ascii_digit()) {
+                        rebuilt.push_str(&needle);
+                    } else {
+                        rebuilt.push_str(&format!("127.0.0.1:{hp}"));
+                    }
+                    rest = after;
+                }
+                rebuilt.push_str(rest);
+                out = rebuilt;
+            }
+        }
+        out
+    }
+
+    /// Rewrite `s` when it is a mount path or below one, and the loopback addresses of the pod's
+    /// declared ports; other strings are returned unchanged.
     pub fn map(&self, s: &str) -> String {
         if s == IMAGE_BINARY {
             return self.healer_binary.display().to_string();
@@ -210,11 +259,14 @@ impl PathMap {
             if s == m {
                 return dir.display().to_string();
             }
+            if m == TMP_DIR {
+                continue;
+            }
             if let Some(rest) = s.strip_prefix(m.as_str()).and_then(|r| r.strip_prefix('/')) {
                 return dir.join(rest).display().to_string();
             }
         }
-        s.to_string()
+        self.map_ports(s)
     }
 }
 
@@ -225,9 +277,23 @@ pub async fn run_container(
     opts: &LocalOptions,
     cancel: impl std::future::Future<Output = ()>,
 ) -> ContainerRun {
+    run_container_with(c, dirs, opts, cancel, &[], None).await
+}
+
+/// [`run_container`] with the pod's port map, and, when `grace` is set, a graceful stop on
+/// `cancel`: SIGTERM to the container's process group, SIGKILL after `grace` (how the kubelet stops
+/// a sidecar); the exit code is then the container's own.
+async fn run_container_with(
+    c: &Container,
+    dirs: &PodDirs,
+    opts: &LocalOptions,
+    cancel: impl std::future::Future<Output = ()>,
+    ports: &[(u16, u16)],
+    grace: Option<Duration>,
+) -> ContainerRun {
     let term = dirs.term.join(&c.name);
     let _ = std::fs::write(&term, b"");
-    let map = PathMap::new(c, dirs, &term, &opts.healer_binary);
+    let map = PathMap::new(c, dirs, &term, &opts.healer_binary).with_ports(ports);
     let log_path = dirs.log(&c.name);
     let started = Time(jiff::Timestamp::now());
     let start = Instant::now();
@@ -301,13 +367,35 @@ pub async fn run_container(
     };
     let pid = child.id();
     let deadline = opts.deadline.unwrap_or(Duration::from_secs(24 * 3600));
+    let exit = |st: std::io::Result<std::process::ExitStatus>| st.map(|s| exit_code(&s)).unwrap_or(128);
     let code = tokio::select! {
-        st = child.wait() => st.map(|s| s.code().unwrap_or(137)).unwrap_or(128),
-        _ = cancel => { kill(pid).await; 137 }
+        st = child.wait() => exit(st),
+        _ = cancel => match (grace, pid) {
+            (Some(g), Some(p)) => {
+                crate::agent::process::signal_process_group(p, "TERM").await;
+                match tokio::time::timeout(g, child.wait()).await {
+                    Ok(st) => exit(st),
+                    Err(_) => { kill(pid).await; 137 }
+                }
+            }
+            _ => { kill(pid).await; 137 }
+        },
         _ = tokio::time::sleep(deadline) => { kill(pid).await; 137 }
     };
     let msg = std::fs::read_to_string(&term).ok().filter(|m| !m.trim().is_empty());
     finish(code, msg)
+}
+
+/// The exit code the kubelet reports: the process's own, or 128 + the signal that ended it.
+fn exit_code(s: &std::process::ExitStatus) -> i32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = s.signal() {
+            return 128 + sig;
+        }
+    }
+    s.code().unwrap_or(137)
 }
 
 async fn kill(pid: Option<u32>) {
@@ -334,10 +422,120 @@ pub fn read_proc_io(pid: &str) -> Option<IoCounters> {
     Some(c)
 }
 
+/// The pod's declared container ports mapped to free host ports: `(containerPort, host port)`.
+#[derive(Debug, Clone, Default)]
+pub struct PodPorts(pub Vec<(u16, u16)>);
+
+impl PodPorts {
+    /// Pick a free loopback port for every `ports[].containerPort` of `pod`'s containers. Errors: no
+    /// free port.
+    pub fn allocate(pod: &Pod) -> std::io::Result<Self> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut out: Vec<(u16, u16)> = Vec::new();
+        for c in spec.init_containers.iter().flatten().chain(spec.containers.iter()) {
+            for p in c.ports.iter().flatten() {
+                let Ok(cp) = u16::try_from(p.container_port) else { continue };
+                if out.iter().any(|(c, _)| *c == cp) {
+                    continue;
+                }
+                let hp = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                out.push((cp, hp));
+            }
+        }
+        Ok(Self(out))
+    }
+
+    /// The host port of `container_port`, or the port itself when it is not declared.
+    pub fn host(&self, container_port: u16) -> u16 {
+        self.0.iter().find(|(c, _)| *c == container_port).map_or(container_port, |(_, h)| *h)
+    }
+}
+
+/// Whether `c` is a native sidecar: an init container with `restartPolicy: Always`.
+pub fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+/// A running sidecar: stop it through `stop`; its task returns its last run.
+struct Sidecar {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<ContainerRun>,
+}
+
+/// The grace period of a container stopped by the kubelet: the pod's
+/// `terminationGracePeriodSeconds` (Kubernetes' default 30 s).
+fn grace_period(pod: &Pod) -> Duration {
+    let s = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    Duration::from_secs(s.max(0) as u64)
+}
+
+/// Start sidecar `c` in its own task. It is restarted whenever it exits after it has started (with
+/// the kubelet's back-off, 1 s doubling to 10 s, shortened here); `started` turns true once its
+/// startup probe passes (see [`startup_probe`]).
+fn start_sidecar(c: &Container, dirs: &PodDirs, opts: &LocalOptions, ports: &PodPorts, grace: Duration) -> Sidecar {
+    let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+    let (c, dirs, opts, ports) = (c.clone(), dirs.clone(), opts.clone(), ports.clone());
+    let task = tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let mut rx = stop_rx.clone();
+            let cancel = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let run = run_container_with(&c, &dirs, &opts, cancel, &ports.0, Some(grace)).await;
+            if *stop_rx.borrow() {
+                return run;
+            }
+            tracing::warn!(container = %c.name, exit_code = run.outcome.exit_code, "sidecar exited; restarting it");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop_rx.wait_for(|s| *s) => return run,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    });
+    Sidecar { stop, task }
+}
+
+/// Wait until sidecar `c` counts as started: its `startupProbe.tcpSocket` port accepts a
+/// connection (polled every 100 ms, for at most `failureThreshold × periodSeconds`, Kubernetes'
+/// defaults 3 × 10 s), or at once without such a probe. False when the probe never passed or the
+/// sidecar ended first.
+async fn startup_probe(c: &Container, ports: &PodPorts, sidecar: &Sidecar) -> bool {
+    let Some(probe) = c.startup_probe.as_ref() else { return true };
+    let Some(tcp) = probe.tcp_socket.as_ref() else { return true };
+    let port = match &tcp.port {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p) => u16::try_from(*p).ok(),
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .and_then(|p| u16::try_from(p.container_port).ok()),
+    };
+    let Some(port) = port else { return false };
+    let addr = format!("127.0.0.1:{}", ports.host(port));
+    let window = Duration::from_secs(
+        (probe.failure_threshold.unwrap_or(3).max(1) as u64) * (probe.period_seconds.unwrap_or(10).max(1) as u64),
+    );
+    let start = Instant::now();
+    while start.elapsed() < window {
+        if sidecar.task.is_finished() {
+            return false;
+        }
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Run every container of `pod` in order (init containers, then main containers), stopping after a
-/// failed init container. `on_step` is called after each container (for status reports); `alive` is
-/// polled (every 250 ms) while a container runs and stops the pod when it returns false (the pod is
-/// being deleted).
+/// failed init container; native sidecars (see the module docs) run alongside the later containers
+/// and are stopped at the end, their runs last in the result. `on_step` is called after each
+/// container (for status reports); `alive` is polled (every 250 ms) while a container runs and
+/// stops the pod when it returns false (the pod is being deleted).
 pub async fn run_pod<F, Fut, A, AFut>(
     pod: &Pod,
     dirs: &PodDirs,
@@ -357,12 +555,31 @@ where
     let deadline = opts.deadline;
     let init = spec.init_containers.unwrap_or_default();
     let n_init = init.len();
+    let ports = match PodPorts::allocate(pod) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "no free host port for the pod's declared ports");
+            PodPorts::default()
+        }
+    };
+    let grace = grace_period(pod);
+    let mut sidecars: Vec<(String, Sidecar)> = Vec::new();
     for (i, c) in init.iter().chain(spec.containers.iter()).enumerate() {
         let remaining = deadline.map(|d| d.saturating_sub(started.elapsed()));
         if remaining == Some(Duration::ZERO) {
             break;
         }
         let o = LocalOptions { deadline: remaining, ..opts.clone() };
+        if i < n_init && is_sidecar(c) {
+            let sidecar = start_sidecar(c, dirs, &o, &ports, grace);
+            let ok = startup_probe(c, &ports, &sidecar).await;
+            sidecars.push((c.name.clone(), sidecar));
+            if !ok {
+                tracing::warn!(container = %c.name, "sidecar did not pass its startup probe; failing the pod");
+                break;
+            }
+            continue;
+        }
         let cancel = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -371,7 +588,7 @@ where
                 }
             }
         };
-        let run = run_container(c, dirs, &o, cancel).await;
+        let run = run_container_with(c, dirs, &o, cancel, &ports.0, None).await;
         let failed = run.outcome.exit_code != 0;
         runs.push(run);
         on_step(runs.iter().map(|r| r.outcome.clone()).collect()).await;
@@ -380,6 +597,15 @@ where
         }
         if !alive().await {
             break;
+        }
+    }
+    // The main containers ended (or an init container failed, or the pod is being deleted): stop
+    // the sidecars, the last started first.
+    for (name, sc) in sidecars.into_iter().rev() {
+        let _ = sc.stop.send(true);
+        match sc.task.await {
+            Ok(run) => runs.push(run),
+            Err(e) => tracing::warn!(container = %name, error = %e, "sidecar task failed"),
         }
     }
     runs

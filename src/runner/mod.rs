@@ -87,7 +87,7 @@ pub struct Args {
 /// Run until a termination signal (SIGINT or SIGTERM; the Node is then deleted). Errors: no cluster
 /// credentials, the log port is taken.
 pub async fn run(args: Args) -> std::result::Result<(), Error> {
-    let client = Client::try_default().await?;
+    let client = crate::kube_client::client(crate::kube_client::Component::HostRunner).await?;
     let (root, _tmp) = match &args.work_dir {
         Some(d) => {
             std::fs::create_dir_all(d)?;
@@ -274,7 +274,7 @@ impl Runner {
         let total = pod
             .spec
             .as_ref()
-            .map(|s| s.init_containers.as_ref().map_or(0, |v| v.len()) + s.containers.len())
+            .map(|s| s.init_containers.iter().flatten().filter(|c| !local::is_sidecar(c)).count() + s.containers.len())
             .unwrap_or(0);
         let runs = local::run_pod(
             pod,

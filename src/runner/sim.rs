@@ -102,13 +102,18 @@ fn status_of(name: &str, image: &str, state: ContainerState, ready: bool) -> Con
     }
 }
 
-/// (container name, image) pairs.
-type Images = Vec<(String, String)>;
+/// (container name, image, native sidecar) triples.
+type Images = Vec<(String, String, bool)>;
 
 fn images(pod: &Pod) -> (Images, Images) {
     let spec = pod.spec.clone().unwrap_or_default();
     let f = |cs: Vec<k8s_openapi::api::core::v1::Container>| {
-        cs.into_iter().map(|c| (c.name, c.image.unwrap_or_default())).collect()
+        cs.into_iter()
+            .map(|c| {
+                let sidecar = super::local::is_sidecar(&c);
+                (c.name, c.image.unwrap_or_default(), sidecar)
+            })
+            .collect()
     };
     (f(spec.init_containers.unwrap_or_default()), f(spec.containers))
 }
@@ -157,14 +162,17 @@ fn pod_condition(type_: &str, ok: bool) -> PodCondition {
 }
 
 /// Report `pod` as Running with `done` init containers finished and the next one running
-/// (or, when all init containers are done, the main containers running). The kubelet's part.
+/// (or, when all init containers are done, the main containers running). A native sidecar
+/// (`restartPolicy: Always`) that every earlier init container has passed is reported running,
+/// started and ready, next to the init container that runs after it. The kubelet's part.
 pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) -> kube::Result<Pod> {
     let (inits, mains) = images(pod);
     let mut init_statuses = Vec::new();
     let mut running_assigned = false;
-    for (name, image) in &inits {
+    for (name, image, sidecar) in &inits {
         let st = match done.iter().find(|o| &o.name == name) {
             Some(o) => status_of(name, image, terminated(o), o.exit_code == 0),
+            None if *sidecar && !running_assigned => status_of(name, image, running(), true),
             None if !running_assigned => {
                 running_assigned = true;
                 status_of(name, image, running(), false)
@@ -175,7 +183,7 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
     }
     let main_statuses: Vec<_> = mains
         .iter()
-        .map(|(name, image)| {
+        .map(|(name, image, _)| {
             if running_assigned {
                 status_of(name, image, waiting("PodInitializing"), false)
             } else {
@@ -197,25 +205,28 @@ pub async fn report_running(client: &Client, pod: &Pod, done: &[StepOutcome]) ->
 }
 
 /// Report `pod` finished with `outcomes` (one per container that ran, in order). The phase is
-/// Succeeded when every container that ran exited 0 and all main containers ran, else Failed.
+/// Succeeded when every container that ran exited 0 and all main containers ran, else Failed; as
+/// for the kubelet, a native sidecar's exit (stopped after the main containers) does not count.
 pub async fn report_finished(client: &Client, pod: &Pod, outcomes: &[StepOutcome]) -> kube::Result<Pod> {
     let (inits, mains) = images(pod);
     let find = |n: &str| outcomes.iter().find(|o| o.name == n);
+    let sidecars: Vec<&str> = inits.iter().filter(|(_, _, s)| *s).map(|(n, _, _)| n.as_str()).collect();
     let init_statuses: Vec<_> = inits
         .iter()
-        .map(|(n, i)| match find(n) {
-            Some(o) => status_of(n, i, terminated(o), o.exit_code == 0),
+        .map(|(n, i, sidecar)| match find(n) {
+            Some(o) => status_of(n, i, terminated(o), o.exit_code == 0 && !sidecar),
             None => status_of(n, i, waiting("PodInitializing"), false),
         })
         .collect();
     let main_statuses: Vec<_> = mains
         .iter()
-        .map(|(n, i)| match find(n) {
+        .map(|(n, i, _)| match find(n) {
             Some(o) => status_of(n, i, terminated(o), false),
             None => status_of(n, i, waiting("PodInitializing"), false),
         })
         .collect();
-    let ok = outcomes.iter().all(|o| o.exit_code == 0) && mains.iter().all(|(n, _)| find(n).is_some());
+    let ok = outcomes.iter().filter(|o| !sidecars.contains(&o.name.as_str())).all(|o| o.exit_code == 0)
+        && mains.iter().all(|(n, _, _)| find(n).is_some());
     let status = PodStatus {
         phase: Some(if ok { "Succeeded" } else { "Failed" }.into()),
         start_time: pod.status.as_ref().and_then(|s| s.start_time.clone()).or_else(|| Some(now())),

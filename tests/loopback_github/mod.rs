@@ -69,6 +69,8 @@ pub struct Recorded {
     pub body: Option<Value>,
     /// The answer's status.
     pub status: u16,
+    /// Every header as received (lower-case names, `Authorization` included), for the secret scans.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A request to the log storage.
@@ -402,6 +404,11 @@ async fn api_handler(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) ->
         range: header("range"),
         body: json_body.clone(),
         status,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
     };
     let Some(path) = raw_path.strip_prefix(inner.opts.prefix.as_str()).filter(|p| p.starts_with('/')) else {
         inner

@@ -40,6 +40,8 @@ pub struct Recorded {
     pub status: u16,
     /// The `error` answered with `ok: false`, if any.
     pub error: Option<String>,
+    /// Every header as received (lower-case names, `Authorization` included), for the secret scans.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A message as the loopback keeps it.
@@ -198,7 +200,17 @@ async fn handler(
     } else {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     };
-    let mut record = Recorded { seq, method: name.clone(), body: parsed.clone(), status: 200, error: None };
+    let mut record = Recorded {
+        seq,
+        method: name.clone(),
+        body: parsed.clone(),
+        status: 200,
+        error: None,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+    };
     if let Some(f) = st.fault {
         st.faulted += 1;
         let resp = match f {

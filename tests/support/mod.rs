@@ -8,6 +8,7 @@
 
 pub mod argo_eval;
 pub mod attempt;
+pub mod github;
 pub mod llm;
 
 use std::path::{Path, PathBuf};
@@ -301,6 +302,12 @@ impl HostRunner {
     /// Its log so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Where it keeps its pods (`<namespace>/<pod>/` with `logs/<container>.log`, the volumes and
+    /// the termination messages).
+    pub fn pods_dir(&self) -> PathBuf {
+        self._dir.path().join("pods")
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod proxy;
 
 use std::time::Duration;
 
@@ -232,8 +233,8 @@ pub fn uses_max_completion_tokens(base_url: &str, model: &str) -> bool {
 /// Why a provider call failed, with a stable CamelCase [`LlmError::reason`].
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    /// `ApiKeyMissing`: the mounted key file (its path) is absent or blank.
-    #[error("the API key file {0} is missing or empty")]
+    /// `ApiKeyMissing`: no key Secret is configured, or its mounted file is absent or blank (why).
+    #[error("no LLM API key: {0}")]
     ApiKeyMissing(String),
     /// `ProviderUnreachable`: connection errors or timeouts on every attempt.
     #[error("the provider at {url} is unreachable after {attempts} attempt(s): {detail}")]
@@ -299,48 +300,56 @@ impl LlmError {
     }
 }
 
-/// A configured provider client. The API key is held in memory only and sent as the provider's
-/// header; it never appears in errors.
+/// A configured provider client. In an attempt pod it holds no key: it talks to the `llm-proxy`
+/// sidecar ([`Client::through_proxy`]), which adds the key. With [`Client::new`] the key is held in
+/// memory only and sent as the provider's header; it never appears in errors.
 pub struct Client {
     http: reqwest::Client,
     settings: LlmSettings,
+    /// The provider's base URL (what the settings name), for errors and wire-format choices.
     base_url: String,
-    api_key: String,
+    /// Where requests go: the provider's base URL, or the proxy's.
+    endpoint: String,
+    /// `None` through the proxy.
+    api_key: Option<String>,
 }
 
 impl Client {
-    /// Build a client. Errors: the HTTP client cannot be built (TLS setup).
+    /// Build a client that calls the provider itself with `api_key`. Errors: the HTTP client cannot
+    /// be built (TLS setup).
     pub fn new(settings: &LlmSettings, api_key: String) -> Result<Self, reqwest::Error> {
+        let mut c = Self::build(settings, None)?;
+        c.api_key = Some(api_key);
+        Ok(c)
+    }
+
+    /// Build a client that sends its requests, without a key, to the `llm-proxy` sidecar at
+    /// `proxy_url` ([`crate::contract::proxy`]), which adds the key and forwards them to the
+    /// provider. Errors: the HTTP client cannot be built.
+    pub fn through_proxy(settings: &LlmSettings, proxy_url: &str) -> Result<Self, reqwest::Error> {
+        Self::build(settings, Some(proxy_url))
+    }
+
+    fn build(settings: &LlmSettings, proxy_url: Option<&str>) -> Result<Self, reqwest::Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout())
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("ci-healer/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let base_url = settings
-            .base_url
-            .clone()
-            .unwrap_or_else(|| match settings.provider {
-                LlmProvider::Anthropic => "https://api.anthropic.com".into(),
-                LlmProvider::OpenaiCompatible => "https://api.openai.com/v1".into(),
-            })
-            .trim_end_matches('/')
-            .to_string();
-        Ok(Self { http, settings: settings.clone(), base_url, api_key })
+        let base_url = settings.effective_base_url();
+        let endpoint = proxy_url.map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| base_url.clone());
+        Ok(Self { http, settings: settings.clone(), base_url, endpoint, api_key: None })
     }
 
-    /// Read the key from `path` (the file [`env::LLM_API_KEY_FILE`] names). Errors:
-    /// [`LlmError::ApiKeyMissing`].
-    pub fn read_key(path: Option<&str>) -> Result<String, LlmError> {
-        let p = path.unwrap_or("");
-        let key = std::fs::read_to_string(p).map_err(|_| {
-            LlmError::ApiKeyMissing(if p.is_empty() { format!("({} unset)", env::LLM_API_KEY_FILE) } else { p.into() })
-        })?;
-        let key = key.trim().to_string();
-        if key.is_empty() {
-            return Err(LlmError::ApiKeyMissing(p.into()));
-        }
-        Ok(key)
+    /// The error of an agent step without a proxy to talk to: no key Secret is configured for its
+    /// profile, so the pod has no `llm-proxy` sidecar ([`LlmError::ApiKeyMissing`]).
+    pub fn no_proxy() -> LlmError {
+        LlmError::ApiKeyMissing(format!(
+            "no LLM API key Secret is configured for the profile ({} is unset: the pod has no {} sidecar)",
+            env::LLM_PROXY_URL,
+            crate::contract::proxy::CONTAINER
+        ))
     }
 
     /// The wire format this client speaks.
@@ -354,26 +363,42 @@ impl Client {
     }
 
     /// The endpoint and JSON body of a request: `POST {base}/v1/messages` (Anthropic) or
-    /// `POST {base}/chat/completions` (OpenAI-compatible).
+    /// `POST {base}/chat/completions` (OpenAI-compatible), `{base}` being the proxy's URL when
+    /// the client goes through it.
     pub fn request(&self, req: &ChatRequest<'_>) -> (String, serde_json::Value) {
         let model = &self.settings.model;
         match self.settings.provider {
-            LlmProvider::Anthropic => (format!("{}/v1/messages", self.base_url), anthropic::request_body(model, req)),
+            LlmProvider::Anthropic => (format!("{}/v1/messages", self.endpoint), anthropic::request_body(model, req)),
             LlmProvider::OpenaiCompatible => (
-                format!("{}/chat/completions", self.base_url),
+                format!("{}/chat/completions", self.endpoint),
                 openai::request_body(model, req, uses_max_completion_tokens(&self.base_url, model)),
             ),
         }
     }
 
-    /// The provider's authentication and version headers, the only place the key is used
-    /// (Anthropic `x-api-key` + `anthropic-version`; OpenAI `Authorization: Bearer`).
+    /// The provider's authentication and version headers, the only place a key is used
+    /// (Anthropic `x-api-key` + `anthropic-version`; OpenAI `Authorization: Bearer`). Through the
+    /// proxy only the version header: the proxy adds the key.
     fn authenticate(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match self.settings.provider {
-            LlmProvider::Anthropic => {
-                rb.header("x-api-key", &self.api_key).header("anthropic-version", anthropic::API_VERSION)
+        match (self.settings.provider, &self.api_key) {
+            (LlmProvider::Anthropic, key) => {
+                let rb = rb.header("anthropic-version", anthropic::API_VERSION);
+                match key {
+                    Some(k) => rb.header("x-api-key", k),
+                    None => rb,
+                }
             }
-            LlmProvider::OpenaiCompatible => rb.bearer_auth(&self.api_key),
+            (LlmProvider::OpenaiCompatible, Some(k)) => rb.bearer_auth(k),
+            (LlmProvider::OpenaiCompatible, None) => rb,
+        }
+    }
+
+    /// The provider's URL for an endpoint URL this client calls (the proxy's, mapped back), for
+    /// errors.
+    fn provider_url(&self, url: &str) -> String {
+        match url.strip_prefix(&self.endpoint) {
+            Some(rest) => format!("{}{rest}", self.base_url),
+            None => url.to_string(),
         }
     }
 
@@ -391,7 +416,7 @@ impl Client {
                 Err(e) => {
                     let detail = transport_detail(&e);
                     if last {
-                        return Err(LlmError::Unreachable { url: url.clone(), attempts: attempt, detail });
+                        return Err(LlmError::Unreachable { url: self.provider_url(&url), attempts: attempt, detail });
                     }
                     tracing::warn!(attempt, %detail, "LLM request failed; retrying");
                     tokio::time::sleep(self.backoff(attempt, None)).await;
@@ -401,6 +426,22 @@ impl Client {
             let status = resp.status();
             let headers = resp.headers().clone();
             let text = resp.text().await.unwrap_or_default();
+            match headers.get(crate::contract::proxy::ERROR_HEADER).and_then(|v| v.to_str().ok()) {
+                // The proxy could not reach the provider: a transport failure, retried like one.
+                Some(crate::contract::proxy::REASON_UNREACHABLE) => {
+                    let detail = error_detail(&text);
+                    if last {
+                        return Err(LlmError::Unreachable { url: self.provider_url(&url), attempts: attempt, detail });
+                    }
+                    tracing::warn!(attempt, %detail, "LLM request failed; retrying");
+                    tokio::time::sleep(self.backoff(attempt, None)).await;
+                    continue;
+                }
+                Some(crate::contract::proxy::REASON_KEY_MISSING) => {
+                    return Err(LlmError::ApiKeyMissing(error_detail(&text)));
+                }
+                _ => {}
+            }
             if status.is_success() {
                 let parsed = match self.settings.provider {
                     LlmProvider::Anthropic => anthropic::parse_response(&text),
@@ -476,6 +517,52 @@ fn error_detail(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let msg = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| body.chars().take(300).collect());
     msg.chars().take(500).collect()
+}
+
+/// The LLM key's [`KeyFingerprint`](crate::contract::proxy::KeyFingerprint) from the `llm-proxy`
+/// sidecar at `proxy_url` (`http://HOST:PORT`): `GET` [`crate::contract::proxy::FINGERPRINT_PATH`]
+/// over a plain loopback HTTP/1.1 connection, blocking, 2 s per try, 3 tries 200 ms apart (the step
+/// reads its environment before any runtime work). Errors: no answer, or not a fingerprint.
+pub fn fingerprint_from_proxy(proxy_url: &str) -> Result<crate::contract::proxy::KeyFingerprint, String> {
+    use std::io::{Read, Write};
+    let hostport = proxy_url.strip_prefix("http://").unwrap_or(proxy_url).split('/').next().unwrap_or_default();
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let addr: std::net::SocketAddr = match hostport.parse() {
+            Ok(a) => a,
+            Err(_) => return Err(format!("{proxy_url} is not http://IP:PORT")),
+        };
+        let mut s = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => s,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let req = format!(
+            "GET {} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n",
+            crate::contract::proxy::FINGERPRINT_PATH
+        );
+        let mut buf = Vec::new();
+        if let Err(e) = s.write_all(req.as_bytes()).and_then(|_| s.read_to_end(&mut buf)) {
+            last = e.to_string();
+            continue;
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            last = "no HTTP response".into();
+            continue;
+        };
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(head.lines().next().unwrap_or_default().to_string());
+        }
+        return serde_json::from_str(body.trim()).map_err(|e| e.to_string());
+    }
+    Err(last)
 }
 
 /// A change the model proposed.
