@@ -362,6 +362,53 @@ mod tests {
     }
 
     #[test]
+    fn test_paths_by_language_and_what_is_not_one() {
+        for p in [
+            "tests/it.rs",
+            "crates/a/tests/x.rs",
+            "pkg/a_test.go",
+            "test_a.py",
+            "pkg/test_b.py",
+            "pkg/b_test.py",
+            "web/a.test.ts",
+            "web/a.spec.jsx",
+            "web/__tests__/a.js",
+            "src/FooTest.java",
+            "spec/a_spec.rb",
+        ] {
+            assert!(is_test_path(p), "{p} is a test file");
+        }
+        for p in ["src/lib.rs", "src/testing.rs", "README.md", "web/attest.ts", "pkg/latest.go", "contest/a.py"] {
+            assert!(!is_test_path(p), "{p} is not a test file");
+        }
+        // Deleting an ordinary file is not deleting a test.
+        assert_eq!(weakened_tests(&d("", vec![fc("src/old.rs", ChangeKind::Deleted)])), None);
+    }
+
+    #[test]
+    fn markers_in_comments_of_every_style_are_not_counted() {
+        // Each comment style once: a skip marker or a test definition commented out and added is
+        // not a weakening (a removed test definition is: see `detects_weakened_tests`).
+        for line in ["// xit('later', () => {", "/* it.skip('x') */", " * @Disabled", "# @pytest.mark.skip", "#"] {
+            let patch = format!("diff --git a/a.test.ts b/a.test.ts\n@@ -1 +1,2 @@\n+{line}\n it('works', () => {{\n");
+            assert_eq!(weakened_tests(&d(&patch, vec![])), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn assertions_removed_next_to_test_code_in_a_source_file_are_a_weakening() {
+        // Not a test path: the file holds tests because the change touches `#[cfg(test)]` code, or
+        // because it touches a test definition (kept, so no definition is removed).
+        let cfg = "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1,3 +1,2 @@\n-#[cfg(test)]\n+#[cfg(test)]\n-        assert_eq!(f(), 1);\n";
+        assert!(weakened_tests(&d(cfg, vec![])).unwrap().contains("removes 1 assertion(s) from tests in src/lib.rs"));
+        let def = "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1,3 +1,2 @@\n-    #[test]\n+    #[test]\n-        assert!(ok());\n";
+        assert!(weakened_tests(&d(def, vec![])).unwrap().contains("removes 1 assertion(s)"));
+        // The same removal in code with no test nearby is ordinary code.
+        let plain = "diff --git a/src/lib.rs b/src/lib.rs\n@@ -1,2 +1,1 @@\n-        assert!(ok());\n";
+        assert_eq!(weakened_tests(&d(plain, vec![])), None);
+    }
+
+    #[test]
     fn size_caps_and_stats() {
         let files =
             parse_stats("3\t1\tsrc/a.rs\n-\t-\timg.png\n0\t5\told.rs\n", "M\tsrc/a.rs\nA\timg.png\nD\told.rs\n");
