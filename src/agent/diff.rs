@@ -427,5 +427,7 @@ mod tests {
         assert!(too_large(&w, 2, 100).unwrap().contains("3 files"));
         assert!(too_large(&w, 10, 5).unwrap().contains("9 changed lines"));
         assert_eq!(too_large(&w, 10, 100), None);
+        // The caps are inclusive: exactly 3 files and 9 changed lines are allowed.
+        assert_eq!(too_large(&w, 3, 9), None);
     }
 }
