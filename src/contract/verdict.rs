@@ -188,7 +188,14 @@ impl Verdict {
     /// [`VerdictError::Malformed`] for anything that is not the verdict JSON.
     pub fn from_termination_message(message: Option<&str>) -> Result<Self, VerdictError> {
         let msg = message.map(str::trim).filter(|m| !m.is_empty()).ok_or(VerdictError::Missing)?;
-        serde_json::from_str(msg).map_err(|e| VerdictError::Malformed(e.to_string()))
+        let v: Self = serde_json::from_str(msg).map_err(|e| VerdictError::Malformed(e.to_string()))?;
+        if !is_reason(&v.reason) {
+            return Err(VerdictError::Malformed(format!(
+                "reason {:?} is not a CamelCase reason (a letter, then up to 63 letters or digits)",
+                v.reason.chars().take(80).collect::<String>()
+            )));
+        }
+        Ok(v)
     }
 
     /// Serialise to at most [`MAX_VERDICT_BYTES`], shortening the summary if needed.
@@ -234,9 +241,20 @@ impl StepFailure {
         let m = message.map(str::trim).filter(|m| !m.is_empty())?;
         Some(
             serde_json::from_str(m)
-                .unwrap_or_else(|_| StepFailure { reason: fallback_reason.into(), message: m.into() }),
+                .ok()
+                .filter(|f: &StepFailure| is_reason(&f.reason))
+                .unwrap_or_else(|| StepFailure { reason: fallback_reason.into(), message: m.into() }),
         )
     }
+}
+
+/// Whether `r` may be a reason the controller keeps (a condition's `reason`, `failureReason`): it
+/// comes from the pod, which runs the repository's code, so it must look like the Kubernetes API
+/// conventions' CamelCase reasons: an ASCII letter, then at most 63 ASCII letters or digits.
+pub fn is_reason(r: &str) -> bool {
+    r.len() <= 64
+        && r.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && r.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// What the agent step leaves in its termination message when it succeeds: a diagnosis for people.
@@ -294,6 +312,20 @@ mod tests {
             Some(StepFailure { reason: "AgentFailed".into(), message: "boom".into() })
         );
         assert_eq!(StepFailure::from_termination_message(Some(""), "AgentFailed"), None);
+        // Found by the `verdict` fuzz target: JSON whose reason is empty, or not a reason at all, is
+        // kept as text under the step's own reason (serde also reads a struct from an array).
+        for m in ["[\"\"]", "{\"reason\":\"\"}", "{\"reason\":\"no spaces allowed\",\"message\":\"m\"}"] {
+            assert_eq!(
+                StepFailure::from_termination_message(Some(m), "AgentFailed"),
+                Some(StepFailure { reason: "AgentFailed".into(), message: m.into() }),
+                "{m}"
+            );
+        }
+        for m in ["{\"outcome\":\"Passed\",\"reason\":\"\",\"summary\":\"s\"}", "[\"Passed\",\"a b\",\"s\"]"] {
+            assert!(matches!(Verdict::from_termination_message(Some(m)), Err(VerdictError::Malformed(_))), "{m}");
+        }
+        assert!(is_reason("ValidationPassed") && is_reason("E0308") && !is_reason("") && !is_reason("0Day"));
+        assert!(!is_reason(&"A".repeat(65)) && is_reason(&"A".repeat(64)));
         let r = AgentReport { diagnosis: "removed a needless return".into() };
         assert_eq!(
             AgentReport::diagnosis_from(Some(&r.to_termination_message())).as_deref(),
