@@ -48,7 +48,7 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
     let jobs = Api::<Job>::namespaced(ctx.client.clone(), &ns);
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
     let (job_state, newest_pod) =
-        if needs_job { observe_job(attempt, &jobs, &pods).await? } else { (JobState::NotRead, None) };
+        if needs_job { observe_job(attempt, &ns, ctx, &jobs, &pods).await? } else { (JobState::NotRead, None) };
     let obs = AttemptObservation { attempt, owner, job: job_state, newest_pod, now: Time(jiff::Timestamp::now()) };
 
     // Decide.
@@ -106,14 +106,47 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
 
 /// The attempt's Job (owned or not) and, for its own Job, what its pods say; plus the newest pod's
 /// name (whose validate log holds the patch). Errors: API failures.
-async fn observe_job(attempt: &HealingAttempt, jobs: &Api<Job>, pods: &Api<Pod>) -> Result<(JobState, Option<String>)> {
-    let Some(current) = jobs.get_opt(&job::job_name(attempt)).await? else {
-        return Ok((JobState::Absent, None));
+///
+/// Read from the caches ([`super::cache`]), which hold the controller's own Jobs and attempt pods;
+/// the API server is asked only when they cannot answer:
+/// - the Job is not cached: before this attempt created one (`status.jobName` unset) it is
+///   [`JobState::Absent`] (creating it is create-if-absent, and a same-named Job that is not ours
+///   is found then); after, it is read with a GET (a Job the watch has not delivered yet, or one
+///   deleted: the GET says which, as it did before the caches);
+/// - the pod cache has not completed its first list (a controller that just started): a LIST.
+async fn observe_job(
+    attempt: &HealingAttempt,
+    ns: &str,
+    ctx: &Context,
+    jobs: &Api<Job>,
+    pods: &Api<Pod>,
+) -> Result<(JobState, Option<String>)> {
+    let name = job::job_name(attempt);
+    let cached = ctx.jobs.ready().and_then(|s| s.get(&ObjectRef::<Job>::new(&name).within(ns)));
+    let created_before = attempt.status.as_ref().is_some_and(|s| s.job_name.is_some());
+    let current = match cached {
+        Some(j) => j,
+        None if ctx.jobs.ready().is_some() && !created_before => return Ok((JobState::Absent, None)),
+        None => match jobs.get_opt(&name).await? {
+            Some(j) => Arc::new(j),
+            None => return Ok((JobState::Absent, None)),
+        },
     };
     if !job::is_owned_by(&current, attempt) {
         return Ok((JobState::NotOwned, None));
     }
-    let pod_list = pods.list(&ListParams::default().labels(&job::pod_selector(&attempt.name_any()))).await?.items;
+    let attempt_name = attempt.name_any();
+    let pod_list: Vec<Pod> = match ctx.pods.ready() {
+        Some(store) => store
+            .state_filter(|p| {
+                p.metadata.namespace.as_deref() == Some(ns)
+                    && p.labels().get(crate::resources::labels::ATTEMPT) == Some(&attempt_name)
+            })
+            .iter()
+            .map(|p| p.as_ref().clone())
+            .collect(),
+        None => pods.list(&ListParams::default().labels(&job::pod_selector(&attempt_name))).await?.items,
+    };
     let newest =
         pod_list.iter().max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0)).map(|p| p.name_any());
     Ok((JobState::Observed(Box::new(job::observe(Some(&current), &pod_list))), newest))

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod apply;
 pub mod attempt;
 pub mod attempt_state;
+pub mod cache;
 pub mod claim;
 pub mod command;
 pub mod dedup;
@@ -37,7 +38,6 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -98,6 +98,12 @@ pub struct Context {
     pub metrics: Metrics,
     /// Runs seen by the run controller's reflector (for dedup lookups).
     pub runs: kube::runtime::reflector::Store<HealingRun>,
+    /// Attempts, for the run reconciler (its attempts without a LIST).
+    pub attempts: cache::Cache<HealingAttempt>,
+    /// The controller's Jobs, without their specs, for the attempt reconciler.
+    pub jobs: cache::Cache<Job>,
+    /// Attempt pods, without their specs, for the attempt reconciler.
+    pub pods: cache::Cache<Pod>,
     /// The GitHub client, when the config has a `github:` section.
     pub github: Option<Arc<dyn crate::github::GitHub>>,
     /// The Slack client, when the config has a `slack:` section.
@@ -195,118 +201,115 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
         false => None,
     };
 
-    let (runs_api, attempts_api, jobs_api, pods_api) = (
-        scoped::<HealingRun>(&client, args.namespace.as_deref()),
-        // The owned objects are watched by metadata only (`Controller::owns` does the same).
-        scoped::<PartialObjectMeta<HealingAttempt>>(&client, args.namespace.as_deref()),
-        scoped::<PartialObjectMeta<Job>>(&client, args.namespace.as_deref()),
-        // The mapper reads only the attempt label.
-        scoped::<PartialObjectMeta<Pod>>(&client, args.namespace.as_deref()),
+    // One watch per kind (see `cache`): the stores answer the reconcilers' reads, and every event
+    // reaches the controllers it wakes after its store holds it. Each watch backs off alone and
+    // relists at once on 410 Gone (see `watches`): kube-runtime's `Controller::new/owns/watches`
+    // would put all of a controller's watches behind one backoff.
+    let ns = args.namespace.as_deref();
+    let (runs, mut run_triggers, run_driver) = cache::shared(
+        watches::watch(scoped::<HealingRun>(&client, ns), watcher::Config::default()),
+        cache::trim_meta,
+        4,
     );
-    // Each watch backs off alone and relists at once on 410 Gone (see `watches`): kube-runtime's
-    // `Controller::new/owns/watches` would put all of a controller's watches behind one backoff.
-    let owned = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
-    let (run_store, run_writer) = reflector::store();
-    let run_controller = Controller::for_stream(
-        watches::watch(runs_api.clone(), watcher::Config::default()).reflect(run_writer).applied_objects(),
-        run_store.clone(),
+    let (attempts, mut attempt_triggers, attempt_driver) = cache::shared(
+        watches::watch(scoped::<HealingAttempt>(&client, ns), watcher::Config::default()),
+        cache::trim_meta,
+        2,
     );
-    let duplicates_of = run_store.clone();
+    // Jobs and pods: only the controller's own (by label), without their specs.
+    let (jobs, mut job_triggers, job_driver) = cache::shared(
+        watches::watch(scoped::<Job>(&client, ns), watcher::Config::default().labels(labels::MANAGED_SELECTOR)),
+        cache::trim_job,
+        1,
+    );
+    let (pods, mut pod_triggers, pod_driver) = cache::shared(
+        watches::watch(scoped::<Pod>(&client, ns), watcher::Config::default().labels(labels::ATTEMPT)),
+        cache::trim_pod,
+        1,
+    );
+    let drivers =
+        [tokio::spawn(run_driver), tokio::spawn(attempt_driver), tokio::spawn(job_driver), tokio::spawn(pod_driver)];
+    fn next<T>(triggers: &mut Vec<T>) -> T {
+        triggers.pop().expect("one trigger stream per subscriber")
+    }
+
+    let run_controller = Controller::for_stream(next(&mut run_triggers).applied_objects(), runs.store().clone());
+    let duplicates_of = runs.store().clone();
     let run_controller = run_controller
-        .owns_stream(watches::watch(attempts_api, watcher::Config::default()).touched_objects())
+        .owns_stream(next(&mut attempt_triggers).touched_objects())
         // A duplicate waits behind its primary: wake it when the primary changes.
-        .watches_stream(
-            watches::watch(
-                scoped::<PartialObjectMeta<HealingRun>>(&client, args.namespace.as_deref()),
-                watcher::Config::default(),
-            )
-            .touched_objects(),
-            move |primary: PartialObjectMeta<HealingRun>| {
-                let (ns, name) = (primary.metadata.namespace.clone(), primary.metadata.name.clone());
-                duplicates_of
-                    .state()
-                    .into_iter()
-                    .filter(|r| {
-                        r.metadata.namespace == ns
-                            && r.status.as_ref().and_then(|s| s.duplicate_of.as_ref()) == name.as_ref()
-                    })
-                    .map(|r| ObjectRef::from_obj(r.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(next(&mut run_triggers).touched_objects(), move |primary: HealingRun| {
+            let (ns, name) = (primary.metadata.namespace.clone(), primary.metadata.name.clone());
+            duplicates_of
+                .state_filter(|r| {
+                    r.metadata.namespace == ns
+                        && r.status.as_ref().and_then(|s| s.duplicate_of.as_ref()) == name.as_ref()
+                })
+                .into_iter()
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .trigger_backoff(watches::NoExtraWait)
         .shutdown_on_signal();
     let reporter = Reporter { controller: "ci-healer".into(), instance: std::env::var(env::POD_NAME).ok() };
-    metrics.watch_runs(run_controller.store());
+    metrics.watch_runs(runs.store().clone());
     metrics.set_leader(true);
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
-        runs: run_controller.store(),
+        runs: runs.store().clone(),
+        attempts: attempts.clone(),
+        jobs,
+        pods,
         github,
         slack,
         failures: Mutex::new(HashMap::new()),
         permissions: Mutex::new(HashMap::new()),
     });
 
-    let (attempt_store, attempt_writer) = reflector::store();
-    let attempt_controller = Controller::for_stream(
-        watches::watch(scoped::<HealingAttempt>(&client, args.namespace.as_deref()), watcher::Config::default())
-            .reflect(attempt_writer)
-            .applied_objects(),
-        attempt_store,
-    )
-    .owns_stream(watches::watch(jobs_api, owned).touched_objects())
-    .watches_stream(
-        watches::watch(pods_api, watcher::Config::default().labels(labels::ATTEMPT)).touched_objects(),
-        |pod: PartialObjectMeta<Pod>| {
-            let ns = pod.metadata.namespace.clone()?;
-            let name = pod.metadata.labels.as_ref()?.get(labels::ATTEMPT)?.clone();
-            Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
-        },
-    )
-    .watches_stream(watches::watch(runs_api, watcher::Config::default()).touched_objects(), |run: HealingRun| {
-        // A run's abort must reach its attempts.
-        let ns = run.metadata.namespace.clone().unwrap_or_default();
-        let name = run.metadata.name.clone().unwrap_or_default();
-        let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
-        (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&attempt_name(&name, i)).within(&ns))
-    })
-    .trigger_backoff(watches::NoExtraWait)
-    .shutdown_on_signal();
+    let attempt_controller =
+        Controller::for_stream(next(&mut attempt_triggers).applied_objects(), attempts.store().clone())
+            .owns_stream(next(&mut job_triggers).touched_objects())
+            .watches_stream(next(&mut pod_triggers).touched_objects(), |pod: Pod| {
+                let ns = pod.metadata.namespace.clone()?;
+                let name = pod.metadata.labels.as_ref()?.get(labels::ATTEMPT)?.clone();
+                Some(ObjectRef::<HealingAttempt>::new(&name).within(&ns))
+            })
+            .watches_stream(next(&mut run_triggers).touched_objects(), |run: HealingRun| {
+                // A run's abort must reach its attempts.
+                let ns = run.metadata.namespace.clone().unwrap_or_default();
+                let name = run.metadata.name.clone().unwrap_or_default();
+                let n = run.status.as_ref().map(|s| s.attempts).unwrap_or(0);
+                (1..=n).map(move |i| ObjectRef::<HealingAttempt>::new(&attempt_name(&name, i)).within(&ns))
+            })
+            .trigger_backoff(watches::NoExtraWait)
+            .shutdown_on_signal();
 
     // `/healer` comments: a relayed command wakes when its run changes (its history says the outcome).
     let (command_store, command_writer) = reflector::store();
     let relayed_to = command_store.clone();
     let command_controller = Controller::for_stream(
-        watches::watch(scoped::<HealingCommand>(&client, args.namespace.as_deref()), watcher::Config::default())
+        watches::watch(scoped::<HealingCommand>(&client, ns), watcher::Config::default())
+            .modify(cache::trim_meta)
             .reflect(command_writer)
             .applied_objects(),
         command_store,
     )
-    .watches_stream(
-        watches::watch(
-            scoped::<PartialObjectMeta<HealingRun>>(&client, args.namespace.as_deref()),
-            watcher::Config::default(),
-        )
-        .touched_objects(),
-        move |run: PartialObjectMeta<HealingRun>| {
-            let (ns, name) = (run.metadata.namespace.clone(), run.metadata.name.clone());
-            relayed_to
-                .state()
-                .into_iter()
-                .filter(|c| {
-                    c.metadata.namespace == ns
-                        && c.status
-                            .as_ref()
-                            .is_some_and(|s| s.phase == Some(crate::crd::CommandPhase::Relayed) && s.run_name == name)
-                })
-                .map(|c| ObjectRef::from_obj(c.as_ref()))
-                .collect::<Vec<_>>()
-        },
-    )
+    .watches_stream(next(&mut run_triggers).touched_objects(), move |run: HealingRun| {
+        let (ns, name) = (run.metadata.namespace.clone(), run.metadata.name.clone());
+        relayed_to
+            .state_filter(|c| {
+                c.metadata.namespace == ns
+                    && c.status
+                        .as_ref()
+                        .is_some_and(|s| s.phase == Some(crate::crd::CommandPhase::Relayed) && s.run_name == name)
+            })
+            .into_iter()
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect::<Vec<_>>()
+    })
     .trigger_backoff(watches::NoExtraWait)
     .shutdown_on_signal();
 
@@ -341,7 +344,7 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
+    let ended = tokio::select! {
         _ = async { tokio::join!(runs, attempts, commands) } => {
             server.abort();
             tracing::info!("controllers stopped");
@@ -351,7 +354,9 @@ pub async fn run(args: Args) -> std::result::Result<(), StartError> {
             // Another replica may already act: stop at once, as client-go's leader election does.
             Err(StartError::LostLeadership)
         }
-    }
+    };
+    drivers.iter().for_each(tokio::task::JoinHandle::abort);
+    ended
 }
 
 /// The API of `K` in `namespace`, or in all namespaces when `None` (the controller's `--namespace`).

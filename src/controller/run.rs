@@ -39,15 +39,7 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     let name = run.name_any();
 
     // Observe.
-    let attempts_api = Api::<HealingAttempt>::namespaced(ctx.client.clone(), &ns);
-    let uid = run.metadata.uid.clone();
-    let attempts: Vec<AttemptView> = attempts_api
-        .list(&ListParams::default().labels(&labels::run_selector(&name)))
-        .await?
-        .into_iter()
-        .filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
-        .map(|a| attempt_view(&a))
-        .collect();
+    let attempts = observe_attempts(run, &ns, &name, ctx).await?;
     let accepted = accept(run, &ctx.config).is_ok();
     // Loop prevention and opt-outs, before anything else is read from GitHub.
     let skip = if accepted && skip::wanted(run, attempts.len()) { skip::check(run, ctx).await? } else { None };
@@ -260,6 +252,34 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         // A periodic resync covers anything a watch might miss; children wake us sooner.
         _ => Action::requeue(Duration::from_secs(300)),
     })
+}
+
+/// The run's attempts (labelled with its name and owned by its uid), from the attempt cache once
+/// its first list is complete, else by a LIST. The cache is written before any event wakes the run,
+/// so it holds at least what woke this reconcile; a status write decided on an older copy is
+/// refused by its resourceVersion precondition and retried. Errors: the LIST failed.
+async fn observe_attempts(run: &HealingRun, ns: &str, name: &str, ctx: &Context) -> Result<Vec<AttemptView>> {
+    let uid = run.metadata.uid.as_ref();
+    let ours = |a: &HealingAttempt| {
+        a.labels().get(labels::RUN).map(String::as_str) == Some(name)
+            && a.owner_references().iter().any(|o| Some(&o.uid) == uid)
+    };
+    let mut attempts: Vec<AttemptView> = match ctx.attempts.ready() {
+        Some(store) => store
+            .state_filter(|a| a.metadata.namespace.as_deref() == Some(ns) && ours(a))
+            .iter()
+            .map(|a| attempt_view(a))
+            .collect(),
+        None => Api::<HealingAttempt>::namespaced(ctx.client.clone(), ns)
+            .list(&ListParams::default().labels(&labels::run_selector(name)))
+            .await?
+            .into_iter()
+            .filter(ours)
+            .map(|a| attempt_view(&a))
+            .collect(),
+    };
+    attempts.sort_by_key(|a| a.number);
+    Ok(attempts)
 }
 
 fn attempt_view(a: &HealingAttempt) -> AttemptView {
