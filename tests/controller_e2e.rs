@@ -104,10 +104,16 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     assert_eq!(ast.verdict.unwrap().reason, "ValidationPassed");
     assert_eq!(ast.diagnosis.as_deref(), Some("reformatted src/lib.rs"));
 
-    // Events on the run, in order of the transitions.
+    // Events on the run, in order of the transitions. The passing attempt's verdict is its own
+    // Event; the run's Fixed Event quotes it, so the run does not repeat it.
     let reasons = apis.event_reasons("HealingRun", &name).await;
-    for want in ["Triaged", "AttemptStarted", "AttemptSucceeded", "Fixed"] {
+    for want in ["Triaged", "AttemptStarted", "Fixed"] {
         assert!(reasons.iter().any(|r| r == want), "missing Event {want} in {reasons:?}");
+    }
+    assert!(!reasons.iter().any(|r| r == "AttemptSucceeded"), "the verdict once, on the attempt: {reasons:?}");
+    let attempt_reasons = apis.event_reasons("HealingAttempt", &format!("{name}-1")).await;
+    for want in ["AttemptRunning", "AttemptSucceeded"] {
+        assert!(attempt_reasons.iter().any(|r| r == want), "missing Event {want} in {attempt_reasons:?}");
     }
 
     // What `kubectl get` shows: printer columns.
@@ -120,7 +126,7 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
     let (ok, out) = support::kubectl(&["get", "hrun", "-n", &apis.ns]);
     assert!(ok && out.contains("Fixed"), "short name works: {out}");
     let (ok, out) = support::kubectl(&["describe", "healingrun", &name, "-n", &apis.ns]);
-    assert!(ok && out.contains("ValidationPassed") && out.contains("AttemptSucceeded"), "{out}");
+    assert!(ok && out.contains("ValidationPassed") && out.contains("passed validation"), "{out}");
     // An identical server-side apply leaves resourceVersion unchanged, so count the writes instead:
     // reconcile both objects again (an annotation is a watch event) and the status-write count of
     // each controller stays where it was.

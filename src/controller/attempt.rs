@@ -85,8 +85,11 @@ async fn reconcile_inner(attempt: &HealingAttempt, ctx: &Context) -> Result<Acti
             apply::publish(ctx, attempt, Notice::normal(t.reason, &t.message).warning_if(t.warning)).await;
             if decision.status.phase.is_some_and(|p| p.is_terminal()) {
                 ctx.metrics.attempt_finished(attempt, run.as_deref(), &decision.status);
-                // People read `kubectl describe healingrun`: tell the run too.
-                if let Some(run) = &run {
+                // People read `kubectl describe healingrun`: tell the run too, unless the run's own
+                // Event says it (a passing attempt makes the run Fixed, whose Event quotes the verdict).
+                if let Some(run) = &run
+                    && decision.status.phase != Some(AttemptPhase::Succeeded)
+                {
                     let related = Some(attempt.object_ref(&()));
                     apply::publish(
                         ctx,

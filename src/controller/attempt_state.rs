@@ -175,7 +175,9 @@ pub fn decide(obs: &AttemptObservation<'_>) -> AttemptDecision {
         }
         (_, Some(JobObservation::Running { started })) => {
             st.phase = Some(AttemptPhase::Running);
-            st.start_time = started.clone().or(st.start_time);
+            // The first start seen stays until the verdict (which takes the pod's own): the Job's
+            // startTime, then the pod's a moment later, would otherwise cost a second write.
+            st.start_time = st.start_time.or_else(|| started.clone());
         }
         (_, Some(JobObservation::Judged { verdict, diagnosis, started, finished })) => {
             let passed = verdict.outcome == Outcome::Passed;
@@ -312,6 +314,22 @@ mod tests {
 
     const ALIVE: OwnerView = OwnerView::Alive { aborted: false };
     const ABORTED: OwnerView = OwnerView::Alive { aborted: true };
+
+    /// The Job's startTime, then the pod's a moment later: the first one seen stays while the
+    /// attempt runs (one status write for Running, not two); the verdict takes the pod's.
+    #[test]
+    fn the_start_time_seen_first_stays_while_running() {
+        let mut a = attempt(Some(AttemptPhase::Running));
+        a.status.as_mut().unwrap().start_time = Some(t(10));
+        let running = |started| {
+            let o = JobObservation::Running { started: Some(t(started)) };
+            decide(&obs(&a, ALIVE, JobState::Observed(Box::new(o)))).status.start_time
+        };
+        assert_eq!(running(12), Some(t(10)));
+        let fresh = attempt(Some(AttemptPhase::Pending));
+        let o = JobObservation::Running { started: Some(t(12)) };
+        assert_eq!(decide(&obs(&fresh, ALIVE, JobState::Observed(Box::new(o)))).status.start_time, Some(t(12)));
+    }
 
     #[test]
     fn the_owner_is_the_run_with_the_owner_references_uid_and_its_abort_is_the_runs_rule() {

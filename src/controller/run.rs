@@ -96,13 +96,30 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
         }
     }
     // The first attempt waits for the failure's claim: another run of the same failure that this
-    // reconcile's cache did not show yet may hold it, and then this run is its duplicate.
-    if let (Some(1), Ok((view, _))) = (decision.start_attempt, &triaged)
-        && let claim::Claim::Held(p) = claim::claim(run, &view.error_hash, ctx).await?
-    {
-        tracing::info!(run = %name, namespace = %ns, primary = %p.name, "another run of this failure holds its claim");
-        obs.primary = Some(p);
-        decision = state::decide(&obs);
+    // reconcile's cache did not show yet may hold it, and then this run is its duplicate. The error
+    // hash label and the memory of past fixes, which an attempt needs too, are written and read at
+    // the same time (three requests in the time of one: they are what a run waits for before its
+    // first Job).
+    let (mut labelled, mut recalled) = (None, None);
+    if let (Some(n), Ok((view, result))) = (decision.start_attempt, &triaged) {
+        let claimed = async {
+            match n {
+                1 => claim::claim(run, &view.error_hash, ctx).await.map(Some),
+                _ => Ok(None),
+            }
+        };
+        let (claimed, label, memory) = tokio::join!(
+            claimed,
+            ensure_hash_label(run, &view.error_hash, ctx),
+            memory::recall(run, &result.error_hash, &result.failure_class, ctx)
+        );
+        labelled = Some(label?);
+        recalled = Some(memory?);
+        if let Some(claim::Claim::Held(p)) = claimed? {
+            tracing::info!(run = %name, namespace = %ns, primary = %p.name, "another run of this failure holds its claim");
+            obs.primary = Some(p);
+            decision = state::decide(&obs);
+        }
     }
     if let Some(r) = &read {
         let c = conditions::new(
@@ -201,14 +218,22 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
     // Apply.
     let mut version = run.resource_version();
     if let Ok((view, result)) = &triaged {
-        if let Some(v) = ensure_hash_label(run, &view.error_hash, ctx).await? {
+        let label = match labelled {
+            Some(l) => l,
+            None => ensure_hash_label(run, &view.error_hash, ctx).await?,
+        };
+        if let Some(v) = label {
             version = Some(v);
         }
         if let Some(n) = decision.start_attempt {
             // A retry may have asked for another profile and given a hint.
             let agent = decision.status.agent.as_deref().unwrap_or(&view.agent);
             let hint = decision.status.retry.as_ref().and_then(|r| r.hint.as_deref());
-            start_attempt(run, n, agent, hint, result, read.as_ref(), ctx).await?;
+            let memory = match recalled {
+                Some(m) => m,
+                None => memory::recall(run, &result.error_hash, &result.failure_class, ctx).await?,
+            };
+            start_attempt(run, n, agent, hint, result, read.as_ref(), memory, ctx).await?;
         }
     }
 
@@ -481,6 +506,7 @@ async fn start_attempt(
     hint: Option<&str>,
     triage: &TriageResult,
     read: Option<&ReadFailure>,
+    memory: crate::contract::memory::MemoryContext,
     ctx: &Context,
 ) -> Result<()> {
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
@@ -495,7 +521,6 @@ async fn start_attempt(
     if let Some(hint) = hint {
         cm.data.get_or_insert_default().insert(paths::context::HINT.into(), hint.into());
     }
-    let memory = memory::recall(run, &triage.error_hash, &triage.failure_class, ctx).await?;
     if let Some(r) = &memory.replay {
         tracing::info!(run = %run.name_any(), namespace = %ns, entry = %r.entry, from = %r.source_run, "a validated fix of the same error is remembered");
     }

@@ -390,13 +390,22 @@ pub fn decide(obs: &RunObservation<'_>) -> Decision {
         Some(l) if !l.phase.is_terminal() => {
             st.phase = Some(RunPhase::Running);
             st.start_time.get_or_insert(now.clone());
-            set(
-                &mut st,
-                RunCondition::Healing,
-                true,
-                Reason::AttemptRunning,
-                format!("attempt {} of {} is running", l.number, max),
-            );
+            // The message this attempt's start wrote stays while it runs: rewording it would cost
+            // a status write per attempt and say nothing new.
+            let started = get(&st.conditions, RunCondition::Healing).is_some_and(|c| {
+                c.status == conditions::TRUE
+                    && c.reason == Reason::AttemptRunning.as_str()
+                    && c.message.starts_with(&format!("attempt {} of {} ", l.number, max))
+            });
+            if !started {
+                set(
+                    &mut st,
+                    RunCondition::Healing,
+                    true,
+                    Reason::AttemptRunning,
+                    format!("attempt {} of {} is running", l.number, max),
+                );
+            }
         }
         Some(l) if l.phase == AttemptPhase::Succeeded => {
             st.phase = Some(RunPhase::Fixed);
@@ -700,6 +709,34 @@ mod tests {
             assert_eq!(d.start_attempt, c.start, "{}", c.name);
             assert!(!d.stop_attempts, "{}", c.name);
         }
+    }
+
+    /// A lifecycle costs one run status write when an attempt starts, none while it goes from
+    /// Pending to Running, and one when it ends: the start's message is kept while it runs.
+    #[test]
+    fn a_started_attempt_costs_no_status_write_until_it_ends() {
+        let r = run(None);
+        let started = decide(&obs(&r, vec![]));
+        assert_eq!(started.start_attempt, Some(1));
+        let r = run(Some(started.status.clone()));
+        for phase in [AttemptPhase::Pending, AttemptPhase::Running] {
+            let d = decide(&obs(&r, vec![att(1, phase)]));
+            assert_eq!(d.status, started.status, "{phase:?}: no write");
+        }
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Succeeded)]));
+        assert_eq!(d.status.phase, Some(RunPhase::Fixed));
+        // A run that never wrote the start message (an older controller's status) gets it rewritten
+        // once, with the attempt it is really running.
+        let mut other = started.status.clone();
+        for c in &mut other.conditions {
+            if c.type_ == "Healing" {
+                c.message = "attempt 2 of 3 started with agent profile rust".into();
+            }
+        }
+        let r = run(Some(other));
+        let d = decide(&obs(&r, vec![att(1, AttemptPhase::Running)]));
+        let healing = get(&d.status.conditions, RunCondition::Healing).unwrap();
+        assert_eq!(healing.message, "attempt 1 of 3 is running");
     }
 
     #[test]
