@@ -233,7 +233,8 @@ async fn reconcile_inner(run: &HealingRun, ctx: &Context) -> Result<Action> {
                 Some(m) => m,
                 None => memory::recall(run, &result.error_hash, &result.failure_class, ctx).await?,
             };
-            start_attempt(run, n, agent, hint, result, read.as_ref(), memory, ctx).await?;
+            let next = NextAttempt { number: n, profile: agent, hint, memory };
+            start_attempt(run, next, result, read.as_ref(), ctx).await?;
         }
     }
 
@@ -499,16 +500,23 @@ async fn ensure_hash_label(run: &HealingRun, hash: &str, ctx: &Context) -> Resul
     Ok(apply::apply_labels(ctx, run, json!({ labels::ERROR_HASH: hash })).await?.resource_version())
 }
 
+/// The attempt a reconcile starts: its number, agent profile, a person's hint, and the past fixes
+/// it may reuse ([`memory::recall`]).
+struct NextAttempt<'a> {
+    number: i32,
+    profile: &'a str,
+    hint: Option<&'a str>,
+    memory: crate::contract::memory::MemoryContext,
+}
+
 async fn start_attempt(
     run: &HealingRun,
-    n: i32,
-    profile: &str,
-    hint: Option<&str>,
+    next: NextAttempt<'_>,
     triage: &TriageResult,
     read: Option<&ReadFailure>,
-    memory: crate::contract::memory::MemoryContext,
     ctx: &Context,
 ) -> Result<()> {
+    let NextAttempt { number: n, profile, hint, memory } = next;
     let ns = run.namespace().ok_or(Error::MissingNamespace)?;
     // The context every attempt pod mounts: the bounded excerpt and triage's answer (and what was
     // read from GitHub, which the same apply must keep), a person's hint, and the past fixes the
