@@ -81,6 +81,24 @@ pub struct MemoryConfig {
     pub max_example_bytes: usize,
 }
 
+impl MemoryConfig {
+    /// Retention bounds of 0 would remember each fix and delete it again on every reconcile (a
+    /// create and a delete per Fixed run): remembering nothing is `enabled: false`. Errors: the
+    /// message for `ConfigError::Invalid`.
+    fn validate(&self) -> Result<(), String> {
+        for (field, v) in
+            [("maxEntriesPerRepository", self.max_entries_per_repository), ("maxAgeDays", self.max_age_days as usize)]
+        {
+            if self.enabled && v == 0 {
+                return Err(format!(
+                    "memory.{field} must be at least 1, got 0 (to remember no fixes, set memory.enabled: false)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
@@ -288,6 +306,7 @@ impl ControllerConfig {
             gh.validate().map_err(ConfigError::Invalid)?;
         }
         self.allowed_repositories.validate().map_err(ConfigError::Invalid)?;
+        self.memory.validate().map_err(ConfigError::Invalid)?;
         if let Some(slack) = &self.slack {
             slack.validate().map_err(ConfigError::Invalid)?;
         }
@@ -388,6 +407,21 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("profile 'rust': settings.llm.maxTurns must be at least 1, got 0"), "{err}");
+    }
+
+    #[test]
+    fn a_memory_that_keeps_nothing_is_rejected_unless_disabled() {
+        let base = "profiles: {general: {image: x}}\n";
+        for (field, want) in [
+            ("maxEntriesPerRepository", "memory.maxEntriesPerRepository must be at least 1, got 0"),
+            ("maxAgeDays", "memory.maxAgeDays must be at least 1, got 0"),
+        ] {
+            let err = ControllerConfig::from_yaml(&format!("{base}memory: {{{field}: 0}}")).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains("memory.enabled: false"), "{err}");
+            let off = ControllerConfig::from_yaml(&format!("{base}memory: {{enabled: false, {field}: 0}}"));
+            assert!(off.is_ok(), "{off:?}");
+        }
+        assert!(ControllerConfig::from_yaml(&format!("{base}memory: {{maxEntriesPerRepository: 1}}")).is_ok());
     }
 
     #[test]

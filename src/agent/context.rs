@@ -137,6 +137,18 @@ impl Masker {
         }
     }
 
+    /// Mask every string of a JSON value in place (object keys are left as they are: they are the
+    /// shape's field names, not text). Used on what the controller stores or sends as JSON: triage's
+    /// answer, a Slack message's blocks.
+    pub fn mask_json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = self.mask(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| self.mask_json(v)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|v| self.mask_json(v)),
+            _ => {}
+        }
+    }
+
     /// Replace every secret in `text` by [`MASK`].
     pub fn mask(&self, text: &str) -> String {
         let mut out = if self.fingerprints.is_empty() { text.to_string() } else { self.mask_fingerprints(text) };
@@ -251,6 +263,24 @@ mod tests {
         );
         assert_eq!(m.mask("nothing here"), "nothing here");
         assert!(!KeyFingerprint::of(key, "5a17").matches(b"zz-custom-llm-key-7f3a9c2f"));
+    }
+
+    #[test]
+    fn every_string_of_a_json_value_is_masked_and_its_keys_and_numbers_kept() {
+        let secret = "s3cr3t-value-1234";
+        let m = Masker::new([secret.to_string()]);
+        let mut v = serde_json::json!({
+            "text": format!("token {secret}"),
+            "blocks": [{"type": "section", "fields": [secret, 7, null, true]}],
+            secret: {"nested": {"deeper": [format!("{secret}!")]}}
+        });
+        m.mask_json(&mut v);
+        let want = serde_json::json!({
+            "text": format!("token {MASK}"),
+            "blocks": [{"type": "section", "fields": [MASK, 7, null, true]}],
+            secret: {"nested": {"deeper": [format!("{MASK}!")]}}
+        });
+        assert_eq!(v, want);
     }
 
     /// [`Masker::from_env`] reads this process's environment, which a unit test must not change

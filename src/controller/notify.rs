@@ -134,16 +134,8 @@ pub fn digest(m: &Message) -> String {
 }
 
 fn masked(m: Message, masker: &Masker) -> Message {
-    fn walk(v: &mut serde_json::Value, masker: &Masker) {
-        match v {
-            serde_json::Value::String(s) => *s = masker.mask(s),
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(v, masker)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|v| walk(v, masker)),
-            _ => {}
-        }
-    }
     let mut blocks = m.blocks;
-    blocks.iter_mut().for_each(|b| walk(b, masker));
+    blocks.iter_mut().for_each(|b| masker.mask_json(b));
     Message { text: masker.mask(&m.text), blocks }
 }
 

@@ -410,17 +410,9 @@ pub fn triage_run(run: &HealingRun, config: &ControllerConfig) -> Result<(Triage
 /// `t` with every string in it masked by `masker` (the excerpt, the diagnostics, the failing step).
 /// The error hash, computed before, is kept as it is. Pure.
 fn mask_triage(t: TriageResult, masker: &Masker) -> TriageResult {
-    fn walk(v: &mut serde_json::Value, masker: &Masker) {
-        match v {
-            serde_json::Value::String(s) => *s = masker.mask(s),
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(v, masker)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|v| walk(v, masker)),
-            _ => {}
-        }
-    }
     let hash = t.error_hash.clone();
     let masked = serde_json::to_value(&t).ok().and_then(|mut v| {
-        walk(&mut v, masker);
+        masker.mask_json(&mut v);
         serde_json::from_value::<TriageResult>(v).ok()
     });
     match masked {
