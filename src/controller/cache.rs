@@ -22,9 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use kube::Resource;
+use kube::api::ObjectMeta;
 use kube::runtime::reflector::{self, Lookup, Store};
 use kube::runtime::watcher;
 
@@ -105,19 +106,56 @@ pub fn trim_meta<K: Resource>(o: &mut K) {
     o.meta_mut().managed_fields = None;
 }
 
-/// A Job as the attempt controller reads it: metadata (name, labels, ownerReferences) and status;
-/// its spec (the pod template, most of its bytes) is dropped.
+/// A Job as the attempt controller reads it ([`crate::resources::job::observe`],
+/// [`crate::resources::job::is_owned_by`]): its name, namespace, labels, ownerReferences and
+/// creationTimestamp, and of its status the start and completion times and the conditions. The
+/// spec (the pod template, most of its bytes) and everything else are dropped.
 pub fn trim_job(j: &mut Job) {
-    trim_meta(j);
+    j.metadata = slim_meta(std::mem::take(&mut j.metadata), true);
     j.spec = None;
+    j.status = j.status.take().map(|s| JobStatus {
+        conditions: s.conditions,
+        start_time: s.start_time,
+        completion_time: s.completion_time,
+        ..Default::default()
+    });
 }
 
-/// A pod as the attempt controller reads it ([`crate::resources::job::observe`]): metadata (name,
-/// labels, creationTimestamp) and status (phase, container statuses and their termination
-/// messages); its spec is dropped.
+/// A pod as the attempt controller reads it ([`crate::resources::job::observe`]): its name,
+/// namespace, labels and creationTimestamp, and of its status the phase, message, start time and
+/// each container's name and state (a terminated step's exit code, time and termination message:
+/// the verdict). The spec and the rest of the status (images, IPs, conditions) are dropped.
 pub fn trim_pod(p: &mut Pod) {
-    trim_meta(p);
+    p.metadata = slim_meta(std::mem::take(&mut p.metadata), false);
     p.spec = None;
+    let steps = |cs: Option<Vec<ContainerStatus>>| {
+        cs.map(|cs| {
+            cs.into_iter().map(|c| ContainerStatus { name: c.name, state: c.state, ..Default::default() }).collect()
+        })
+    };
+    p.status = p.status.take().map(|s| PodStatus {
+        phase: s.phase,
+        message: s.message,
+        start_time: s.start_time,
+        init_container_statuses: steps(s.init_container_statuses),
+        container_statuses: steps(s.container_statuses),
+        ..Default::default()
+    });
+}
+
+/// The metadata the caches keep of a Job or pod; the ownerReferences only when `owners`.
+fn slim_meta(m: ObjectMeta, owners: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        creation_timestamp: m.creation_timestamp,
+        deletion_timestamp: m.deletion_timestamp,
+        labels: m.labels,
+        owner_references: if owners { m.owner_references } else { None },
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +163,7 @@ mod tests {
     use super::*;
     use futures::FutureExt;
     use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::ResourceExt;
     use kube::api::ObjectMeta;
     use kube::runtime::reflector::ObjectRef;
 
@@ -181,12 +220,52 @@ mod tests {
         let mut c = cm("a", "1");
         trim_meta(&mut c);
         assert!(c.metadata.managed_fields.is_none() && c.data.is_some() && c.metadata.name.is_some());
-        let mut j = Job { spec: Some(Default::default()), status: Some(Default::default()), ..Default::default() };
-        j.metadata.owner_references = Some(vec![Default::default()]);
+    }
+
+    /// A real Job and pod, as the API server returned them for an attempt, keep exactly what
+    /// `job::observe` and `job::is_owned_by` read: the observation is the same before and after.
+    #[test]
+    fn a_trimmed_job_and_pod_give_the_same_observation_in_a_fraction_of_the_bytes() {
+        use crate::resources::job;
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "r-1-x7k2p", "namespace": "ns", "uid": "u", "creationTimestamp": "2026-12-08T01:00:00Z",
+                "labels": {"cihealer.dev/attempt": "r-1", "batch.kubernetes.io/job-name": "r-1"},
+                "annotations": {"a": "b"}, "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "r-1", "uid": "j"}],
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {"containers": [{"name": "validate", "image": "healer:1", "env": [{"name": "A", "value": "b"}]}]},
+            "status": {"phase": "Succeeded", "startTime": "2026-12-08T01:00:01Z", "hostIP": "10.0.0.1", "podIP": "10.1.0.9",
+                "conditions": [{"type": "Ready", "status": "False"}], "qosClass": "Burstable",
+                "initContainerStatuses": [{"name": "agent", "image": "healer:1", "imageID": "sha256:1", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "message": "{\"diagnosis\":\"reformatted\"}", "finishedAt": "2026-12-08T01:00:05Z"}}}],
+                "containerStatuses": [{"name": "validate", "image": "healer:1", "imageID": "sha256:1", "containerID": "host://1",
+                    "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": "2026-12-08T01:00:09Z",
+                        "message": "{\"outcome\":\"passed\",\"reason\":\"ValidationPassed\",\"summary\":\"ok\"}"}}}]}
+        }))
+        .unwrap();
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "r-1", "namespace": "ns", "labels": {"app.kubernetes.io/managed-by": "ci-healer"},
+                "ownerReferences": [{"apiVersion": "cihealer.dev/v1alpha1", "kind": "HealingAttempt", "name": "r-1", "uid": "a", "controller": true}],
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "validate", "image": "healer:1"}]}}},
+            "status": {"startTime": "2026-12-08T01:00:00Z", "completionTime": "2026-12-08T01:00:10Z", "succeeded": 1,
+                "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-12-08T01:00:10Z"}]}
+        }))
+        .unwrap();
+        let before = format!("{:?}", job::observe(Some(&job), std::slice::from_ref(&pod)));
+        let (mut j, mut p) = (job.clone(), pod.clone());
         trim_job(&mut j);
-        assert!(j.spec.is_none() && j.status.is_some() && j.metadata.owner_references.is_some());
-        let mut p = Pod { spec: Some(Default::default()), status: Some(Default::default()), ..Default::default() };
         trim_pod(&mut p);
-        assert!(p.spec.is_none() && p.status.is_some());
+        assert_eq!(format!("{:?}", job::observe(Some(&j), std::slice::from_ref(&p))), before);
+        assert!(before.contains("Judged") && before.contains("reformatted"), "{before}");
+        assert_eq!(j.owner_references(), job.owner_references());
+        assert_eq!(p.labels().get("cihealer.dev/attempt").map(String::as_str), Some("r-1"));
+        assert!(j.spec.is_none() && p.spec.is_none() && p.metadata.managed_fields.is_none());
+        let json = |v: &Pod| serde_json::to_string(v).unwrap();
+        for gone in ["hostIP", "podIP", "qosClass", "Ready", "sha256:1", "host://1", "annotations", "env"] {
+            assert!(json(&pod).contains(gone) && !json(&p).contains(gone), "{gone} dropped: {}", json(&p));
+        }
+        let j = serde_json::to_string(&j).unwrap();
+        assert!(!j.contains("template") && !j.contains("succeeded") && !j.contains("managedFields"), "{j}");
     }
 }
