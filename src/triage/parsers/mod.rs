@@ -509,6 +509,8 @@ const KEYWORDS: &[(&str, u8, u8)] = &[
     ("ssh: ", 2, FLAG_NET),
     ("connection timed out", 4, FLAG_NET),
     ("no such file or directory", 2, FLAG_NET),
+    // GNU make's status of a recipe whose program was not found (checked by [`network`]).
+    ("error 127", 4, FLAG_NET),
 ];
 
 static KEYWORD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {

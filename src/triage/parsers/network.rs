@@ -27,6 +27,7 @@
 //! The connection to the server localhost:8080 was refused - did you specify the right host or port?
 //! info There appears to be trouble with the npm registry (returned undefined). Retrying…  (yarn 1)
 //! bash: line 1: terraform: command not found                                    (environment)
+//! make: *** [Makefile:2: lint] Error 127        (GNU make: the recipe's program was not found)
 //! ```
 //! npm's and pnpm's codes (`E404`, `ECONNREFUSED`, `ERR_PNPM_FETCH_404` …) are read in
 //! [`super::node`]. Rules are checked only on lines that carry one of their keywords.
@@ -182,6 +183,16 @@ const RULES: &[(&str, Tool, FailureClass, bool)] = &[
         FailureClass::Environment,
         true,
     ),
+    // GNU make runs a simple recipe line without a shell: a missing program is make's own
+    // `make: NAME: Command not found` (make < 4.3) or `make: NAME: No such file or directory`,
+    // then `make: *** [Makefile:2: lint] Error 127`. 127 is the status POSIX gives a command that
+    // is not found (Shell Command Language, 2.8.2 "Exit Status for Commands"); make reports it as is.
+    (
+        r"^make(?:\[\d+\])?: (?:\*\*\* \[[^\]]*\] Error 127$|[\w./+-]+: Command not found$)",
+        Tool::Shell,
+        FailureClass::Environment,
+        true,
+    ),
 ];
 
 static SET: LazyLock<RegexSet> =
@@ -264,6 +275,9 @@ mod tests {
                 &env,
             ),
             ("bash: line 1: terraform: command not found", Tool::Shell, &env),
+            ("make: *** [Makefile:2: lint] Error 127", Tool::Shell, &env),
+            ("make[1]: *** [sub.mk:4: all] Error 127", Tool::Shell, &env),
+            ("make: golangci-lint: Command not found", Tool::Shell, &env),
         ] {
             let got = classes(&format!("{line}\n"));
             assert!(got.iter().any(|(t, c)| *t == tool && c == code), "{line}: {got:?}");
@@ -273,6 +287,28 @@ mod tests {
             classes("     Error: connect ECONNREFUSED 127.0.0.1:5439\n")
                 .iter()
                 .all(|(_, c)| c.as_deref() != Some("network"))
+        );
+        // npm prints Node's TLS verification codes (`DEPTH_ZERO_SELF_SIGNED_CERT`,
+        // `SELF_SIGNED_CERT_IN_CHAIN` …: OpenSSL's X509 verify errors as Node names them) after
+        // `npm error code`, like its `E…` codes: a registry that cannot be trusted.
+        for code in ["DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"] {
+            for prefix in ["npm error code", "npm ERR! code"] {
+                let text = format!(
+                    "{prefix} {code}\nnpm error request to https://r.example/x failed, reason: self-signed certificate\n"
+                );
+                let log = Log::parse(&text, &Limits::default());
+                let parsed = parsers::parse(&log, &text, None, &Limits::default());
+                assert!(
+                    parsed.diagnostics.iter().any(|d| d.tool == Tool::Npm && d.code.as_deref() == Some(code)),
+                    "{text}: {:?}",
+                    parsed.diagnostics
+                );
+                assert!(parsed.signals.iter().any(|s| s.class == FailureClass::Network), "{text}");
+            }
+        }
+        // Another exit status of a recipe is the recipe's own failure.
+        assert!(
+            classes("make: *** [Makefile:2: test] Error 1\n").iter().all(|(_, c)| c.as_deref() != Some("environment"))
         );
     }
 }

@@ -33,7 +33,7 @@ static COMPACT: LazyLock<Regex> = LazyLock::new(|| {
 static JEST_FAIL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*FAIL\s+(\S+)(?:\s+>\s+(.+))?").expect("static regex"));
 static NPM_CODE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^npm (?:ERR!|error) code (E[A-Z0-9_]+)").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"^npm (?:ERR!|error) code ([A-Z][A-Z0-9_]+)").expect("static regex"));
 static PNPM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(ERR_PNPM_[A-Z0-9_]+)\s+(.*)$").expect("static regex"));
 static YARN_BERRY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^➤ (YN\d{4}): (.*)$").expect("static regex"));
 
