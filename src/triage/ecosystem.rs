@@ -326,7 +326,8 @@ static SIGNAL_NFA: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .expect("static ecosystem automaton")
 });
 
-/// Logs of at most this many bytes are scanned with [`SIGNAL_NFA`], longer ones with [`SIGNAL_AC`].
+/// Logs of at most this many bytes are scanned with [`SIGNAL_NFA`], longer ones with [`SIGNAL_AC`]
+/// (and every log once the process [`is_warm`](super::parsers::is_warm)).
 const SIGNAL_NFA_MAX_BYTES: usize = 32 << 10;
 
 /// The ecosystem of a command or step-name word (`npm`, `cargo`, `pytest`, `helm` …).
@@ -420,7 +421,8 @@ pub fn guess(ev: &EcosystemEvidence<'_>) -> Option<EcosystemGuess> {
         let focus = ev.focus_lines.clone().unwrap_or(0..0);
         let before_tail = focus.start.min(tail.start)..focus.end.min(tail.start);
         let log_bytes = log.lines.last().map_or(0, |l| l.start + l.text.len());
-        let signals: &AhoCorasick = if log_bytes <= SIGNAL_NFA_MAX_BYTES { &SIGNAL_NFA } else { &SIGNAL_AC };
+        let small = log_bytes <= SIGNAL_NFA_MAX_BYTES && !super::parsers::is_warm();
+        let signals: &AhoCorasick = if small { &SIGNAL_NFA } else { &SIGNAL_AC };
         for i in before_tail.chain(tail) {
             let l = &log.lines[i];
             let in_focus = focus.contains(&i);

@@ -549,8 +549,32 @@ static KEYWORD_NFA: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .expect("static keyword automaton")
 });
 
-/// Texts up to this many bytes are scanned with [`KEYWORD_NFA`], longer ones with [`KEYWORD_RE`].
+/// Texts up to this many bytes are scanned with [`KEYWORD_NFA`], longer ones with [`KEYWORD_RE`]
+/// (and every text once the process [`is_warm`]).
 const KEYWORD_NFA_MAX_BYTES: usize = 16 << 10;
+
+/// Log bytes this process has triaged so far (see [`is_warm`]).
+static TRIAGED_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Once a process has triaged this many log bytes, small texts too are scanned with the automata
+/// that are fast per byte but slow to build ([`KEYWORD_RE`]'s lazy DFA, the ecosystem signals'
+/// Aho-Corasick DFA). Building both costs a few milliseconds; the contiguous NFAs cost about as
+/// much more per MiB scanned, so a controller that triages many logs pays the build back after
+/// about this many bytes, and a `healer triage` process on one small log never builds them. The
+/// automata find the same matches, so only the speed depends on it.
+pub const WARM_AFTER_BYTES: usize = 1 << 20;
+
+/// Count `bytes` more triaged log bytes; whether the process had triaged at least
+/// [`WARM_AFTER_BYTES`] before them.
+fn note_triaged(bytes: usize) -> bool {
+    TRIAGED_BYTES.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) >= WARM_AFTER_BYTES
+}
+
+/// Whether this process has triaged at least [`WARM_AFTER_BYTES`] of logs (before the current
+/// one): then small texts are scanned with the automata that are fast per byte.
+pub fn is_warm() -> bool {
+    TRIAGED_BYTES.load(std::sync::atomic::Ordering::Relaxed) >= WARM_AFTER_BYTES
+}
 
 /// The longest keyword, in bytes (a match of [`KEYWORD_RE`] is at most this long).
 const MAX_KEYWORD_BYTES: usize = 32;
@@ -625,6 +649,7 @@ pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -
     let mut notes = Vec::new();
     let mut sink = Sink { out: &mut diagnostics, signals: &mut signals, seen: HashSet::new() };
     let whole_json = json::parse_document(text, log, &mut sink, &mut notes);
+    let warm = note_triaged(text.len());
     let n = log.lines.len();
     let mut line_scores = vec![0u8; n];
     // Keywords: one Aho-Corasick pass over the whole text, matches mapped to lines by offset (much
@@ -657,7 +682,7 @@ pub fn parse(log: &Log<'_>, text: &str, focus: Option<usize>, limits: &Limits) -
                 kw_flags[li] |= f;
             }
         };
-        if region.len() <= KEYWORD_NFA_MAX_BYTES {
+        if !warm && region.len() <= KEYWORD_NFA_MAX_BYTES {
             for m in KEYWORD_NFA.find_iter(region) {
                 mark(from + m.start(), &region[m.range()]);
             }
@@ -827,5 +852,24 @@ mod tests {
         let by_nfa: Vec<(usize, &str)> = KEYWORD_NFA.find_iter(&text).map(|m| (m.start(), &text[m.range()])).collect();
         assert!(by_regex.len() > KEYWORDS.len(), "{}", by_regex.len());
         assert_eq!(by_nfa, by_regex);
+    }
+
+    /// After [`WARM_AFTER_BYTES`] of triaged logs the process switches a small log's scans to the
+    /// automata that are fast per byte: the same diagnostics, signals and line scores as before.
+    #[test]
+    fn a_warm_process_finds_what_a_cold_one_does() {
+        let small = "npm error code E404\nsrc/a.ts(3,5): error TS2322: Type 'x' is not assignable\n\
+            Error: failed to fetch https://x\nmake: *** [Makefile:2: lint] Error 127\n";
+        let run = |t: &str| {
+            let log = Log::parse(t, &Limits::default());
+            let p = parse(&log, t, None, &Limits::default());
+            (p.diagnostics, p.signals, p.line_scores)
+        };
+        let before = run(small);
+        let filler = "ok: nothing failed here, only a warning about timeouts\n".repeat(WARM_AFTER_BYTES / 50 + 1);
+        run(&filler);
+        assert!(is_warm());
+        assert_eq!(run(small), before);
+        assert!(!before.0.is_empty());
     }
 }
