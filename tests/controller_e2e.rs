@@ -545,3 +545,40 @@ async fn a_leftover_attempt_of_a_deleted_run_blocks_nothing_and_starts_nothing()
     finish_attempt(&apis, &job, &verdict(Outcome::Passed, "ValidationPassed", "ok")).await;
     apis.run_phase(&name, "Fixed").await;
 }
+
+/// A Job with the attempt's name that the attempt does not own (someone else's, without the
+/// controller's labels) is neither adopted nor replaced: the attempt reports `JobNameTaken` and the
+/// Job stays as it was. Such a Job is not in the controller's Job cache (it watches its own Jobs
+/// only), so this is also the path on which the API server is asked: creating the Job answers 409,
+/// and the GET that follows shows whose it is.
+#[tokio::test]
+async fn a_foreign_job_with_the_attempts_name_is_reported_and_left_alone() {
+    let (apis, _ctrl) = setup("jobtaken").await;
+    let run = run_named(&apis.ns, "gh-2202229078-1-289782453");
+    let name = format!("{}-1", run.name_any());
+    let foreign: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"team": "someone-else"}},
+        "spec": {"suspend": true, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "work", "image": "registry.example/work:1"}]}}}
+    }))
+    .unwrap();
+    apis.jobs.create(&PostParams::default(), &foreign).await.unwrap();
+    apis.runs.create(&PostParams::default(), &run).await.unwrap();
+
+    let attempts = apis.attempts.clone();
+    let taken = support::wait_for("the attempt to report the name taken", Duration::from_secs(30), || {
+        let (attempts, name) = (attempts.clone(), name.clone());
+        async move {
+            let a = attempts.get(&name).await.ok()?;
+            let c = a.status.as_ref()?.conditions.iter().find(|c| c.type_ == "JobCreated")?.clone();
+            (c.status == "False").then_some(c)
+        }
+    })
+    .await;
+    assert_eq!(taken.reason, "JobNameTaken", "{taken:?}");
+    let job = apis.jobs.get(&name).await.unwrap();
+    assert!(job.metadata.owner_references.is_none(), "not adopted: {:?}", job.metadata.owner_references);
+    assert_eq!(job.labels().get("team").map(String::as_str), Some("someone-else"));
+    assert_eq!(job.spec.and_then(|s| s.suspend), Some(true), "not edited");
+    assert_eq!(apis.job_names().await, [name], "no second Job");
+}
