@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use ci_healer::contract::Outcome;
@@ -14,19 +13,6 @@ use kube::api::PostParams;
 use serde_json::json;
 use support::{Apis, ControllerProcess, finish_attempt, verdict};
 
-fn helm_template(args: &[&str]) -> String {
-    let dir = Command::new("bash").arg(support::root().join("hack/control-plane.sh")).arg("bin-dir").output().unwrap();
-    let helm = format!("{}/helm", String::from_utf8_lossy(&dir.stdout).trim());
-    let out = Command::new(helm)
-        .args(["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"])
-        .args(args)
-        .current_dir(support::root())
-        .output()
-        .expect("run helm");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Apply the chart's admission policies, bound to `ns` only (so parallel tests are not affected),
 /// with (`mutate`) or without the MutatingAdmissionPolicy; wait until they act.
 async fn install_policies(apis: &Apis, mutate: bool) {
@@ -34,7 +20,7 @@ async fn install_policies(apis: &Apis, mutate: bool) {
     if mutate {
         args.extend(["--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"]);
     }
-    let text = helm_template(&args);
+    let text = support::render_chart("ci-healer", &args);
     let ns = &apis.ns;
     let mut docs = Vec::new();
     for d in serde_yaml_ng::Deserializer::from_str(&text) {

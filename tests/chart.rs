@@ -18,22 +18,15 @@ fn read(path: &str) -> String {
 
 #[test]
 fn generated_copies_match() {
-    let rendered = support::helm(&["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"]);
+    let rendered = support::render_chart("ci-healer", &[]);
     assert!(
         rendered == read("charts/rendered/ci-healer.yaml"),
         "charts/rendered/ci-healer.yaml is stale: run `make generate`"
     );
-    let rbac = support::helm(&[
-        "template",
+    let rbac = support::render_chart(
         "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-        "--show-only",
-        "templates/serviceaccount.yaml",
-        "--show-only",
-        "templates/rbac.yaml",
-    ]);
+        &["--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"],
+    );
     assert!(rbac == read("config/rbac/controller.yaml"), "config/rbac/controller.yaml is stale: run `make generate`");
     assert!(
         read("charts/ci-healer/crds/cihealer.dev.yaml") == ci_healer::crd::crds_yaml(),
@@ -82,17 +75,10 @@ async fn install_chart_rbac(
     ns: &str,
     edit: impl FnOnce(&mut Vec<PolicyRule>),
 ) -> std::path::PathBuf {
-    let rendered = support::helm(&[
-        "template",
-        "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
+    let rendered = support::render_chart(
         ns,
-        "--show-only",
-        "templates/serviceaccount.yaml",
-        "--show-only",
-        "templates/rbac.yaml",
-    ]);
+        &["--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"],
+    );
     let docs: Vec<serde_json::Value> =
         serde_yaml_ng::Deserializer::from_str(&rendered).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
     let doc = |kind: &str| {
@@ -370,23 +356,21 @@ async fn the_rbac_test_catches_a_chart_without_pods_deletecollection() {
 #[test]
 fn the_controller_may_get_only_the_github_identitys_secrets() {
     let ns = "chart-github-secrets";
-    let rendered = support::helm(&[
-        "template",
+    let rendered = support::render_chart(
         "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-        "--show-only",
-        "templates/github-secret-rbac.yaml",
-        "--set",
-        "config.github.app.appId=4242",
-        "--set",
-        "config.github.app.privateKeySecret.name=ci-healer-github-app",
-        "--set",
-        "config.github.app.privateKeySecret.key=private-key.pem",
-        "--set",
-        &format!("config.github.secretNamespace={ns}"),
-    ]);
+        &[
+            "--show-only",
+            "templates/github-secret-rbac.yaml",
+            "--set",
+            "config.github.app.appId=4242",
+            "--set",
+            "config.github.app.privateKeySecret.name=ci-healer-github-app",
+            "--set",
+            "config.github.app.privateKeySecret.key=private-key.pem",
+            "--set",
+            &format!("config.github.secretNamespace={ns}"),
+        ],
+    );
     assert!(!read("charts/rendered/ci-healer.yaml").contains("secrets"), "no Secret rule without config.github");
     let _ = support::kubectl(&["create", "namespace", ns]);
     let path = std::env::temp_dir().join("ci-healer-chart-github-secrets.yaml");
@@ -416,17 +400,15 @@ fn the_controller_may_get_only_the_github_identitys_secrets() {
 #[test]
 fn attempt_pods_get_a_network_policy_that_cuts_the_cluster_off() {
     let ns = "chart-attempt-netpol";
-    let rendered = support::helm(&[
-        "template",
+    let rendered = support::render_chart(
         "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-        "--show-only",
-        "templates/attempt-networkpolicy.yaml",
-        "--set",
-        &format!("attemptNetworkPolicy.namespaces={{{ns},{ns}-b}}"),
-    ]);
+        &[
+            "--show-only",
+            "templates/attempt-networkpolicy.yaml",
+            "--set",
+            &format!("attemptNetworkPolicy.namespaces={{{ns},{ns}-b}}"),
+        ],
+    );
     let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .filter(|d: &serde_json::Value| !d.is_null())
@@ -482,15 +464,7 @@ fn attempt_pods_get_a_network_policy_that_cuts_the_cluster_off() {
     assert_eq!(out.matches("networkpolicy.networking.k8s.io/ci-healer-attempts").count(), 2, "{out}");
 
     // Off means off.
-    let off = support::helm(&[
-        "template",
-        "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-        "--set",
-        "attemptNetworkPolicy.enabled=false",
-    ]);
+    let off = support::render_chart("ci-healer", &["--set", "attemptNetworkPolicy.enabled=false"]);
     assert!(!off.contains("kind: NetworkPolicy"));
 }
 
@@ -510,14 +484,13 @@ fn the_controller_may_get_only_the_slack_secret() {
         "--set",
         &format!("config.slack.secretNamespace={ns}"),
     ];
-    let mut args = vec!["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"];
-    args.extend(["--show-only", "templates/slack-secret-rbac.yaml"]);
-    args.extend(set);
-    let rendered = support::helm(&args);
-    let mut args = vec!["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"];
-    args.extend(["--show-only", "templates/configmap.yaml"]);
-    args.extend(set);
-    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(&support::helm(&args)).unwrap();
+    let only = |template: &'static str| {
+        let mut args = vec!["--show-only", template];
+        args.extend(set);
+        support::render_chart("ci-healer", &args)
+    };
+    let rendered = only("templates/slack-secret-rbac.yaml");
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(&only("templates/configmap.yaml")).unwrap();
     let cfg = ci_healer::config::ControllerConfig::from_yaml(&cm.data.unwrap()["config.yaml"]).unwrap();
     let slack = cfg.slack.unwrap();
     assert_eq!(slack.channel_for("any", "o/r"), Some("C0123456789"));

@@ -135,17 +135,8 @@ impl Drop for Driver {
 /// checked by the API server (server-side dry run), its ClusterRole is applied and bound in `ns`,
 /// and every request the dashboard makes is then authorised as that ServiceAccount.
 fn chart_identity(ns: &str) -> PathBuf {
-    let rendered = support::helm(&[
-        "template",
-        "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        ns,
-        "--set",
-        "dashboard.enabled=true",
-        "--show-only",
-        "templates/dashboard.yaml",
-    ]);
+    let rendered =
+        support::render_chart(ns, &["--set", "dashboard.enabled=true", "--show-only", "templates/dashboard.yaml"]);
     let file = out_dir().join(format!("chart-dashboard-{ns}.yaml"));
     std::fs::write(&file, &rendered).unwrap();
     let (ok, out) = support::kubectl(&[

@@ -8,8 +8,7 @@ mod support;
 use std::time::Duration;
 
 use ci_healer::crd::HealingRun;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use loopback_github::*;
@@ -668,12 +667,7 @@ async fn one_check_run_and_one_pull_request_comment_are_edited_in_place_even_aft
     let client = support::client().await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "gh-report").await;
-    let secret = Secret {
-        metadata: ObjectMeta { name: Some("github-app".into()), ..Default::default() },
-        data: Some([("key.pem".to_string(), ByteString(private.clone().into_bytes()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
+    support::create_secret(&client, &ns, "github-app", "key.pem", private.clone().into_bytes()).await;
     let config = format!(
         "github:\n  apiUrl: {}\n  app: {{appId: 4242, privateKeySecret: {{name: github-app, key: key.pem}}}}\n  \
          secretNamespace: {ns}\n  requestTimeoutSeconds: 10\nallowedRepositories:\n  {ns}: [\"Codertocat\"]\n",

@@ -109,18 +109,10 @@ fn docs(yaml: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn the_chart_ships_the_rules_only_with_the_prometheus_operator_and_the_dashboard_configmap() {
-    let plain = docs(&support::helm(&["template", "ci-healer", "charts/ci-healer", "--namespace", "ci-healer"]));
+    let plain = docs(&support::render_chart("ci-healer", &[]));
     assert!(!plain.iter().any(|d| d["kind"] == "PrometheusRule"), "no PrometheusRule without the operator's API");
     assert!(!plain.iter().any(|d| d["metadata"]["name"] == "ci-healer-grafana-dashboard"), "the dashboard is opt-in");
-    let with_grafana = docs(&support::helm(&[
-        "template",
-        "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-        "--set",
-        "grafanaDashboard.enabled=true",
-    ]));
+    let with_grafana = docs(&support::render_chart("ci-healer", &["--set", "grafanaDashboard.enabled=true"]));
     let cm = with_grafana
         .iter()
         .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "ci-healer-grafana-dashboard")
@@ -129,17 +121,15 @@ fn the_chart_ships_the_rules_only_with_the_prometheus_operator_and_the_dashboard
     let json: serde_json::Value = serde_json::from_str(cm["data"]["ci-healer.json"].as_str().unwrap()).unwrap();
     assert_eq!(json, grafana::dashboard(), "the ConfigMap carries the generated dashboard");
 
-    let with_operator = docs(&support::helm(&[
-        "template",
+    let with_operator = docs(&support::render_chart(
         "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-        "--api-versions",
-        "monitoring.coreos.com/v1/PrometheusRule",
-        "--set",
-        "prometheusRule.labels.release=kube-prometheus-stack",
-    ]));
+        &[
+            "--api-versions",
+            "monitoring.coreos.com/v1/PrometheusRule",
+            "--set",
+            "prometheusRule.labels.release=kube-prometheus-stack",
+        ],
+    ));
     let rule = with_operator.iter().find(|d| d["kind"] == "PrometheusRule").expect("a PrometheusRule");
     assert_eq!(rule["metadata"]["labels"]["release"], "kube-prometheus-stack");
     let file: serde_json::Value =

@@ -32,25 +32,23 @@ type Grant = (String, String, String);
 
 /// The rules the rendered chart gives each component, keyed by the component's `User-Agent` name.
 fn chart_grants() -> BTreeMap<&'static str, BTreeSet<Grant>> {
-    let rendered = support::helm(&[
-        "template",
+    let rendered = support::render_chart(
         "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        "ci-healer",
-        "--set",
-        "webhook.enabled=true",
-        "--set",
-        "dashboard.enabled=true",
-        "--set",
-        "config.github.tokenSecret.name=github-token",
-        "--set",
-        "config.github.tokenSecret.key=token",
-        "--set",
-        "config.slack.tokenSecret.name=slack-token",
-        "--set",
-        "config.slack.tokenSecret.key=token",
-    ]);
+        &[
+            "--set",
+            "webhook.enabled=true",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "config.github.tokenSecret.name=github-token",
+            "--set",
+            "config.github.tokenSecret.key=token",
+            "--set",
+            "config.slack.tokenSecret.name=slack-token",
+            "--set",
+            "config.slack.tokenSecret.key=token",
+        ],
+    );
     let owner = |role: &str| match role {
         "ci-healer" | "ci-healer-github-identity" | "ci-healer-slack" => Some("controller"),
         "ci-healer-webhook" => Some("webhook"),

@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 
 use ci_healer::contract::Outcome;
 use ci_healer::crd::HealingRun;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use loopback_slack::{Fault, LoopbackSlack, Recorded};
 use serde_json::json;
 use support::{Apis, ControllerProcess, finish_attempt, verdict};
@@ -36,12 +34,7 @@ async fn setup(slack: &LoopbackSlack, prefix: &str) -> (Apis, ControllerProcess,
     let client = support::client().await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, prefix).await;
-    let secret = Secret {
-        metadata: ObjectMeta { name: Some("slack".into()), ..Default::default() },
-        data: Some([("token".to_string(), ByteString(format!("{TOKEN}\n").into_bytes()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
+    support::create_secret(&client, &ns, "slack", "token", format!("{TOKEN}\n").into_bytes()).await;
     let config = format!(
         "slack:\n  apiUrl: {}\n  tokenSecret: {{name: slack, key: token}}\n  secretNamespace: {ns}\n  \
          requestTimeoutSeconds: 5\n  channel: C0OTHER001\n  namespaces:\n    {ns}: {CHANNEL}\n",

@@ -40,17 +40,8 @@ fn secret_file(ns: &str) -> PathBuf {
 /// The chart's webhook objects rendered for `ns` (the API server accepts them all, dry run), its
 /// ServiceAccount, Role and RoleBinding applied, and a client that impersonates the ServiceAccount.
 async fn chart_identity(ns: &str) -> (Client, PathBuf) {
-    let rendered = support::helm(&[
-        "template",
-        "ci-healer",
-        "charts/ci-healer",
-        "--namespace",
-        ns,
-        "--set",
-        "webhook.enabled=true",
-        "--show-only",
-        "templates/webhook.yaml",
-    ]);
+    let rendered =
+        support::render_chart(ns, &["--set", "webhook.enabled=true", "--show-only", "templates/webhook.yaml"]);
     let file = out_dir().join(format!("chart-webhook-{ns}.yaml"));
     std::fs::write(&file, &rendered).unwrap();
     let apply = |f: &PathBuf, dry: bool| {

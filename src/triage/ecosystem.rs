@@ -307,24 +307,22 @@ const SIGNALS: &[(&str, Ecosystem, f32)] = &[
     ("apiVersion:", Ecosystem::Infrastructure, 0.5),
 ];
 
-static SIGNAL_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
+/// The signals as an Aho-Corasick automaton of `kind`: leftmost-first, case kept.
+fn signal_automaton(kind: aho_corasick::AhoCorasickKind) -> AhoCorasick {
     AhoCorasickBuilder::new()
         .match_kind(MatchKind::LeftmostFirst)
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .kind(Some(kind))
         .build(SIGNALS.iter().map(|(p, _, _)| p))
         .expect("static ecosystem automaton")
-});
+}
+
+static SIGNAL_AC: LazyLock<AhoCorasick> = LazyLock::new(|| signal_automaton(aho_corasick::AhoCorasickKind::DFA));
 
 /// [`SIGNAL_AC`] as a contiguous NFA (the same matches): built in microseconds instead of the DFA's
 /// milliseconds, slower per byte. Logs up to [`SIGNAL_NFA_MAX_BYTES`] use it, so a `healer triage`
 /// process on a small log never builds the DFA.
-static SIGNAL_NFA: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .match_kind(MatchKind::LeftmostFirst)
-        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-        .build(SIGNALS.iter().map(|(p, _, _)| p))
-        .expect("static ecosystem automaton")
-});
+static SIGNAL_NFA: LazyLock<AhoCorasick> =
+    LazyLock::new(|| signal_automaton(aho_corasick::AhoCorasickKind::ContiguousNFA));
 
 /// Logs of at most this many bytes are scanned with [`SIGNAL_NFA`], longer ones with [`SIGNAL_AC`]
 /// (and every log once the process [`is_warm`](super::parsers::is_warm)).

@@ -5,10 +5,7 @@
 
 use std::path::PathBuf;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
 
 use super::{Apis, ControllerProcess};
 
@@ -29,12 +26,7 @@ pub async fn controller(
     let client = super::client().await;
     super::install_crds(&client).await;
     let ns = super::namespace(&client, prefix).await;
-    let secret = Secret {
-        metadata: ObjectMeta { name: Some("github-token".into()), ..Default::default() },
-        data: Some([("token".to_string(), ByteString(token.as_bytes().to_vec()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
+    super::create_secret(&client, &ns, "github-token", "token", token.as_bytes().to_vec()).await;
     let config = format!(
         "github:\n  apiUrl: {api_url}\n  tokenSecret: {{name: github-token, key: token}}\n  secretNamespace: {ns}\n  \
          requestTimeoutSeconds: 10\n{}",

@@ -493,6 +493,26 @@ pub fn helm(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Create Secret `name` in `ns` holding `key` = `value` (a credential a test's controller reads).
+pub async fn create_secret(client: &Client, ns: &str, name: &str, key: &str, value: impl Into<Vec<u8>>) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some([(key.to_string(), ByteString(value.into()))].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await.expect("create Secret");
+}
+
+/// `helm template ci-healer charts/ci-healer --namespace <namespace> <args…>`: the chart as it
+/// renders for a release `ci-healer` in `namespace`, with the given extra flags. Panics when helm fails.
+pub fn render_chart(namespace: &str, args: &[&str]) -> String {
+    let mut all = vec!["template", "ci-healer", "charts/ci-healer", "--namespace", namespace];
+    all.extend_from_slice(args);
+    helm(&all)
+}
+
 /// Run `kubectl` against the local control plane; returns (success, stdout+stderr).
 pub fn kubectl(args: &[&str]) -> (bool, String) {
     let bin = std::env::var("KUBECTL_BIN").map(PathBuf::from).unwrap_or_else(|_| {

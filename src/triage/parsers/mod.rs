@@ -513,14 +513,17 @@ const KEYWORDS: &[(&str, u8, u8)] = &[
     ("error 127", 4, FLAG_NET),
 ];
 
-static KEYWORD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
+/// The keywords as an Aho-Corasick automaton of `kind`: leftmost-longest, ASCII case ignored.
+fn keyword_automaton(kind: aho_corasick::AhoCorasickKind) -> AhoCorasick {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .kind(Some(kind))
         .build(KEYWORDS.iter().map(|(k, _, _)| k))
         .expect("static keyword automaton")
-});
+}
+
+static KEYWORD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| keyword_automaton(aho_corasick::AhoCorasickKind::DFA));
 
 /// The keywords as one case-insensitive regex (the lazy DFA scans whole texts fastest). Longest
 /// first, so that of the keywords starting at one place the longest matches (as in
@@ -540,14 +543,8 @@ static KEYWORD_RE: LazyLock<regex::Regex> = LazyLock::new(|| {
 /// alternatives are tried longest first). It is built in microseconds where the regex's lazy DFA
 /// spends milliseconds determinising states on its first texts, so a `healer triage` process on a
 /// small log never builds the regex.
-static KEYWORD_NFA: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-        .build(KEYWORDS.iter().map(|(k, _, _)| k))
-        .expect("static keyword automaton")
-});
+static KEYWORD_NFA: LazyLock<AhoCorasick> =
+    LazyLock::new(|| keyword_automaton(aho_corasick::AhoCorasickKind::ContiguousNFA));
 
 /// Texts up to this many bytes are scanned with [`KEYWORD_NFA`], longer ones with [`KEYWORD_RE`]
 /// (and every text once the process [`is_warm`]).
