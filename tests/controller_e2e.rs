@@ -111,10 +111,10 @@ async fn real_payload_run_is_fixed_after_one_passing_attempt() {
         assert!(reasons.iter().any(|r| r == want), "missing Event {want} in {reasons:?}");
     }
     assert!(!reasons.iter().any(|r| r == "AttemptSucceeded"), "the verdict once, on the attempt: {reasons:?}");
+    // (No AttemptRunning required: a pod that finishes before the controller sees it running goes
+    // from Pending straight to Succeeded.)
     let attempt_reasons = apis.event_reasons("HealingAttempt", &format!("{name}-1")).await;
-    for want in ["AttemptRunning", "AttemptSucceeded"] {
-        assert!(attempt_reasons.iter().any(|r| r == want), "missing Event {want} in {attempt_reasons:?}");
-    }
+    assert!(attempt_reasons.iter().any(|r| r == "AttemptSucceeded"), "missing AttemptSucceeded in {attempt_reasons:?}");
 
     // What `kubectl get` shows: printer columns.
     let (ok, out) = support::kubectl(&["get", "healingruns", "-n", &apis.ns, "-o", "wide"]);
